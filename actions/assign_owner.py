@@ -1,0 +1,12 @@
+"""Assign Owner: make a user the owner of the record."""
+
+from __future__ import annotations
+
+from actions.base import ActionParams, ActionType, Ref
+
+
+class AssignOwner(ActionParams):
+    owner_id: Ref
+
+
+ACTION = ActionType("assign_owner", AssignOwner, "Assign an owner")

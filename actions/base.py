@@ -1,0 +1,162 @@
+"""The interface every action type implements, and the template-aware field types they share.
+
+One pydantic model per action type validates its parameters twice: when the workflow is saved
+(merge-field strings are checked as templates, literal strings in full) and after rendering
+for one event (``context={"rendered": True}``: every string is checked in full).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import (
+    AfterValidator,
+    AnyHttpUrl,
+    BaseModel,
+    ConfigDict,
+    StringConstraints,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+    validate_email,
+)
+from pydantic_core import PydanticCustomError
+
+from actions.templating import has_merge_fields, template_problems
+from coeflow.errors import ActionRenderError, InvalidWorkflow, problems_from
+from topics.catalog import action_topic
+
+RENDERED = {"rendered": True}
+"""Validation context for parameters after their merge fields were rendered."""
+
+
+def templated(*checks: Callable[[str], str]) -> AfterValidator:
+    """A string that may hold merge fields until rendered, then must pass every check."""
+
+    def validate(value: str, info: ValidationInfo) -> str:
+        rendered = bool(info.context and info.context.get("rendered"))
+        if not rendered and has_merge_fields(value):
+            problems = template_problems(value)
+            if problems:
+                raise PydanticCustomError("merge_field", "; ".join(problems))
+            return value
+        for check in checks:
+            value = check(value)
+        return value
+
+    return AfterValidator(validate)
+
+
+def _email(value: str) -> str:
+    try:
+        return validate_email(value.strip())[1]
+    except Exception:
+        raise PydanticCustomError("email", "{value} is not an email address", {"value": repr(value)}) from None
+
+
+_PHONE_SEPARATORS = re.compile(r"[\s().-]")
+_E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+
+
+def _phone(value: str) -> str:
+    number = _PHONE_SEPARATORS.sub("", value)
+    if not _E164.match(number):
+        raise PydanticCustomError(
+            "phone", "{value} is not a phone number in international form (+4915112345678)",
+            {"value": repr(value)},
+        )
+    return number
+
+
+_HTTP_URL: TypeAdapter[AnyHttpUrl] = TypeAdapter(AnyHttpUrl)
+
+
+def _http_url(value: str) -> str:
+    try:
+        return str(_HTTP_URL.validate_python(value.strip()))
+    except ValidationError:
+        raise PydanticCustomError("url", "{value} is not an http(s) URL", {"value": repr(value)}) from None
+
+
+def _single_line(value: str) -> str:
+    if "\n" in value or "\r" in value:
+        raise PydanticCustomError("single_line", "must be a single line")
+    return value
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise PydanticCustomError("blank", "must not be blank")
+    return value
+
+
+def _merge_fields_in_json(value: Any) -> Any:
+    problems = [p for text in _strings(value) if has_merge_fields(text) for p in template_problems(text)]
+    if problems:
+        raise PydanticCustomError("merge_field", "; ".join(problems))
+    return value
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v)]
+    return []
+
+
+JsonWithMergeFields = Annotated[Any, AfterValidator(_merge_fields_in_json)]
+"""Any JSON value; its strings may hold merge fields (a field's new value, a webhook body)."""
+Text = Annotated[str, StringConstraints(max_length=50_000), templated()]
+"""Free text with merge fields (a body, a note)."""
+Line = Annotated[str, StringConstraints(max_length=1_000), templated(_single_line, _not_blank)]
+"""One non-blank line with merge fields (a subject, a title)."""
+Ref = Annotated[str, StringConstraints(max_length=256), templated(_not_blank)]
+"""An id in the CRM (owner, sequence, status), possibly from a merge field."""
+Email = Annotated[str, StringConstraints(max_length=320), templated(_email)]
+Phone = Annotated[str, StringConstraints(max_length=40), templated(_phone)]
+HttpUrl = Annotated[str, StringConstraints(max_length=2_048), templated(_http_url)]
+
+
+class ActionParams(BaseModel):
+    """Parameters of one action type, as written in a workflow's ``actions[]`` entry."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def command_params(self, anchor: datetime) -> dict[str, Any]:
+        """The ``params`` of the ActionCommand. ``anchor`` (the event's time) is what relative
+        times such as ``due_in`` count from, so reprocessing gives the same command."""
+        return self.model_dump(mode="json", exclude_none=True)
+
+
+@dataclass(frozen=True, slots=True)
+class ActionType:
+    name: str
+    params: type[ActionParams]
+    description: str
+
+    @property
+    def topic(self) -> str:
+        return action_topic(self.name)
+
+    def validate_definition(self, params: dict[str, Any], loc: str) -> ActionParams:
+        """Check an ``actions[]`` entry when its workflow is saved."""
+        try:
+            return self.params.model_validate(params)
+        except ValidationError as exc:
+            raise InvalidWorkflow(problems_from(exc, loc)) from None
+
+    def command_params(self, rendered: dict[str, Any], anchor: datetime) -> dict[str, Any]:
+        """Validate rendered parameters for one event and build the command's ``params``."""
+        try:
+            params = self.params.model_validate(rendered, context=RENDERED)
+        except ValidationError as exc:
+            reasons = "; ".join(str(p) for p in problems_from(exc))
+            raise ActionRenderError(reasons) from None
+        return params.command_params(anchor)

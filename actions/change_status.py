@@ -1,0 +1,12 @@
+"""Change Status: set the record's ``status`` field."""
+
+from __future__ import annotations
+
+from actions.base import ActionParams, ActionType, Ref
+
+
+class ChangeStatus(ActionParams):
+    status: Ref
+
+
+ACTION = ActionType("change_status", ChangeStatus, "Change the status")

@@ -1,0 +1,1 @@
+"""Coeffection Workflows: settings, errors and the command line shared by every part."""

@@ -1,0 +1,76 @@
+"""The exception tree. Every error the product raises on purpose is a ``CoeflowError``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from pydantic import ValidationError
+
+
+class CoeflowError(Exception):
+    """Root of every error raised on purpose by Coeffection Workflows."""
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong with an input, located by a path such as ``actions.0.to``."""
+
+    loc: str
+    msg: str
+
+    def __str__(self) -> str:
+        return f"{self.loc}: {self.msg}" if self.loc else self.msg
+
+
+def problems_from(exc: ValidationError, prefix: str = "") -> list[Problem]:
+    """pydantic's errors as ``Problem``s, located under ``prefix`` (e.g. ``actions.0``)."""
+    problems = []
+    for err in exc.errors(include_url=False):
+        parts = [prefix] if prefix else []
+        parts.extend(str(part) for part in err["loc"])
+        problems.append(Problem(".".join(parts), err["msg"]))
+    return problems
+
+
+class InvalidInput(CoeflowError):
+    """Input that can never be processed as it is; carries every problem found."""
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        self.problems = tuple(problems)
+        super().__init__("; ".join(str(p) for p in self.problems))
+
+
+class InvalidEvent(InvalidInput):
+    """A record-change message that is not a valid ChangeEvent (it is dead-lettered)."""
+
+
+class InvalidWorkflow(InvalidInput):
+    """A workflow definition refused when it is saved."""
+
+
+class UnknownOperator(InvalidWorkflow):
+    """A condition names an operator that is not registered; the message lists valid ones."""
+
+    def __init__(self, loc: str, name: str, valid: Sequence[str]) -> None:
+        self.name = name
+        self.valid = tuple(valid)
+        super().__init__(
+            [Problem(loc, f"unknown operator {name!r}; valid operators: {', '.join(valid)}")]
+        )
+
+
+class ActionRenderError(CoeflowError):
+    """An action's parameters could not be rendered for one event (the run fails)."""
+
+
+class BrokerError(CoeflowError):
+    """The Kafka-API broker could not be started, reached or prepared."""
+
+
+class NotFound(CoeflowError):
+    """A workflow or run id that does not exist (for this tenant)."""
+
+
+class Conflict(CoeflowError):
+    """A write that contradicts the current state, such as a stale version."""

@@ -1,0 +1,1 @@
+"""The IO-free core: plain functions over pydantic models, testable without Kafka."""

@@ -1,0 +1,97 @@
+"""Compile a condition tree once into a closure that evaluates it and explains every leaf.
+
+Every leaf is evaluated (no short-circuit), so a run record can show each condition's actual
+value: the answer to "why didn't it fire?".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from coeflow.errors import InvalidWorkflow, Problem
+from processor.core import operators
+from processor.core.paths import MISSING, compile_path, lookup, plain
+from topics.runs import ConditionResult
+from topics.workflows import AllOf, AnyOf, Condition, ConditionLeaf, NotOf
+
+Snapshot = Mapping[str, Any] | None
+Evaluator = Callable[[Snapshot, Snapshot, list[ConditionResult]], bool]
+"""``evaluate(before, after, results)``: appends one result per leaf, returns the verdict."""
+
+
+def compile_condition(condition: Condition, loc: str = "conditions") -> Evaluator:
+    """Compile ``condition``; ``InvalidWorkflow`` lists every bad leaf."""
+    problems: list[Problem] = []
+    evaluator = _compile(condition, loc, problems)
+    if problems:
+        raise InvalidWorkflow(problems)
+    return evaluator
+
+
+def _compile(node: Condition, loc: str, problems: list[Problem]) -> Evaluator:
+    if isinstance(node, AllOf):
+        children = [_compile(c, f"{loc}.all.{i}", problems) for i, c in enumerate(node.all)]
+        return _all(children)
+    if isinstance(node, AnyOf):
+        children = [_compile(c, f"{loc}.any.{i}", problems) for i, c in enumerate(node.any)]
+        return _any(children)
+    if isinstance(node, NotOf):
+        return _not(_compile(node.not_, f"{loc}.not", problems))
+    return _leaf(node, loc, problems)
+
+
+def _all(children: list[Evaluator]) -> Evaluator:
+    def evaluate(before: Snapshot, after: Snapshot, out: list[ConditionResult]) -> bool:
+        verdicts = [child(before, after, out) for child in children]
+        return all(verdicts)
+
+    return evaluate
+
+
+def _any(children: list[Evaluator]) -> Evaluator:
+    def evaluate(before: Snapshot, after: Snapshot, out: list[ConditionResult]) -> bool:
+        verdicts = [child(before, after, out) for child in children]
+        return any(verdicts)
+
+    return evaluate
+
+
+def _not(child: Evaluator) -> Evaluator:
+    def evaluate(before: Snapshot, after: Snapshot, out: list[ConditionResult]) -> bool:
+        return not child(before, after, out)
+
+    return evaluate
+
+
+def _leaf(leaf: ConditionLeaf, loc: str, problems: list[Problem]) -> Evaluator:
+    try:
+        op = operators.resolve(leaf.op, f"{loc}.op")
+    except InvalidWorkflow as exc:
+        problems.extend(exc.problems)
+        return _never
+    if not op.value.accepts(leaf.value):
+        problems.append(
+            Problem(f"{loc}.value", f"operator {op.name!r} takes {op.value.value}, "
+                    f"not {leaf.value!r}")
+        )
+        return _never
+    keys = compile_path(leaf.field)
+    test, expected, field, name = op.test, leaf.value, leaf.field, op.name
+    uses_before = op.uses_before
+
+    def evaluate(before: Snapshot, after: Snapshot, out: list[ConditionResult]) -> bool:
+        now = lookup(after, keys)
+        was = lookup(before, keys) if uses_before else MISSING
+        passed = test(was, now, expected)
+        actual = {"from": plain(was), "to": plain(now)} if uses_before else plain(now)
+        out.append(
+            ConditionResult(field=field, op=name, expected=expected, actual=actual, passed=passed)
+        )
+        return passed
+
+    return evaluate
+
+
+def _never(_before: Snapshot, _after: Snapshot, _out: list[ConditionResult]) -> bool:
+    return False

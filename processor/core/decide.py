@@ -1,0 +1,183 @@
+"""What one workflow does with one event: the run record and the commands to issue.
+
+Pure: the caller passes the time and where the event was read; nothing here does IO.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from actions.templating import render_tree
+from coeflow.errors import ActionRenderError
+from processor.core import ids
+from processor.core.compiler import CompiledWorkflow
+from topics.commands import ActionCommand
+from topics.events import Causation, ChangeEvent
+from topics.runs import ConditionResult, IssuedAction, RunRecord, RunStatus, SourcePosition
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    record: RunRecord
+    commands: tuple[ActionCommand, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """Everything the processor would decide for one workflow and event (the dry run)."""
+
+    tenant_matches: bool
+    trigger_matches: bool
+    conditions: tuple[ConditionResult, ...]
+    run: Run | None
+
+
+def decide(
+    event: ChangeEvent,
+    candidates: Iterable[CompiledWorkflow],
+    *,
+    max_depth: int,
+    source: SourcePosition | None,
+    now: datetime,
+) -> list[Run]:
+    """The runs that ``event`` starts among ``candidates`` (one per matching trigger)."""
+    runs = []
+    for compiled in candidates:
+        if _triggered(compiled, event):
+            runs.append(run_workflow(compiled, event, max_depth=max_depth, source=source, now=now))
+    return runs
+
+
+def _triggered(compiled: CompiledWorkflow, event: ChangeEvent) -> bool:
+    return (
+        compiled.workflow.tenant_id == event.tenant_id
+        and compiled.trigger.record_type == event.record_type
+        and event.operation in compiled.kind.operations
+        and compiled.kind.matches(compiled.trigger, event)
+    )
+
+
+def dry_run(
+    compiled: CompiledWorkflow, event: ChangeEvent, *, max_depth: int, now: datetime
+) -> Decision:
+    """The full decision for one workflow, conditions included even when the trigger missed."""
+    conditions: list[ConditionResult] = []
+    if compiled.condition is not None:
+        compiled.condition(event.before, event.record, conditions)
+    triggered = _triggered(compiled, event)
+    run = run_workflow(compiled, event, max_depth=max_depth, source=None, now=now) if triggered else None
+    return Decision(
+        tenant_matches=compiled.workflow.tenant_id == event.tenant_id,
+        trigger_matches=triggered,
+        conditions=tuple(conditions),
+        run=run,
+    )
+
+
+def run_workflow(
+    compiled: CompiledWorkflow,
+    event: ChangeEvent,
+    *,
+    max_depth: int,
+    source: SourcePosition | None,
+    now: datetime,
+) -> Run:
+    """The run of a workflow whose trigger matched ``event``."""
+    workflow = compiled.workflow
+    run_id = ids.run_id(workflow.id, workflow.version, event.event_id)
+
+    def record(
+        status: RunStatus,
+        conditions: list[ConditionResult] | tuple[()] = (),
+        commands: tuple[ActionCommand, ...] = (),
+        error: str | None = None,
+    ) -> Run:
+        return Run(
+            RunRecord(
+                run_id=run_id,
+                tenant_id=workflow.tenant_id,
+                workflow_id=workflow.id,
+                workflow_version=workflow.version,
+                workflow_name=workflow.name,
+                event_id=event.event_id,
+                record=event.record_ref,
+                trigger=compiled.kind.name,
+                status=status,
+                conditions=list(conditions),
+                actions=[IssuedAction(step=c.step, type=c.type, action_id=c.action_id) for c in commands],
+                error=error,
+                depth=event.depth,
+                source=source,
+                occurred_at=event.occurred_at,
+                decided_at=now,
+            ),
+            commands,
+        )
+
+    if event.depth > max_depth:
+        return record(
+            "loop_blocked",
+            error=f"causation depth {event.depth} exceeds the limit of {max_depth} "
+            "(COEFLOW_MAX_CAUSATION_DEPTH): workflows are triggering each other in a loop",
+        )
+    conditions: list[ConditionResult] = []
+    if compiled.condition is not None and not compiled.condition(event.before, event.record, conditions):
+        return record("conditions_not_met", conditions)
+    try:
+        commands = build_commands(compiled, event, run_id, now)
+    except ActionRenderError as exc:
+        return record("failed", conditions, error=str(exc))
+    return record("actions_issued", conditions, commands)
+
+
+def build_commands(
+    compiled: CompiledWorkflow, event: ChangeEvent, run_id: str, now: datetime
+) -> tuple[ActionCommand, ...]:
+    """Render every action for ``event``; all or nothing (``ActionRenderError`` names the step)."""
+    workflow = compiled.workflow
+    context = merge_context(compiled, event)
+    causation = Causation(run_id=run_id, workflow_id=workflow.id, depth=event.depth + 1)
+    commands = []
+    for step in compiled.actions:
+        try:
+            params = step.action.command_params(render_tree(step.template, context), event.occurred_at)
+        except ActionRenderError as exc:
+            raise ActionRenderError(f"step {step.step} ({step.action.name}): {exc}") from None
+        commands.append(
+            ActionCommand(
+                action_id=ids.action_id(run_id, step.step),
+                run_id=run_id,
+                tenant_id=workflow.tenant_id,
+                workflow_id=workflow.id,
+                workflow_version=workflow.version,
+                step=step.step,
+                type=step.action.name,
+                params=params,
+                record=event.record_ref,
+                causation=causation,
+                issued_at=now,
+            )
+        )
+    return tuple(commands)
+
+
+def merge_context(compiled: CompiledWorkflow, event: ChangeEvent) -> dict[str, Any]:
+    """What merge fields can read: ``record``, ``before``, ``event`` and ``workflow``."""
+    workflow = compiled.workflow
+    return {
+        "record": event.record,
+        "before": event.before or {},
+        "event": {
+            "event_id": event.event_id,
+            "tenant_id": event.tenant_id,
+            "record_type": event.record_type,
+            "record_id": event.record_id,
+            "operation": event.operation,
+            "occurred_at": event.occurred_at.isoformat(),
+            "actor_id": event.actor_id,
+        },
+        "workflow": {"id": workflow.id, "name": workflow.name, "version": workflow.version},
+    }

@@ -1,0 +1,58 @@
+"""The index of active workflows by (tenant, record type, trigger kind).
+
+An event costs one lookup for its (tenant, record type), then one per trigger kind that can
+fire on its operation: the work per event follows the workflows that could match it, never
+the number of unrelated workflows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from processor.core.compiler import CompiledWorkflow
+from processor.core.triggers import KINDS_BY_OPERATION
+from topics.events import ChangeEvent
+
+Bucket = dict[str, tuple[CompiledWorkflow, ...]]
+
+
+class WorkflowIndex:
+    def __init__(self) -> None:
+        self._by_record_type: dict[tuple[str, str], Bucket] = {}
+        self._where: dict[str, tuple[str, str, str]] = {}
+
+    def __len__(self) -> int:
+        return len(self._where)
+
+    def put(self, compiled: CompiledWorkflow) -> None:
+        """Index ``compiled`` if active (replacing any earlier version), else drop it."""
+        self.remove(compiled.id)
+        if not compiled.active:
+            return
+        tenant, record_type = compiled.workflow.tenant_id, compiled.trigger.record_type
+        kinds = self._by_record_type.setdefault((tenant, record_type), {})
+        kinds[compiled.kind.name] = (*kinds.get(compiled.kind.name, ()), compiled)
+        self._where[compiled.id] = (tenant, record_type, compiled.kind.name)
+
+    def remove(self, workflow_id: str) -> None:
+        where = self._where.pop(workflow_id, None)
+        if where is None:
+            return
+        tenant, record_type, kind = where
+        kinds = self._by_record_type[(tenant, record_type)]
+        remaining = tuple(c for c in kinds[kind] if c.id != workflow_id)
+        if remaining:
+            kinds[kind] = remaining
+        else:
+            del kinds[kind]
+            if not kinds:
+                del self._by_record_type[(tenant, record_type)]
+
+    def candidates(self, event: ChangeEvent) -> Iterator[CompiledWorkflow]:
+        """Active workflows of the event's tenant and record type whose trigger kind can fire
+        on the event's operation."""
+        kinds = self._by_record_type.get((event.tenant_id, event.record_type))
+        if not kinds:
+            return
+        for kind in KINDS_BY_OPERATION[event.operation]:
+            yield from kinds.get(kind, ())

@@ -1,0 +1,117 @@
+"""One record-change message in, the messages to produce out: decode, decide, encode.
+
+Nothing a message contains can make this raise: bad input and failures while deciding become
+a dead letter with the reason, so the agent around it only sends and acknowledges.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import orjson
+from pydantic import ValidationError
+
+from coeflow.errors import problems_from
+from coeflow.settings import Settings
+from processor.core.decide import Run, decide
+from processor.core.index import WorkflowIndex
+from topics import codec
+from topics.catalog import DEAD_LETTER, RUNS, action_topic
+from topics.dead_letter import DeadLetter
+from topics.events import ChangeEvent
+from topics.runs import SourcePosition
+
+
+@dataclass(frozen=True, slots=True)
+class Outbound:
+    topic: str
+    key: bytes | None
+    value: bytes
+
+
+@dataclass(slots=True)
+class Outcome:
+    messages: list[Outbound] = field(default_factory=list)
+    runs: list[Run] = field(default_factory=list)
+    dead_letter: DeadLetter | None = None
+    error: BaseException | None = None
+    """An unexpected exception while deciding (a bug): dead-lettered, and worth a traceback."""
+
+
+def process_change(
+    key: bytes | None,
+    value: bytes | None,
+    source: SourcePosition,
+    index: WorkflowIndex,
+    settings: Settings,
+    now: datetime,
+) -> Outcome:
+    try:
+        event = decode_change(value, settings.max_event_bytes)
+    except ValueError as exc:
+        return dead_letter(key, value, source, str(exc), settings, now)
+    try:
+        runs = decide(
+            event, index.candidates(event), max_depth=settings.max_causation_depth, source=source, now=now
+        )
+        messages = encode_runs(runs)
+    except Exception as exc:  # a bug or a pathological event: never lose it, never stop
+        outcome = dead_letter(
+            key, value, source, f"processing failed: {type(exc).__name__}: {exc}", settings, now
+        )
+        outcome.error = exc
+        return outcome
+    return Outcome(messages=messages, runs=runs)
+
+
+def decode_change(value: bytes | None, max_bytes: int) -> ChangeEvent:
+    """The ChangeEvent in ``value``; ``ValueError`` with a reason a person can act on."""
+    if value is None:
+        raise ValueError("tombstone (null value): crm.record-changes carries ChangeEvents only")
+    if len(value) > max_bytes:
+        raise ValueError(
+            f"value of {len(value)} bytes exceeds the limit of {max_bytes} bytes "
+            "(COEFLOW_MAX_EVENT_BYTES)"
+        )
+    try:
+        document = codec.loads(value)
+    except orjson.JSONDecodeError as exc:
+        raise ValueError(f"not valid UTF-8 JSON: {exc}") from None
+    try:
+        return ChangeEvent.model_validate(document)
+    except ValidationError as exc:
+        reasons = "; ".join(str(p) for p in problems_from(exc))
+        raise ValueError(f"not a valid ChangeEvent: {reasons}") from None
+
+
+def encode_runs(runs: list[Run]) -> list[Outbound]:
+    messages = []
+    for run in runs:
+        for command in run.commands:
+            messages.append(
+                Outbound(
+                    action_topic(command.type), command.action_id.encode(), codec.dumps(command)
+                )
+            )
+        messages.append(Outbound(RUNS, run.record.run_id.encode(), codec.dumps(run.record)))
+    return messages
+
+
+def dead_letter(
+    key: bytes | None,
+    value: bytes | None,
+    source: SourcePosition,
+    reason: str,
+    settings: Settings,
+    now: datetime,
+) -> Outcome:
+    letter = DeadLetter.of(
+        key=key,
+        value=value,
+        source=source,
+        error=reason,
+        failed_at=now,
+        max_value_bytes=settings.dead_letter_max_bytes,
+    )
+    return Outcome(messages=[Outbound(DEAD_LETTER, key, codec.dumps(letter))], dead_letter=letter)

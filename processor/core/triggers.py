@@ -1,0 +1,163 @@
+"""The trigger kind registry: what each ``trigger.type`` means for a record change.
+
+A kind declares its parameter model (validated when a workflow is saved), the operations it
+can fire on (so the index skips it for the others), and a pure ``matches`` test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from coeflow.errors import InvalidWorkflow, Problem, problems_from
+from processor.core.operators import same
+from processor.core.paths import MISSING, compile_path, lookup
+from topics.events import ChangeEvent, Operation
+from topics.types import FieldPath, NonEmptyStr
+from topics.workflows import TriggerSpec
+
+
+class TriggerParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    type: str
+    record_type: NonEmptyStr
+
+
+class FieldChangeParams(TriggerParams):
+    """``from``/``to`` narrow the change; leaving one out means "any value"."""
+
+    field: FieldPath
+    from_: Any = Field(default=None, alias="from")
+    to: Any = None
+
+    def wants(self, before: Any, after: Any) -> bool:
+        if same(before, after):
+            return False
+        if "from_" in self.model_fields_set and not same(before, self.from_):
+            return False
+        return "to" not in self.model_fields_set or same(after, self.to)
+
+
+class StatusChangedParams(FieldChangeParams):
+    field: Literal["status"] = "status"
+
+
+class StageChangedParams(FieldChangeParams):
+    field: Literal["stage"] = "stage"
+
+
+class TaskCompletedParams(TriggerParams):
+    record_type: Literal["task"] = "task"
+
+
+class CaseEscalatedParams(TriggerParams):
+    record_type: Literal["case"] = "case"
+
+
+class ContractSignedParams(TriggerParams):
+    record_type: Literal["contract"] = "contract"
+
+
+class LeadScoreThresholdParams(TriggerParams):
+    record_type: Literal["lead"] = "lead"
+    threshold: float
+
+
+P = TypeVar("P", bound=TriggerParams)
+
+
+@dataclass(frozen=True, slots=True)
+class TriggerKind(Generic[P]):
+    name: str
+    params: type[P]
+    operations: frozenset[Operation]
+    matches: Callable[[P, ChangeEvent], bool]
+
+
+def _field(event_snapshot: Mapping[str, Any] | None, name: str) -> Any:
+    return lookup(event_snapshot, compile_path(name))
+
+
+def _becomes(event: ChangeEvent, field: str, value: Any) -> bool:
+    """``field`` equals ``value`` after the change and did not before (a create counts)."""
+    after = _field(event.after, field)
+    if not same(after, value):
+        return False
+    return event.operation == "created" or not same(_field(event.before, field), value)
+
+
+def _record_updated(_p: TriggerParams, event: ChangeEvent) -> bool:
+    return event.before != event.after
+
+
+def _field_changed(p: FieldChangeParams, event: ChangeEvent) -> bool:
+    keys = compile_path(p.field)
+    return p.wants(lookup(event.before, keys), lookup(event.after, keys))
+
+
+def _score_crosses(p: LeadScoreThresholdParams, event: ChangeEvent) -> bool:
+    after = _field(event.after, "score")
+    if isinstance(after, bool) or not isinstance(after, int | float) or after < p.threshold:
+        return False
+    if event.operation == "created":
+        return True
+    before = _field(event.before, "score")
+    below = isinstance(before, int | float) and not isinstance(before, bool) and before < p.threshold
+    return before is MISSING or before is None or below
+
+
+CREATED: frozenset[Operation] = frozenset({"created"})
+UPDATED: frozenset[Operation] = frozenset({"updated"})
+SAVED: frozenset[Operation] = frozenset({"created", "updated"})
+
+KINDS: tuple[TriggerKind[Any], ...] = (
+    TriggerKind("record_created", TriggerParams, CREATED, lambda p, e: True),
+    TriggerKind("record_updated", TriggerParams, UPDATED, _record_updated),
+    TriggerKind("field_value_changed", FieldChangeParams, UPDATED, _field_changed),
+    TriggerKind("status_changed", StatusChangedParams, UPDATED, _field_changed),
+    TriggerKind("pipeline_stage_changed", StageChangedParams, UPDATED, _field_changed),
+    TriggerKind(
+        "task_completed", TaskCompletedParams, UPDATED,
+        lambda p, e: _becomes(e, "status", "completed"),
+    ),
+    TriggerKind(
+        "case_escalated", CaseEscalatedParams, UPDATED,
+        lambda p, e: _becomes(e, "escalated", True),
+    ),
+    TriggerKind(
+        "contract_signed", ContractSignedParams, SAVED,
+        lambda p, e: _becomes(e, "status", "signed"),
+    ),
+    TriggerKind("lead_score_threshold", LeadScoreThresholdParams, SAVED, _score_crosses),
+)
+
+REGISTRY: Mapping[str, TriggerKind[Any]] = {kind.name: kind for kind in KINDS}
+
+NOT_YET_AVAILABLE = frozenset({"invoice_overdue", "scheduled", "webhook_received"})
+"""Kinds of the contract that arrive with time-based and external triggers (issue 4)."""
+
+KINDS_BY_OPERATION: Mapping[str, tuple[str, ...]] = {
+    op: tuple(k.name for k in KINDS if op in k.operations) for op in ("created", "updated", "deleted")
+}
+
+
+def resolve_trigger(spec: TriggerSpec) -> tuple[TriggerKind[Any], TriggerParams]:
+    """Validate a workflow's trigger; ``InvalidWorkflow`` names every bad parameter."""
+    kind = REGISTRY.get(spec.type)
+    if kind is None:
+        valid = ", ".join(REGISTRY)
+        if spec.type in NOT_YET_AVAILABLE:
+            msg = f"trigger type {spec.type!r} is not available in this release yet; use one of: {valid}"
+        else:
+            msg = f"unknown trigger type {spec.type!r}; valid trigger types: {valid}"
+        raise InvalidWorkflow([Problem("trigger.type", msg)])
+    try:
+        params = kind.params.model_validate(spec.model_dump(by_alias=True))
+    except ValidationError as exc:
+        raise InvalidWorkflow(problems_from(exc, "trigger")) from None
+    return kind, params
+

@@ -1,0 +1,1 @@
+"""Topic names and the pydantic schemas of every message on them."""

@@ -1,0 +1,35 @@
+"""Topic names (part of the public contract) and how the product creates them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+RECORD_CHANGES = "crm.record-changes"
+DEFINITIONS = "workflow.definitions"
+RUNS = "workflow.runs"
+DEAD_LETTER = "workflow.dead-letter"
+ACTIONS_PREFIX = "workflow.actions."
+
+
+def action_topic(action_type: str) -> str:
+    """The topic that carries commands of one action type, e.g. ``workflow.actions.send_email``."""
+    return ACTIONS_PREFIX + action_type
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    config: dict[str, str] = field(default_factory=dict)
+
+
+def product_topics(action_types: Iterable[str], partitions: int) -> list[TopicSpec]:
+    """Every topic of the contract, as ``coeflow`` creates them when they are missing."""
+    return [
+        TopicSpec(RECORD_CHANGES, partitions),
+        TopicSpec(DEFINITIONS, partitions, {"cleanup.policy": "compact"}),
+        TopicSpec(RUNS, partitions),
+        TopicSpec(DEAD_LETTER, partitions),
+        *(TopicSpec(action_topic(t), partitions) for t in action_types),
+    ]

@@ -1,0 +1,29 @@
+"""The one JSON codec: orjson for bytes, pydantic for shape."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import orjson
+from pydantic import BaseModel
+
+M = TypeVar("M", bound=BaseModel)
+
+_DUMP_OPTIONS = orjson.OPT_UTC_Z | orjson.OPT_NON_STR_KEYS
+
+
+def dumps(value: BaseModel | Any) -> bytes:
+    """Encode a model (or plain JSON-able data) as compact UTF-8 JSON."""
+    if isinstance(value, BaseModel):
+        value = value.model_dump(mode="python", by_alias=True, exclude_none=False)
+    return orjson.dumps(value, option=_DUMP_OPTIONS)
+
+
+def loads(raw: bytes | str) -> Any:
+    """Decode JSON; raises ``orjson.JSONDecodeError`` (a ``ValueError``) on bad input."""
+    return orjson.loads(raw)
+
+
+def decode(raw: bytes | str, model: type[M]) -> M:
+    """Decode JSON bytes into ``model``: one orjson parse, one pydantic validation."""
+    return model.model_validate(orjson.loads(raw))
