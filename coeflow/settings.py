@@ -7,7 +7,7 @@ environment.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -59,12 +59,13 @@ class Settings(BaseSettings):
         description="At most this many bytes of a bad value are copied into its dead letter "
         "(the letter says when it was cut).",
     )
+    log_runs: bool = Field(
+        default=False, description="Log one line per run (on in `coeflow dev`)."
+    )
     data_dir: Path = Field(
         default=Path(".coeflow-data"), description="Where the worker keeps its local files."
     )
-    log_level: Literal["debug", "info", "warn", "error"] = Field(
-        default="info", description="Worker log level."
-    )
+
 
     @property
     def bootstrap(self) -> str:

@@ -12,11 +12,15 @@ M = TypeVar("M", bound=BaseModel)
 _DUMP_OPTIONS = orjson.OPT_UTC_Z | orjson.OPT_NON_STR_KEYS
 
 
-def dumps(value: BaseModel | Any) -> bytes:
-    """Encode a model (or plain JSON-able data) as compact UTF-8 JSON."""
+def _default(value: Any) -> Any:
     if isinstance(value, BaseModel):
-        value = value.model_dump(mode="python", by_alias=True, exclude_none=False)
-    return orjson.dumps(value, option=_DUMP_OPTIONS)
+        return value.model_dump(mode="python", by_alias=True)
+    raise TypeError(f"cannot encode {type(value).__name__} as JSON")
+
+
+def dumps(value: Any) -> bytes:
+    """Encode models, and plain data holding models, as compact UTF-8 JSON."""
+    return orjson.dumps(value, default=_default, option=_DUMP_OPTIONS)
 
 
 def loads(raw: bytes | str) -> Any:

@@ -1,0 +1,117 @@
+"""``coeflow``: the Faust app's own command line, plus ``dev`` and ``broker``.
+
+- ``coeflow worker``: Faust's worker, against ``COEFLOW_KAFKA_BOOTSTRAP``.
+- ``coeflow dev [--demo]``: broker (embedded unless configured), topics, worker and admin API
+  in one process; prints a line with ``ready`` once events can flow.
+- ``coeflow broker``: the embedded broker alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import logging
+import secrets
+import sys
+from typing import Any
+
+from faust.cli import AppCommand, option
+from faust.cli.worker import worker
+from mode import Service, ServiceT
+from pydantic import SecretStr
+
+from coeflow.broker import EmbeddedBroker
+from coeflow.demo import DemoPublisher
+from coeflow.settings import EMBEDDED_BOOTSTRAP, Settings
+from processor.app import Runtime, create_app, runtime_of
+from topics.admin import ensure_topics
+
+log = logging.getLogger("coeflow")
+
+_EMBEDDED_SESSION_TIMEOUT = 2.0
+
+
+def dev_settings(settings: Settings) -> Settings:
+    """``coeflow dev`` defaults: a fast group join on the embedded broker, an admin token, and
+    one log line per run; anything set explicitly in the environment wins."""
+    explicit = settings.model_fields_set
+    changes: dict[str, Any] = {}
+    if settings.kafka_bootstrap is None and "group_session_timeout" not in explicit:
+        changes["group_session_timeout"] = _EMBEDDED_SESSION_TIMEOUT
+    if settings.admin_token is None:
+        changes["admin_token"] = SecretStr(secrets.token_urlsafe(24))
+    if "log_runs" not in explicit:
+        changes["log_runs"] = True
+    return settings.model_copy(update=changes)
+
+
+def main() -> None:
+    settings = Settings()
+    if sys.argv[1:2] == ["dev"]:
+        settings = dev_settings(settings)
+    create_app(settings).main()
+
+
+class dev(worker):  # noqa: N801 — the class name is the command's name
+    """Run everything on this machine: broker, topics, worker, admin API (and a demo)."""
+
+    options = [
+        *worker.options,
+        option("--demo", is_flag=True, default=False,
+               help="Load the example workflows and publish a stream of demo CRM events."),
+    ]
+
+    def as_service(self, loop: asyncio.AbstractEventLoop, *args: Any, demo: bool = False,
+                   **kwargs: Any) -> ServiceT:
+        runtime = runtime_of(self.app)
+        settings = runtime.settings
+        if settings.kafka_bootstrap is None:
+            broker = EmbeddedBroker(port=int(EMBEDDED_BOOTSTRAP.rsplit(":", 1)[1]),
+                                    log_path=settings.data_dir / "broker.log").start()
+            atexit.register(broker.stop)
+            self.say(f"✓ embedded Kafka-API broker (Tansu) on {broker.bootstrap}, in memory")
+        else:
+            self.say(f"✓ using Kafka at {settings.bootstrap}")
+        topics = loop.run_until_complete(ensure_topics(settings))
+        self.say(f"✓ {len(topics)} topics: crm.record-changes, workflow.definitions, workflow.runs, "
+                 "workflow.dead-letter, workflow.actions.<type>")
+        token = settings.admin_token.get_secret_value() if settings.admin_token else ""
+        self.say(f"✓ admin API on http://{settings.web_bind}:{settings.web_port}/api/v1/workflows "
+                 f"(Authorization: Bearer {token})")
+        if demo:
+            self.app.add_dependency(DemoPublisher(settings, runtime.replica, loop=loop))
+        self.app.add_dependency(ReadyAnnouncer(self.app, runtime, loop=loop))
+        return super().as_service(loop, *args, **kwargs)
+
+
+class ReadyAnnouncer(Service):
+    """Logs one ``ready`` line once definitions are loaded and partitions are assigned."""
+
+    def __init__(self, app: Any, runtime: Runtime, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.app, self.runtime = app, runtime
+
+    @Service.task
+    async def _announce(self) -> None:
+        await self.runtime.replica.ready.wait()
+        while not self.should_stop and not (self.app.consumer and self.app.consumer.assignment()):
+            await self.sleep(0.2)
+        settings = self.runtime.settings
+        log.info("ready: %d workflows loaded; publish ChangeEvents to crm.record-changes at %s "
+                 "(Ctrl-C stops)", len(self.runtime.catalog), settings.bootstrap)
+
+
+class broker(AppCommand):  # noqa: N801 — the class name is the command's name
+    """Run the embedded Kafka-API broker (Tansu, in memory) until Ctrl-C."""
+
+    options = [
+        option("--host", default="127.0.0.1", help="Address to listen on."),
+        option("--port", default=9092, type=int, help="Port to listen on."),
+    ]
+
+    async def run(self, host: str, port: int) -> None:
+        with EmbeddedBroker(host=host, port=port) as running:
+            await ensure_topics(runtime_of(self.app).settings.model_copy(
+                update={"kafka_bootstrap": running.bootstrap}))
+            self.say(f"embedded Kafka-API broker listening on {running.bootstrap} (Ctrl-C stops)")
+            await asyncio.Event().wait()

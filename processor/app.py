@@ -1,0 +1,83 @@
+"""The Faust app: configuration for our broker reality, and the parts that run in a worker."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import faust
+
+from coeflow.clock import Clock, utc_now
+from coeflow.settings import Settings
+from processor.core.catalog import WorkflowCatalog
+from processor.replica import DefinitionsReplica
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """What the agents and API views of one worker share."""
+
+    settings: Settings
+    catalog: WorkflowCatalog
+    replica: DefinitionsReplica
+    clock: Clock
+
+
+_LOGGING = {
+    # Merged into the worker's logging setup: the handler passes everything, the root logger
+    # keeps the level of `-l/--loglevel` (warn by default) for Faust, aiokafka and mode, and
+    # our own loggers speak at INFO: they say little, and it is what an operator needs.
+    "merge": True,
+    "handlers": {"default": {"class": "colorlog.StreamHandler", "formatter": "colored", "level": "NOTSET"}},
+    "loggers": {"coeflow": {"level": "INFO"}, "processor": {"level": "INFO"}, "topics": {"level": "INFO"}},
+}
+
+
+class Worker(faust.Worker):
+    """Faust's worker without its terminal spinner, which would reset the log handler to the
+    worker's level and hide our INFO lines (``ready``, one line per run)."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.spinner = None
+
+
+def runtime_of(app: faust.App) -> Runtime:
+    """The runtime ``create_app`` attached to ``app`` (for commands Faust hands only the app)."""
+    runtime: Runtime = app.coeflow_runtime
+    return runtime
+
+
+def create_app(settings: Settings, *, clock: Clock = utc_now) -> faust.App:
+    from processor import agents, api
+
+    app = faust.App(
+        settings.app_id,
+        broker=f"kafka://{settings.bootstrap}",
+        store="memory://",
+        datadir=str(settings.data_dir),
+        autodiscover=False,
+        # Consumer group: the embedded broker answers JoinGroup after half the session timeout.
+        broker_session_timeout=settings.group_session_timeout,
+        broker_heartbeat_interval=settings.group_session_timeout / 4,
+        broker_commit_interval=1.0,
+        consumer_auto_offset_reset="earliest",
+        # Tansu reports wrong end offsets, which trips Faust's recovery check for late joiners.
+        recovery_consistency_check=False,
+        producer_acks=-1,
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication_factor,
+        web_enabled=True,
+        web_port=settings.web_port,
+        web_bind=settings.web_bind,
+        web_host=settings.web_bind,
+        logging_config=_LOGGING,
+        Worker=Worker,
+    )
+    catalog = WorkflowCatalog()
+    replica = DefinitionsReplica(settings, catalog, loop=app.loop)
+    app.add_dependency(replica)
+    runtime = Runtime(settings, catalog, replica, clock)
+    app.coeflow_runtime = runtime
+    agents.register(app, runtime)
+    api.register(app, runtime)
+    return app
