@@ -55,7 +55,9 @@ def _email(value: str) -> str:
     try:
         return validate_email(value.strip())[1]
     except Exception:
-        raise PydanticCustomError("email", "{value} is not an email address", {"value": repr(value)}) from None
+        raise PydanticCustomError(
+            "email", "{value} is not an email address", {"value": repr(value)}
+        ) from None
 
 
 _PHONE_SEPARATORS = re.compile(r"[\s().-]")
@@ -66,7 +68,8 @@ def _phone(value: str) -> str:
     number = _PHONE_SEPARATORS.sub("", value)
     if not _E164.match(number):
         raise PydanticCustomError(
-            "phone", "{value} is not a phone number in international form (+4915112345678)",
+            "phone",
+            "{value} is not a phone number in international form (+4915112345678)",
             {"value": repr(value)},
         )
     return number
@@ -79,7 +82,9 @@ def _http_url(value: str) -> str:
     try:
         return str(_HTTP_URL.validate_python(value.strip()))
     except ValidationError:
-        raise PydanticCustomError("url", "{value} is not an http(s) URL", {"value": repr(value)}) from None
+        raise PydanticCustomError(
+            "url", "{value} is not an http(s) URL", {"value": repr(value)}
+        ) from None
 
 
 def _single_line(value: str) -> str:
@@ -95,7 +100,9 @@ def _not_blank(value: str) -> str:
 
 
 def _merge_fields_in_json(value: Any) -> Any:
-    problems = [p for text in _strings(value) if has_merge_fields(text) for p in template_problems(text)]
+    problems = [
+        p for text in _strings(value) if has_merge_fields(text) for p in template_problems(text)
+    ]
     if problems:
         raise PydanticCustomError("merge_field", "; ".join(problems))
     return value

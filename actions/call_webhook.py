@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import field_validator
+from pydantic import Field, field_validator
 
 from actions.base import ActionParams, ActionType, HttpUrl, JsonWithMergeFields, Text
 
@@ -16,7 +16,7 @@ _RESERVED_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "c
 class CallWebhook(ActionParams):
     url: HttpUrl
     method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = "POST"
-    headers: dict[str, Text] = {}
+    headers: dict[str, Text] = Field(default_factory=dict)
     body: JsonWithMergeFields = None
 
     @field_validator("headers")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pydantic import Field
+
 from actions.base import ActionParams, ActionType, Email, Line, Text
 
 
@@ -9,7 +11,7 @@ class SendEmail(ActionParams):
     to: Email
     subject: Line
     body: Text
-    cc: list[Email] = []
+    cc: list[Email] = Field(default_factory=list)
     reply_to: Email | None = None
 
 

@@ -43,7 +43,9 @@ class MergeFieldEnvironment(SandboxedEnvironment):
         return super().call_binop(context, operator, left, right)
 
 
-ENV = MergeFieldEnvironment(undefined=ChainableUndefined, autoescape=False, keep_trailing_newline=True)
+ENV = MergeFieldEnvironment(
+    undefined=ChainableUndefined, autoescape=False, keep_trailing_newline=True
+)
 
 
 def has_merge_fields(text: str) -> bool:
@@ -59,14 +61,19 @@ def template_problems(text: str) -> list[str]:
     problems = []
     for name in sorted({n.name for n in tree.find_all(nodes.Name) if n.ctx == "load"} - ROOTS):
         problems.append(
-            f"unknown merge field {name!r}; merge fields start with one of: {', '.join(sorted(ROOTS))}"
+            f"unknown merge field {name!r}; merge fields start with one of: "
+            + ", ".join(sorted(ROOTS))
         )
     for node in tree.find_all(nodes.Getattr):
         if node.attr.startswith("_"):
             problems.append(f"merge field attribute {node.attr!r} is not allowed")
     for getitem in tree.find_all(nodes.Getitem):
         arg = getitem.arg
-        if isinstance(arg, nodes.Const) and isinstance(arg.value, str) and arg.value.startswith("_"):
+        if (
+            isinstance(arg, nodes.Const)
+            and isinstance(arg.value, str)
+            and arg.value.startswith("_")
+        ):
             problems.append(f"merge field key {arg.value!r} is not allowed")
     return problems
 

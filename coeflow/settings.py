@@ -59,13 +59,10 @@ class Settings(BaseSettings):
         description="At most this many bytes of a bad value are copied into its dead letter "
         "(the letter says when it was cut).",
     )
-    log_runs: bool = Field(
-        default=False, description="Log one line per run (on in `coeflow dev`)."
-    )
+    log_runs: bool = Field(default=False, description="Log one line per run (on in `coeflow dev`).")
     data_dir: Path = Field(
         default=Path(".coeflow-data"), description="Where the worker keeps its local files."
     )
-
 
     @property
     def bootstrap(self) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
+from functools import partial
 
 import faust
 from aiokafka.errors import KafkaError
@@ -30,7 +31,11 @@ _RETRY_FIRST, _RETRY_MAX = 0.2, 5.0
 
 def register(app: faust.App, runtime: Runtime) -> None:
     changes = app.topic(
-        RECORD_CHANGES, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
+        RECORD_CHANGES,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
     )
 
     @app.agent(changes, name="record-changes")
@@ -38,14 +43,30 @@ def register(app: faust.App, runtime: Runtime) -> None:
         await runtime.replica.ready.wait()  # never match against half-loaded definitions
         async for event in stream.events():
             message = event.message
-            source = SourcePosition(topic=message.topic, partition=message.partition, offset=message.offset)
+            source = SourcePosition(
+                topic=message.topic, partition=message.partition, offset=message.offset
+            )
             outcome = process_change(
-                message.key, message.value, source, runtime.catalog.index, runtime.settings, runtime.clock()
+                message.key,
+                message.value,
+                source,
+                runtime.catalog.index,
+                runtime.settings,
+                runtime.clock(),
             )
             _report(outcome, source)
-            await deliver(app, outcome.messages, fallback=lambda reason: dead_letter(
-                message.key, message.value, source, reason, runtime.settings, runtime.clock()
-            ))
+            await deliver(
+                app,
+                outcome.messages,
+                fallback=partial(
+                    dead_letter,
+                    message.key,
+                    message.value,
+                    source,
+                    settings=runtime.settings,
+                    now=runtime.clock(),
+                ),
+            )
             if runtime.settings.log_runs:
                 for run in outcome.runs:
                     run_log.info(describe_run(run))
@@ -53,11 +74,21 @@ def register(app: faust.App, runtime: Runtime) -> None:
 
 def _report(outcome: Outcome, source: SourcePosition) -> None:
     if outcome.error is not None:
-        log.error("dead-lettered %s:%d@%d", source.topic, source.partition, source.offset,
-                  exc_info=outcome.error)
+        log.error(
+            "dead-lettered %s:%d@%d",
+            source.topic,
+            source.partition,
+            source.offset,
+            exc_info=outcome.error,
+        )
     elif outcome.dead_letter is not None:
-        log.warning("dead-lettered %s:%d@%d: %s", source.topic, source.partition, source.offset,
-                    outcome.dead_letter.error)
+        log.warning(
+            "dead-lettered %s:%d@%d: %s",
+            source.topic,
+            source.partition,
+            source.offset,
+            outcome.dead_letter.error,
+        )
 
 
 async def deliver(
@@ -81,10 +112,14 @@ async def deliver(
         except KafkaError as exc:
             if not exc.retriable and fallback is not None:
                 log.error("the broker refused this event's outputs (%s); dead-lettering it", exc)
-                messages = fallback(f"outputs refused by the broker: {type(exc).__name__}: {exc}").messages
+                messages = fallback(
+                    f"outputs refused by the broker: {type(exc).__name__}: {exc}"
+                ).messages
                 fallback = None
                 continue
-            log.warning("delivery failed (%s: %s); retrying in %.1fs", type(exc).__name__, exc, delay)
+            log.warning(
+                "delivery failed (%s: %s); retrying in %.1fs", type(exc).__name__, exc, delay
+            )
             await asyncio.sleep(delay)
             delay = min(delay * 2, _RETRY_MAX)
 
@@ -92,10 +127,17 @@ async def deliver(
 def describe_run(run: Run) -> str:
     """One readable line per run, for the terminal of ``coeflow dev``."""
     r = run.record
-    head = f"run {r.workflow_id} v{r.workflow_version} on {r.record.type} {r.record.id} ({r.trigger}): {r.status}"
+    head = (
+        f"run {r.workflow_id} v{r.workflow_version} on {r.record.type} {r.record.id} "
+        f"({r.trigger}): {r.status}"
+    )
     if r.status == "actions_issued":
         return f"{head} → {', '.join(a.type for a in r.actions)}"
     if r.status == "conditions_not_met":
-        failed = [f"{c.field} {c.op} {c.expected!r} (was {c.actual!r})" for c in r.conditions if not c.passed]
+        failed = [
+            f"{c.field} {c.op} {c.expected!r} (was {c.actual!r})"
+            for c in r.conditions
+            if not c.passed
+        ]
         return f"{head}: {'; '.join(failed)}"
     return f"{head}: {r.error}"

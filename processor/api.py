@@ -71,7 +71,9 @@ def register(app: faust.App, runtime: Runtime) -> None:
             header = request.headers.get("Authorization", "")
             scheme, _, given = header.partition(" ")
             if token is None:
-                raise ApiError(401, "the admin API has no token configured (set COEFLOW_ADMIN_TOKEN)")
+                raise ApiError(
+                    401, "the admin API has no token configured (set COEFLOW_ADMIN_TOKEN)"
+                )
             if scheme.lower() != "bearer" or not given:
                 raise ApiError(401, "missing bearer token (Authorization: Bearer <token>)")
             if not hmac.compare_digest(given.encode(), token.get_secret_value().encode()):
@@ -79,8 +81,9 @@ def register(app: faust.App, runtime: Runtime) -> None:
 
         def reply(self, body: Any, status: int = 200) -> Response:
             headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-            return self.bytes(codec.dumps(body), content_type="application/json", status=status,
-                              headers=headers)
+            return self.bytes(
+                codec.dumps(body), content_type="application/json", status=status, headers=headers
+            )
 
         async def body(self, request: Request) -> dict[str, Any]:
             raw = await request.read()
@@ -94,8 +97,12 @@ def register(app: faust.App, runtime: Runtime) -> None:
 
     async def publish(workflow_id: str, workflow: Workflow | None) -> None:
         value = codec.dumps(workflow) if workflow is not None else None
-        metadata = await app.producer.send_and_wait(DEFINITIONS, workflow_id.encode(), value, None, None, None)
-        if not await runtime.replica.wait_applied(metadata.partition, metadata.offset, _WRITE_VISIBLE_TIMEOUT):
+        metadata = await app.producer.send_and_wait(
+            DEFINITIONS, workflow_id.encode(), value, None, None, None
+        )
+        if not await runtime.replica.wait_applied(
+            metadata.partition, metadata.offset, within=_WRITE_VISIBLE_TIMEOUT
+        ):
             raise ApiError(504, "the change was written but this worker has not read it back yet")
 
     def existing(workflow_id: str) -> Workflow:
@@ -129,13 +136,17 @@ def register(app: faust.App, runtime: Runtime) -> None:
 
         async def get(self, request: Request) -> Response:
             ready = runtime.replica.ready.is_set()
-            assigned = sorted(tp.partition for tp in app.consumer.assignment()) if app.consumer else []
+            assigned = (
+                sorted(tp.partition for tp in app.consumer.assignment()) if app.consumer else []
+            )
             return self.reply(
                 {
                     "ready": ready,
                     "workflows": len(runtime.catalog),
                     "active_workflows": len(runtime.catalog.index),
-                    "rejected_workflows": {k: r.reason for k, r in runtime.catalog.rejected.items()},
+                    "rejected_workflows": {
+                        k: r.reason for k, r in runtime.catalog.rejected.items()
+                    },
                     "assigned_partitions": assigned,
                 },
                 200 if ready else 503,
@@ -147,7 +158,11 @@ def register(app: faust.App, runtime: Runtime) -> None:
             tenant = request.query.get("tenant_id")
             status = request.query.get("status")
             found = sorted(
-                (w for w in runtime.catalog.workflows(tenant) if status is None or w.status == status),
+                (
+                    w
+                    for w in runtime.catalog.workflows(tenant)
+                    if status is None or w.status == status
+                ),
                 key=lambda w: w.id,
             )
             return self.reply({"workflows": found, "count": len(found)})
@@ -159,7 +174,10 @@ def register(app: faust.App, runtime: Runtime) -> None:
             document.setdefault("id", f"wf-{uuid.uuid4().hex[:16]}")
             document.setdefault("status", "draft")
             async with write_lock:
-                if isinstance(document["id"], str) and runtime.catalog.get(document["id"]) is not None:
+                if (
+                    isinstance(document["id"], str)
+                    and runtime.catalog.get(document["id"]) is not None
+                ):
                     raise Conflict(f"workflow {document['id']!r} exists already; PUT changes it")
                 workflow = await save({**document, "version": 1})
             return self.reply(workflow, 201)
@@ -176,13 +194,18 @@ def register(app: faust.App, runtime: Runtime) -> None:
             async with write_lock:
                 current = existing(workflow_id)
                 if document.setdefault("id", workflow_id) != workflow_id:
-                    raise InvalidInput([Problem("id", f"must be {workflow_id!r}, the id in the path")])
+                    raise InvalidInput(
+                        [Problem("id", f"must be {workflow_id!r}, the id in the path")]
+                    )
                 if document.get("tenant_id", current.tenant_id) != current.tenant_id:
-                    raise InvalidInput([Problem("tenant_id", "a workflow cannot move to another tenant")])
+                    raise InvalidInput(
+                        [Problem("tenant_id", "a workflow cannot move to another tenant")]
+                    )
                 expected = document.pop("version", None)
                 if expected is not None and expected != current.version:
                     raise Conflict(
-                        f"workflow {workflow_id!r} is at version {current.version}, not {expected}; "
+                        f"workflow {workflow_id!r} is at version {current.version}, "
+                        f"not {expected}; "
                         "reload it and apply your change again"
                     )
                 document.setdefault("status", current.status)

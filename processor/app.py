@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, cast
 
 import faust
+from faust.types import AppT
 
 from coeflow.clock import Clock, utc_now
 from coeflow.settings import Settings
@@ -27,8 +29,14 @@ _LOGGING = {
     # keeps the level of `-l/--loglevel` (warn by default) for Faust, aiokafka and mode, and
     # our own loggers speak at INFO: they say little, and it is what an operator needs.
     "merge": True,
-    "handlers": {"default": {"class": "colorlog.StreamHandler", "formatter": "colored", "level": "NOTSET"}},
-    "loggers": {"coeflow": {"level": "INFO"}, "processor": {"level": "INFO"}, "topics": {"level": "INFO"}},
+    "handlers": {
+        "default": {"class": "colorlog.StreamHandler", "formatter": "colored", "level": "NOTSET"}
+    },
+    "loggers": {
+        "coeflow": {"level": "INFO"},
+        "processor": {"level": "INFO"},
+        "topics": {"level": "INFO"},
+    },
 }
 
 
@@ -36,21 +44,25 @@ class Worker(faust.Worker):
     """Faust's worker without its terminal spinner, which would reset the log handler to the
     worker's level and hide our INFO lines (``ready``, one line per run)."""
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.spinner = None
 
 
-def runtime_of(app: faust.App) -> Runtime:
-    """The runtime ``create_app`` attached to ``app`` (for commands Faust hands only the app)."""
-    runtime: Runtime = app.coeflow_runtime
-    return runtime
+class App(faust.App):
+    """A Faust app that carries its runtime, for the commands Faust hands only the app."""
+
+    runtime: Runtime
 
 
-def create_app(settings: Settings, *, clock: Clock = utc_now) -> faust.App:
+def runtime_of(app: AppT) -> Runtime:
+    return cast(App, app).runtime
+
+
+def create_app(settings: Settings, *, clock: Clock = utc_now) -> App:
     from processor import agents, api
 
-    app = faust.App(
+    app = App(
         settings.app_id,
         broker=f"kafka://{settings.bootstrap}",
         store="memory://",
@@ -77,7 +89,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> faust.App:
     replica = DefinitionsReplica(settings, catalog, loop=app.loop)
     app.add_dependency(replica)
     runtime = Runtime(settings, catalog, replica, clock)
-    app.coeflow_runtime = runtime
+    app.runtime = runtime
     agents.register(app, runtime)
     api.register(app, runtime)
     return app

@@ -66,7 +66,11 @@ class DefinitionsReplica(Service):
                 async with self._progress:
                     self._progress.notify_all()
             if not self.ready.is_set() and await _caught_up(consumer, end):
-                log.info("definitions loaded: %d workflows, %d active", len(self.catalog), len(self.catalog.index))
+                log.info(
+                    "definitions loaded: %d workflows, %d active",
+                    len(self.catalog),
+                    len(self.catalog.index),
+                )
                 self.ready.set()
 
     async def _partitions(self, consumer: AIOKafkaConsumer) -> list[TopicPartition]:
@@ -78,12 +82,14 @@ class DefinitionsReplica(Service):
             await self.sleep(0.5)
         return []
 
-    async def wait_applied(self, partition: int, offset: int, timeout: float) -> bool:
-        """Wait until the record at ``partition``/``offset`` is in the catalog (read-your-writes)."""
+    async def wait_applied(self, partition: int, offset: int, within: float) -> bool:
+        """Wait until the record at ``partition``/``offset`` is in the catalog: what the API
+        waits for after a write, so that reads on this worker see it (read-your-writes)."""
         async with self._progress:
             try:
                 await asyncio.wait_for(
-                    self._progress.wait_for(lambda: self._applied.get(partition, -1) >= offset), timeout
+                    self._progress.wait_for(lambda: self._applied.get(partition, -1) >= offset),
+                    within,
                 )
             except TimeoutError:
                 return False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -16,27 +17,32 @@ from topics.catalog import TopicSpec, product_topics
 log = logging.getLogger(__name__)
 
 
-async def ensure_topics(settings: Settings, timeout: float = 30.0) -> list[TopicSpec]:
+async def ensure_topics(settings: Settings, connect_within: float = 30.0) -> list[TopicSpec]:
     """Create every topic of the contract that does not exist yet; returns all of them."""
     specs = product_topics(ACTION_TYPES, settings.partitions)
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap, client_id=f"{settings.app_id}-admin")
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.bootstrap, client_id=f"{settings.app_id}-admin"
+    )
     try:
-        await asyncio.wait_for(admin.start(), timeout)
+        await asyncio.wait_for(admin.start(), connect_within)
     except (KafkaConnectionError, TimeoutError) as exc:
         raise BrokerError(f"cannot reach Kafka at {settings.bootstrap}: {exc}") from exc
     try:
         existing = set(await admin.list_topics())
         missing = [s for s in specs if s.name not in existing]
         if missing:
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):  # another worker was first
                 await admin.create_topics(
                     [
-                        NewTopic(s.name, s.partitions, settings.replication_factor, topic_configs=s.config)
+                        NewTopic(
+                            s.name,
+                            s.partitions,
+                            settings.replication_factor,
+                            topic_configs=s.config,
+                        )
                         for s in missing
                     ]
                 )
-            except TopicAlreadyExistsError:
-                pass  # another worker created them first
             log.info("created topics: %s", ", ".join(s.name for s in missing))
     finally:
         await admin.close()

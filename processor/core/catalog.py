@@ -59,7 +59,9 @@ class WorkflowCatalog:
         try:
             workflow = codec.decode(value, Workflow)
             if workflow.id != workflow_id:
-                raise ValueError(f"key {workflow_id!r} differs from the snapshot's id {workflow.id!r}")
+                raise ValueError(
+                    f"key {workflow_id!r} differs from the snapshot's id {workflow.id!r}"
+                )
             compiled = compile_workflow(workflow)
         except ValidationError as exc:
             self._reject(workflow_id, "; ".join(str(p) for p in problems_from(exc)))

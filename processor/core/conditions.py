@@ -72,8 +72,9 @@ def _leaf(leaf: ConditionLeaf, loc: str, problems: list[Problem]) -> Evaluator:
         return _never
     if not op.value.accepts(leaf.value):
         problems.append(
-            Problem(f"{loc}.value", f"operator {op.name!r} takes {op.value.value}, "
-                    f"not {leaf.value!r}")
+            Problem(
+                f"{loc}.value", f"operator {op.name!r} takes {op.value.value}, not {leaf.value!r}"
+            )
         )
         return _never
     keys = compile_path(leaf.field)

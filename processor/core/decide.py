@@ -68,7 +68,11 @@ def dry_run(
     if compiled.condition is not None:
         compiled.condition(event.before, event.record, conditions)
     triggered = _triggered(compiled, event)
-    run = run_workflow(compiled, event, max_depth=max_depth, source=None, now=now) if triggered else None
+    run = (
+        run_workflow(compiled, event, max_depth=max_depth, source=None, now=now)
+        if triggered
+        else None
+    )
     return Decision(
         tenant_matches=compiled.workflow.tenant_id == event.tenant_id,
         trigger_matches=triggered,
@@ -107,7 +111,9 @@ def run_workflow(
                 trigger=compiled.kind.name,
                 status=status,
                 conditions=list(conditions),
-                actions=[IssuedAction(step=c.step, type=c.type, action_id=c.action_id) for c in commands],
+                actions=[
+                    IssuedAction(step=c.step, type=c.type, action_id=c.action_id) for c in commands
+                ],
                 error=error,
                 depth=event.depth,
                 source=source,
@@ -124,7 +130,9 @@ def run_workflow(
             "(COEFLOW_MAX_CAUSATION_DEPTH): workflows are triggering each other in a loop",
         )
     conditions: list[ConditionResult] = []
-    if compiled.condition is not None and not compiled.condition(event.before, event.record, conditions):
+    if compiled.condition is not None and not compiled.condition(
+        event.before, event.record, conditions
+    ):
         return record("conditions_not_met", conditions)
     try:
         commands = build_commands(compiled, event, run_id, now)
@@ -143,7 +151,9 @@ def build_commands(
     commands = []
     for step in compiled.actions:
         try:
-            params = step.action.command_params(render_tree(step.template, context), event.occurred_at)
+            params = step.action.command_params(
+                render_tree(step.template, context), event.occurred_at
+            )
         except ActionRenderError as exc:
             raise ActionRenderError(f"step {step.step} ({step.action.name}): {exc}") from None
         commands.append(

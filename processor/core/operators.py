@@ -100,7 +100,7 @@ def _contains(_b: Any, actual: Any, expected: Any) -> bool:
 
 
 def _not_contains(_b: Any, actual: Any, expected: Any) -> bool:
-    if isinstance(actual, str) and isinstance(expected, str) or isinstance(actual, list):
+    if (isinstance(actual, str) and isinstance(expected, str)) or isinstance(actual, list):
         return not _contains(_b, actual, expected)
     return False
 

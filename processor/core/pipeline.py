@@ -53,7 +53,11 @@ def process_change(
         return dead_letter(key, value, source, str(exc), settings, now)
     try:
         runs = decide(
-            event, index.candidates(event), max_depth=settings.max_causation_depth, source=source, now=now
+            event,
+            index.candidates(event),
+            max_depth=settings.max_causation_depth,
+            source=source,
+            now=now,
         )
         messages = encode_runs(runs)
     except Exception as exc:  # a bug or a pathological event: never lose it, never stop

@@ -106,7 +106,9 @@ def _score_crosses(p: LeadScoreThresholdParams, event: ChangeEvent) -> bool:
     if event.operation == "created":
         return True
     before = _field(event.before, "score")
-    below = isinstance(before, int | float) and not isinstance(before, bool) and before < p.threshold
+    below = (
+        isinstance(before, int | float) and not isinstance(before, bool) and before < p.threshold
+    )
     return before is MISSING or before is None or below
 
 
@@ -121,15 +123,21 @@ KINDS: tuple[TriggerKind[Any], ...] = (
     TriggerKind("status_changed", StatusChangedParams, UPDATED, _field_changed),
     TriggerKind("pipeline_stage_changed", StageChangedParams, UPDATED, _field_changed),
     TriggerKind(
-        "task_completed", TaskCompletedParams, UPDATED,
+        "task_completed",
+        TaskCompletedParams,
+        UPDATED,
         lambda p, e: _becomes(e, "status", "completed"),
     ),
     TriggerKind(
-        "case_escalated", CaseEscalatedParams, UPDATED,
+        "case_escalated",
+        CaseEscalatedParams,
+        UPDATED,
         lambda p, e: _becomes(e, "escalated", True),
     ),
     TriggerKind(
-        "contract_signed", ContractSignedParams, SAVED,
+        "contract_signed",
+        ContractSignedParams,
+        SAVED,
         lambda p, e: _becomes(e, "status", "signed"),
     ),
     TriggerKind("lead_score_threshold", LeadScoreThresholdParams, SAVED, _score_crosses),
@@ -141,7 +149,8 @@ NOT_YET_AVAILABLE = frozenset({"invoice_overdue", "scheduled", "webhook_received
 """Kinds of the contract that arrive with time-based and external triggers (issue 4)."""
 
 KINDS_BY_OPERATION: Mapping[str, tuple[str, ...]] = {
-    op: tuple(k.name for k in KINDS if op in k.operations) for op in ("created", "updated", "deleted")
+    op: tuple(k.name for k in KINDS if op in k.operations)
+    for op in ("created", "updated", "deleted")
 }
 
 
@@ -151,7 +160,10 @@ def resolve_trigger(spec: TriggerSpec) -> tuple[TriggerKind[Any], TriggerParams]
     if kind is None:
         valid = ", ".join(REGISTRY)
         if spec.type in NOT_YET_AVAILABLE:
-            msg = f"trigger type {spec.type!r} is not available in this release yet; use one of: {valid}"
+            msg = (
+                f"trigger type {spec.type!r} is not available in this release yet; "
+                f"use one of: {valid}"
+            )
         else:
             msg = f"unknown trigger type {spec.type!r}; valid trigger types: {valid}"
         raise InvalidWorkflow([Problem("trigger.type", msg)])
@@ -160,4 +172,3 @@ def resolve_trigger(spec: TriggerSpec) -> tuple[TriggerKind[Any], TriggerParams]
     except ValidationError as exc:
         raise InvalidWorkflow(problems_from(exc, "trigger")) from None
     return kind, params
-
