@@ -98,8 +98,9 @@ async def deliver(
 ) -> None:
     """Send ``messages`` and wait until the broker has them all, retrying while it cannot.
 
-    A permanent refusal (say, a message too large for the broker) replaces the outputs with a
-    dead letter from ``fallback``, so the event is accounted for rather than retried forever.
+    A permanent refusal (say, a message too large for the broker) sends a dead letter from
+    ``fallback`` instead, so the event is accounted for rather than retried forever. Outputs
+    the broker already stored stay stored: without transactions they cannot be taken back.
     """
     delay = _RETRY_FIRST
     while True:

@@ -1,0 +1,5 @@
+"""``python -m coeflow`` is the ``coeflow`` command."""
+
+from coeflow.cli import main
+
+main()

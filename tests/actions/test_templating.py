@@ -1,0 +1,100 @@
+"""Merge fields: rendering, and a sandbox that reads record data and nothing else."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from actions.templating import compile_tree, render_tree, template_problems
+from coeflow.errors import ActionRenderError
+
+CONTEXT: dict[str, Any] = {
+    "record": {
+        "email": "ada@example.com",
+        "name": "Ada",
+        "owner": {"name": "Maria"},
+        "items": [1, 2],
+        "score": 72,
+    },
+    "before": {},
+    "event": {"occurred_at": "2026-11-25T19:00:00+00:00"},
+    "workflow": {"name": "Welcome"},
+}
+
+
+def render(text: str) -> Any:
+    return render_tree(compile_tree(text), CONTEXT)
+
+
+def test_merge_fields_render() -> None:
+    assert render("{{record.email}}") == "ada@example.com"
+    assert render("Hi {{ record.owner.name }} from {{workflow.name}}") == "Hi Maria from Welcome"
+    assert render("{{event.occurred_at}}") == "2026-11-25T19:00:00+00:00"
+    assert render("{{record.score}}") == "72"
+    assert render("{{record['name']}}") == "Ada"
+
+
+def test_missing_fields_render_empty_and_filters_work() -> None:
+    assert render("[{{record.phone}}]") == "[]"
+    assert render("[{{record.owner.team.lead}}]") == "[]"
+    assert render("{{record.phone | default('n/a')}}") == "n/a"
+    assert render("{{record.name | upper}}") == "ADA"
+
+
+def test_strings_without_merge_fields_are_left_alone() -> None:
+    tree = compile_tree({"a": "plain {not a field}", "b": ["x", 1], "c": None})
+    assert tree == {"a": "plain {not a field}", "b": ["x", 1], "c": None}
+
+
+def test_trees_render_nested_strings() -> None:
+    tree = compile_tree({"body": {"email": "{{record.email}}", "tags": ["{{record.name}}", 3]}})
+    assert render_tree(tree, CONTEXT) == {"body": {"email": "ada@example.com", "tags": ["Ada", 3]}}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "{{ record.__class__ }}",
+        "{{ record.__class__.__mro__ }}",
+        "{{ record['__class__'] }}",
+        "{{ record.items.__func__ }}",
+    ],
+)
+def test_dunder_access_is_refused_when_saved(text: str) -> None:
+    assert any("not allowed" in p for p in template_problems(text))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "{{ record.__class__ }}",
+        "{{ record.items }}",
+        "{{ record.email.upper() }}",
+        "{{ record.name.__len__() }}",
+    ],
+)
+def test_at_render_time_nothing_reaches_python_objects(text: str) -> None:
+    """Even a template that skipped save-time checks reads only mapping keys."""
+    try:
+        rendered = render(text)
+    except ActionRenderError:
+        return
+    assert "<" not in rendered and "built-in" not in rendered and "method" not in rendered
+
+
+def test_record_items_is_the_field_not_the_dict_method() -> None:
+    assert render("{{ record.items }}") == "[1, 2]"
+
+
+def test_unknown_roots_and_syntax_errors_are_named() -> None:
+    assert "unknown merge field 'recrd'" in template_problems("{{recrd.email}}")[0]
+    assert "syntax error" in template_problems("{{record.email")[0]
+    assert template_problems("{{record.email}} {{before.x}} {{event.event_id}}") == []
+
+
+def test_resource_abuse_is_refused() -> None:
+    with pytest.raises(ActionRenderError):
+        render("{{ 'x' * 100000000 }}")
+    with pytest.raises(ActionRenderError):
+        render("{{ 10 ** 100000 }}")

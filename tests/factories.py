@@ -1,0 +1,73 @@
+"""Builders for test data: a valid event or workflow, changed only where a test says so."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime
+from typing import Any
+
+from topics.events import ChangeEvent
+from topics.workflows import Workflow
+
+_ids = itertools.count(1)
+
+SEED_WORKFLOW: dict[str, Any] = {
+    "id": "wf-welcome",
+    "tenant_id": "acme",
+    "name": "New Lead → Welcome Email",
+    "status": "active",
+    "version": 1,
+    "trigger": {"type": "record_created", "record_type": "lead"},
+    "conditions": {"all": [{"field": "score", "op": "gte", "value": 50}]},
+    "actions": [
+        {
+            "type": "send_email",
+            "to": "{{record.email}}",
+            "subject": "Welcome — Thanks for your interest",
+            "body": "Hi {{record.name}}, thanks for your interest.",
+        },
+        {
+            "type": "create_task",
+            "title": "Follow-up call",
+            "assignee": "{{record.owner_id}}",
+            "due_in": "2d",
+        },
+    ],
+}
+
+LEAD = {"name": "Ada", "email": "ada@example.com", "score": 72, "owner_id": "u-7"}
+
+
+def make_event(
+    *,
+    operation: str = "created",
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+    depth: int | None = None,
+    **fields: Any,
+) -> ChangeEvent:
+    """A valid ChangeEvent; ``after`` defaults to the seed's lead on a create."""
+    n = next(_ids)
+    if after is None and operation != "deleted":
+        after = dict(LEAD)
+    document: dict[str, Any] = {
+        "event_id": f"evt-{n}",
+        "tenant_id": "acme",
+        "record_type": "lead",
+        "record_id": f"L-{n}",
+        "operation": operation,
+        "occurred_at": datetime(2026, 11, 25, 19, 0, tzinfo=UTC),
+        "before": before,
+        "after": after,
+        "actor_id": "u-7",
+        "causation": None
+        if depth is None
+        else {"run_id": "run-0", "workflow_id": "wf-0", "depth": depth},
+    }
+    document.update(fields)
+    return ChangeEvent.model_validate(document)
+
+
+def make_workflow(**overrides: Any) -> Workflow:
+    """The seed workflow (active), with ``overrides`` applied on top."""
+    return Workflow.model_validate({**SEED_WORKFLOW, **overrides})

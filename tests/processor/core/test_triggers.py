@@ -1,0 +1,197 @@
+"""The record-change trigger kinds, each with its exact semantics."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import pytest
+
+from coeflow.errors import InvalidWorkflow
+from processor.core.triggers import KINDS_BY_OPERATION, REGISTRY, resolve_trigger
+from tests.factories import make_event
+from topics.events import ChangeEvent
+from topics.workflows import TriggerSpec
+
+
+def fires(trigger: dict[str, Any], event: ChangeEvent) -> bool:
+    kind, params = resolve_trigger(TriggerSpec.model_validate(trigger))
+    return (
+        event.operation in kind.operations
+        and params.record_type == event.record_type
+        and kind.matches(params, event)
+    )
+
+
+def updated(
+    before: dict[str, Any], after: dict[str, Any], record_type: str = "deal"
+) -> ChangeEvent:
+    return make_event(operation="updated", before=before, after=after, record_type=record_type)
+
+
+def created(after: dict[str, Any], record_type: str = "deal") -> ChangeEvent:
+    return make_event(operation="created", after=after, record_type=record_type)
+
+
+RECORD_CHANGE_KINDS = {
+    "record_created",
+    "record_updated",
+    "field_value_changed",
+    "status_changed",
+    "pipeline_stage_changed",
+    "task_completed",
+    "case_escalated",
+    "contract_signed",
+    "lead_score_threshold",
+}
+
+
+def test_every_record_change_kind_is_registered() -> None:
+    assert set(REGISTRY) == RECORD_CHANGE_KINDS
+
+
+def test_no_kind_fires_on_delete() -> None:
+    assert KINDS_BY_OPERATION["deleted"] == ()
+
+
+class TestRecordCreatedAndUpdated:
+    def test_created_fires_for_its_record_type_only(self) -> None:
+        trigger = {"type": "record_created", "record_type": "lead"}
+        assert fires(trigger, make_event())
+        assert not fires(trigger, make_event(record_type="deal"))
+        assert not fires(trigger, updated({"a": 1}, {"a": 2}, record_type="lead"))
+
+    def test_updated_needs_a_field_that_differs(self) -> None:
+        trigger = {"type": "record_updated", "record_type": "deal"}
+        assert fires(trigger, updated({"a": 1}, {"a": 2}))
+        assert fires(trigger, updated({"a": 1}, {"a": 1, "b": 2}))
+        assert not fires(trigger, updated({"a": 1}, {"a": 1}))
+        assert not fires(trigger, created({"a": 1}))
+
+
+class TestFieldValueChanged:
+    trigger: ClassVar = {"type": "field_value_changed", "record_type": "deal", "field": "amount"}
+
+    def test_fires_when_the_field_differs(self) -> None:
+        assert fires(self.trigger, updated({"amount": 1}, {"amount": 2}))
+        assert fires(self.trigger, updated({}, {"amount": 2}))
+        assert fires(self.trigger, updated({"amount": 2}, {}))
+
+    def test_does_not_fire_when_only_other_fields_change(self) -> None:
+        assert not fires(self.trigger, updated({"amount": 1, "x": 1}, {"amount": 1, "x": 2}))
+
+    def test_from_and_to_narrow_the_change(self) -> None:
+        trigger = {**self.trigger, "from": 1, "to": 2}
+        assert fires(trigger, updated({"amount": 1}, {"amount": 2}))
+        assert not fires(trigger, updated({"amount": 0}, {"amount": 2}))
+        assert not fires(trigger, updated({"amount": 1}, {"amount": 3}))
+
+    def test_to_null_is_a_real_value(self) -> None:
+        trigger = {**self.trigger, "to": None}
+        assert fires(trigger, updated({"amount": 1}, {"amount": None}))
+        assert not fires(trigger, updated({"amount": 1}, {"amount": 2}))
+
+    def test_nested_fields(self) -> None:
+        trigger = {**self.trigger, "field": "owner.id"}
+        assert fires(trigger, updated({"owner": {"id": "u-1"}}, {"owner": {"id": "u-2"}}))
+
+    def test_needs_a_field(self) -> None:
+        with pytest.raises(InvalidWorkflow, match=r"trigger\.field"):
+            resolve_trigger(TriggerSpec(type="field_value_changed", record_type="deal"))
+
+
+class TestStatusAndStage:
+    @pytest.mark.parametrize(
+        ("kind", "field"), [("status_changed", "status"), ("pipeline_stage_changed", "stage")]
+    )
+    def test_watch_their_own_field(self, kind: str, field: str) -> None:
+        trigger = {"type": kind, "record_type": "deal", "from": "open", "to": "won"}
+        assert fires(trigger, updated({field: "open"}, {field: "won"}))
+        assert not fires(trigger, updated({field: "open"}, {field: "lost"}))
+        assert not fires(
+            trigger, updated({field: "open", "other": "open"}, {field: "open", "other": "won"})
+        )
+        assert fires({"type": kind, "record_type": "deal"}, updated({field: "a"}, {field: "b"}))
+
+    def test_the_field_cannot_be_redirected(self) -> None:
+        with pytest.raises(InvalidWorkflow, match=r"trigger\.field"):
+            resolve_trigger(
+                TriggerSpec.model_validate(
+                    {"type": "status_changed", "record_type": "deal", "field": "stage"}
+                )
+            )
+
+
+class TestFixedRecordKinds:
+    def test_task_completed_when_status_becomes_completed(self) -> None:
+        trigger = {"type": "task_completed"}
+        assert fires(trigger, updated({"status": "open"}, {"status": "completed"}, "task"))
+        assert not fires(
+            trigger, updated({"status": "completed"}, {"status": "completed", "x": 1}, "task")
+        )
+        assert not fires(trigger, updated({"status": "open"}, {"status": "completed"}, "deal"))
+
+    def test_case_escalated_when_escalated_becomes_true(self) -> None:
+        trigger = {"type": "case_escalated"}
+        assert fires(trigger, updated({"escalated": False}, {"escalated": True}, "case"))
+        assert fires(trigger, updated({}, {"escalated": True}, "case"))
+        assert not fires(trigger, updated({"escalated": True}, {"escalated": True, "x": 1}, "case"))
+        assert not fires(trigger, updated({"escalated": False}, {"escalated": 1}, "case"))
+
+    def test_contract_signed_also_when_created_signed(self) -> None:
+        trigger = {"type": "contract_signed"}
+        assert fires(trigger, updated({"status": "sent"}, {"status": "signed"}, "contract"))
+        assert fires(trigger, created({"status": "signed"}, "contract"))
+        assert not fires(trigger, created({"status": "draft"}, "contract"))
+        assert not fires(
+            trigger, updated({"status": "signed"}, {"status": "signed", "x": 1}, "contract")
+        )
+
+    def test_record_type_is_fixed_by_the_kind(self) -> None:
+        with pytest.raises(InvalidWorkflow, match="task"):
+            resolve_trigger(
+                TriggerSpec.model_validate({"type": "task_completed", "record_type": "deal"})
+            )
+
+
+class TestLeadScoreThreshold:
+    trigger: ClassVar = {"type": "lead_score_threshold", "threshold": 50}
+
+    def lead(self, before: Any, after: Any) -> ChangeEvent:
+        return updated(before, after, record_type="lead")
+
+    def test_fires_when_crossing_upward(self) -> None:
+        assert fires(self.trigger, self.lead({"score": 49}, {"score": 50}))
+        assert fires(self.trigger, self.lead({"score": 10}, {"score": 90}))
+
+    def test_from_absent_or_null_counts_as_below(self) -> None:
+        assert fires(self.trigger, self.lead({}, {"score": 60}))
+        assert fires(self.trigger, self.lead({"score": None}, {"score": 60}))
+
+    def test_does_not_fire_when_already_above_or_going_down(self) -> None:
+        assert not fires(self.trigger, self.lead({"score": 50}, {"score": 70}))
+        assert not fires(self.trigger, self.lead({"score": 70}, {"score": 40}))
+        assert not fires(self.trigger, self.lead({"score": 10}, {"score": 49}))
+
+    def test_a_create_at_or_above_counts(self) -> None:
+        assert fires(self.trigger, created({"score": 50}, "lead"))
+        assert not fires(self.trigger, created({"score": 49}, "lead"))
+
+    def test_non_numbers_never_cross(self) -> None:
+        assert not fires(self.trigger, self.lead({"score": 10}, {"score": "90"}))
+        assert not fires(self.trigger, self.lead({"score": 10}, {"score": True}))
+
+    def test_needs_a_numeric_threshold(self) -> None:
+        with pytest.raises(InvalidWorkflow, match="threshold"):
+            resolve_trigger(TriggerSpec(type="lead_score_threshold"))
+
+
+def test_unknown_trigger_type_lists_valid_ones() -> None:
+    with pytest.raises(InvalidWorkflow) as raised:
+        resolve_trigger(TriggerSpec(type="lead_born", record_type="lead"))
+    assert "trigger.type" in str(raised.value) and "record_created" in str(raised.value)
+
+
+@pytest.mark.parametrize("kind", ["invoice_overdue", "scheduled", "webhook_received"])
+def test_time_based_and_external_kinds_are_refused_as_not_yet_available(kind: str) -> None:
+    with pytest.raises(InvalidWorkflow, match="not available in this release"):
+        resolve_trigger(TriggerSpec(type=kind, record_type="invoice"))
