@@ -59,6 +59,11 @@ class Settings(BaseSettings):
         description="At most this many bytes of a bad value are copied into its dead letter "
         "(the letter says when it was cut).",
     )
+    create_topics: bool = Field(
+        default=True,
+        description="Create the contract's topics at start when they are missing (turn off "
+        "where an operator manages topics).",
+    )
     log_runs: bool = Field(default=False, description="Log one line per run (on in `coeflow dev`).")
     data_dir: Path = Field(
         default=Path(".coeflow-data"), description="Where the worker keeps its local files."

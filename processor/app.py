@@ -12,6 +12,7 @@ from coeflow.clock import Clock, utc_now
 from coeflow.settings import Settings
 from processor.core.catalog import WorkflowCatalog
 from processor.replica import DefinitionsReplica
+from topics.admin import ensure_topics
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,11 @@ class App(faust.App):
     """A Faust app that carries its runtime, for the commands Faust hands only the app."""
 
     runtime: Runtime
+
+    async def on_first_start(self) -> None:
+        if self.runtime.settings.create_topics:
+            await ensure_topics(self.runtime.settings)
+        await super().on_first_start()
 
 
 def runtime_of(app: AppT) -> Runtime:

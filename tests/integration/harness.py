@@ -1,0 +1,250 @@
+"""Real processes against a real broker: workers, a producer, topic readers, an API client."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from coeflow.broker import free_port
+from topics import codec
+
+TOKEN = "integration-token"
+
+
+@dataclass(frozen=True)
+class Record:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: Any
+    """The decoded JSON value (``None`` for a tombstone)."""
+
+
+class WorkerProcess:
+    """``coeflow worker`` in its own process, as an operator would run it."""
+
+    def __init__(self, bootstrap: str, app_id: str, workdir: Path, **env: str) -> None:
+        self.bootstrap, self.app_id, self.workdir = bootstrap, app_id, workdir
+        self.port = free_port()
+        self.extra_env = env
+        self.process: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / f"{self.app_id}-{self.port}.log"
+
+    def start(self) -> WorkerProcess:
+        self.starts += 1
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        env = {
+            **os.environ,
+            "COEFLOW_KAFKA_BOOTSTRAP": self.bootstrap,
+            "COEFLOW_APP_ID": self.app_id,
+            "COEFLOW_WEB_PORT": str(self.port),
+            "COEFLOW_ADMIN_TOKEN": TOKEN,
+            "COEFLOW_GROUP_SESSION_TIMEOUT": "2",
+            "COEFLOW_DATA_DIR": str(self.workdir / f"data-{self.port}"),
+            **self.extra_env,
+        }
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "coeflow", "worker", "-l", "info"],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+        return self
+
+    async def wait_ready(self, within: float = 60.0) -> WorkerProcess:
+        """Until the worker's definitions are loaded and it holds partitions."""
+        deadline = time.monotonic() + within
+        async with aiohttp.ClientSession() as http:
+            while time.monotonic() < deadline:
+                assert self.process is not None
+                if self.process.poll() is not None:
+                    raise AssertionError(f"worker exited: {self.log_tail()}")
+                try:
+                    async with http.get(f"{self.url}/health") as response:
+                        health = await response.json()
+                        if health["ready"] and health["assigned_partitions"]:
+                            return self
+                except (aiohttp.ClientError, OSError):
+                    pass
+                await asyncio.sleep(0.2)
+        raise AssertionError(f"worker not ready within {within}s: {self.log_tail()}")
+
+    async def health(self) -> dict[str, Any]:
+        async with aiohttp.ClientSession() as http, http.get(f"{self.url}/health") as response:
+            result: dict[str, Any] = await response.json()
+            return result
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown, no final commit."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def log_tail(self, lines: int = 40) -> str:
+        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
+
+class Api:
+    """The admin API of one worker."""
+
+    def __init__(self, base_url: str, token: str | None = TOKEN) -> None:
+        self.base_url, self.token = base_url, token
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        raw: bytes | None = None,
+        token: str | None = None,
+    ) -> tuple[int, Any]:
+        token = token if token is not None else self.token
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        data = raw if raw is not None else (codec.dumps(body) if body is not None else None)
+        async with (
+            aiohttp.ClientSession() as http,
+            http.request(method, self.base_url + path, data=data, headers=headers) as response,
+        ):
+            text = await response.read()
+            return response.status, codec.loads(text) if text else None
+
+    async def create(self, workflow: dict[str, Any]) -> dict[str, Any]:
+        status, body = await self.call("POST", "/api/v1/workflows", workflow)
+        assert status == 201, body
+        return body  # type: ignore[no-any-return]
+
+    async def activate(self, workflow_id: str) -> dict[str, Any]:
+        status, body = await self.call("POST", f"/api/v1/workflows/{workflow_id}/activate")
+        assert status == 200, body
+        return body  # type: ignore[no-any-return]
+
+
+async def publish(bootstrap: str, topic: str, messages: Iterable[tuple[bytes | None, Any]]) -> None:
+    """Send (key, value) pairs; a value that is not bytes is encoded as JSON, None stays null."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, max_request_size=16 * 1024 * 1024)
+    await producer.start()
+    try:
+        futures = []
+        for key, value in messages:
+            raw = value if value is None or isinstance(value, bytes) else codec.dumps(value)
+            futures.append(await producer.send(topic, key=key, value=raw))
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+async def read_until(
+    bootstrap: str,
+    topics: Iterable[str],
+    done: Callable[[list[Record]], bool],
+    *,
+    keep: Callable[[Record], bool] = lambda r: True,
+    within: float = 30.0,
+) -> list[Record]:
+    """Read ``topics`` from the beginning, keeping what ``keep`` accepts, until ``done``."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    kept: list[Record] = []
+    try:
+        await consumer.topics()
+        partitions = [
+            TopicPartition(t, p)
+            for t in topics
+            for p in sorted(consumer.partitions_for_topic(t) or ())
+        ]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        deadline = time.monotonic() + within
+        while True:
+            for tp, messages in (await consumer.getmany(timeout_ms=200)).items():
+                for m in messages:
+                    value = codec.loads(m.value) if m.value is not None else None
+                    record = Record(tp.topic, tp.partition, m.offset, m.key, value)
+                    if keep(record):
+                        kept.append(record)
+            if done(kept):
+                return kept
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"gave up after {within}s with {len(kept)} records: "
+                    f"{[r.value for r in kept][:5]}"
+                )
+    finally:
+        await consumer.stop()
+
+
+def tenant() -> str:
+    """A fresh tenant per test: tests share topics and workers, never each other's data."""
+    return f"t-{uuid.uuid4().hex[:10]}"
+
+
+def seed_workflow(tenant_id: str, **overrides: Any) -> dict[str, Any]:
+    from tests.factories import SEED_WORKFLOW
+
+    return {
+        **SEED_WORKFLOW,
+        "id": f"wf-welcome-{tenant_id}",
+        "tenant_id": tenant_id,
+        "status": "active",
+        **overrides,
+    }
+
+
+def lead_created(tenant_id: str, n: int, *, score: int = 72, **fields: Any) -> dict[str, Any]:
+    return {
+        "event_id": f"{tenant_id}-evt-{n}",
+        "tenant_id": tenant_id,
+        "record_type": "lead",
+        "record_id": f"L-{n}",
+        "operation": "created",
+        "occurred_at": "2026-11-25T19:00:00Z",
+        "before": None,
+        "after": {
+            "name": f"Lead {n}",
+            "email": f"lead{n}@example.com",
+            "score": score,
+            "owner_id": "u-7",
+        },
+        "actor_id": "u-7",
+        "causation": None,
+        **fields,
+    }
