@@ -1,10 +1,11 @@
 """The record-change agent: decode, call the core, send, and only then acknowledge.
 
-Faust acknowledges an event as soon as the agent moves past it, even when processing raised,
-and commits acknowledged offsets after flushing the producer. So the agent never lets an
-exception escape (the core turns bad input into a dead letter) and waits until an event's
-outputs are stored by the broker before taking the next event: nothing is acknowledged that
-was not processed and delivered (at-least-once; the ids make repeats recognisable).
+Left to itself, Faust acknowledges an event when the agent moves past it, also when
+processing raised or the agent was cancelled mid-event (a graceful stop), and commits what
+was acknowledged. So the agent iterates a ``noack`` stream and acknowledges each event itself,
+once the broker has stored all of the event's outputs; bad input never raises (the core
+turns it into a dead letter). Nothing is committed that was not processed and delivered:
+at-least-once, with deterministic ids that make repeats recognisable.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def register(app: faust.App, runtime: Runtime) -> None:
     @app.agent(changes, name="record-changes")
     async def process_record_changes(stream: faust.StreamT) -> None:
         await runtime.replica.ready.wait()  # never match against half-loaded definitions
-        async for event in stream.events():
+        async for event in stream.noack().events():
             message = event.message
             source = SourcePosition(
                 topic=message.topic, partition=message.partition, offset=message.offset
@@ -67,6 +68,7 @@ def register(app: faust.App, runtime: Runtime) -> None:
                     now=runtime.clock(),
                 ),
             )
+            event.ack()
             if runtime.settings.log_runs:
                 for run in outcome.runs:
                     run_log.info(describe_run(run))

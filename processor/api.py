@@ -23,7 +23,7 @@ from processor.core.compiler import CompiledWorkflow, compile_workflow
 from processor.core.decide import dry_run
 from processor.core.pipeline import decode_change
 from topics import codec
-from topics.catalog import DEFINITIONS
+from topics.catalog import DEFINITIONS, RECORD_CHANGES
 from topics.workflows import Workflow
 
 log = logging.getLogger(__name__)
@@ -136,9 +136,8 @@ def register(app: faust.App, runtime: Runtime) -> None:
 
         async def get(self, request: Request) -> Response:
             ready = runtime.replica.ready.is_set()
-            assigned = (
-                sorted(tp.partition for tp in app.consumer.assignment()) if app.consumer else []
-            )
+            assignment = app.consumer.assignment() if app.consumer else set()
+            assigned = sorted(tp.partition for tp in assignment if tp.topic == RECORD_CHANGES)
             return self.reply(
                 {
                     "ready": ready,
@@ -147,7 +146,7 @@ def register(app: faust.App, runtime: Runtime) -> None:
                     "rejected_workflows": {
                         k: r.reason for k, r in runtime.catalog.rejected.items()
                     },
-                    "assigned_partitions": assigned,
+                    "record_change_partitions": assigned,
                 },
                 200 if ready else 503,
             )

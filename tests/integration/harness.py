@@ -85,7 +85,7 @@ class WorkerProcess:
                 try:
                     async with http.get(f"{self.url}/health") as response:
                         health = await response.json()
-                        if health["ready"] and health["assigned_partitions"]:
+                        if health["ready"] and health["record_change_partitions"]:
                             return self
                 except (aiohttp.ClientError, OSError):
                     pass

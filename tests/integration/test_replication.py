@@ -44,7 +44,7 @@ async def both_ready(first: WorkerProcess, second: WorkerProcess) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         a, b = await first.health(), await second.health()
-        mine, theirs = set(a["assigned_partitions"]), set(b["assigned_partitions"])
+        mine, theirs = set(a["record_change_partitions"]), set(b["record_change_partitions"])
         if mine and theirs and not (mine & theirs) and len(mine | theirs) == 8:
             return
         await asyncio.sleep(0.3)
