@@ -17,6 +17,7 @@ from functools import partial
 
 import faust
 from aiokafka.errors import KafkaError
+from faust.streams import Stream
 
 from processor.app import Runtime
 from processor.core.decide import Run
@@ -40,7 +41,7 @@ def register(app: faust.App, runtime: Runtime) -> None:
     )
 
     @app.agent(changes, name="record-changes")
-    async def process_record_changes(stream: faust.StreamT) -> None:
+    async def process_record_changes(stream: Stream[bytes]) -> None:
         await runtime.replica.ready.wait()  # never match against half-loaded definitions
         async for event in stream.noack().events():
             message = event.message
