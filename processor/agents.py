@@ -14,6 +14,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from functools import partial
+from typing import cast
 
 import faust
 from aiokafka.errors import KafkaError
@@ -41,9 +42,11 @@ def register(app: faust.App, runtime: Runtime) -> None:
     )
 
     @app.agent(changes, name="record-changes")
-    async def process_record_changes(stream: Stream[bytes]) -> None:
+    async def process_record_changes(stream: faust.StreamT[bytes]) -> None:
         await runtime.replica.ready.wait()  # never match against half-loaded definitions
-        async for event in stream.noack().events():
+        # StreamT's type omits noack(), which every Stream has.
+        manual_acks = cast(Stream[bytes], stream).noack()
+        async for event in manual_acks.events():
             message = event.message
             source = SourcePosition(
                 topic=message.topic, partition=message.partition, offset=message.offset
