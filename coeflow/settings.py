@@ -23,7 +23,11 @@ class Settings(BaseSettings):
         description="Kafka bootstrap servers. Unset: `coeflow dev` starts the embedded broker "
         f"and everything connects to {EMBEDDED_BOOTSTRAP}.",
     )
-    app_id: str = Field(default="coeflow", description="Faust app id and consumer-group prefix.")
+    app_id: str = Field(
+        default="coeflow",
+        description="The consumer group the workers share (Faust's app id; also the prefix "
+        "of Faust's own topics).",
+    )
     partitions: Annotated[int, Field(ge=1)] = Field(
         default=8, description="Partitions of the topics that `coeflow` creates."
     )

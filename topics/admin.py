@@ -47,3 +47,9 @@ async def ensure_topics(settings: Settings, connect_within: float = 30.0) -> lis
     finally:
         await admin.close()
     return specs
+
+
+if __name__ == "__main__":  # `python -m topics.admin`: the deployment's topic job
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    created = asyncio.run(ensure_topics(Settings()))
+    log.info("%d topics present", len(created))

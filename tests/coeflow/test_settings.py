@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from coeflow.settings import EMBEDDED_BOOTSTRAP, Settings
+
+README = Path(__file__).parents[2] / "README.md"
+
+
+def test_settings_come_from_coeflow_environment_variables(monkeypatch) -> None:
+    monkeypatch.setenv("COEFLOW_KAFKA_BOOTSTRAP", "kafka:9092")
+    monkeypatch.setenv("COEFLOW_ADMIN_TOKEN", "s3cret")
+    monkeypatch.setenv("COEFLOW_MAX_CAUSATION_DEPTH", "3")
+    settings = Settings()
+    assert settings.bootstrap == "kafka:9092" and settings.max_causation_depth == 3
+    assert settings.admin_token is not None and settings.admin_token.get_secret_value() == "s3cret"
+    assert "s3cret" not in repr(settings)
+
+
+def test_the_embedded_broker_is_the_default(monkeypatch) -> None:
+    monkeypatch.delenv("COEFLOW_KAFKA_BOOTSTRAP", raising=False)
+    assert Settings().bootstrap == EMBEDDED_BOOTSTRAP
+
+
+def test_bad_values_are_refused_with_the_setting_named(monkeypatch) -> None:
+    monkeypatch.setenv("COEFLOW_WEB_PORT", "99999")
+    with pytest.raises(ValidationError, match="web_port"):
+        Settings()
+
+
+def test_the_readme_lists_every_setting_with_its_default() -> None:
+    rows = dict(re.findall(r"^\| `(COEFLOW_[A-Z_]+)` \| ([^|]+) \|", README.read_text(), re.M))
+    for name, field in Settings.model_fields.items():
+        variable = f"COEFLOW_{name.upper()}"
+        assert variable in rows, f"{variable} is missing from the README's settings table"
+        default = field.default
+        if default is None:
+            expected = "unset"
+        elif isinstance(default, bool):
+            expected = str(default).lower()
+        else:
+            expected = str(default)
+        assert rows[variable].strip().strip("`") == expected, variable
+    assert set(rows) == {f"COEFLOW_{n.upper()}" for n in Settings.model_fields}
