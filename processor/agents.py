@@ -1,35 +1,32 @@
-"""The record-change agent: decode, call the core, send, and only then acknowledge.
+"""The record-change agent: decode, call the core, send; acknowledge once delivered.
 
 Left to itself, Faust acknowledges an event when the agent moves past it, also when
 processing raised or the agent was cancelled mid-event (a graceful stop), and commits what
-was acknowledged. So the agent iterates a ``noack`` stream and acknowledges each event itself,
-once the broker has stored all of the event's outputs; bad input never raises (the core
-turns it into a dead letter). Nothing is committed that was not processed and delivered:
-at-least-once, with deterministic ids that make repeats recognisable.
+was acknowledged. So the agent iterates a ``noack`` stream and leaves acknowledging to
+``Deliveries``, which does it once the broker has stored all of the event's outputs; bad input
+never raises (the core turns it into a dead letter). Nothing is committed that was not
+processed and delivered: at-least-once, with deterministic ids that make repeats recognisable.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable
 from functools import partial
-from typing import cast
+from typing import Any, cast
 
 import faust
-from aiokafka.errors import KafkaError
 from faust.streams import Stream
 
 from processor.app import Runtime
 from processor.core.decide import Run
 from processor.core.pipeline import Outbound, Outcome, dead_letter, process_change
+from processor.delivery import Deliveries
 from topics.catalog import RECORD_CHANGES
 from topics.runs import SourcePosition
 
 log = logging.getLogger(__name__)
 run_log = logging.getLogger("coeflow.runs")
-
-_RETRY_FIRST, _RETRY_MAX = 0.2, 5.0
 
 
 def register(app: faust.App, runtime: Runtime) -> None:
@@ -41,38 +38,37 @@ def register(app: faust.App, runtime: Runtime) -> None:
         value_serializer="raw",
     )
 
+    async def send(message: Outbound) -> Awaitable[Any]:
+        return await app.producer.send(message.topic, message.key, message.value, None, None, None)
+
     @app.agent(changes, name="record-changes")
     async def process_record_changes(stream: faust.StreamT[bytes]) -> None:
         await runtime.replica.ready.wait()  # never match against half-loaded definitions
+        deliveries = Deliveries(send)
         # StreamT's type omits noack(), which every Stream has.
         manual_acks = cast(Stream[bytes], stream).noack()
         async for event in manual_acks.events():
             message = event.message
-            source = SourcePosition(
+            source = SourcePosition.model_construct(
                 topic=message.topic, partition=message.partition, offset=message.offset
             )
+            now = runtime.clock()
             outcome = process_change(
-                message.key,
-                message.value,
-                source,
-                runtime.catalog.index,
-                runtime.settings,
-                runtime.clock(),
+                message.key, message.value, source, runtime.catalog.index, runtime.settings, now
             )
             _report(outcome, source)
-            await deliver(
-                app,
+            await deliveries.submit(
                 outcome.messages,
+                on_stored=event.ack,
                 fallback=partial(
                     dead_letter,
                     message.key,
                     message.value,
                     source,
                     settings=runtime.settings,
-                    now=runtime.clock(),
+                    now=now,
                 ),
             )
-            event.ack()
             if runtime.settings.log_runs:
                 for run in outcome.runs:
                     run_log.info(describe_run(run))
@@ -95,40 +91,6 @@ def _report(outcome: Outcome, source: SourcePosition) -> None:
             source.offset,
             outcome.dead_letter.error,
         )
-
-
-async def deliver(
-    app: faust.App,
-    messages: Sequence[Outbound],
-    fallback: Callable[[str], Outcome] | None = None,
-) -> None:
-    """Send ``messages`` and wait until the broker has them all, retrying while it cannot.
-
-    A permanent refusal (say, a message too large for the broker) sends a dead letter from
-    ``fallback`` instead, so the event is accounted for rather than retried forever. Outputs
-    the broker already stored stay stored: without transactions they cannot be taken back.
-    """
-    delay = _RETRY_FIRST
-    while True:
-        try:
-            futures = [
-                await app.producer.send(m.topic, m.key, m.value, None, None, None) for m in messages
-            ]
-            await asyncio.gather(*futures)
-            return
-        except KafkaError as exc:
-            if not exc.retriable and fallback is not None:
-                log.error("the broker refused this event's outputs (%s); dead-lettering it", exc)
-                messages = fallback(
-                    f"outputs refused by the broker: {type(exc).__name__}: {exc}"
-                ).messages
-                fallback = None
-                continue
-            log.warning(
-                "delivery failed (%s: %s); retrying in %.1fs", type(exc).__name__, exc, delay
-            )
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, _RETRY_MAX)
 
 
 def describe_run(run: Run) -> str:

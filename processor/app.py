@@ -82,6 +82,9 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> App:
         # Tansu reports wrong end offsets, which trips Faust's recovery check for late joiners.
         recovery_consistency_check=False,
         producer_acks=-1,
+        # Outputs are not awaited one by one (see processor/delivery.py), so batching them for
+        # a few milliseconds costs little latency and saves a request per message.
+        producer_linger=0.005,
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,
         web_enabled=True,
