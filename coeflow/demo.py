@@ -23,30 +23,33 @@ log = logging.getLogger("coeflow.demo")
 
 TENANT = "acme"
 
+WELCOME_WORKFLOW: dict[str, Any] = {
+    "id": "wf-welcome",
+    "tenant_id": TENANT,
+    "name": "New Lead → Welcome Email",
+    "status": "active",
+    "trigger": {"type": "record_created", "record_type": "lead"},
+    "conditions": {"all": [{"field": "score", "op": "gte", "value": 50}]},
+    "actions": [
+        {
+            "type": "send_email",
+            "to": "{{record.email}}",
+            "subject": "Welcome — Thanks for your interest",
+            "body": "Hi {{record.name}},\n\nthanks for your interest in Coeffection. "
+            "{{record.owner.name | default('Your account manager')}} will be in touch soon.",
+        },
+        {
+            "type": "create_task",
+            "title": "Follow-up call",
+            "assignee": "{{record.owner_id}}",
+            "due_in": "2d",
+        },
+    ],
+}
+"""The customer page's example: New Lead → Welcome Email."""
+
 EXAMPLE_WORKFLOWS: tuple[dict[str, Any], ...] = (
-    {
-        "id": "wf-welcome",
-        "tenant_id": TENANT,
-        "name": "New Lead → Welcome Email",
-        "status": "active",
-        "trigger": {"type": "record_created", "record_type": "lead"},
-        "conditions": {"all": [{"field": "score", "op": "gte", "value": 50}]},
-        "actions": [
-            {
-                "type": "send_email",
-                "to": "{{record.email}}",
-                "subject": "Welcome — Thanks for your interest",
-                "body": "Hi {{record.name}},\n\nthanks for your interest in Coeffection. "
-                "{{record.owner.name | default('Your account manager')}} will be in touch soon.",
-            },
-            {
-                "type": "create_task",
-                "title": "Follow-up call",
-                "assignee": "{{record.owner_id}}",
-                "due_in": "2d",
-            },
-        ],
-    },
+    WELCOME_WORKFLOW,
     {
         "id": "wf-deal-won",
         "tenant_id": TENANT,

@@ -6,34 +6,13 @@ import itertools
 from datetime import UTC, datetime
 from typing import Any
 
+from coeflow.demo import WELCOME_WORKFLOW
 from topics.events import ChangeEvent
 from topics.workflows import Workflow
 
 _ids = itertools.count(1)
 
-SEED_WORKFLOW: dict[str, Any] = {
-    "id": "wf-welcome",
-    "tenant_id": "acme",
-    "name": "New Lead → Welcome Email",
-    "status": "active",
-    "version": 1,
-    "trigger": {"type": "record_created", "record_type": "lead"},
-    "conditions": {"all": [{"field": "score", "op": "gte", "value": 50}]},
-    "actions": [
-        {
-            "type": "send_email",
-            "to": "{{record.email}}",
-            "subject": "Welcome — Thanks for your interest",
-            "body": "Hi {{record.name}}, thanks for your interest.",
-        },
-        {
-            "type": "create_task",
-            "title": "Follow-up call",
-            "assignee": "{{record.owner_id}}",
-            "due_in": "2d",
-        },
-    ],
-}
+SEED_WORKFLOW: dict[str, Any] = {**WELCOME_WORKFLOW, "version": 1}
 
 LEAD = {"name": "Ada", "email": "ada@example.com", "score": 72, "owner_id": "u-7"}
 

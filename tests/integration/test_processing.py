@@ -45,7 +45,8 @@ async def test_the_seed_workflow_end_to_end(api: Api, bootstrap: str) -> None:
     assert email["params"] == {
         "to": "lead1@example.com",
         "subject": "Welcome — Thanks for your interest",
-        "body": "Hi Lead 1, thanks for your interest.",
+        "body": "Hi Lead 1,\n\nthanks for your interest in Coeffection. "
+        "Your account manager will be in touch soon.",
         "cc": [],
     }
     assert task["params"] == {

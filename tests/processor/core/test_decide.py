@@ -38,7 +38,8 @@ def test_the_seed_workflow_issues_an_email_and_a_task() -> None:
     assert email.type == "send_email" and email.params == {
         "to": "ada@example.com",
         "subject": "Welcome — Thanks for your interest",
-        "body": "Hi Ada, thanks for your interest.",
+        "body": "Hi Ada,\n\nthanks for your interest in Coeffection. "
+        "Your account manager will be in touch soon.",
         "cc": [],
     }
     assert task.params == {
