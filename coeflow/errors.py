@@ -36,17 +36,26 @@ def problems_from(exc: ValidationError, prefix: str = "") -> list[Problem]:
 class InvalidInput(CoeflowError):
     """Input that can never be processed as it is; carries every problem found."""
 
-    def __init__(self, problems: Sequence[Problem]) -> None:
+    summary = "invalid input"
+
+    def __init__(self, problems: Sequence[Problem], summary: str | None = None) -> None:
         self.problems = tuple(problems)
-        super().__init__("; ".join(str(p) for p in self.problems))
+        if summary is not None:
+            self.summary = summary
+        details = "; ".join(str(p) for p in self.problems)
+        super().__init__(f"{self.summary}: {details}" if details else self.summary)
 
 
 class InvalidEvent(InvalidInput):
     """A record-change message that is not a valid ChangeEvent (it is dead-lettered)."""
 
+    summary = "not a valid ChangeEvent"
+
 
 class InvalidWorkflow(InvalidInput):
     """A workflow definition refused when it is saved."""
+
+    summary = "invalid workflow"
 
 
 class UnknownOperator(InvalidWorkflow):

@@ -17,7 +17,7 @@ import orjson
 from faust.web import Request, Response, View
 from pydantic import ValidationError
 
-from coeflow.errors import Conflict, InvalidInput, NotFound, Problem, problems_from
+from coeflow.errors import Conflict, InvalidInput, InvalidWorkflow, NotFound, Problem, problems_from
 from processor.app import Runtime
 from processor.core.compiler import CompiledWorkflow, compile_workflow
 from processor.core.decide import dry_run
@@ -61,7 +61,7 @@ def register(app: faust.App, runtime: Runtime) -> None:
             except Conflict as exc:
                 return self.reply({"error": str(exc)}, 409)
             except InvalidInput as exc:
-                return self.reply(_invalid(exc.problems), 422)
+                return self.reply(_invalid(exc), 422)
             except Exception:
                 log.exception("admin API request failed: %s %s", request.method, request.path)
                 return self.reply({"error": "internal error; the worker log has the details"}, 500)
@@ -115,7 +115,7 @@ def register(app: faust.App, runtime: Runtime) -> None:
         try:
             workflow = Workflow.model_validate(document)
         except ValidationError as exc:
-            raise InvalidInput(problems_from(exc)) from None
+            raise InvalidWorkflow(problems_from(exc)) from None
         return workflow, compile_workflow(workflow)
 
     async def save(document: dict[str, Any]) -> Workflow:
@@ -193,11 +193,11 @@ def register(app: faust.App, runtime: Runtime) -> None:
             async with write_lock:
                 current = existing(workflow_id)
                 if document.setdefault("id", workflow_id) != workflow_id:
-                    raise InvalidInput(
+                    raise InvalidWorkflow(
                         [Problem("id", f"must be {workflow_id!r}, the id in the path")]
                     )
                 if document.get("tenant_id", current.tenant_id) != current.tenant_id:
-                    raise InvalidInput(
+                    raise InvalidWorkflow(
                         [Problem("tenant_id", "a workflow cannot move to another tenant")]
                     )
                 expected = document.pop("version", None)
@@ -233,10 +233,7 @@ def register(app: faust.App, runtime: Runtime) -> None:
             existing(workflow_id)
             compiled = runtime.catalog.compiled(workflow_id)
             assert compiled is not None
-            try:
-                event = decode_change(await request.read(), runtime.settings.max_event_bytes)
-            except ValueError as exc:
-                raise ApiError(422, str(exc)) from None
+            event = decode_change(await request.read(), runtime.settings.max_event_bytes)
             decision = dry_run(
                 compiled, event, max_depth=runtime.settings.max_causation_depth, now=runtime.clock()
             )
@@ -257,8 +254,8 @@ def register(app: faust.App, runtime: Runtime) -> None:
             )
 
 
-def _invalid(problems: tuple[Problem, ...]) -> dict[str, Any]:
+def _invalid(exc: InvalidInput) -> dict[str, Any]:
     return {
-        "error": "invalid workflow" if problems else "invalid input",
-        "problems": [{"loc": p.loc, "msg": p.msg} for p in problems],
+        "error": exc.summary,
+        "problems": [{"loc": p.loc, "msg": p.msg} for p in exc.problems],
     }

@@ -12,7 +12,7 @@ from datetime import datetime
 import orjson
 from pydantic import ValidationError
 
-from coeflow.errors import problems_from
+from coeflow.errors import InvalidEvent, problems_from
 from coeflow.settings import Settings
 from processor.core.decide import Run, decide
 from processor.core.index import WorkflowIndex
@@ -49,7 +49,7 @@ def process_change(
 ) -> Outcome:
     try:
         event = decode_change(value, settings.max_event_bytes)
-    except ValueError as exc:
+    except InvalidEvent as exc:
         return dead_letter(key, value, source, str(exc), settings, now)
     try:
         runs = decide(
@@ -70,23 +70,25 @@ def process_change(
 
 
 def decode_change(value: bytes | None, max_bytes: int) -> ChangeEvent:
-    """The ChangeEvent in ``value``; ``ValueError`` with a reason a person can act on."""
+    """The ChangeEvent in ``value``; ``InvalidEvent`` with reasons a person can act on."""
     if value is None:
-        raise ValueError("tombstone (null value): crm.record-changes carries ChangeEvents only")
+        raise InvalidEvent(
+            [], "tombstone (null value): crm.record-changes carries ChangeEvents only"
+        )
     if len(value) > max_bytes:
-        raise ValueError(
+        raise InvalidEvent(
+            [],
             f"value of {len(value)} bytes exceeds the limit of {max_bytes} bytes "
-            "(COEFLOW_MAX_EVENT_BYTES)"
+            "(COEFLOW_MAX_EVENT_BYTES)",
         )
     try:
         document = codec.loads(value)
     except orjson.JSONDecodeError as exc:
-        raise ValueError(f"not valid UTF-8 JSON: {exc}") from None
+        raise InvalidEvent([], f"not valid UTF-8 JSON: {exc}") from None
     try:
         return ChangeEvent.model_validate(document)
     except ValidationError as exc:
-        reasons = "; ".join(str(p) for p in problems_from(exc))
-        raise ValueError(f"not a valid ChangeEvent: {reasons}") from None
+        raise InvalidEvent(problems_from(exc)) from None
 
 
 def encode_runs(runs: list[Run]) -> list[Outbound]:
