@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from coeflow.errors import Conflict, InvalidInput, InvalidWorkflow, NotFound, Problem, problems_from
 from processor.app import Runtime
-from processor.core.compiler import CompiledWorkflow, compile_workflow
+from processor.core.compiler import compile_workflow
 from processor.core.decide import dry_run
 from processor.core.pipeline import decode_change
 from topics import codec
@@ -111,16 +111,13 @@ def register(app: faust.App, runtime: Runtime) -> None:
             raise NotFound(f"no workflow {workflow_id!r}")
         return workflow
 
-    def validated(document: dict[str, Any]) -> tuple[Workflow, CompiledWorkflow]:
+    async def save(document: dict[str, Any]) -> Workflow:
+        """Validate and compile (so only runnable workflows reach the topic), then publish."""
         try:
-            workflow = Workflow.model_validate(document)
+            workflow = Workflow.model_validate({**document, "updated_at": runtime.clock()})
         except ValidationError as exc:
             raise InvalidWorkflow(problems_from(exc)) from None
-        return workflow, compile_workflow(workflow)
-
-    async def save(document: dict[str, Any]) -> Workflow:
-        document = {**document, "updated_at": runtime.clock()}
-        workflow, _ = validated(document)
+        compile_workflow(workflow)
         await publish(workflow.id, workflow)
         return workflow
 
