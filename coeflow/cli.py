@@ -29,6 +29,7 @@ from topics.admin import ensure_topics
 log = logging.getLogger("coeflow")
 
 _EMBEDDED_SESSION_TIMEOUT = 2.0
+PROGRESS_EVERY = 10.0
 
 
 def dev_settings(settings: Settings) -> Settings:
@@ -96,7 +97,8 @@ class dev(worker):
 
 
 class ReadyAnnouncer(Service):
-    """Logs one ``ready`` line once definitions are loaded and partitions are assigned."""
+    """Logs one ``ready`` line once definitions are loaded and partitions are assigned, then a
+    progress line every ``PROGRESS_EVERY`` seconds in which events were processed."""
 
     def __init__(self, app: Any, runtime: Runtime, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -114,6 +116,18 @@ class ReadyAnnouncer(Service):
             len(self.runtime.catalog),
             settings.bootstrap,
         )
+        stats, seen = self.runtime.stats, self.runtime.stats.events
+        while not self.should_stop:
+            await self.sleep(PROGRESS_EVERY)
+            if stats.events != seen:
+                seen = stats.events
+                runs = ", ".join(f"{n} {status}" for status, n in sorted(stats.runs.items()))
+                log.info(
+                    "progress: %d events, %d dead letters; runs: %s",
+                    seen,
+                    stats.dead_letters,
+                    runs or "none",
+                )
 
 
 class broker(AppCommand):

@@ -45,6 +45,7 @@ def register(app: faust.App, runtime: Runtime) -> None:
     async def process_record_changes(stream: faust.StreamT[bytes]) -> None:
         await runtime.replica.ready.wait()  # never match against half-loaded definitions
         deliveries = Deliveries(send)
+        stats = runtime.stats
         # StreamT's type omits noack(), which every Stream has.
         manual_acks = cast(Stream[bytes], stream).noack()
         async for event in manual_acks.events():
@@ -57,6 +58,9 @@ def register(app: faust.App, runtime: Runtime) -> None:
                 message.key, message.value, source, runtime.catalog.index, runtime.settings, now
             )
             _report(outcome, source)
+            stats.events += 1
+            stats.dead_letters += outcome.dead_letter is not None
+            stats.runs.update(run.record.status for run in outcome.runs)
             await deliveries.submit(
                 outcome.messages,
                 on_stored=event.ack,

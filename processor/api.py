@@ -144,6 +144,7 @@ def register(app: faust.App, runtime: Runtime) -> None:
                         k: r.reason for k, r in runtime.catalog.rejected.items()
                     },
                     "record_change_partitions": assigned,
+                    "processed": runtime.stats.summary(),
                 },
                 200 if ready else 503,
             )

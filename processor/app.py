@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 import faust
@@ -15,6 +16,18 @@ from processor.replica import DefinitionsReplica
 from topics.admin import ensure_topics
 
 
+@dataclass
+class Stats:
+    """What this worker has done since it started (shown by /health and `coeflow dev`)."""
+
+    events: int = 0
+    dead_letters: int = 0
+    runs: Counter[str] = field(default_factory=Counter)
+
+    def summary(self) -> dict[str, Any]:
+        return {"events": self.events, "dead_letters": self.dead_letters, "runs": dict(self.runs)}
+
+
 @dataclass(frozen=True)
 class Runtime:
     """What the agents and API views of one worker share."""
@@ -23,6 +36,7 @@ class Runtime:
     catalog: WorkflowCatalog
     replica: DefinitionsReplica
     clock: Clock
+    stats: Stats = field(default_factory=Stats)
 
 
 _LOGGING = {

@@ -62,6 +62,7 @@ def test_coeflow_dev_demo_runs_the_product_and_stops_cleanly(tmp_path: Path) -> 
         assert "Authorization: Bearer " in content
         content = wait_for_line(log, "run wf-welcome v1 on lead", process, within=60)
         assert "(record_created): " in content
+        wait_for_line(log, "] progress: ", process, within=30)
     finally:
         process.send_signal(signal.SIGINT)
         process.wait(30)
