@@ -107,7 +107,7 @@ async def test_a_poison_batch_dead_letters_each_bad_message_once_and_processes_t
         b'{"event_id": "x", "tenant_id": "' + acme.encode() + b'"}',
         b'["an", "array"]',
         None,  # a tombstone
-        b"{" + b'"pad": "' + b"x" * 1_100_000 + b'"}',  # over the 1 MiB limit
+        b"{" + b'"pad": "' + b"x" * 10_000_000 + b'"}',  # 10 MB, over the 1 MiB limit
     ]
     mixed: list[tuple[bytes | None, Any]] = []
     for n, event in enumerate(good):
@@ -131,7 +131,7 @@ async def test_a_poison_batch_dead_letters_each_bad_message_once_and_processes_t
             "not a valid ChangeEvent",
             "not a valid ChangeEvent",
             "tombstone (null value)",
-            "value of 1100011 bytes exceeds the limit of 1048576 bytes (COEFLOW_MAX_EVENT_BYTES)",
+            "value of 10000011 bytes exceeds the limit of 1048576 bytes (COEFLOW_MAX_EVENT_BYTES)",
         ]
     )
     assert {r["event_id"] for r in runs(processed)} == {e["event_id"] for e in good}
