@@ -19,6 +19,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from coeflow.broker import free_port
 from topics import codec
+from topics.catalog import ACTIONS_PREFIX, RUNS
 
 TOKEN = "integration-token"
 
@@ -210,6 +211,20 @@ async def read_until(
                 )
     finally:
         await consumer.stop()
+
+
+def actions_read(records: list[Record]) -> bool:
+    """Every action that the run records among ``records`` issued has been read as well.
+
+    Commands travel on other topics than their run record, so a reader can meet a run before
+    its commands: wait for this before asserting on commands."""
+    issued = {
+        a["action_id"]
+        for r in records
+        if r.topic == RUNS
+        for a in (r.value or {}).get("actions", ())
+    }
+    return issued <= {r.value["action_id"] for r in records if r.topic.startswith(ACTIONS_PREFIX)}
 
 
 def tenant() -> str:

@@ -10,6 +10,7 @@ import pytest
 from tests.integration.harness import (
     Api,
     Record,
+    actions_read,
     lead_created,
     publish,
     read_until,
@@ -29,6 +30,10 @@ def of_tenant(tenant_id: str):
 
 def runs(records: list[Record]) -> list[dict[str, Any]]:
     return [r.value for r in records if r.topic == RUNS]
+
+
+def has_run(records: list[Record], event: dict[str, Any]) -> bool:
+    return any(r["event_id"] == event["event_id"] for r in runs(records))
 
 
 async def test_the_seed_workflow_end_to_end(api: Api, bootstrap: str) -> None:
@@ -82,7 +87,7 @@ async def test_a_failing_condition_gives_a_conditions_not_met_run_and_no_command
     records = await read_until(
         bootstrap,
         OUTPUTS,
-        lambda rs: any(r["event_id"] == sentinel["event_id"] for r in runs(rs)),
+        lambda rs: has_run(rs, sentinel) and actions_read(rs),
         keep=of_tenant(acme),
     )
     [not_met] = [r for r in runs(records) if r["event_id"] == low["event_id"]]
@@ -164,7 +169,7 @@ async def test_a_definition_update_takes_effect_without_a_restart(api: Api, boot
     records = await read_until(
         bootstrap,
         OUTPUTS,
-        lambda rs: any(r["workflow_version"] == 2 for r in runs(rs)),
+        lambda rs: any(r["workflow_version"] == 2 for r in runs(rs)) and actions_read(rs),
         keep=of_tenant(acme),
     )
     emails = {
@@ -208,7 +213,7 @@ async def test_a_tenants_workflow_never_sees_another_tenants_events(
     records = await read_until(
         bootstrap,
         OUTPUTS,
-        lambda rs: any(r["event_id"] == sentinel["event_id"] for r in runs(rs)),
+        lambda rs: has_run(rs, sentinel) and actions_read(rs),
         keep=lambda r: isinstance(r.value, dict) and r.value.get("tenant_id") in (acme, globex),
     )
     assert Counter(r.value["tenant_id"] for r in records) == Counter({acme: 3})

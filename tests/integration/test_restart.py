@@ -12,6 +12,7 @@ from tests.integration.harness import (
     Api,
     Record,
     WorkerProcess,
+    actions_read,
     lead_created,
     publish,
     read_until,
@@ -27,6 +28,10 @@ EVENTS = 1500
 
 def distinct_events(records: list[Record]) -> int:
     return len({r.value["event_id"] for r in records if r.topic == RUNS})
+
+
+def complete(records: list[Record]) -> bool:
+    return distinct_events(records) >= EVENTS and actions_read(records)
 
 
 async def test_sigkill_and_restart_lose_nothing_and_repeat_the_same_ids(
@@ -60,9 +65,7 @@ async def test_sigkill_and_restart_lose_nothing_and_repeat_the_same_ids(
         worker.stop()
         await worker.start().wait_ready()
 
-        records = await read_until(
-            bootstrap, outputs, lambda rs: distinct_events(rs) >= EVENTS, keep=mine, within=90
-        )
+        records = await read_until(bootstrap, outputs, complete, keep=mine, within=90)
     finally:
         worker.stop()
 
