@@ -57,8 +57,11 @@ def register(app: faust.App, runtime: Runtime) -> None:
             outcome = process_change(
                 message.key, message.value, source, runtime.catalog.index, runtime.settings, now
             )
-            _report(outcome, source)
             stats.events += 1
+            if not outcome.messages:  # most events: nothing matched, nothing to send
+                event.ack()
+                continue
+            _report(outcome, source)
             stats.dead_letters += outcome.dead_letter is not None
             stats.runs.update(run.record.status for run in outcome.runs)
             await deliveries.submit(
