@@ -14,6 +14,7 @@ from typing import Any
 
 import faust
 import orjson
+from aiohttp.web import HTTPException
 from faust.web import Request, Response, View
 from pydantic import ValidationError
 
@@ -62,6 +63,8 @@ def register(app: faust.App, runtime: Runtime) -> None:
                 return self.reply({"error": str(exc)}, 409)
             except InvalidInput as exc:
                 return self.reply(_invalid(exc), 422)
+            except HTTPException as exc:  # raised by aiohttp itself, e.g. 413 for a large body
+                return self.reply({"error": exc.text or exc.reason}, exc.status)
             except Exception:
                 log.exception("admin API request failed: %s %s", request.method, request.path)
                 return self.reply({"error": "internal error; the worker log has the details"}, 500)

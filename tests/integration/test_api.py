@@ -113,6 +113,11 @@ async def test_bad_bodies_get_400(api: Api) -> None:
     assert status == 400 and "JSON object" in body["error"]
 
 
+async def test_a_body_over_the_size_limit_gets_413(api: Api) -> None:
+    status, body = await api.call("POST", W, raw=b'{"name": "' + b"x" * 2_000_000 + b'"}')
+    assert status == 413 and "Maximum request body size" in body["error"]
+
+
 async def test_unknown_ids_are_404(api: Api) -> None:
     for method, path in [
         ("GET", f"{W}/nope"),
