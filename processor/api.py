@@ -125,8 +125,11 @@ def register(app: faust.App, runtime: Runtime) -> None:
         return workflow
 
     async def change_status(workflow_id: str, status: str) -> Workflow:
+        """A new version with ``status``; asking for the status it has changes nothing."""
         async with write_lock:
             current = existing(workflow_id)
+            if current.status == status:
+                return current
             document = current.model_dump(mode="json", by_alias=True)
             return await save({**document, "status": status, "version": current.version + 1})
 

@@ -57,6 +57,7 @@ async def test_create_read_list_update_delete(api: Api) -> None:
 
     status, active = await api.call("POST", f"{path}/activate")
     assert status == 200 and active["status"] == "active" and active["version"] == 3
+    assert await api.call("POST", f"{path}/activate") == (200, active)  # no change, no version
     status, listing = await api.call("GET", f"{W}?tenant_id={acme}&status=active")
     assert [w["version"] for w in listing["workflows"]] == [3]
     status, inactive = await api.call("POST", f"{path}/deactivate")
