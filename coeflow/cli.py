@@ -22,9 +22,11 @@ from pydantic import SecretStr
 
 from coeflow.broker import EmbeddedBroker
 from coeflow.demo import DemoPublisher
+from coeflow.errors import BrokerError
 from coeflow.settings import EMBEDDED_BOOTSTRAP, Settings
 from processor.app import Runtime, create_app, runtime_of
 from topics.admin import ensure_topics
+from topics.catalog import TopicSpec
 
 log = logging.getLogger("coeflow")
 
@@ -71,16 +73,11 @@ class dev(worker):
     ) -> ServiceT:
         runtime = runtime_of(self.app)
         settings = runtime.settings
-        if settings.kafka_bootstrap is None:
-            broker = EmbeddedBroker(
-                port=int(EMBEDDED_BOOTSTRAP.rsplit(":", 1)[1]),
-                log_path=settings.data_dir / "broker.log",
-            ).start()
-            atexit.register(broker.stop)
-            self.say(f"✓ embedded Kafka-API broker (Tansu) on {broker.bootstrap}, in memory")
-        else:
-            self.say(f"✓ using Kafka at {settings.bootstrap}")
-        topics = loop.run_until_complete(ensure_topics(settings))
+        try:
+            topics = self._prepare_broker(loop, settings)
+        except BrokerError as exc:
+            self.say(f"✗ {exc}")
+            raise SystemExit(1) from None
         self.say(
             f"✓ {len(topics)} topics: crm.record-changes, workflow.definitions, workflow.runs, "
             "workflow.dead-letter, workflow.actions.<type>"
@@ -94,6 +91,20 @@ class dev(worker):
             self.app.add_dependency(DemoPublisher(settings, runtime.replica, loop=loop))
         self.app.add_dependency(ReadyAnnouncer(self.app, runtime, loop=loop))
         return super().as_service(loop, *args, **kwargs)
+
+    def _prepare_broker(
+        self, loop: asyncio.AbstractEventLoop, settings: Settings
+    ) -> list[TopicSpec]:
+        if settings.kafka_bootstrap is None:
+            broker = EmbeddedBroker(
+                port=int(EMBEDDED_BOOTSTRAP.rsplit(":", 1)[1]),
+                log_path=settings.data_dir / "broker.log",
+            ).start()
+            atexit.register(broker.stop)
+            self.say(f"✓ embedded Kafka-API broker (Tansu) on {broker.bootstrap}, in memory")
+        else:
+            self.say(f"✓ using Kafka at {settings.bootstrap}")
+        return loop.run_until_complete(ensure_topics(settings))
 
 
 class ReadyAnnouncer(Service):

@@ -88,3 +88,18 @@ def test_coeflow_broker_serves_until_interrupted(tmp_path: Path) -> None:
         process.send_signal(signal.SIGINT)
         process.wait(20)
     assert not port_in_use("127.0.0.1", port)
+
+
+def test_coeflow_dev_says_when_kafka_cannot_be_reached(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COEFLOW_")}
+    env["COEFLOW_KAFKA_BOOTSTRAP"] = f"127.0.0.1:{free_port()}"
+    result = subprocess.run(
+        [sys.executable, "-m", "coeflow", "dev"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert b"cannot reach Kafka at 127.0.0.1:" in result.stdout
+    assert b"Traceback" not in result.stdout + result.stderr
