@@ -24,7 +24,8 @@ from coeflow.broker import EmbeddedBroker
 from coeflow.demo import DemoPublisher
 from coeflow.errors import BrokerError
 from coeflow.settings import EMBEDDED_BOOTSTRAP, Settings
-from processor.app import Runtime, create_app, runtime_of
+from processor.app import create_app, runtime_of
+from processor.runtime import Runtime
 from topics.admin import ensure_topics
 from topics.catalog import TopicSpec
 

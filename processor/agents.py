@@ -18,10 +18,10 @@ from typing import Any, cast
 import faust
 from faust.streams import Stream
 
-from processor.app import Runtime
 from processor.core.decide import Run
 from processor.core.pipeline import Outbound, Outcome, dead_letter, process_change
 from processor.delivery import Deliveries
+from processor.runtime import Runtime
 from topics.catalog import RECORD_CHANGES
 from topics.runs import SourcePosition
 

@@ -19,10 +19,10 @@ from faust.web import Request, Response, View
 from pydantic import ValidationError
 
 from coeflow.errors import Conflict, InvalidInput, InvalidWorkflow, NotFound, Problem, problems_from
-from processor.app import Runtime
 from processor.core.compiler import compile_workflow
 from processor.core.decide import dry_run
 from processor.core.pipeline import decode_change
+from processor.runtime import Runtime
 from topics import codec
 from topics.catalog import DEFINITIONS, RECORD_CHANGES
 from topics.workflows import Workflow

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
-from dataclasses import dataclass, field
 from typing import Any, cast
 
 import faust
@@ -11,33 +9,11 @@ from faust.types import AppT
 
 from coeflow.clock import Clock, utc_now
 from coeflow.settings import Settings
+from processor import agents, api
 from processor.core.catalog import WorkflowCatalog
 from processor.replica import DefinitionsReplica
+from processor.runtime import Runtime
 from topics.admin import ensure_topics
-
-
-@dataclass
-class Stats:
-    """What this worker has done since it started (shown by /health and `coeflow dev`)."""
-
-    events: int = 0
-    dead_letters: int = 0
-    runs: Counter[str] = field(default_factory=Counter)
-
-    def summary(self) -> dict[str, Any]:
-        return {"events": self.events, "dead_letters": self.dead_letters, "runs": dict(self.runs)}
-
-
-@dataclass(frozen=True)
-class Runtime:
-    """What the agents and API views of one worker share."""
-
-    settings: Settings
-    catalog: WorkflowCatalog
-    replica: DefinitionsReplica
-    clock: Clock
-    stats: Stats = field(default_factory=Stats)
-
 
 _LOGGING = {
     # Merged into the worker's logging setup: the handler passes everything, the root logger
@@ -80,8 +56,6 @@ def runtime_of(app: AppT) -> Runtime:
 
 
 def create_app(settings: Settings, *, clock: Clock = utc_now) -> App:
-    from processor import agents, api
-
     app = App(
         settings.app_id,
         broker=f"kafka://{settings.bootstrap}",

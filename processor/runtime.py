@@ -1,0 +1,35 @@
+"""What the agents and API views of one worker share."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from coeflow.clock import Clock
+from coeflow.settings import Settings
+from processor.core.catalog import WorkflowCatalog
+from processor.replica import DefinitionsReplica
+
+
+@dataclass
+class Stats:
+    """What this worker has done since it started (shown by /health and `coeflow dev`)."""
+
+    events: int = 0
+    dead_letters: int = 0
+    runs: Counter[str] = field(default_factory=Counter)
+
+    def summary(self) -> dict[str, Any]:
+        return {"events": self.events, "dead_letters": self.dead_letters, "runs": dict(self.runs)}
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """What the agents and API views of one worker share."""
+
+    settings: Settings
+    catalog: WorkflowCatalog
+    replica: DefinitionsReplica
+    clock: Clock
+    stats: Stats = field(default_factory=Stats)
