@@ -54,10 +54,16 @@ def has_merge_fields(text: str) -> bool:
 
 def template_problems(text: str) -> list[str]:
     """Why ``text`` cannot be a merge-field template (empty when it can)."""
+    return list(_problems(text))
+
+
+@lru_cache(maxsize=16384)
+def _problems(text: str) -> tuple[str, ...]:
+    """Parsing is most of the cost of compiling a workflow; equal texts are checked once."""
     try:
         tree = ENV.parse(text)
     except TemplateSyntaxError as exc:
-        return [f"merge field syntax error: {exc.message}"]
+        return (f"merge field syntax error: {exc.message}",)
     problems = []
     for name in sorted({n.name for n in tree.find_all(nodes.Name) if n.ctx == "load"} - ROOTS):
         problems.append(
@@ -75,7 +81,7 @@ def template_problems(text: str) -> list[str]:
             and arg.value.startswith("_")
         ):
             problems.append(f"merge field key {arg.value!r} is not allowed")
-    return problems
+    return tuple(problems)
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,6 +22,8 @@ from topics.catalog import DEFINITIONS
 
 log = logging.getLogger(__name__)
 
+_YIELD_EVERY = 100
+
 
 class DefinitionsReplica(Service):
     def __init__(self, settings: Settings, catalog: WorkflowCatalog, **kwargs: Any) -> None:
@@ -59,8 +61,10 @@ class DefinitionsReplica(Service):
         while not self.should_stop:
             batches = await consumer.getmany(timeout_ms=200, max_records=2000)
             for tp, records in batches.items():
-                for record in records:
+                for n, record in enumerate(records, 1):
                     self.catalog.apply(record.key, record.value)
+                    if n % _YIELD_EVERY == 0:  # compiling is CPU work: let the API and agent in
+                        await asyncio.sleep(0)
                 self._applied[tp.partition] = records[-1].offset
             if batches:
                 async with self._progress:
