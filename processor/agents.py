@@ -19,7 +19,7 @@ import faust
 from faust.streams import Stream
 
 from processor.core.decide import Run
-from processor.core.pipeline import Outbound, Outcome, dead_letter, process_change
+from processor.core.pipeline import Outbound, Outcome, dead_letter, process_change, source_of
 from processor.delivery import Deliveries
 from processor.runtime import Runtime
 from topics.catalog import RECORD_CHANGES
@@ -50,17 +50,15 @@ def register(app: faust.App, runtime: Runtime) -> None:
         manual_acks = cast(Stream[bytes], stream).noack()
         async for event in manual_acks.events():
             message = event.message
-            source = SourcePosition.model_construct(
-                topic=message.topic, partition=message.partition, offset=message.offset
-            )
             now = runtime.clock()
             outcome = process_change(
-                message.key, message.value, source, runtime.catalog.index, runtime.settings, now
+                message.key, message.value, message, runtime.catalog.index, runtime.settings, now
             )
             stats.events += 1
             if not outcome.messages:  # most events: nothing matched, nothing to send
                 event.ack()
                 continue
+            source = source_of(message)
             _report(outcome, source)
             stats.dead_letters += outcome.dead_letter is not None
             stats.runs.update(run.record.status for run in outcome.runs)

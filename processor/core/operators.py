@@ -51,7 +51,7 @@ def _is_scalar(value: Any) -> bool:
     return isinstance(value, str | int | float | bool)
 
 
-def _is_number(value: Any) -> bool:
+def is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
@@ -66,7 +66,7 @@ def same(a: Any, b: Any) -> bool:
 
 def _ordered(compare: Callable[[Any, Any], bool]) -> Test:
     def test(_before: Any, actual: Any, expected: Any) -> bool:
-        if _is_number(actual) and _is_number(expected):
+        if is_number(actual) and is_number(expected):
             return compare(actual, expected)
         if isinstance(actual, str) and isinstance(expected, str):
             return compare(actual, expected)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Protocol
 
 import orjson
 from pydantic import ValidationError
@@ -21,6 +22,26 @@ from topics.catalog import DEAD_LETTER, RUNS, action_topic
 from topics.dead_letter import DeadLetter
 from topics.events import ChangeEvent
 from topics.runs import SourcePosition
+
+
+class Position(Protocol):
+    """Where a message was read; Faust's messages have these attributes already."""
+
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+
+
+def source_of(position: Position) -> SourcePosition:
+    """The position as the schema's model; built only for what is recorded (runs, letters)."""
+    if isinstance(position, SourcePosition):
+        return position
+    return SourcePosition.model_construct(
+        topic=position.topic, partition=position.partition, offset=position.offset
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +63,7 @@ class Outcome:
 def process_change(
     key: bytes | None,
     value: bytes | None,
-    source: SourcePosition,
+    position: Position,
     index: WorkflowIndex,
     settings: Settings,
     now: datetime,
@@ -50,11 +71,15 @@ def process_change(
     try:
         event = decode_change(value, settings.max_event_bytes)
     except InvalidEvent as exc:
-        return dead_letter(key, value, source, str(exc), settings, now)
+        return dead_letter(key, value, source_of(position), str(exc), settings, now)
+    candidates = tuple(index.candidates(event))
+    if not candidates:  # most events: no workflow of this tenant watches this record type
+        return Outcome()
+    source = source_of(position)
     try:
         runs = decide(
             event,
-            index.candidates(event),
+            candidates,
             max_depth=settings.max_causation_depth,
             source=source,
             now=now,

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from coeflow.errors import InvalidWorkflow, Problem, problems_from
-from processor.core.operators import same
+from processor.core.operators import is_number, same
 from processor.core.paths import MISSING, compile_path, lookup
 from topics.events import ChangeEvent, Operation
 from topics.types import FieldPath, NonEmptyStr
@@ -33,6 +34,11 @@ class FieldChangeParams(TriggerParams):
     field: FieldPath
     from_: Any = Field(default=None, alias="from")
     to: Any = None
+
+    @cached_property
+    def keys(self) -> tuple[str, ...]:
+        """The field's path, split once rather than per event."""
+        return compile_path(self.field)
 
     def wants(self, before: Any, after: Any) -> bool:
         if same(before, after):
@@ -78,16 +84,15 @@ class TriggerKind(Generic[P]):
     matches: Callable[[P, ChangeEvent], bool]
 
 
-def _field(event_snapshot: Mapping[str, Any] | None, name: str) -> Any:
-    return lookup(event_snapshot, compile_path(name))
+_STATUS, _ESCALATED, _SCORE = ("status",), ("escalated",), ("score",)
 
 
-def _becomes(event: ChangeEvent, field: str, value: Any) -> bool:
-    """``field`` equals ``value`` after the change and did not before (a create counts)."""
-    after = _field(event.after, field)
-    if not same(after, value):
+def _becomes(event: ChangeEvent, keys: tuple[str, ...], value: Any) -> bool:
+    """The field at ``keys`` equals ``value`` after the change and did not before (a create
+    counts)."""
+    if not same(lookup(event.after, keys), value):
         return False
-    return event.operation == "created" or not same(_field(event.before, field), value)
+    return event.operation == "created" or not same(lookup(event.before, keys), value)
 
 
 def _record_updated(_p: TriggerParams, event: ChangeEvent) -> bool:
@@ -95,21 +100,17 @@ def _record_updated(_p: TriggerParams, event: ChangeEvent) -> bool:
 
 
 def _field_changed(p: FieldChangeParams, event: ChangeEvent) -> bool:
-    keys = compile_path(p.field)
-    return p.wants(lookup(event.before, keys), lookup(event.after, keys))
+    return p.wants(lookup(event.before, p.keys), lookup(event.after, p.keys))
 
 
 def _score_crosses(p: LeadScoreThresholdParams, event: ChangeEvent) -> bool:
-    after = _field(event.after, "score")
-    if isinstance(after, bool) or not isinstance(after, int | float) or after < p.threshold:
+    after = lookup(event.after, _SCORE)
+    if not is_number(after) or after < p.threshold:
         return False
     if event.operation == "created":
         return True
-    before = _field(event.before, "score")
-    below = (
-        isinstance(before, int | float) and not isinstance(before, bool) and before < p.threshold
-    )
-    return before is MISSING or before is None or below
+    before = lookup(event.before, _SCORE)
+    return before is MISSING or before is None or (is_number(before) and before < p.threshold)
 
 
 CREATED: frozenset[Operation] = frozenset({"created"})
@@ -126,19 +127,19 @@ KINDS: tuple[TriggerKind[Any], ...] = (
         "task_completed",
         TaskCompletedParams,
         UPDATED,
-        lambda p, e: _becomes(e, "status", "completed"),
+        lambda p, e: _becomes(e, _STATUS, "completed"),
     ),
     TriggerKind(
         "case_escalated",
         CaseEscalatedParams,
         UPDATED,
-        lambda p, e: _becomes(e, "escalated", True),
+        lambda p, e: _becomes(e, _ESCALATED, True),
     ),
     TriggerKind(
         "contract_signed",
         ContractSignedParams,
         SAVED,
-        lambda p, e: _becomes(e, "status", "signed"),
+        lambda p, e: _becomes(e, _STATUS, "signed"),
     ),
     TriggerKind("lead_score_threshold", LeadScoreThresholdParams, SAVED, _score_crosses),
 )
