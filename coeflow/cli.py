@@ -90,7 +90,7 @@ class dev(worker):
         )
         if demo:
             self.app.add_dependency(DemoPublisher(settings, runtime.replica, loop=loop))
-        self.app.add_dependency(ReadyAnnouncer(self.app, runtime, loop=loop))
+        self.app.add_dependency(DevReporter(self.app, runtime, loop=loop))
         return super().as_service(loop, *args, **kwargs)
 
     def _prepare_broker(
@@ -108,16 +108,16 @@ class dev(worker):
         return loop.run_until_complete(ensure_topics(settings))
 
 
-class ReadyAnnouncer(Service):
-    """Logs one ``ready`` line once definitions are loaded and partitions are assigned, then a
-    progress line every ``PROGRESS_EVERY`` seconds in which events were processed."""
+class DevReporter(Service):
+    """What `coeflow dev` tells its terminal: one ``ready`` line once definitions are loaded and
+    partitions assigned, then a progress line every ``PROGRESS_EVERY`` seconds with new events."""
 
     def __init__(self, app: Any, runtime: Runtime, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.app, self.runtime = app, runtime
 
     @Service.task
-    async def _announce(self) -> None:
+    async def _report(self) -> None:
         await self.runtime.replica.ready.wait()
         while not self.should_stop and not (self.app.consumer and self.app.consumer.assignment()):
             await self.sleep(0.2)
