@@ -19,7 +19,7 @@ from faust.web import Request, Response, View
 from pydantic import ValidationError
 
 from coeflow.errors import Conflict, InvalidInput, InvalidWorkflow, NotFound, Problem, problems_from
-from processor.core.compiler import compile_workflow
+from processor.core.compiler import CompiledWorkflow, compile_workflow
 from processor.core.decide import dry_run
 from processor.core.pipeline import decode_change
 from processor.runtime import Runtime
@@ -108,11 +108,11 @@ def register(app: faust.App, runtime: Runtime) -> None:
         ):
             raise ApiError(504, "the change was written but this worker has not read it back yet")
 
-    def existing(workflow_id: str) -> Workflow:
-        workflow = runtime.catalog.get(workflow_id)
-        if workflow is None:
+    def existing(workflow_id: str) -> CompiledWorkflow:
+        compiled = runtime.catalog.compiled(workflow_id)
+        if compiled is None:
             raise NotFound(f"no workflow {workflow_id!r}")
-        return workflow
+        return compiled
 
     async def save(document: dict[str, Any]) -> Workflow:
         """Validate and compile (so only runnable workflows reach the topic), then publish."""
@@ -127,7 +127,7 @@ def register(app: faust.App, runtime: Runtime) -> None:
     async def change_status(workflow_id: str, status: str) -> Workflow:
         """A new version with ``status``; asking for the status it has changes nothing."""
         async with write_lock:
-            current = existing(workflow_id)
+            current = existing(workflow_id).workflow
             if current.status == status:
                 return current
             document = current.model_dump(mode="json", by_alias=True)
@@ -188,14 +188,14 @@ def register(app: faust.App, runtime: Runtime) -> None:
     @app.page(API + "/workflows/{workflow_id}")
     class OneWorkflow(ApiView):
         async def get(self, request: Request, workflow_id: str) -> Response:
-            return self.reply(existing(workflow_id))
+            return self.reply(existing(workflow_id).workflow)
 
         async def put(self, request: Request, workflow_id: str) -> Response:
             document = await self.body(request)
             for name in _SERVER_FIELDS:
                 document.pop(name, None)
             async with write_lock:
-                current = existing(workflow_id)
+                current = existing(workflow_id).workflow
                 if document.setdefault("id", workflow_id) != workflow_id:
                     raise InvalidWorkflow(
                         [Problem("id", f"must be {workflow_id!r}, the id in the path")]
@@ -234,9 +234,7 @@ def register(app: faust.App, runtime: Runtime) -> None:
     @app.page(API + "/workflows/{workflow_id}/test")
     class DryRun(ApiView):
         async def post(self, request: Request, workflow_id: str) -> Response:
-            existing(workflow_id)
-            compiled = runtime.catalog.compiled(workflow_id)
-            assert compiled is not None
+            compiled = existing(workflow_id)
             event = decode_change(await request.read(), runtime.settings.max_event_bytes)
             decision = dry_run(
                 compiled, event, max_depth=runtime.settings.max_causation_depth, now=runtime.clock()
