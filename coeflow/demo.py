@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import logging
 import random
@@ -188,6 +187,6 @@ class DemoPublisher(Service):
                 await producer.send_and_wait(
                     RECORD_CHANGES, key=event["record_id"].encode(), value=codec.dumps(event)
                 )
-                await asyncio.sleep(self.interval)
+                await self.sleep(self.interval)
         finally:
             await producer.stop()

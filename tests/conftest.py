@@ -1,8 +1,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
-from typing import Any
 
 import pytest
 
@@ -10,8 +8,6 @@ from coeflow.settings import Settings
 from tests.factories import make_event, make_workflow
 from topics.events import ChangeEvent
 from topics.workflows import Workflow
-
-NOW = datetime(2026, 11, 25, 19, 0, 1, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -27,9 +23,3 @@ def workflow_factory() -> Callable[..., Workflow]:
 @pytest.fixture
 def settings() -> Settings:
     return Settings(_env_file=None, kafka_bootstrap="127.0.0.1:1")  # type: ignore[call-arg]
-
-
-def source(offset: int = 0) -> Any:
-    from topics.runs import SourcePosition
-
-    return SourcePosition(topic="crm.record-changes", partition=0, offset=offset)

@@ -3,14 +3,28 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from coeflow.demo import WELCOME_WORKFLOW
 from topics.events import ChangeEvent
+from topics.runs import SourcePosition
 from topics.workflows import Workflow
 
 _ids = itertools.count(1)
+
+Factory = Callable[..., Any]
+"""The type of the ``event_factory`` and ``workflow_factory`` fixtures."""
+
+NOW = datetime(2026, 11, 25, 19, 0, 1, tzinfo=UTC)
+"""The decision time that unit tests pass to the core."""
+
+
+def source(offset: int = 0) -> SourcePosition:
+    """Where a test's event was "read"."""
+    return SourcePosition(topic="crm.record-changes", partition=0, offset=offset)
+
 
 SEED_WORKFLOW: dict[str, Any] = {**WELCOME_WORKFLOW, "version": 1}
 

@@ -5,17 +5,22 @@ from __future__ import annotations
 from processor.agents import describe_run
 from processor.core.compiler import compile_workflow
 from processor.core.decide import run_workflow
-from tests.conftest import NOW
-from tests.factories import make_event, make_workflow
+from tests.factories import NOW, Factory
 
 
-def test_run_lines_are_readable() -> None:
-    compiled = compile_workflow(make_workflow())
-    issued = run_workflow(compiled, make_event(record_id="L-9"), max_depth=8, source=None, now=NOW)
+def test_run_lines_are_readable(event_factory: Factory, workflow_factory: Factory) -> None:
+    compiled = compile_workflow(workflow_factory())
+    issued = run_workflow(
+        compiled, event_factory(record_id="L-9"), max_depth=8, source=None, now=NOW
+    )
     assert describe_run(issued) == (
         "run wf-welcome v1 on lead L-9 (record_created): actions_issued → send_email, create_task"
     )
     not_met = run_workflow(
-        compiled, make_event(record_id="L-9", after={"score": 3}), max_depth=8, source=None, now=NOW
+        compiled,
+        event_factory(record_id="L-9", after={"score": 3}),
+        max_depth=8,
+        source=None,
+        now=NOW,
     )
     assert describe_run(not_met).endswith("conditions_not_met: score gte 50 (was 3)")

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import ValidationError
 
-from tests.factories import SEED_WORKFLOW, make_event
+from tests.factories import SEED_WORKFLOW, Factory
 from topics import codec
 from topics.events import ChangeEvent
 from topics.types import parse_duration
@@ -66,8 +66,8 @@ def test_an_empty_tenant_is_refused() -> None:
         ChangeEvent.model_validate({**CONTRACT_EVENT, "tenant_id": ""})
 
 
-def test_the_codec_writes_utc_times_with_z() -> None:
-    assert b'"occurred_at":"2026-11-25T19:00:00Z"' in codec.dumps(make_event())
+def test_the_codec_writes_utc_times_with_z(event_factory: Factory) -> None:
+    assert b'"occurred_at":"2026-11-25T19:00:00Z"' in codec.dumps(event_factory())
 
 
 def test_workflows_refuse_unknown_top_level_fields_and_blank_names() -> None:

@@ -5,12 +5,12 @@ import pytest
 from coeflow.demo import EXAMPLE_WORKFLOWS
 from coeflow.errors import InvalidWorkflow
 from processor.core.compiler import compile_workflow
-from tests.factories import make_workflow
+from tests.factories import Factory
 from topics.workflows import Workflow
 
 
-def test_the_seed_workflow_compiles() -> None:
-    compiled = compile_workflow(make_workflow())
+def test_the_seed_workflow_compiles(workflow_factory: Factory) -> None:
+    compiled = compile_workflow(workflow_factory())
     assert compiled.kind.name == "record_created"
     assert compiled.trigger.record_type == "lead"
     assert [a.action.name for a in compiled.actions] == ["send_email", "create_task"]
@@ -21,8 +21,8 @@ def test_the_demo_workflows_compile(spec: dict[str, object]) -> None:
     compile_workflow(Workflow.model_validate(spec))
 
 
-def test_every_problem_is_reported_at_once_with_its_location() -> None:
-    workflow = make_workflow(
+def test_every_problem_is_reported_at_once_with_its_location(workflow_factory: Factory) -> None:
+    workflow = workflow_factory(
         trigger={"type": "status_changed", "record_type": "deal", "form": "open"},
         conditions={"all": [{"field": "score", "op": "greater", "value": 1}]},
         actions=[

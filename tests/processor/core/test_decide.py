@@ -7,8 +7,7 @@ from datetime import UTC, datetime
 from processor.core.compiler import compile_workflow
 from processor.core.decide import decide, dry_run
 from processor.core.index import WorkflowIndex
-from tests.conftest import NOW, source
-from tests.factories import make_event, make_workflow
+from tests.factories import NOW, Factory, source
 
 
 def run_all(*workflows: object, event: object, max_depth: int = 8) -> list:
@@ -24,9 +23,11 @@ def run_all(*workflows: object, event: object, max_depth: int = 8) -> list:
     )
 
 
-def test_the_seed_workflow_issues_an_email_and_a_task() -> None:
-    event = make_event()
-    [run] = run_all(make_workflow(), event=event)
+def test_the_seed_workflow_issues_an_email_and_a_task(
+    event_factory: Factory, workflow_factory: Factory
+) -> None:
+    event = event_factory()
+    [run] = run_all(workflow_factory(), event=event)
     record = run.record
     assert record.status == "actions_issued"
     assert record.workflow_version == 1 and record.event_id == event.event_id
@@ -57,68 +58,86 @@ def test_the_seed_workflow_issues_an_email_and_a_task() -> None:
     assert email.issued_at == NOW
 
 
-def test_ids_are_deterministic_and_distinct() -> None:
-    event = make_event()
-    first = run_all(make_workflow(), event=event)[0]
-    again = run_all(make_workflow(), event=event)[0]
+def test_ids_are_deterministic_and_distinct(
+    event_factory: Factory, workflow_factory: Factory
+) -> None:
+    event = event_factory()
+    first = run_all(workflow_factory(), event=event)[0]
+    again = run_all(workflow_factory(), event=event)[0]
     assert first.record.run_id == again.record.run_id
     assert [c.action_id for c in first.commands] == [c.action_id for c in again.commands]
     assert len({c.action_id for c in first.commands}) == 2
-    next_version = run_all(make_workflow(version=2), event=event)[0]
+    next_version = run_all(workflow_factory(version=2), event=event)[0]
     assert next_version.record.run_id != first.record.run_id
-    other_event = run_all(make_workflow(), event=make_event())[0]
+    other_event = run_all(workflow_factory(), event=event_factory())[0]
     assert other_event.record.run_id != first.record.run_id
 
 
-def test_failed_conditions_give_a_run_with_the_actual_values_and_no_commands() -> None:
-    [run] = run_all(make_workflow(), event=make_event(after={"score": 10, "email": "a@b.com"}))
+def test_failed_conditions_give_a_run_with_the_actual_values_and_no_commands(
+    event_factory: Factory, workflow_factory: Factory
+) -> None:
+    [run] = run_all(
+        workflow_factory(), event=event_factory(after={"score": 10, "email": "a@b.com"})
+    )
     assert run.record.status == "conditions_not_met"
     assert run.commands == () and run.record.actions == []
     assert run.record.conditions[0].actual == 10 and not run.record.conditions[0].passed
 
 
-def test_a_trigger_that_does_not_match_gives_no_run() -> None:
-    assert run_all(make_workflow(), event=make_event(record_type="deal")) == []
+def test_a_trigger_that_does_not_match_gives_no_run(
+    event_factory: Factory, workflow_factory: Factory
+) -> None:
+    assert run_all(workflow_factory(), event=event_factory(record_type="deal")) == []
 
 
-def test_causation_depth_grows_by_one() -> None:
-    [run] = run_all(make_workflow(), event=make_event(depth=3))
+def test_causation_depth_grows_by_one(event_factory: Factory, workflow_factory: Factory) -> None:
+    [run] = run_all(workflow_factory(), event=event_factory(depth=3))
     assert run.record.depth == 3
     assert {c.causation.depth for c in run.commands} == {4}
 
 
-def test_a_change_deeper_than_the_limit_is_loop_blocked() -> None:
-    [at_limit] = run_all(make_workflow(), event=make_event(depth=8))
+def test_a_change_deeper_than_the_limit_is_loop_blocked(
+    event_factory: Factory, workflow_factory: Factory
+) -> None:
+    [at_limit] = run_all(workflow_factory(), event=event_factory(depth=8))
     assert at_limit.record.status == "actions_issued"
-    [blocked] = run_all(make_workflow(), event=make_event(depth=9))
+    [blocked] = run_all(workflow_factory(), event=event_factory(depth=9))
     assert blocked.record.status == "loop_blocked" and blocked.commands == ()
     assert "COEFLOW_MAX_CAUSATION_DEPTH" in (blocked.record.error or "")
-    [strict] = run_all(make_workflow(), event=make_event(depth=1), max_depth=0)
+    [strict] = run_all(workflow_factory(), event=event_factory(depth=1), max_depth=0)
     assert strict.record.status == "loop_blocked"
 
 
-def test_a_rendering_failure_fails_the_run_and_issues_nothing() -> None:
-    [run] = run_all(make_workflow(), event=make_event(after={"score": 90, "name": "No email"}))
+def test_a_rendering_failure_fails_the_run_and_issues_nothing(
+    event_factory: Factory, workflow_factory: Factory
+) -> None:
+    [run] = run_all(
+        workflow_factory(), event=event_factory(after={"score": 90, "name": "No email"})
+    )
     assert run.record.status == "failed" and run.commands == ()
     assert "step 0 (send_email)" in (run.record.error or "") and "to" in (run.record.error or "")
 
 
-def test_a_workflow_never_sees_another_tenants_events() -> None:
+def test_a_workflow_never_sees_another_tenants_events(
+    event_factory: Factory, workflow_factory: Factory
+) -> None:
     """Whatever the key or content: the index is per tenant, and decide checks again."""
-    acme = compile_workflow(make_workflow())
-    event = make_event(tenant_id="globex")
+    acme = compile_workflow(workflow_factory())
+    event = event_factory(tenant_id="globex")
     assert decide(event, [acme], max_depth=8, source=None, now=NOW) == []
     decision = dry_run(acme, event, max_depth=8, now=NOW)
     assert not decision.tenant_matches and not decision.trigger_matches and decision.run is None
 
 
-def test_dry_run_explains_everything_even_without_a_match() -> None:
-    compiled = compile_workflow(make_workflow(status="draft"))
-    decision = dry_run(compiled, make_event(), max_depth=8, now=NOW)
+def test_dry_run_explains_everything_even_without_a_match(
+    event_factory: Factory, workflow_factory: Factory
+) -> None:
+    compiled = compile_workflow(workflow_factory(status="draft"))
+    decision = dry_run(compiled, event_factory(), max_depth=8, now=NOW)
     assert decision.trigger_matches and decision.run is not None
     assert [c.type for c in decision.run.commands] == ["send_email", "create_task"]
     missed = dry_run(
-        compiled, make_event(record_type="deal", after={"score": 5}), max_depth=8, now=NOW
+        compiled, event_factory(record_type="deal", after={"score": 5}), max_depth=8, now=NOW
     )
     assert not missed.trigger_matches and missed.run is None
     assert missed.conditions[0].actual == 5

@@ -11,8 +11,7 @@ from coeflow.settings import Settings
 from processor.core.compiler import compile_workflow
 from processor.core.index import WorkflowIndex
 from processor.core.pipeline import process_change
-from tests.conftest import NOW, source
-from tests.factories import make_event, make_workflow
+from tests.factories import NOW, Factory, make_event, make_workflow, source
 from topics import codec
 from topics.catalog import DEAD_LETTER, RUNS
 from topics.dead_letter import DeadLetter
@@ -30,8 +29,10 @@ def process(value: bytes | None, index: WorkflowIndex, settings: Settings, key: 
     return process_change(key, value, source(7), index, settings, NOW)
 
 
-def test_a_matching_event_produces_commands_then_the_run(index, settings) -> None:
-    outcome = process(codec.dumps(make_event()), index, settings)
+def test_a_matching_event_produces_commands_then_the_run(
+    index, settings, event_factory: Factory
+) -> None:
+    outcome = process(codec.dumps(event_factory()), index, settings)
     assert [m.topic for m in outcome.messages] == [
         "workflow.actions.send_email",
         "workflow.actions.create_task",
@@ -43,8 +44,8 @@ def test_a_matching_event_produces_commands_then_the_run(index, settings) -> Non
     assert outcome.dead_letter is None
 
 
-def test_an_unrelated_event_produces_nothing(index, settings) -> None:
-    outcome = process(codec.dumps(make_event(record_type="invoice")), index, settings)
+def test_an_unrelated_event_produces_nothing(index, settings, event_factory: Factory) -> None:
+    outcome = process(codec.dumps(event_factory(record_type="invoice")), index, settings)
     assert outcome.messages == [] and outcome.dead_letter is None
 
 
@@ -97,12 +98,14 @@ def test_an_oversized_value_is_dead_lettered_and_cut(index) -> None:
     assert letter.original_value() == value[:1024]
 
 
-def test_a_failure_while_deciding_is_dead_lettered_not_raised(index, settings, monkeypatch) -> None:
+def test_a_failure_while_deciding_is_dead_lettered_not_raised(
+    index, settings, monkeypatch, event_factory: Factory
+) -> None:
     def explode(*args, **kwargs):
         raise ZeroDivisionError("a condition blew up")
 
     monkeypatch.setattr("processor.core.pipeline.decide", explode)
-    outcome = process(codec.dumps(make_event()), index, settings)
+    outcome = process(codec.dumps(event_factory()), index, settings)
     assert outcome.dead_letter is not None
     assert "processing failed: ZeroDivisionError: a condition blew up" in outcome.dead_letter.error
     assert isinstance(outcome.error, ZeroDivisionError)
