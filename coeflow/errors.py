@@ -83,3 +83,30 @@ class NotFound(CoeflowError):
 
 class Conflict(CoeflowError):
     """A write that contradicts the current state, such as a stale version."""
+
+
+class EffectError(CoeflowError):
+    """An action's effect did not happen (an executor's peer refused it or could not be
+    reached). The text becomes the outcome's error, so it must say why without secrets."""
+
+
+class TransientEffectError(EffectError):
+    """Worth another attempt: a timeout, a refused connection, a 5xx, a 429."""
+
+    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.retry_after = retry_after
+
+
+class PermanentEffectError(EffectError):
+    """Would fail the same way again: a 4xx, an address we refuse, a missing setting."""
+
+
+class OutboundBlocked(PermanentEffectError):
+    """A user-supplied URL that outbound calls may not reach (SSRF protection)."""
+
+
+class InvalidCommand(InvalidInput):
+    """A message on an action topic that is not a valid ActionCommand (it is dead-lettered)."""
+
+    summary = "not a valid ActionCommand"

@@ -7,12 +7,14 @@ environment.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 EMBEDDED_BOOTSTRAP = "127.0.0.1:9092"
+
+Role = Literal["processor", "executors", "crm-simulator"]
 
 
 class Settings(BaseSettings):
@@ -73,7 +75,82 @@ class Settings(BaseSettings):
         default=Path(".coeflow-data"), description="Where the worker keeps its local files."
     )
 
+    roles: Annotated[frozenset[Role], NoDecode] = Field(
+        default=frozenset({"processor", "executors"}),
+        description="What this worker runs, comma-separated: `processor` (matching, the admin "
+        "API, the run tracker), `executors` (email, SMS, Slack, webhooks) and "
+        "`crm-simulator` (applies record-mutation commands like a CRM; `coeflow dev --demo` "
+        "adds it). Run executors as their own service with `executors` alone.",
+    )
+    smtp_host: str | None = Field(
+        default=None, description="SMTP server for Send Email. Unset: email actions fail."
+    )
+    smtp_port: Annotated[int, Field(ge=1, le=65535)] = Field(default=587, description="SMTP port.")
+    smtp_from: str = Field(
+        default="workflows@coeffection.example", description="Sender address of emails."
+    )
+    smtp_user: str | None = Field(default=None, description="SMTP user name (with password).")
+    smtp_password: SecretStr | None = Field(default=None, description="SMTP password.")
+    smtp_tls: Literal["starttls", "tls", "none"] = Field(
+        default="starttls",
+        description="`starttls` (upgrade after connecting; required), `tls` (TLS from the "
+        "first byte, usually port 465) or `none` (plain text, for a local relay).",
+    )
+    sms_api_url: str | None = Field(
+        default=None,
+        description="The SMS provider's send endpoint (Twilio-style: a form POST of To, From, "
+        "Body with basic auth). Unset: SMS actions fail.",
+    )
+    sms_account: str | None = Field(default=None, description="SMS provider account (user).")
+    sms_auth_token: SecretStr | None = Field(default=None, description="SMS provider token.")
+    sms_from: str | None = Field(default=None, description="Sender number of SMS.")
+    outbound_allowlist: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(),
+        description="Comma-separated hosts, addresses or CIDRs that Call Webhook and Slack may "
+        "reach although the SSRF rules would block them (empty: none).",
+    )
+    webhook_signing_secret: SecretStr | None = Field(
+        default=None,
+        description="Signs outbound webhook deliveries (HMAC-SHA256). Unset: Call Webhook "
+        "actions fail; `coeflow dev` makes one and prints it.",
+    )
+    action_timeout: Annotated[float, Field(gt=0)] = Field(
+        default=10.0, description="Seconds one attempt at an action may take."
+    )
+    action_max_attempts: Annotated[int, Field(ge=1)] = Field(
+        default=5, description="Attempts per action before it fails and is dead-lettered."
+    )
+    action_backoff: Annotated[float, Field(gt=0)] = Field(
+        default=1.0,
+        description="Seconds before the second attempt; doubles each time, with jitter.",
+    )
+    action_backoff_max: Annotated[float, Field(gt=0)] = Field(
+        default=300.0, description="Longest wait between attempts (also caps Retry-After)."
+    )
+    action_concurrency: Annotated[int, Field(ge=1)] = Field(
+        default=200, description="Actions one executor worker performs at once."
+    )
+    action_ledger_days: Annotated[float, Field(gt=0)] = Field(
+        default=7.0,
+        description="How long outcomes are kept (retention of `workflow.action-outcomes`): "
+        "a repeated command is recognised within this window.",
+    )
+
+    @field_validator("roles", mode="before")
+    @classmethod
+    def _roles_from_text(cls, value: object) -> object:
+        return frozenset(_comma_list(value)) if isinstance(value, str) else value
+
+    @field_validator("outbound_allowlist", mode="before")
+    @classmethod
+    def _allowlist_from_text(cls, value: object) -> object:
+        return tuple(_comma_list(value)) if isinstance(value, str) else value
+
     @property
     def bootstrap(self) -> str:
         """The servers to connect to: the configured ones, or the embedded broker's."""
         return self.kafka_bootstrap or EMBEDDED_BOOTSTRAP
+
+
+def _comma_list(text: str) -> list[str]:
+    return [item.strip() for item in text.split(",") if item.strip()]

@@ -11,16 +11,16 @@ processed and delivered: at-least-once, with deterministic ids that make repeats
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable
 from functools import partial
-from typing import Any, cast
+from typing import cast
 
 import faust
 from faust.streams import Stream
 
 from processor.core.decide import Run
-from processor.core.pipeline import Outbound, Outcome, dead_letter, process_change, source_of
-from processor.delivery import Deliveries
+from processor.core.pipeline import Outcome, dead_letter, process_change, source_of
+from processor.delivery import Deliveries, producer_send
+from processor.raw import raw_topic
 from processor.runtime import Runtime
 from topics.catalog import RECORD_CHANGES
 from topics.runs import SourcePosition
@@ -30,21 +30,12 @@ run_log = logging.getLogger("coeflow.runs")
 
 
 def register(app: faust.App, runtime: Runtime) -> None:
-    changes = app.topic(
-        RECORD_CHANGES,
-        key_type=bytes,
-        value_type=bytes,
-        key_serializer="raw",
-        value_serializer="raw",
-    )
-
-    async def send(message: Outbound) -> Awaitable[Any]:
-        return await app.producer.send(message.topic, message.key, message.value, None, None, None)
+    changes = raw_topic(app, RECORD_CHANGES)
 
     @app.agent(changes, name="record-changes")
     async def process_record_changes(stream: faust.StreamT[bytes]) -> None:
         await runtime.replica.ready.wait()  # never match against half-loaded definitions
-        deliveries = Deliveries(send)
+        deliveries = Deliveries(producer_send(app))
         stats = runtime.stats
         # StreamT's type omits noack(), which every Stream has.
         manual_acks = cast(Stream[bytes], stream).noack()

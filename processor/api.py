@@ -10,6 +10,7 @@ import asyncio
 import hmac
 import logging
 import uuid
+from dataclasses import asdict
 from typing import Any
 
 import faust
@@ -46,14 +47,11 @@ def register(app: faust.App, runtime: Runtime) -> None:
     class ApiView(View):
         """Authenticates, maps domain errors to HTTP statuses, and encodes with our codec."""
 
-        public = False
-
         async def dispatch(self, request: Any) -> Any:
             try:
-                if not self.public:
-                    self._authenticate(request)
-                    if not runtime.replica.ready.is_set():
-                        raise ApiError(503, "workflow definitions are still loading; retry shortly")
+                self._authenticate(request)
+                if not runtime.replica.ready.is_set():
+                    raise ApiError(503, "workflow definitions are still loading; retry shortly")
                 return await super().dispatch(request)
             except ApiError as exc:
                 return self.reply({"error": exc.error, **exc.details}, exc.status)
@@ -132,28 +130,6 @@ def register(app: faust.App, runtime: Runtime) -> None:
                 return current
             document = current.model_dump(mode="json", by_alias=True)
             return await save({**document, "status": status, "version": current.version + 1})
-
-    @app.page("/health")
-    class Health(ApiView):
-        public = True
-
-        async def get(self, request: Request) -> Response:
-            ready = runtime.replica.ready.is_set()
-            assignment = app.consumer.assignment() if app.consumer else set()
-            assigned = sorted(tp.partition for tp in assignment if tp.topic == RECORD_CHANGES)
-            return self.reply(
-                {
-                    "ready": ready,
-                    "workflows": len(runtime.catalog),
-                    "active_workflows": len(runtime.catalog.index),
-                    "rejected_workflows": {
-                        k: r.reason for k, r in runtime.catalog.rejected.items()
-                    },
-                    "record_change_partitions": assigned,
-                    "processed": runtime.stats.summary(),
-                },
-                200 if ready else 503,
-            )
 
     @app.page(f"{API}/workflows")
     class Workflows(ApiView):
@@ -261,3 +237,42 @@ def _invalid(exc: InvalidInput) -> dict[str, Any]:
         "error": exc.summary,
         "problems": [{"loc": p.loc, "msg": p.msg} for p in exc.problems],
     }
+
+
+def register_health(app: faust.App, runtime: Runtime) -> None:
+    """``GET /health`` (no token): readiness and what this worker holds and has done, for
+    whichever roles it runs."""
+
+    @app.page("/health")
+    class Health(View):
+        async def get(self, request: Request) -> Response:
+            roles = runtime.settings.roles
+            body: dict[str, Any] = {"roles": sorted(roles)}
+            ready = True
+            assignment = app.consumer.assignment() if app.consumer else set()
+            if "processor" in roles:
+                ready = runtime.replica.ready.is_set()
+                body |= {
+                    "workflows": len(runtime.catalog),
+                    "active_workflows": len(runtime.catalog.index),
+                    "rejected_workflows": {
+                        k: r.reason for k, r in runtime.catalog.rejected.items()
+                    },
+                    "record_change_partitions": sorted(
+                        tp.partition for tp in assignment if tp.topic == RECORD_CHANGES
+                    ),
+                    "processed": runtime.stats.summary(),
+                }
+            if runtime.executors is not None:
+                executors = runtime.executors
+                ready = ready and executors.synced.is_set()
+                body["executors"] = {
+                    "synced": executors.synced.is_set(),
+                    "in_flight": executors.runner.in_flight,
+                    "known_actions": len(executors.ledger),
+                    **asdict(executors.runner.stats),
+                }
+            body["ready"] = ready
+            return self.bytes(
+                codec.dumps(body), content_type="application/json", status=200 if ready else 503
+            )

@@ -7,10 +7,12 @@ from typing import Any, cast
 import faust
 from faust.types import AppT
 
+from coeflow import crm_simulator
 from coeflow.clock import Clock, utc_now
 from coeflow.settings import Settings
-from processor import agents, api
+from processor import agents, api, executor_agents, run_tracker
 from processor.core.catalog import WorkflowCatalog
+from processor.executor_agents import ExecutorRole
 from processor.replica import DefinitionsReplica
 from processor.runtime import Runtime
 from topics.admin import ensure_topics
@@ -26,6 +28,7 @@ _LOGGING = {
     "loggers": {
         "coeflow": {"level": "INFO"},
         "processor": {"level": "INFO"},
+        "executors": {"level": "INFO"},
         "topics": {"level": "INFO"},
     },
 }
@@ -84,9 +87,18 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> App:
     )
     catalog = WorkflowCatalog()
     replica = DefinitionsReplica(settings, catalog, loop=app.loop)
-    app.add_dependency(replica)
-    runtime = Runtime(settings, catalog, replica, clock)
+    executors = None
+    if "executors" in settings.roles:
+        executors = ExecutorRole(app, settings, clock, loop=app.loop)
+        executor_agents.register(app, executors)
+    runtime = Runtime(settings, catalog, replica, clock, executors)
     app.runtime = runtime
-    agents.register(app, runtime)
-    api.register(app, runtime)
+    api.register_health(app, runtime)
+    if "processor" in settings.roles:
+        app.add_dependency(replica)
+        agents.register(app, runtime)
+        run_tracker.register(app, runtime)
+        api.register(app, runtime)
+    if "crm-simulator" in settings.roles:
+        crm_simulator.register(app, runtime)
     return app

@@ -16,6 +16,7 @@ from functools import partial
 from typing import Any
 
 from aiokafka.errors import KafkaError
+from faust.types import AppT
 
 from processor.core.pipeline import Outbound, Outcome
 
@@ -23,6 +24,17 @@ log = logging.getLogger(__name__)
 
 Send = Callable[[Outbound], Awaitable[Awaitable[Any]]]
 """Queue one message with the producer; the returned future resolves once it is stored."""
+
+
+def producer_send(app: AppT) -> Send:
+    """``Send`` through the app's producer (created on first use)."""
+
+    async def send(message: Outbound) -> Awaitable[Any]:
+        return await app.producer.send(message.topic, message.key, message.value, None, None, None)
+
+    return send
+
+
 Fallback = Callable[[str], Outcome]
 """Builds the dead letter that replaces outputs the broker refuses for good."""
 

@@ -1,36 +1,52 @@
-"""Every worker's own full copy of ``workflow.definitions``.
+"""Every worker's own full copy of a topic: ``workflow.definitions``, ``workflow.action-outcomes``.
 
 Each worker reads *all* partitions of the topic with a consumer outside any group, from the
 beginning, for as long as it runs: the way Kafka Streams materialises a GlobalKTable. So no
-rebalance, partition assignment or second worker can leave a worker with part of the
-definitions, and a restart rebuilds the same state from the (compacted) topic. Faust's
-GlobalTable was measured to leave two workers with half each on the embedded broker.
+rebalance, partition assignment or second worker can leave a worker with part of the state,
+and a restart rebuilds the same state from the topic. Faust's GlobalTable was measured to
+leave two workers with half each on the embedded broker.
+
+``fence`` answers "have I read everything written so far?" on any broker: it appends a null
+value to every partition and waits until the reader has passed each one (the embedded
+broker's end offsets are not exact enough for that).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from mode import Service
+from pydantic import ValidationError
 
 from coeflow.settings import Settings
+from executors.ledger import ActionLedger
 from processor.core.catalog import WorkflowCatalog
-from topics.catalog import DEFINITIONS
+from topics import codec
+from topics.catalog import ACTION_OUTCOMES, DEFINITIONS
+from topics.outcomes import ActionOutcome
 
 log = logging.getLogger(__name__)
 
 _YIELD_EVERY = 100
 
+SendFence = Callable[[str, int], Awaitable[int]]
+"""Append a null value to (topic, partition); returns its offset once stored."""
 
-class DefinitionsReplica(Service):
-    def __init__(self, settings: Settings, catalog: WorkflowCatalog, **kwargs: Any) -> None:
+
+class TopicReplica(Service):
+    """Reads every partition of ``topic`` into ``apply``; ``ready`` once caught up at start."""
+
+    topic: str
+
+    def __init__(self, settings: Settings, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.settings = settings
-        self.catalog = catalog
         self.ready = asyncio.Event()
+        self.partitions: list[int] = []
         self._applied: dict[int, int] = {}
         self._progress = asyncio.Condition()
         self._consumer: AIOKafkaConsumer | None = None
@@ -38,7 +54,7 @@ class DefinitionsReplica(Service):
     async def on_start(self) -> None:
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=self.settings.bootstrap,
-            client_id=f"{self.settings.app_id}-definitions",
+            client_id=f"{self.settings.app_id}-replica-{self.topic}",
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
@@ -62,7 +78,7 @@ class DefinitionsReplica(Service):
             batches = await consumer.getmany(timeout_ms=200, max_records=2000)
             for tp, records in batches.items():
                 for n, record in enumerate(records, 1):
-                    self.catalog.apply(record.key, record.value)
+                    self.apply(record.key, record.value)
                     if n % _YIELD_EVERY == 0:  # compiling is CPU work: let the API and agent in
                         await asyncio.sleep(0)
                 self._applied[tp.partition] = records[-1].offset
@@ -70,21 +86,34 @@ class DefinitionsReplica(Service):
                 async with self._progress:
                     self._progress.notify_all()
             if not self.ready.is_set() and await _caught_up(consumer, end):
-                log.info(
-                    "definitions loaded: %d workflows, %d active",
-                    len(self.catalog),
-                    len(self.catalog.index),
-                )
+                log.info("%s loaded: %s", self.topic, self.describe())
                 self.ready.set()
 
     async def _partitions(self, consumer: AIOKafkaConsumer) -> list[TopicPartition]:
         while not self.should_stop:
-            partitions = consumer.partitions_for_topic(DEFINITIONS)
+            partitions = consumer.partitions_for_topic(self.topic)
             if partitions:
-                return [TopicPartition(DEFINITIONS, p) for p in sorted(partitions)]
+                self.partitions = sorted(partitions)
+                return [TopicPartition(self.topic, p) for p in self.partitions]
             await consumer.topics()  # refreshes the metadata
             await self.sleep(0.5)
         return []
+
+    def apply(self, key: bytes | None, value: bytes | None) -> None:
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        """What the replica holds, for the log line once it is loaded."""
+        raise NotImplementedError
+
+    async def fence(self, send: SendFence, within: float) -> bool:
+        """Wait until everything written to the topic before this call has been applied."""
+        await self.ready.wait()
+        fences = [(p, await send(self.topic, p)) for p in self.partitions]
+        for partition, offset in fences:
+            if not await self.wait_applied(partition, offset, within):
+                return False
+        return True
 
     async def wait_applied(self, partition: int, offset: int, within: float) -> bool:
         """Wait until the record at ``partition``/``offset`` is in the catalog: what the API
@@ -105,3 +134,42 @@ async def _caught_up(consumer: AIOKafkaConsumer, end: dict[TopicPartition, int])
         if await consumer.position(tp) < offset:
             return False
     return True
+
+
+class DefinitionsReplica(TopicReplica):
+    """Every workflow definition, compiled into the catalog the agent matches against."""
+
+    topic = DEFINITIONS
+
+    def __init__(self, settings: Settings, catalog: WorkflowCatalog, **kwargs: Any) -> None:
+        super().__init__(settings, **kwargs)
+        self.catalog = catalog
+
+    def apply(self, key: bytes | None, value: bytes | None) -> None:
+        self.catalog.apply(key, value)
+
+    def describe(self) -> str:
+        return f"{len(self.catalog)} workflows, {len(self.catalog.index)} active"
+
+
+class OutcomeReplica(TopicReplica):
+    """Every action's outcomes, folded into the executors' ledger."""
+
+    topic = ACTION_OUTCOMES
+
+    def __init__(self, settings: Settings, ledger: ActionLedger, **kwargs: Any) -> None:
+        super().__init__(settings, **kwargs)
+        self.ledger = ledger
+
+    def apply(self, key: bytes | None, value: bytes | None) -> None:
+        if value is None:  # a fence
+            return
+        try:
+            outcome = codec.decode(value, ActionOutcome)
+        except (ValueError, ValidationError) as exc:
+            log.warning("skipping an undecodable action outcome (key %r): %s", key, exc)
+            return
+        self.ledger.apply(outcome)
+
+    def describe(self) -> str:
+        return f"{len(self.ledger)} actions"

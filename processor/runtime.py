@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from coeflow.clock import Clock
 from coeflow.settings import Settings
 from processor.core.catalog import WorkflowCatalog
 from processor.replica import DefinitionsReplica
+
+if TYPE_CHECKING:
+    from processor.executor_agents import ExecutorRole
 
 
 @dataclass
@@ -32,4 +35,6 @@ class Runtime:
     catalog: WorkflowCatalog
     replica: DefinitionsReplica
     clock: Clock
+    executors: ExecutorRole | None = None
+    """Present when this worker runs the executors role."""
     stats: Stats = field(default_factory=Stats)

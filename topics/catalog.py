@@ -9,6 +9,7 @@ RECORD_CHANGES = "crm.record-changes"
 DEFINITIONS = "workflow.definitions"
 RUNS = "workflow.runs"
 DEAD_LETTER = "workflow.dead-letter"
+ACTION_OUTCOMES = "workflow.action-outcomes"
 ACTIONS_PREFIX = "workflow.actions."
 
 
@@ -31,5 +32,6 @@ def product_topics(action_types: Iterable[str], partitions: int) -> list[TopicSp
         TopicSpec(DEFINITIONS, partitions, {"cleanup.policy": "compact"}),
         TopicSpec(RUNS, partitions),
         TopicSpec(DEAD_LETTER, partitions),
+        TopicSpec(ACTION_OUTCOMES, partitions),
         *(TopicSpec(action_topic(t), partitions) for t in action_types),
     ]

@@ -9,7 +9,17 @@ from pydantic import BaseModel, ConfigDict
 
 from topics.events import RecordRef
 
-RunStatus = Literal["actions_issued", "conditions_not_met", "loop_blocked", "failed"]
+RunStatus = Literal[
+    "actions_issued",
+    "conditions_not_met",
+    "loop_blocked",
+    "failed",
+    "succeeded",
+    "partially_failed",
+]
+"""The processor decides the first four; once every issued action has a final outcome, the
+run tracker publishes the run again as ``succeeded``, ``partially_failed`` or ``failed``."""
+StepStatus = Literal["pending", "retrying", "succeeded", "failed"]
 
 
 class SourcePosition(BaseModel):
@@ -38,6 +48,10 @@ class IssuedAction(BaseModel):
     step: int
     type: str
     action_id: str
+    status: StepStatus = "pending"
+    attempts: int = 0
+    detail: str | None = None
+    error: str | None = None
 
 
 class RunRecord(BaseModel):
@@ -59,3 +73,4 @@ class RunRecord(BaseModel):
     source: SourcePosition | None = None
     occurred_at: datetime
     decided_at: datetime
+    completed_at: datetime | None = None

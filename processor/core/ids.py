@@ -13,3 +13,8 @@ def run_id(workflow_id: str, workflow_version: int, event_id: str) -> str:
 
 def action_id(run: str, step: int) -> str:
     return str(uuid.uuid5(_NAMESPACE, f"action\x1f{run}\x1f{step}"))
+
+
+def derived_id(kind: str, source: str) -> str:
+    """A stable id for something made from ``source`` (say, the change an action made)."""
+    return str(uuid.uuid5(_NAMESPACE, f"{kind}\x1f{source}"))

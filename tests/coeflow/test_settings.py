@@ -42,6 +42,8 @@ def test_the_readme_lists_every_setting_with_its_default() -> None:
             expected = "unset"
         elif isinstance(default, bool):
             expected = str(default).lower()
+        elif isinstance(default, frozenset | tuple):
+            expected = ",".join(sorted(default)) or "empty"
         else:
             expected = str(default)
         assert rows[variable].strip().strip("`") == expected, variable

@@ -1,0 +1,1 @@
+"""Executors: perform the effects of action commands (email, SMS, Slack, webhooks)."""

@@ -1,0 +1,161 @@
+"""Outbound HTTP to user-supplied URLs, safe from server-side request forgery.
+
+A workflow author chooses Call Webhook and Slack URLs, so without care they could make our
+servers reach the cloud metadata service, the broker or anything else on the private network.
+Every call here:
+
+- allows only ``http`` and ``https``;
+- resolves the host once (``getaddrinfo`` also reads numeric forms such as ``0x7f000001``,
+  ``2130706433`` or ``0177.1``) and refuses the call if *any* address is not public:
+  loopback, private, link-local (the metadata service), carrier-grade NAT, multicast,
+  reserved, unspecified, and IPv6 forms that embed such an IPv4 address (mapped, 6to4,
+  Teredo, NAT64);
+- connects to the checked address itself (the URL's host goes in ``Host`` and in TLS SNI),
+  so a second DNS answer cannot swap in another address (DNS rebinding);
+- follows no redirect (a 3xx fails the action, saying so).
+
+``COEFLOW_OUTBOUND_ALLOWLIST`` opens exactly the hosts, addresses and CIDRs it lists: an
+allowed address opens that address, an allowed host name opens that name (at whatever it
+resolves to), and nothing else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from coeflow.errors import OutboundBlocked, TransientEffectError
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+_CARRIER_GRADE_NAT = ipaddress.ip_network("100.64.0.0/10")
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address.teredo is not None:
+        return address.teredo[1]
+    if address in _NAT64:
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
+
+
+def blocked_reason(address: IPAddress) -> str | None:
+    """Why ``address`` may not be reached, or ``None`` for a public unicast address."""
+    if isinstance(address, ipaddress.IPv6Address):
+        embedded = _embedded_ipv4(address)
+        if embedded is not None:
+            reason = blocked_reason(embedded)
+            return f"it embeds {embedded}, and {reason}" if reason else None
+    for test, reason in (
+        (address.is_loopback, "loopback"),
+        (address.is_link_local, "link-local (cloud metadata lives there)"),
+        (address.is_multicast, "multicast"),
+        (address.is_unspecified, "unspecified"),
+        (address in _CARRIER_GRADE_NAT, "carrier-grade NAT"),
+        (address.is_private, "private"),
+        (address.is_reserved, "reserved"),
+        (not address.is_global, "not a public address"),
+    ):
+        if test:
+            return f"{address} is {reason}"
+    return None
+
+
+@dataclass(frozen=True)
+class Allowlist:
+    hosts: frozenset[str]
+    networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+
+    @classmethod
+    def parse(cls, entries: Iterable[str]) -> Allowlist:
+        hosts, networks = set(), []
+        for entry in entries:
+            try:
+                networks.append(ipaddress.ip_network(entry.strip("[]"), strict=False))
+            except ValueError:
+                hosts.add(entry.lower().rstrip("."))
+        return cls(frozenset(hosts), tuple(networks))
+
+    def allows(self, host: str, address: IPAddress) -> bool:
+        return host.lower().rstrip(".") in self.hosts or any(
+            address in network for network in self.networks
+        )
+
+
+async def resolve(host: str, port: int) -> list[IPAddress]:
+    """Every address ``host`` resolves to (numeric forms included), via the system resolver."""
+    loop = asyncio.get_running_loop()
+    try:
+        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise TransientEffectError(f"cannot resolve {host!r}: {exc.strerror}") from None
+    addresses: list[IPAddress] = []
+    for *_, sockaddr in infos:
+        address = ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0])
+        if address not in addresses:
+            addresses.append(address)
+    return addresses
+
+
+class OutboundClient:
+    """httpx for user-supplied URLs, with the checks above; one per worker."""
+
+    def __init__(self, allowlist: Allowlist, timeout: float) -> None:
+        self.allowlist = allowlist
+        self._http = httpx.AsyncClient(
+            timeout=timeout, follow_redirects=False, trust_env=False, http2=False
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def checked_address(self, url: httpx.URL) -> IPAddress:
+        """The address to connect to for ``url``; raises ``OutboundBlocked`` if refused."""
+        if url.scheme not in ("http", "https"):
+            raise OutboundBlocked(f"only http and https URLs may be called, not {url.scheme!r}")
+        host = url.host
+        if not host:
+            raise OutboundBlocked("the URL has no host")
+        port = url.port or (443 if url.scheme == "https" else 80)
+        addresses = await resolve(host, port)
+        if not addresses:
+            raise TransientEffectError(f"{host!r} resolves to no address")
+        for address in addresses:
+            if self.allowlist.allows(host, address):
+                continue
+            reason = blocked_reason(address)
+            if reason is not None:
+                raise OutboundBlocked(f"refusing to call {host!r}: {reason}")
+        return addresses[0]
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        content: bytes | None = None,
+    ) -> httpx.Response:
+        try:
+            target = httpx.URL(url)
+        except httpx.InvalidURL as exc:
+            raise OutboundBlocked(f"not a valid URL: {exc}") from None
+        address = await self.checked_address(target)
+        pinned = target.copy_with(host=str(address))
+        extensions: dict[str, Any] = {}
+        if target.scheme == "https":
+            extensions["sni_hostname"] = target.host
+        request_headers = {"Host": target.netloc.decode("ascii"), **(headers or {})}
+        return await self._http.request(
+            method, pinned, headers=request_headers, content=content, extensions=extensions
+        )

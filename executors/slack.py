@@ -1,0 +1,25 @@
+"""Send Slack Message through an incoming-webhook URL (user-supplied: SSRF-checked)."""
+
+from __future__ import annotations
+
+from executors.base import ExecutorContext
+from executors.http import delivered
+from executors.signing import IDEMPOTENCY_HEADER
+from topics import codec
+from topics.commands import ActionCommand
+
+
+class SlackExecutor:
+    action_type = "send_slack_message"
+
+    def __init__(self, context: ExecutorContext) -> None:
+        self.context = context
+
+    async def perform(self, command: ActionCommand) -> str:
+        request = self.context.outbound.request(
+            "POST",
+            command.params["webhook_url"],
+            headers={"Content-Type": "application/json", IDEMPOTENCY_HEADER: command.action_id},
+            content=codec.dumps({"text": command.params["text"]}),
+        )
+        return await delivered(request, self.context.clock)

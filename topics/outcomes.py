@@ -1,0 +1,83 @@
+"""ActionOutcome: what one attempt at an action did (topic ``workflow.action-outcomes``).
+
+Keyed by run id, so one run's outcomes share a partition with its RunRecords in
+``workflow.runs`` and can be folded into the run's final status. Executors write one outcome
+per attempt; the CRM reports record mutations the same way. A ``retrying`` outcome carries the
+command, which makes this log the executors' durable retry schedule, and the outcome log is
+also their record of completed action ids. Values are JSON; a null value is a fence (see
+``processor/replica.py``) that readers skip.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from topics.commands import ActionCommand
+from topics.events import RecordRef
+from topics.runs import SourcePosition
+
+OutcomeStatus = Literal["succeeded", "retrying", "failed"]
+FINAL_OUTCOMES: frozenset[str] = frozenset({"succeeded", "failed"})
+
+
+class ActionOutcome(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    action_id: str
+    run_id: str
+    tenant_id: str
+    workflow_id: str
+    workflow_version: int
+    step: int
+    type: str
+    record: RecordRef
+    attempt: int
+    status: OutcomeStatus
+    detail: str | None = None
+    """What the peer said on success (an HTTP status, a message id), for the run history."""
+    error: str | None = None
+    next_attempt_at: datetime | None = None
+    command: ActionCommand | None = None
+    """On ``retrying``: the command to attempt again."""
+    source: SourcePosition
+    """Where the command was read: the worker holding that partition retries it."""
+    at: datetime
+
+    @property
+    def final(self) -> bool:
+        return self.status in FINAL_OUTCOMES
+
+    @classmethod
+    def of(
+        cls,
+        command: ActionCommand,
+        *,
+        source: SourcePosition,
+        attempt: int,
+        status: OutcomeStatus,
+        at: datetime,
+        detail: str | None = None,
+        error: str | None = None,
+        next_attempt_at: datetime | None = None,
+    ) -> ActionOutcome:
+        return cls(
+            action_id=command.action_id,
+            run_id=command.run_id,
+            tenant_id=command.tenant_id,
+            workflow_id=command.workflow_id,
+            workflow_version=command.workflow_version,
+            step=command.step,
+            type=command.type,
+            record=command.record,
+            attempt=attempt,
+            status=status,
+            detail=detail,
+            error=error,
+            next_attempt_at=next_attempt_at,
+            command=command if status == "retrying" else None,
+            source=source,
+            at=at,
+        )
