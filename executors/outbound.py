@@ -62,8 +62,8 @@ def blocked_reason(address: IPAddress) -> str | None:
         (address.is_multicast, "multicast"),
         (address.is_unspecified, "unspecified"),
         (address in _CARRIER_GRADE_NAT, "carrier-grade NAT"),
-        (address.is_private, "private"),
         (address.is_reserved, "reserved"),
+        (address.is_private, "private"),
         (not address.is_global, "not a public address"),
     ):
         if test:

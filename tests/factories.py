@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from coeflow.demo import WELCOME_WORKFLOW
+from topics.commands import ActionCommand
 from topics.events import ChangeEvent
 from topics.runs import SourcePosition
 from topics.workflows import Workflow
@@ -64,3 +65,27 @@ def make_event(
 def make_workflow(**overrides: Any) -> Workflow:
     """The seed workflow (active), with ``overrides`` applied on top."""
     return Workflow.model_validate({**SEED_WORKFLOW, **overrides})
+
+
+def make_command(action_type: str, params: dict[str, Any], **overrides: Any) -> ActionCommand:
+    """An ActionCommand as the processor issues it; each call gets fresh run and action ids."""
+    n = next(_ids)
+    fields: dict[str, Any] = {
+        "action_id": f"act-{n}",
+        "run_id": f"run-{n}",
+        "tenant_id": "acme",
+        "workflow_id": "wf-welcome",
+        "workflow_version": 1,
+        "step": 0,
+        "type": action_type,
+        "params": params,
+        "record": {"type": "lead", "id": "L-1"},
+        "causation": {"run_id": f"run-{n}", "workflow_id": "wf-welcome", "depth": 1},
+        "issued_at": NOW,
+    }
+    return ActionCommand.model_validate({**fields, **overrides})
+
+
+def command_source(action_type: str, offset: int = 0) -> SourcePosition:
+    """Where a test's command was "read"."""
+    return SourcePosition(topic=f"workflow.actions.{action_type}", partition=0, offset=offset)
