@@ -29,6 +29,8 @@ class Received:
     headers: dict[str, str]
     body: bytes
     status: int
+    arrived_at: float
+    """``time.time()`` when the request arrived (a hanging one is recorded when it ends)."""
 
 
 class HttpPeer:
@@ -45,6 +47,8 @@ class HttpPeer:
         self.host, self.port = host, free_port()
         self.hang_seconds = hang_seconds
         self.received: list[Received] = []
+        self.arrivals: list[tuple[str, dict[str, str]]] = []
+        """(path, headers) of each request as it arrives, before it is answered."""
         self._seen: Counter[str] = Counter()
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer((host, self.port), self._handler())
@@ -69,9 +73,11 @@ class HttpPeer:
     def _answer(
         self, method: str, path: str, headers: dict[str, str], body: bytes
     ) -> tuple[int, dict[str, str]]:
+        arrived_at = time.time()
         parts = urlsplit(path)
         segments = parts.path.strip("/").split("/")
         with self._lock:
+            self.arrivals.append((path, headers))
             self._seen[parts.path] += 1
             seen = self._seen[parts.path]
         status, extra = 200, {}
@@ -87,7 +93,7 @@ class HttpPeer:
         elif segments[0] == "redirect":
             status, extra = 302, {"Location": parse_qs(parts.query)["to"][0]}
         with self._lock:
-            self.received.append(Received(method, path, headers, body, status))
+            self.received.append(Received(method, path, headers, body, status, arrived_at))
         return status, extra
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
@@ -99,12 +105,15 @@ class HttpPeer:
                 body = self.rfile.read(length) if length else b""
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 status, extra = peer._answer(self.command, self.path, headers, body)
-                self.send_response(status)
-                for name, value in extra.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"ok")
+                try:
+                    self.send_response(status)
+                    for name, value in extra.items():
+                        self.send_header(name, value)
+                    self.send_header("Content-Length", "2")
+                    self.end_headers()
+                    self.wfile.write(b"ok")
+                except ConnectionError:  # the caller gave up waiting (a timeout under test)
+                    pass
 
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
 

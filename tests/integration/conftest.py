@@ -9,7 +9,8 @@ import pytest
 
 from coeflow.broker import EmbeddedBroker, free_port
 from coeflow.settings import Settings
-from tests.integration.harness import Api, WorkerProcess
+from tests.integration.harness import Api, Peers, WorkerProcess
+from tests.peers import Canary, HttpPeer, SmtpPeer
 from topics.admin import ensure_topics
 
 
@@ -33,9 +34,17 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def shared_worker(bootstrap: str, workdir: Path) -> Iterator[WorkerProcess]:
-    """One worker that most integration tests share (each test uses its own tenant)."""
-    worker = WorkerProcess(bootstrap, "coeflow-it-shared", workdir).start()
+def peers() -> Iterator[Peers]:
+    """The executors' peers for the session: SMTP, an HTTP receiver, a canary on 127.0.0.2."""
+    with SmtpPeer() as smtp, HttpPeer(hang_seconds=20) as http, Canary("127.0.0.2") as canary:
+        yield Peers(smtp, http, canary)
+
+
+@pytest.fixture(scope="session")
+def shared_worker(bootstrap: str, workdir: Path, peers: Peers) -> Iterator[WorkerProcess]:
+    """One worker that most integration tests share (each test uses its own tenant): the whole
+    product, with the executors pointed at the session's peers and the CRM simulator on."""
+    worker = WorkerProcess(bootstrap, "coeflow-it-shared", workdir, **peers.env()).start()
     try:
         asyncio.run(worker.wait_ready())
         yield worker

@@ -18,10 +18,12 @@ import aiohttp
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from coeflow.broker import free_port
+from tests.peers import Canary, HttpPeer, SmtpPeer
 from topics import codec
 from topics.catalog import ACTIONS_PREFIX, RUNS
 
 TOKEN = "integration-token"
+SIGNING_SECRET = "whsec-integration"
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,33 @@ class Record:
     key: bytes | None
     value: Any
     """The decoded JSON value (``None`` for a tombstone)."""
+
+
+@dataclass(frozen=True)
+class Peers:
+    smtp: SmtpPeer
+    http: HttpPeer
+    canary: Canary
+
+    def env(self, **overrides: str) -> dict[str, str]:
+        """A worker's settings for reaching these peers, with quick retries."""
+        return {
+            "COEFLOW_ROLES": "processor,executors,crm-simulator",
+            "COEFLOW_SMTP_HOST": "127.0.0.1",
+            "COEFLOW_SMTP_PORT": str(self.smtp.port),
+            "COEFLOW_SMTP_TLS": "none",
+            "COEFLOW_SMS_API_URL": self.http.url("/ok/sms"),
+            "COEFLOW_SMS_FROM": "+15550001111",
+            "COEFLOW_SMS_ACCOUNT": "AC-it",
+            "COEFLOW_SMS_AUTH_TOKEN": "sms-token",
+            "COEFLOW_OUTBOUND_ALLOWLIST": "127.0.0.1",
+            "COEFLOW_WEBHOOK_SIGNING_SECRET": SIGNING_SECRET,
+            "COEFLOW_ACTION_TIMEOUT": "2",
+            "COEFLOW_ACTION_BACKOFF": "0.2",
+            "COEFLOW_ACTION_BACKOFF_MAX": "1",
+            "COEFLOW_ACTION_MAX_ATTEMPTS": "4",
+            **overrides,
+        }
 
 
 class WorkerProcess:
@@ -86,7 +115,10 @@ class WorkerProcess:
                 try:
                     async with http.get(f"{self.url}/health") as response:
                         health = await response.json()
-                        if health["ready"] and health["record_change_partitions"]:
+                        holds_events = "processor" not in health["roles"] or bool(
+                            health["record_change_partitions"]
+                        )
+                        if health["ready"] and holds_events:
                             return self
                 except (aiohttp.ClientError, OSError):
                     pass
@@ -225,6 +257,12 @@ def actions_read(records: list[Record]) -> bool:
         for a in (r.value or {}).get("actions", ())
     }
     return issued <= {r.value["action_id"] for r in records if r.topic.startswith(ACTIONS_PREFIX)}
+
+
+def decided(record: Record) -> bool:
+    """Not a run as the run tracker completed it: the processor's decisions, and everything
+    that is not a run record. Runs appear twice once their actions are done."""
+    return record.topic != RUNS or record.value.get("completed_at") is None
 
 
 def tenant() -> str:

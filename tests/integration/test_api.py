@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from tests.integration.harness import Api, lead_created, publish, read_until, seed_workflow, tenant
+from tests.integration.harness import (
+    Api,
+    decided,
+    lead_created,
+    publish,
+    read_until,
+    seed_workflow,
+    tenant,
+)
 from topics.catalog import RECORD_CHANGES, RUNS
 
 pytestmark = pytest.mark.integration
@@ -154,6 +162,9 @@ async def test_a_dry_run_shows_the_decision_and_emits_nothing(api: Api, bootstra
     sentinel = lead_created(acme, 3)
     await publish(bootstrap, RECORD_CHANGES, [(b"L-3", sentinel)])
     records = await read_until(
-        bootstrap, [RUNS], lambda rs: len(rs) >= 1, keep=lambda r: r.value.get("tenant_id") == acme
+        bootstrap,
+        [RUNS],
+        lambda rs: len(rs) >= 1,
+        keep=lambda r: r.value.get("tenant_id") == acme and decided(r),
     )
     assert [r.value["event_id"] for r in records] == [sentinel["event_id"]]

@@ -1,25 +1,33 @@
-"""A worker killed mid-stream loses no event, and what it reprocesses gets the same ids."""
+"""A worker killed mid-stream loses no event, and what it reprocesses gets the same ids; an
+executor killed mid-action repeats only that action."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
 from collections import defaultdict
 from pathlib import Path
 
 import pytest
 
+from coeflow.broker import EmbeddedBroker, free_port
+from tests.factories import make_command
 from tests.integration.harness import (
+    SIGNING_SECRET,
     Api,
     Record,
     WorkerProcess,
     actions_read,
+    decided,
     lead_created,
     publish,
     read_until,
     seed_workflow,
     tenant,
 )
-from topics.catalog import RECORD_CHANGES, RUNS, action_topic
+from tests.peers import HttpPeer
+from topics.catalog import ACTION_OUTCOMES, RECORD_CHANGES, RUNS, action_topic
 
 pytestmark = pytest.mark.integration
 
@@ -37,7 +45,12 @@ def complete(records: list[Record]) -> bool:
 async def test_sigkill_and_restart_lose_nothing_and_repeat_the_same_ids(
     bootstrap: str, workdir: Path
 ) -> None:
-    worker = WorkerProcess(bootstrap, f"coeflow-it-restart-{uuid.uuid4().hex[:6]}", workdir)
+    worker = WorkerProcess(
+        bootstrap,
+        f"coeflow-it-restart-{uuid.uuid4().hex[:6]}",
+        workdir,
+        COEFLOW_ROLES="processor",  # what is under test here
+    )
     await worker.start().wait_ready()
     try:
         acme = tenant()
@@ -46,7 +59,9 @@ async def test_sigkill_and_restart_lose_nothing_and_repeat_the_same_ids(
         await publish(
             bootstrap, RECORD_CHANGES, [(f"L-{n % 50}".encode(), e) for n, e in enumerate(events)]
         )
-        mine = lambda r: isinstance(r.value, dict) and r.value.get("tenant_id") == acme  # noqa: E731
+        mine = lambda r: (  # noqa: E731
+            isinstance(r.value, dict) and r.value.get("tenant_id") == acme and decided(r)
+        )
         outputs = [RUNS, action_topic("send_email"), action_topic("create_task")]
 
         # Kill without warning a third of the way in, then stop politely two thirds in.
@@ -87,3 +102,63 @@ async def test_sigkill_and_restart_lose_nothing_and_repeat_the_same_ids(
         f"\n{EVENTS} events, 1 SIGKILL + 1 SIGTERM restart: {runs} run records "
         f"({runs - EVENTS} repeated after the kill), 0 events without a run"
     )
+
+
+def not_a_fence(record: Record) -> bool:
+    return record.value is not None
+
+
+async def test_an_executor_killed_between_effect_and_record_repeats_only_that_action(
+    workdir: Path,
+) -> None:
+    """The one at-least-once window of the executors, shown on a broker of its own (so no
+    other worker of the session performs these commands)."""
+    log = workdir / f"tansu-{uuid.uuid4().hex[:6]}.log"
+    with EmbeddedBroker(port=free_port(), log_path=log) as broker, HttpPeer(hang_seconds=2) as peer:
+        env = {
+            "COEFLOW_ROLES": "executors",
+            "COEFLOW_OUTBOUND_ALLOWLIST": "127.0.0.1",
+            "COEFLOW_WEBHOOK_SIGNING_SECRET": SIGNING_SECRET,
+            "COEFLOW_ACTION_TIMEOUT": "10",
+        }
+        first = WorkerProcess(broker.bootstrap, "coeflow-it-executor", workdir, **env)
+        await first.start().wait_ready()
+        done = make_command("call_webhook", {"url": peer.url("/ok/done")})
+        slow = make_command("call_webhook", {"url": peer.url("/hang/slow")})
+        topic = action_topic("call_webhook")
+        try:
+            await publish(broker.bootstrap, topic, [(done.action_id.encode(), done)])
+            await read_until(
+                broker.bootstrap, [ACTION_OUTCOMES], lambda rs: len(rs) >= 1, keep=not_a_fence
+            )
+            await publish(broker.bootstrap, topic, [(slow.action_id.encode(), slow)])
+            deadline = time.monotonic() + 20
+            while not any(path == "/hang/slow" for path, _ in peer.arrivals):
+                assert time.monotonic() < deadline, "the slow call never arrived"
+                await asyncio.sleep(0.05)
+            first.kill()  # the peer has the request; its outcome was never recorded
+        finally:
+            first.stop()
+
+        # A new consumer group reads every command again from the start: only the ledger,
+        # rebuilt from the outcome log, can tell that one of them was already performed.
+        second = WorkerProcess(broker.bootstrap, "coeflow-it-executor-2", workdir, **env)
+        await second.start().wait_ready()
+        try:
+            outcomes = await read_until(
+                broker.bootstrap,
+                [ACTION_OUTCOMES],
+                lambda rs: {r.value["action_id"] for r in rs} == {done.action_id, slow.action_id},
+                keep=not_a_fence,
+                within=30,
+            )
+        finally:
+            second.stop()
+
+    assert [path for path, _ in peer.arrivals] == ["/ok/done", "/hang/slow", "/hang/slow"]
+    repeat_keys = {h["idempotency-key"] for path, h in peer.arrivals if path == "/hang/slow"}
+    assert repeat_keys == {slow.action_id}, "the repeat carries the same idempotency key"
+    assert [(r.value["action_id"], r.value["status"]) for r in outcomes] == [
+        (done.action_id, "succeeded"),
+        (slow.action_id, "succeeded"),
+    ]
