@@ -22,6 +22,7 @@ from pydantic import SecretStr
 
 from coeflow.broker import EmbeddedBroker
 from coeflow.demo import DemoPublisher
+from coeflow.dev_peers import OUTBOX_PORT, DevPeers, sink_url
 from coeflow.errors import BrokerError
 from coeflow.settings import EMBEDDED_BOOTSTRAP, Settings
 from processor.app import create_app, runtime_of
@@ -35,24 +36,45 @@ _EMBEDDED_SESSION_TIMEOUT = 2.0
 PROGRESS_EVERY = 10.0
 
 
-def dev_settings(settings: Settings) -> Settings:
-    """``coeflow dev`` defaults: a fast group join on the embedded broker, an admin token, and
-    one log line per run; anything set explicitly in the environment wins."""
+def dev_settings(settings: Settings, *, demo: bool = False) -> Settings:
+    """``coeflow dev`` defaults: a fast group join on the embedded broker, an admin token, a
+    webhook signing secret, one log line per run, the local outbox and sink (see
+    ``coeflow/dev_peers.py``) for email and SMS, and with ``demo`` the CRM simulator; anything
+    set explicitly in the environment wins."""
     explicit = settings.model_fields_set
     changes: dict[str, Any] = {}
     if settings.kafka_bootstrap is None and "group_session_timeout" not in explicit:
         changes["group_session_timeout"] = _EMBEDDED_SESSION_TIMEOUT
     if settings.admin_token is None:
         changes["admin_token"] = SecretStr(secrets.token_urlsafe(24))
+    if settings.webhook_signing_secret is None:
+        changes["webhook_signing_secret"] = SecretStr(secrets.token_urlsafe(24))
     if "log_runs" not in explicit:
         changes["log_runs"] = True
+    if demo and "roles" not in explicit:
+        changes["roles"] = settings.roles | {"crm-simulator"}
+    if settings.smtp_host is None:
+        changes |= {"smtp_host": "127.0.0.1", "smtp_port": OUTBOX_PORT, "smtp_tls": "none"}
+    if settings.sms_api_url is None:
+        changes |= {
+            "sms_api_url": sink_url("/sms"),
+            "sms_from": settings.sms_from or "+15550000000",
+        }
+    if "outbound_allowlist" not in explicit:
+        changes["outbound_allowlist"] = ("127.0.0.1",)  # the demo's Slack posts to the sink
     return settings.model_copy(update=changes)
+
+
+def uses_dev_peers(settings: Settings) -> bool:
+    """Whether ``dev`` pointed email or SMS at its own outbox and sink."""
+    outbox = settings.smtp_host == "127.0.0.1" and settings.smtp_port == OUTBOX_PORT
+    return outbox or settings.sms_api_url == sink_url("/sms")
 
 
 def main() -> None:
     settings = Settings()
     if sys.argv[1:2] == ["dev"]:
-        settings = dev_settings(settings)
+        settings = dev_settings(settings, demo="--demo" in sys.argv[2:])
     create_app(settings).main()
 
 
@@ -81,13 +103,19 @@ class dev(worker):
             raise SystemExit(1) from None
         self.say(
             f"✓ {len(topics)} topics: crm.record-changes, workflow.definitions, workflow.runs, "
-            "workflow.dead-letter, workflow.actions.<type>"
+            "workflow.dead-letter, workflow.actions.<type>, workflow.action-outcomes"
         )
         token = settings.admin_token.get_secret_value() if settings.admin_token else ""
         self.say(
             f"✓ admin API on http://{settings.web_bind}:{settings.web_port}/api/v1/workflows "
             f"(Authorization: Bearer {token})"
         )
+        if "executors" in settings.roles and uses_dev_peers(settings):
+            self.app.add_dependency(DevPeers(loop=loop))
+            self.say(
+                f"✓ email goes to a local outbox (127.0.0.1:{OUTBOX_PORT}), SMS and the demo's "
+                f"Slack posts to a local sink ({sink_url('/')}); both log what they receive"
+            )
         if demo:
             self.app.add_dependency(DemoPublisher(settings, runtime.replica, loop=loop))
         self.app.add_dependency(DevReporter(self.app, runtime, loop=loop))
@@ -135,11 +163,22 @@ class DevReporter(Service):
                 seen = stats.events
                 runs = ", ".join(f"{n} {status}" for status, n in sorted(stats.runs.items()))
                 log.info(
-                    "progress: %d events, %d dead letters; runs: %s",
+                    "progress: %d events, %d dead letters; runs: %s%s",
                     seen,
                     stats.dead_letters,
                     runs or "none",
+                    self._actions(),
                 )
+
+    def _actions(self) -> str:
+        executors = self.runtime.executors
+        if executors is None:
+            return ""
+        done = executors.runner.stats
+        return (
+            f"; actions: {done.succeeded} succeeded, {done.retried} retried, "
+            f"{done.failed} failed, {done.skipped_repeats} repeats skipped"
+        )
 
 
 class broker(AppCommand):

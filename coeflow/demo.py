@@ -12,6 +12,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from mode import Service
 
+from coeflow.dev_peers import sink_url
 from coeflow.settings import Settings
 from processor.replica import DefinitionsReplica
 from topics import codec
@@ -58,7 +59,7 @@ EXAMPLE_WORKFLOWS: tuple[dict[str, Any], ...] = (
         "actions": [
             {
                 "type": "send_slack_message",
-                "webhook_url": "https://hooks.slack.example/services/T000/B000",
+                "webhook_url": sink_url("/slack/T000/B000"),
                 "text": "🎉 {{record.name}} closed at {{record.amount}} {{record.currency}}",
             },
         ],

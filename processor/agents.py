@@ -17,13 +17,12 @@ from typing import cast
 import faust
 from faust.streams import Stream
 
-from processor.core.decide import Run
 from processor.core.pipeline import Outcome, dead_letter, process_change, source_of
 from processor.delivery import Deliveries, producer_send
 from processor.raw import raw_topic
 from processor.runtime import Runtime
 from topics.catalog import RECORD_CHANGES
-from topics.runs import SourcePosition
+from topics.runs import RunRecord, SourcePosition
 
 log = logging.getLogger(__name__)
 run_log = logging.getLogger("coeflow.runs")
@@ -67,7 +66,7 @@ def register(app: faust.App, runtime: Runtime) -> None:
             )
             if runtime.settings.log_runs:
                 for run in outcome.runs:
-                    run_log.info(describe_run(run))
+                    run_log.info(describe_run(run.record))
 
 
 def _report(outcome: Outcome, source: SourcePosition) -> None:
@@ -89,15 +88,18 @@ def _report(outcome: Outcome, source: SourcePosition) -> None:
         )
 
 
-def describe_run(run: Run) -> str:
+def describe_run(r: RunRecord) -> str:
     """One readable line per run, for the terminal of ``coeflow dev``."""
-    r = run.record
     head = (
         f"run {r.workflow_id} v{r.workflow_version} on {r.record.type} {r.record.id} "
         f"({r.trigger}): {r.status}"
     )
     if r.status == "actions_issued":
         return f"{head} → {', '.join(a.type for a in r.actions)}"
+    if r.completed_at is not None:
+        return f"{head}: " + ", ".join(
+            f"{a.type} ✓" if a.status == "succeeded" else f"{a.type} ✗ {a.error}" for a in r.actions
+        )
     if r.status == "conditions_not_met":
         failed = [
             f"{c.field} {c.op} {c.expected!r} (was {c.actual!r})"

@@ -18,6 +18,7 @@ import faust
 from faust.streams import Stream
 from pydantic import ValidationError
 
+from processor.agents import describe_run, run_log
 from processor.core.pipeline import Outbound, dead_letter, source_of
 from processor.core.progress import RunProgress, track
 from processor.delivery import Deliveries, producer_send
@@ -64,6 +65,8 @@ def register(app: faust.App, runtime: Runtime) -> None:
                 event.ack()
                 continue
             runtime.stats.runs[completed.status] += 1
+            if runtime.settings.log_runs:
+                run_log.info(describe_run(completed))
             outbound = Outbound(RUNS, message.key, codec.dumps(completed))
             fallback = partial(
                 dead_letter,

@@ -23,10 +23,31 @@ def test_dev_defaults_make_a_token_and_a_fast_group_join() -> None:
     assert settings.group_session_timeout == 2.0 and settings.log_runs
 
 
+def test_dev_signs_webhooks_and_delivers_to_its_own_outbox_and_sink() -> None:
+    settings = dev_settings(Settings(_env_file=None))  # type: ignore[call-arg]
+    assert settings.webhook_signing_secret is not None
+    assert (settings.smtp_host, settings.smtp_port, settings.smtp_tls) == (
+        "127.0.0.1",
+        2525,
+        "none",
+    )
+    assert settings.sms_api_url == "http://127.0.0.1:6067/sms"
+    assert settings.roles == {"processor", "executors"}
+    demo = dev_settings(Settings(_env_file=None), demo=True)  # type: ignore[call-arg]
+    assert demo.roles == {"processor", "executors", "crm-simulator"}
+
+
 def test_dev_keeps_what_was_set_explicitly() -> None:
-    explicit = Settings(kafka_bootstrap="kafka:9092", admin_token=SecretStr("mine"), log_runs=False)
-    settings = dev_settings(explicit)
+    explicit = Settings(
+        kafka_bootstrap="kafka:9092",
+        admin_token=SecretStr("mine"),
+        log_runs=False,
+        smtp_host="mail.internal",
+        roles="executors",
+    )
+    settings = dev_settings(explicit, demo=True)
     assert settings.admin_token == SecretStr("mine") and settings.log_runs is False
+    assert settings.smtp_host == "mail.internal" and settings.roles == {"executors"}
     assert settings.group_session_timeout == 10.0  # a real Kafka keeps the real default
 
 
@@ -62,7 +83,9 @@ def test_coeflow_dev_demo_runs_the_product_and_stops_cleanly(tmp_path: Path) -> 
         assert "Authorization: Bearer " in content
         content = wait_for_line(log, "run wf-welcome v1 on lead", process, within=60)
         assert "(record_created): " in content
-        wait_for_line(log, "] progress: ", process, within=30)
+        wait_for_line(log, "outbox: email to ", process, within=30)
+        content = wait_for_line(log, "] progress: ", process, within=30)
+        assert "actions: " in content
     finally:
         process.send_signal(signal.SIGINT)
         process.wait(30)

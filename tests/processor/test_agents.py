@@ -13,7 +13,7 @@ def test_run_lines_are_readable(event_factory: Factory, workflow_factory: Factor
     issued = run_workflow(
         compiled, event_factory(record_id="L-9"), max_depth=8, source=None, now=NOW
     )
-    assert describe_run(issued) == (
+    assert describe_run(issued.record) == (
         "run wf-welcome v1 on lead L-9 (record_created): actions_issued → send_email, create_task"
     )
     not_met = run_workflow(
@@ -23,4 +23,18 @@ def test_run_lines_are_readable(event_factory: Factory, workflow_factory: Factor
         source=None,
         now=NOW,
     )
-    assert describe_run(not_met).endswith("conditions_not_met: score gte 50 (was 3)")
+    assert describe_run(not_met.record).endswith("conditions_not_met: score gte 50 (was 3)")
+
+    done = issued.record.model_copy(
+        update={
+            "status": "partially_failed",
+            "completed_at": NOW,
+            "actions": [
+                issued.record.actions[0].model_copy(update={"status": "succeeded"}),
+                issued.record.actions[1].model_copy(
+                    update={"status": "failed", "error": "HTTP 400"}
+                ),
+            ],
+        }
+    )
+    assert describe_run(done).endswith("partially_failed: send_email ✓, create_task ✗ HTTP 400")
