@@ -18,7 +18,9 @@ Role = Literal["processor", "executors", "crm-simulator"]
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="COEFLOW_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="COEFLOW_", extra="ignore", frozen=True, env_ignore_empty=True
+    )
 
     kafka_bootstrap: str | None = Field(
         default=None,
@@ -80,7 +82,8 @@ class Settings(BaseSettings):
         description="What this worker runs, comma-separated: `processor` (matching, the admin "
         "API, the run tracker), `executors` (email, SMS, Slack, webhooks) and "
         "`crm-simulator` (applies record-mutation commands like a CRM; `coeflow dev --demo` "
-        "adds it). Run executors as their own service with `executors` alone.",
+        "adds it). Run executors as their own service with `executors` alone and their own "
+        "`COEFLOW_APP_ID`: the workers of one consumer group must run the same roles.",
     )
     smtp_host: str | None = Field(
         default=None, description="SMTP server for Send Email. Unset: email actions fail."

@@ -21,6 +21,22 @@ def test_settings_come_from_coeflow_environment_variables(monkeypatch) -> None:
     assert "s3cret" not in repr(settings)
 
 
+def test_lists_come_comma_separated_and_empty_variables_mean_unset(monkeypatch) -> None:
+    monkeypatch.setenv("COEFLOW_ROLES", "executors, crm-simulator")
+    monkeypatch.setenv("COEFLOW_OUTBOUND_ALLOWLIST", "127.0.0.1,10.0.0.0/8, hooks.internal")
+    monkeypatch.setenv("COEFLOW_SMTP_HOST", "")
+    settings = Settings()
+    assert settings.roles == {"executors", "crm-simulator"}
+    assert settings.outbound_allowlist == ("127.0.0.1", "10.0.0.0/8", "hooks.internal")
+    assert settings.smtp_host is None
+
+
+def test_an_unknown_role_is_refused(monkeypatch) -> None:
+    monkeypatch.setenv("COEFLOW_ROLES", "processor,mailer")
+    with pytest.raises(ValidationError, match="'processor', 'executors' or 'crm-simulator'"):
+        Settings()
+
+
 def test_the_embedded_broker_is_the_default(monkeypatch) -> None:
     monkeypatch.delenv("COEFLOW_KAFKA_BOOTSTRAP", raising=False)
     assert Settings().bootstrap == EMBEDDED_BOOTSTRAP
