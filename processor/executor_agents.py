@@ -95,6 +95,8 @@ class ExecutorRole(Service):
 
     async def _sync(self, generation: int) -> None:
         while not await self.replica.fence(self._send_fence, _FENCE_WITHIN):
+            if self.should_stop:
+                return
             log.warning("the outcome log did not catch up within %ss; retrying", _FENCE_WITHIN)
         if generation != self._generation:  # a newer assignment is syncing
             return

@@ -402,3 +402,72 @@ async def test_two_workflows_that_trigger_each_other_stop_at_the_depth_limit(
     both = sorted(decisions(records, f"wf-ping-{acme}") + decisions(records, f"wf-pong-{acme}"))
     assert both == [*((depth, "actions_issued") for depth in range(9)), (9, "loop_blocked")]
     assert decisions(records, f"wf-ping-{acme}")[0] == (0, "actions_issued")
+
+
+async def test_the_worker_log_holds_no_addresses_numbers_bodies_or_secrets(
+    api: Api, bootstrap: str, peers: Peers, shared_worker: WorkerProcess
+) -> None:
+    acme = tenant()
+    address, number = f"private-{acme}@example.com", "+4917699887766"
+    body = f"Confidential offer for {acme}"
+    await api.create(
+        workflow(
+            acme,
+            "private",
+            [
+                {"type": "send_email", "to": address, "subject": "Offer", "body": body},
+                {"type": "send_sms", "to": number, "body": body},
+                {
+                    "type": "send_email",
+                    "to": f"bounce-{acme}@example.com",
+                    "subject": "x",
+                    "body": body,
+                },
+                {"type": "call_webhook", "url": peers.http.url(f"/status/404/{acme}")},
+            ],
+        )
+    )
+    await publish(bootstrap, RECORD_CHANGES, [(b"L-1", lead_created(acme, 1))])
+    records = await read_until(bootstrap, [RUNS], lambda rs: bool(completed(rs)), keep=of(acme))
+    [run] = completed(records)
+    assert [a["status"] for a in run["actions"]] == ["succeeded", "succeeded", "failed", "failed"]
+
+    log = shared_worker.log_path.read_text(errors="replace")
+    assert run["actions"][2]["action_id"] in log  # the failures are logged, by action id
+    for secret in (
+        address,
+        number,
+        body,
+        f"bounce-{acme}@example.com",
+        SIGNING_SECRET,
+        "sms-token",
+    ):
+        assert secret not in log, f"{secret!r} is in the worker's log"
+
+
+async def test_a_bad_command_is_dead_lettered_and_the_next_one_performed(
+    bootstrap: str, peers: Peers, shared_worker: WorkerProcess
+) -> None:
+    acme = tenant()
+    key = f"{acme}-bad".encode()
+    good = make_command(
+        "send_slack_message",
+        {"webhook_url": peers.http.url(f"/ok/after-bad-{acme}"), "text": "still here"},
+        tenant_id=acme,
+    )
+    topic = action_topic("send_slack_message")
+    await publish(
+        bootstrap,
+        topic,
+        [(key, b"{not json"), (key, None), (key, {"action_id": "x"}), (key, good)],
+    )
+    letters = await read_until(
+        bootstrap, [DEAD_LETTER], lambda rs: len(rs) >= 3, keep=lambda r: r.key == key
+    )
+    assert sorted(r.value["error"].split(":")[0] for r in letters) == [
+        "not a valid ActionCommand",
+        "not valid UTF-8 JSON",
+        "tombstone (null value)",
+    ]
+    assert all(r.value["source"]["topic"] == topic for r in letters)
+    await until(lambda: peers.http.to(f"/ok/after-bad-{acme}"))
