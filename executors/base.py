@@ -6,13 +6,13 @@ import re
 from dataclasses import dataclass
 from typing import Protocol
 
-import httpx
 import orjson
 from pydantic import ValidationError
 
 from coeflow.clock import Clock
 from coeflow.errors import InvalidCommand, problems_from
 from coeflow.settings import Settings
+from executors.http import HttpClient
 from executors.outbound import Allowlist, OutboundClient
 from topics import codec
 from topics.commands import ActionCommand
@@ -24,27 +24,23 @@ class ExecutorContext:
 
     settings: Settings
     clock: Clock
-    outbound: OutboundClient
-    """For user-supplied URLs (Call Webhook, Slack): SSRF-checked."""
-    provider_http: httpx.AsyncClient
+    http: HttpClient
     """For URLs the operator configured (the SMS provider)."""
+    outbound: OutboundClient
+    """For user-supplied URLs (Call Webhook, Slack): SSRF-checked, over ``http``."""
 
     @classmethod
     def create(cls, settings: Settings, clock: Clock) -> ExecutorContext:
+        http = HttpClient(settings.action_timeout, settings.action_concurrency, clock)
         return cls(
             settings=settings,
             clock=clock,
-            outbound=OutboundClient(
-                Allowlist.parse(settings.outbound_allowlist), settings.action_timeout
-            ),
-            provider_http=httpx.AsyncClient(
-                timeout=settings.action_timeout, follow_redirects=False, trust_env=False
-            ),
+            http=http,
+            outbound=OutboundClient(Allowlist.parse(settings.outbound_allowlist), http),
         )
 
     async def aclose(self) -> None:
-        await self.outbound.aclose()
-        await self.provider_http.aclose()
+        await self.http.aclose()
 
 
 def decode_command(value: bytes | None, action_type: str) -> ActionCommand:

@@ -26,11 +26,11 @@ import ipaddress
 import socket
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
-import httpx
+from yarl import URL
 
 from coeflow.errors import OutboundBlocked, TransientEffectError
+from executors.http import HttpClient
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 _CARRIER_GRADE_NAT = ipaddress.ip_network("100.64.0.0/10")
@@ -94,6 +94,10 @@ class Allowlist:
 
 async def resolve(host: str, port: int) -> list[IPAddress]:
     """Every address ``host`` resolves to (numeric forms included), via the system resolver."""
+    try:
+        return [ipaddress.ip_address(host)]  # a plain address: no resolver round trip
+    except ValueError:
+        pass
     loop = asyncio.get_running_loop()
     try:
         infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
@@ -108,26 +112,19 @@ async def resolve(host: str, port: int) -> list[IPAddress]:
 
 
 class OutboundClient:
-    """httpx for user-supplied URLs, with the checks above; one per worker."""
+    """Calls to user-supplied URLs, with the checks above; one per worker."""
 
-    def __init__(self, allowlist: Allowlist, timeout: float) -> None:
-        self.allowlist = allowlist
-        self._http = httpx.AsyncClient(
-            timeout=timeout, follow_redirects=False, trust_env=False, http2=False
-        )
+    def __init__(self, allowlist: Allowlist, http: HttpClient) -> None:
+        self.allowlist, self._http = allowlist, http
 
-    async def aclose(self) -> None:
-        await self._http.aclose()
-
-    async def checked_address(self, url: httpx.URL) -> IPAddress:
+    async def checked_address(self, url: URL) -> IPAddress:
         """The address to connect to for ``url``; raises ``OutboundBlocked`` if refused."""
         if url.scheme not in ("http", "https"):
             raise OutboundBlocked(f"only http and https URLs may be called, not {url.scheme!r}")
         host = url.host
-        if not host:
+        if not host or url.port is None:
             raise OutboundBlocked("the URL has no host")
-        port = url.port or (443 if url.scheme == "https" else 80)
-        addresses = await resolve(host, port)
+        addresses = await resolve(host, url.port)
         if not addresses:
             raise TransientEffectError(f"{host!r} resolves to no address")
         for address in addresses:
@@ -138,24 +135,25 @@ class OutboundClient:
                 raise OutboundBlocked(f"refusing to call {host!r}: {reason}")
         return addresses[0]
 
-    async def request(
+    async def deliver(
         self,
         method: str,
         url: str,
         *,
         headers: Mapping[str, str] | None = None,
         content: bytes | None = None,
-    ) -> httpx.Response:
+    ) -> str:
+        """Call ``url`` at its checked address; what ``HttpClient.deliver`` returns."""
         try:
-            target = httpx.URL(url)
-        except httpx.InvalidURL as exc:
+            target = URL(url)
+        except ValueError as exc:
             raise OutboundBlocked(f"not a valid URL: {exc}") from None
         address = await self.checked_address(target)
-        pinned = target.copy_with(host=str(address))
-        extensions: dict[str, Any] = {}
-        if target.scheme == "https":
-            extensions["sni_hostname"] = target.host
-        request_headers = {"Host": target.netloc.decode("ascii"), **(headers or {})}
-        return await self._http.request(
-            method, pinned, headers=request_headers, content=content, extensions=extensions
+        pinned = target.with_host(str(address))
+        return await self._http.deliver(
+            method,
+            str(pinned),
+            headers={"Host": target.host_port_subcomponent or "", **(headers or {})},
+            data=content,
+            server_hostname=target.host if target.scheme == "https" else None,
         )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from executors.base import ExecutorContext
-from executors.http import delivered
 from executors.signing import IDEMPOTENCY_HEADER
 from topics import codec
 from topics.commands import ActionCommand
@@ -16,10 +15,9 @@ class SlackExecutor:
         self.context = context
 
     async def perform(self, command: ActionCommand) -> str:
-        request = self.context.outbound.request(
+        return await self.context.outbound.deliver(
             "POST",
             command.params["webhook_url"],
             headers={"Content-Type": "application/json", IDEMPOTENCY_HEADER: command.action_id},
             content=codec.dumps({"text": command.params["text"]}),
         )
-        return await delivered(request, self.context.clock)

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import httpx
+import base64
 
 from coeflow.errors import PermanentEffectError
 from executors.base import ExecutorContext
-from executors.http import delivered
 from executors.signing import IDEMPOTENCY_HEADER
 from topics.commands import ActionCommand
 
@@ -23,17 +22,17 @@ class SmsExecutor:
             raise PermanentEffectError(
                 "no SMS provider is configured (COEFLOW_SMS_API_URL, COEFLOW_SMS_FROM)"
             )
-        auth = httpx.Auth()  # sends the request as it is
+        headers = {IDEMPOTENCY_HEADER: command.action_id}
         if settings.sms_account and settings.sms_auth_token:
-            auth = httpx.BasicAuth(settings.sms_account, settings.sms_auth_token.get_secret_value())
-        request = self.context.provider_http.post(
+            credentials = f"{settings.sms_account}:{settings.sms_auth_token.get_secret_value()}"
+            headers["Authorization"] = "Basic " + base64.b64encode(credentials.encode()).decode()
+        return await self.context.http.deliver(
+            "POST",
             settings.sms_api_url,
             data={
                 "To": command.params["to"],
                 "From": settings.sms_from,
                 "Body": command.params["body"],
             },
-            headers={IDEMPOTENCY_HEADER: command.action_id},
-            auth=auth,
+            headers=headers,
         )
-        return await delivered(request, self.context.clock)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from coeflow.errors import PermanentEffectError
 from executors.base import ExecutorContext
-from executors.http import delivered
 from executors.signing import IDEMPOTENCY_HEADER, SIGNATURE_HEADER, signature_header
 from topics import codec
 from topics.commands import ActionCommand
@@ -38,7 +37,6 @@ class WebhookExecutor:
         }
         if body:
             headers["Content-Type"] = "application/json"
-        request = self.context.outbound.request(
+        return await self.context.outbound.deliver(
             method, params["url"], headers=headers, content=body or None
         )
-        return await delivered(request, self.context.clock)

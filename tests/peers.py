@@ -33,6 +33,11 @@ class Received:
     """``time.time()`` when the request arrived (a hanging one is recorded when it ends)."""
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 1024  # the default, 5, resets connections under concurrent calls
+    daemon_threads = True
+
+
 class HttpPeer:
     """Answers by path, and records every request with the status it answered:
 
@@ -51,8 +56,7 @@ class HttpPeer:
         """(path, headers) of each request as it arrives, before it is answered."""
         self._seen: Counter[str] = Counter()
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer((host, self.port), self._handler())
-        self._server.daemon_threads = True
+        self._server = _Server((host, self.port), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     def url(self, path: str) -> str:

@@ -7,7 +7,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from coeflow.errors import OutboundBlocked
+from coeflow.clock import utc_now
+from coeflow.errors import OutboundBlocked, PermanentEffectError
+from executors.http import HttpClient
 from executors.outbound import Allowlist, OutboundClient, blocked_reason
 from tests.peers import Canary, HttpPeer
 
@@ -75,7 +77,8 @@ async def test_every_encoding_of_a_blocked_address_is_refused_before_connecting(
     canary: Canary,
 ) -> None:
     # 127.0.0.1 is allowed, as in the tests' workers: that must not open 127.0.0.2.
-    client = OutboundClient(Allowlist.parse(["127.0.0.1"]), timeout=2)
+    http = HttpClient(timeout=2, max_connections=10, clock=utc_now)
+    client = OutboundClient(Allowlist.parse(["127.0.0.1"]), http)
     urls = [
         *encodings_of_127_0_0_2(canary.port),
         "http://169.254.169.254/latest/meta-data/",
@@ -87,42 +90,42 @@ async def test_every_encoding_of_a_blocked_address_is_refused_before_connecting(
     ]
     try:
         for url in urls:
-            # httpx itself refuses some legacy forms as URLs; either way nothing is dialled.
-            with pytest.raises(OutboundBlocked, match=r"refusing to call|not a valid URL"):
-                await client.request("POST", url, content=b"{}")
+            with pytest.raises(OutboundBlocked, match="refusing to call"):
+                await client.deliver("POST", url, content=b"{}")
         for url in ["ftp://example.com/", "file:///etc/passwd", "gopher://127.0.0.1/"]:
             with pytest.raises(OutboundBlocked, match="only http and https"):
-                await client.request("GET", url)
+                await client.deliver("GET", url)
     finally:
-        await client.aclose()
+        await http.aclose()
     assert canary.connections == 0
 
 
 async def test_an_allowed_address_is_reached_and_a_redirect_is_not_followed(
     canary: Canary,
 ) -> None:
-    client = OutboundClient(Allowlist.parse(["127.0.0.1"]), timeout=2)
+    http = HttpClient(timeout=2, max_connections=10, clock=utc_now)
+    client = OutboundClient(Allowlist.parse(["127.0.0.1"]), http)
     try:
         with HttpPeer() as peer:
-            response = await client.request("POST", peer.url("/ok/1"), content=b"{}")
-            assert response.status_code == 200
+            assert await client.deliver("POST", peer.url("/ok/1"), content=b"{}") == "HTTP 200"
             redirect = peer.url(f"/redirect?to=http://127.0.0.2:{canary.port}/")
-            response = await client.request("POST", redirect, content=b"{}")
-            assert response.status_code == 302
+            with pytest.raises(PermanentEffectError, match="redirects are not followed"):
+                await client.deliver("POST", redirect, content=b"{}")
             first, redirected = peer.received
             assert first.headers["host"] == f"127.0.0.1:{peer.port}"
             assert redirected.status == 302
     finally:
-        await client.aclose()
+        await http.aclose()
     assert canary.connections == 0
 
 
 async def test_the_host_header_names_the_url_host_while_the_checked_address_is_dialled() -> None:
-    client = OutboundClient(Allowlist.parse(["localhost"]), timeout=2)
+    http = HttpClient(timeout=2, max_connections=10, clock=utc_now)
+    client = OutboundClient(Allowlist.parse(["localhost"]), http)
     try:
         with HttpPeer() as peer:
-            response = await client.request("GET", f"http://localhost:{peer.port}/ok/host")
-            assert response.status_code == 200
+            url = f"http://localhost:{peer.port}/ok/host"
+            assert await client.deliver("GET", url) == "HTTP 200"
             assert peer.received[0].headers["host"] == f"localhost:{peer.port}"
     finally:
-        await client.aclose()
+        await http.aclose()
