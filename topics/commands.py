@@ -10,7 +10,9 @@ from pydantic import BaseModel, ConfigDict
 from topics.events import Causation, RecordRef
 
 
-class ActionCommand(BaseModel):
+class ActionIdentity(BaseModel):
+    """Which action of which run: what a command and the outcomes of its attempts share."""
+
     model_config = ConfigDict(frozen=True)
 
     action_id: str
@@ -20,7 +22,10 @@ class ActionCommand(BaseModel):
     workflow_version: int
     step: int
     type: str
-    params: dict[str, Any]
     record: RecordRef
+
+
+class ActionCommand(ActionIdentity):
+    params: dict[str, Any]
     causation: Causation
     issued_at: datetime

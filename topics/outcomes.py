@@ -13,27 +13,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
-
-from topics.commands import ActionCommand
-from topics.events import RecordRef
+from topics.commands import ActionCommand, ActionIdentity
 from topics.runs import SourcePosition
 
 OutcomeStatus = Literal["succeeded", "retrying", "failed"]
 FINAL_OUTCOMES: frozenset[str] = frozenset({"succeeded", "failed"})
 
 
-class ActionOutcome(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    action_id: str
-    run_id: str
-    tenant_id: str
-    workflow_id: str
-    workflow_version: int
-    step: int
-    type: str
-    record: RecordRef
+class ActionOutcome(ActionIdentity):
     attempt: int
     status: OutcomeStatus
     detail: str | None = None
@@ -63,15 +50,9 @@ class ActionOutcome(BaseModel):
         error: str | None = None,
         next_attempt_at: datetime | None = None,
     ) -> ActionOutcome:
+        identity = {name: getattr(command, name) for name in ActionIdentity.model_fields}
         return cls(
-            action_id=command.action_id,
-            run_id=command.run_id,
-            tenant_id=command.tenant_id,
-            workflow_id=command.workflow_id,
-            workflow_version=command.workflow_version,
-            step=command.step,
-            type=command.type,
-            record=command.record,
+            **identity,
             attempt=attempt,
             status=status,
             detail=detail,

@@ -354,6 +354,10 @@ def lead_updated(acme: str, before: dict[str, Any], after: dict[str, Any]) -> di
     }
 
 
+def loop_blocked(records: list[Record]) -> bool:
+    return any(r.value["status"] == "loop_blocked" for r in records)
+
+
 def decisions(records: list[Record], workflow_id: str) -> list[tuple[int, str]]:
     return sorted(
         (r.value["depth"], r.value["status"])
@@ -372,10 +376,7 @@ async def test_a_workflow_that_updates_its_own_trigger_field_stops_at_the_depth_
         bootstrap, RECORD_CHANGES, [(b"L-1", lead_updated(acme, {"tag": ""}, {"tag": "a"}))]
     )
 
-    def blocked(rs: list[Record]) -> bool:
-        return any(r.value["status"] == "loop_blocked" for r in rs)
-
-    records = await read_until(bootstrap, [RUNS], blocked, keep=of(acme), within=60)
+    records = await read_until(bootstrap, [RUNS], loop_blocked, keep=of(acme), within=60)
     # Depth 0 is the person's change; each update the CRM applies is one level deeper.
     assert decisions(records, f"wf-self-{acme}") == [
         *((depth, "actions_issued") for depth in range(9)),
@@ -395,10 +396,7 @@ async def test_two_workflows_that_trigger_each_other_stop_at_the_depth_limit(
     await api.create(on_change(acme, "pong", "pong", [pong]))
     await publish(bootstrap, RECORD_CHANGES, [(b"L-1", lead_updated(acme, {}, {"ping": "go"}))])
 
-    def blocked(rs: list[Record]) -> bool:
-        return any(r.value["status"] == "loop_blocked" for r in rs)
-
-    records = await read_until(bootstrap, [RUNS], blocked, keep=of(acme), within=60)
+    records = await read_until(bootstrap, [RUNS], loop_blocked, keep=of(acme), within=60)
     both = sorted(decisions(records, f"wf-ping-{acme}") + decisions(records, f"wf-pong-{acme}"))
     assert both == [*((depth, "actions_issued") for depth in range(9)), (9, "loop_blocked")]
     assert decisions(records, f"wf-ping-{acme}")[0] == (0, "actions_issued")
