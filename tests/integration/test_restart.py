@@ -7,6 +7,7 @@ import asyncio
 import time
 import uuid
 from collections import defaultdict
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -162,3 +163,51 @@ async def test_an_executor_killed_between_effect_and_record_repeats_only_that_ac
         (done.action_id, "succeeded"),
         (slow.action_id, "succeeded"),
     ]
+
+
+async def test_a_retry_schedule_survives_an_executor_kill(workdir: Path) -> None:
+    """Attempts after the first wait in the outcome log: a restarted executor resumes them,
+    numbered on, at the time they were due."""
+    log = workdir / f"tansu-{uuid.uuid4().hex[:6]}.log"
+    with EmbeddedBroker(port=free_port(), log_path=log) as broker, HttpPeer() as peer:
+        env = {
+            "COEFLOW_ROLES": "executors",
+            "COEFLOW_OUTBOUND_ALLOWLIST": "127.0.0.1",
+            "COEFLOW_WEBHOOK_SIGNING_SECRET": SIGNING_SECRET,
+            "COEFLOW_ACTION_BACKOFF": "3",
+            "COEFLOW_ACTION_BACKOFF_MAX": "3",
+            "COEFLOW_ACTION_MAX_ATTEMPTS": "3",
+        }
+        worker = WorkerProcess(broker.bootstrap, "coeflow-it-retries", workdir, **env)
+        await worker.start().wait_ready()
+        failing = make_command("call_webhook", {"url": peer.url("/status/503/again")})
+        try:
+            await publish(
+                broker.bootstrap,
+                action_topic("call_webhook"),
+                [(failing.action_id.encode(), failing)],
+            )
+            [first] = await read_until(
+                broker.bootstrap, [ACTION_OUTCOMES], lambda rs: len(rs) >= 1, keep=not_a_fence
+            )
+            assert first.value["status"] == "retrying"
+            worker.kill()  # the second attempt is due in 1.5 to 3 seconds
+            await worker.start().wait_ready()
+            outcomes = await read_until(
+                broker.bootstrap,
+                [ACTION_OUTCOMES],
+                lambda rs: any(r.value["status"] == "failed" for r in rs),
+                keep=not_a_fence,
+                within=30,
+            )
+        finally:
+            worker.stop()
+
+    assert [(o.value["attempt"], o.value["status"]) for o in outcomes] == [
+        (1, "retrying"),
+        (2, "retrying"),
+        (3, "failed"),
+    ]
+    assert len(peer.received) == 3
+    due = datetime.fromisoformat(first.value["next_attempt_at"]).timestamp()
+    assert peer.received[1].arrived_at >= due - 0.05, "the resumed attempt came early"
