@@ -110,3 +110,13 @@ class InvalidCommand(InvalidInput):
     """A message on an action topic that is not a valid ActionCommand (it is dead-lettered)."""
 
     summary = "not a valid ActionCommand"
+
+
+class InboundRefused(CoeflowError):
+    """A POST to an inbound webhook URL that is not accepted; ``status`` is the HTTP answer
+    (401 unsigned or stale, 404 no such webhook, 409 a replay or an inactive workflow, 413 too
+    large, 400 not a JSON object). Nothing is published for it."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status

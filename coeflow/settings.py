@@ -139,6 +139,15 @@ class Settings(BaseSettings):
         "a repeated command is recognised within this window.",
     )
 
+    inbound_webhook_max_bytes: Annotated[int, Field(ge=1024)] = Field(
+        default=262_144,
+        description="Largest body a Webhook Received URL accepts; larger ones get 413.",
+    )
+    inbound_webhook_tolerance: Annotated[float, Field(gt=0)] = Field(
+        default=300.0,
+        description="Seconds a delivery's signature timestamp may be from this server's clock.",
+    )
+
     @field_validator("roles", mode="before")
     @classmethod
     def _roles_from_text(cls, value: object) -> object:

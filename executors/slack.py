@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from coeflow.signing import IDEMPOTENCY_HEADER
 from executors.base import ExecutorContext
-from executors.signing import IDEMPOTENCY_HEADER
 from topics import codec
 from topics.commands import ActionCommand
 

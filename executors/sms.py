@@ -5,8 +5,8 @@ from __future__ import annotations
 import base64
 
 from coeflow.errors import PermanentEffectError
+from coeflow.signing import IDEMPOTENCY_HEADER
 from executors.base import ExecutorContext
-from executors.signing import IDEMPOTENCY_HEADER
 from topics.commands import ActionCommand
 
 

@@ -4,8 +4,8 @@ idempotency key (user-supplied URL: SSRF-checked)."""
 from __future__ import annotations
 
 from coeflow.errors import PermanentEffectError
+from coeflow.signing import IDEMPOTENCY_HEADER, SIGNATURE_HEADER, signature_header
 from executors.base import ExecutorContext
-from executors.signing import IDEMPOTENCY_HEADER, SIGNATURE_HEADER, signature_header
 from topics import codec
 from topics.commands import ActionCommand
 

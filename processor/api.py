@@ -22,6 +22,7 @@ from pydantic import ValidationError
 from coeflow.errors import Conflict, InvalidInput, InvalidWorkflow, NotFound, Problem, problems_from
 from processor.core.compiler import CompiledWorkflow, compile_workflow
 from processor.core.decide import dry_run
+from processor.core.inbound import with_secrets
 from processor.core.pipeline import decode_change
 from processor.runtime import Runtime
 from topics import codec
@@ -32,7 +33,8 @@ log = logging.getLogger(__name__)
 
 API = "/api/v1"
 _WRITE_VISIBLE_TIMEOUT = 10.0
-_SERVER_FIELDS = ("updated_at",)
+_SERVER_FIELDS = ("updated_at", "inbound_secrets")
+_MAX_GRACE = 30 * 86400.0
 
 
 class ApiError(Exception):
@@ -112,13 +114,18 @@ def register(app: faust.App, runtime: Runtime) -> None:
             raise NotFound(f"no workflow {workflow_id!r}")
         return compiled
 
-    async def save(document: dict[str, Any]) -> Workflow:
-        """Validate and compile (so only runnable workflows reach the topic), then publish."""
+    async def save(
+        document: dict[str, Any], current: Workflow | None, rotate_grace: float | None = None
+    ) -> Workflow:
+        """Validate and compile (so only runnable workflows reach the topic), then publish.
+        Inbound webhook secrets are the server's: kept from ``current``, made when needed."""
+        now = runtime.clock()
         try:
-            workflow = Workflow.model_validate({**document, "updated_at": runtime.clock()})
+            workflow = Workflow.model_validate({**document, "updated_at": now})
         except ValidationError as exc:
             raise InvalidWorkflow(problems_from(exc)) from None
         compile_workflow(workflow)
+        workflow = with_secrets(workflow, current, now, rotate_grace=rotate_grace)
         await publish(workflow.id, workflow)
         return workflow
 
@@ -129,7 +136,8 @@ def register(app: faust.App, runtime: Runtime) -> None:
             if current.status == status:
                 return current
             document = current.model_dump(mode="json", by_alias=True)
-            return await save({**document, "status": status, "version": current.version + 1})
+            new = {**document, "status": status, "version": current.version + 1}
+            return await save(new, current)
 
     @app.page(f"{API}/workflows")
     class Workflows(ApiView):
@@ -158,7 +166,7 @@ def register(app: faust.App, runtime: Runtime) -> None:
                     and runtime.catalog.get(document["id"]) is not None
                 ):
                     raise Conflict(f"workflow {document['id']!r} exists already; PUT changes it")
-                workflow = await save({**document, "version": 1})
+                workflow = await save({**document, "version": 1}, None)
             return self.reply(workflow, 201)
 
     @app.page(API + "/workflows/{workflow_id}")
@@ -188,7 +196,7 @@ def register(app: faust.App, runtime: Runtime) -> None:
                         "reload it and apply your change again"
                     )
                 document.setdefault("status", current.status)
-                workflow = await save({**document, "version": current.version + 1})
+                workflow = await save({**document, "version": current.version + 1}, current)
             return self.reply(workflow)
 
         async def delete(self, request: Request, workflow_id: str) -> Response:
@@ -206,6 +214,27 @@ def register(app: faust.App, runtime: Runtime) -> None:
     class Deactivate(ApiView):
         async def post(self, request: Request, workflow_id: str) -> Response:
             return self.reply(await change_status(workflow_id, "inactive"))
+
+    @app.page(API + "/workflows/{workflow_id}/webhook-secret")
+    class RotateSecret(ApiView):
+        async def post(self, request: Request, workflow_id: str) -> Response:
+            options = await self.body(request) if (await request.read()).strip() else {}
+            grace = options.get("grace_seconds", 86400)
+            if (
+                isinstance(grace, bool)
+                or not isinstance(grace, int | float)
+                or not (0 <= grace <= _MAX_GRACE)
+            ):
+                raise InvalidInput(
+                    [Problem("grace_seconds", f"must be a number from 0 to {_MAX_GRACE:g}")]
+                )
+            async with write_lock:
+                current = existing(workflow_id).workflow
+                if current.trigger.type != "webhook_received":
+                    raise Conflict(f"workflow {workflow_id!r} has no inbound webhook to rotate")
+                document = current.model_dump(mode="json", by_alias=True)
+                new = {**document, "version": current.version + 1}
+                return self.reply(await save(new, current, rotate_grace=float(grace)))
 
     @app.page(API + "/workflows/{workflow_id}/test")
     class DryRun(ApiView):

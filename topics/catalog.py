@@ -10,6 +10,7 @@ DEFINITIONS = "workflow.definitions"
 RUNS = "workflow.runs"
 DEAD_LETTER = "workflow.dead-letter"
 ACTION_OUTCOMES = "workflow.action-outcomes"
+INBOUND_WEBHOOKS = "workflow.inbound-webhooks"
 ACTIONS_PREFIX = "workflow.actions."
 
 
@@ -33,5 +34,6 @@ def product_topics(action_types: Iterable[str], partitions: int) -> list[TopicSp
         TopicSpec(RUNS, partitions),
         TopicSpec(DEAD_LETTER, partitions),
         TopicSpec(ACTION_OUTCOMES, partitions),
+        TopicSpec(INBOUND_WEBHOOKS, partitions),
         *(TopicSpec(action_topic(t), partitions) for t in action_types),
     ]

@@ -99,6 +99,20 @@ class ActionSpec(BaseModel):
         return dict(self.model_extra or {})
 
 
+class InboundSecret(BaseModel):
+    """A secret that signs deliveries to a Webhook Received workflow. The API makes them;
+    after a rotation the previous one keeps working until ``expires_at``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    secret: Annotated[str, Field(min_length=16)]
+    created_at: datetime
+    expires_at: datetime | None = None
+
+    def live(self, now: datetime) -> bool:
+        return self.expires_at is None or now < self.expires_at
+
+
 class Workflow(BaseModel):
     """One saved version of a workflow, exactly as it is written to the definitions topic."""
 
@@ -113,6 +127,8 @@ class Workflow(BaseModel):
     conditions: Condition | None = None
     actions: Annotated[list[ActionSpec], Field(min_length=1, max_length=50)]
     updated_at: datetime | None = None
+    inbound_secrets: list[InboundSecret] = Field(default_factory=list)
+    """Set by the API for a Webhook Received trigger, newest first."""
 
     @field_validator("name")
     @classmethod

@@ -1,4 +1,5 @@
-"""One record-change message in, the messages to produce out: decode, decide, encode.
+"""One message in (a record change, an inbound webhook delivery), the messages to produce
+out: decode, decide, encode.
 
 Nothing a message contains can make this raise: bad input and failures while deciding become
 a dead letter with the reason, so the agent around it only sends and acknowledges.
@@ -6,6 +7,7 @@ a dead letter with the reason, so the agent around it only sends and acknowledge
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -15,12 +17,15 @@ from pydantic import ValidationError
 
 from coeflow.errors import InvalidEvent, problems_from
 from coeflow.settings import Settings
-from processor.core.decide import Run, decide
+from processor.core.compiler import CompiledWorkflow
+from processor.core.decide import Run, decide, run_workflow
+from processor.core.inbound import delivery_event
 from processor.core.index import WorkflowIndex
 from topics import codec
 from topics.catalog import DEAD_LETTER, RUNS, action_topic
 from topics.dead_letter import DeadLetter
 from topics.events import ChangeEvent
+from topics.inbound import InboundDelivery
 from topics.runs import SourcePosition
 
 
@@ -92,6 +97,36 @@ def process_change(
         outcome.error = exc
         return outcome
     return Outcome(messages=messages, runs=runs)
+
+
+def process_delivery(
+    key: bytes | None,
+    value: bytes | None,
+    position: Position,
+    compiled_of: Callable[[str], CompiledWorkflow | None],
+    settings: Settings,
+    now: datetime,
+) -> Outcome:
+    """An accepted inbound delivery: a run of its workflow, if that is still an active
+    Webhook Received workflow when the delivery is processed."""
+    source = source_of(position)
+    try:
+        delivery = InboundDelivery.model_validate(codec.loads(value or b"null"))
+    except (orjson.JSONDecodeError, ValidationError) as exc:
+        return dead_letter(key, value, source, f"not a valid InboundDelivery: {exc}", settings, now)
+    compiled = compiled_of(delivery.workflow_id)
+    if compiled is None or compiled.kind.name != "webhook_received":
+        return Outcome()  # deleted or changed since the delivery was accepted
+    if compiled.workflow.status != "active":
+        return Outcome()
+    run = run_workflow(
+        compiled,
+        delivery_event(delivery),
+        max_depth=settings.max_causation_depth,
+        source=source,
+        now=now,
+    )
+    return Outcome(messages=encode_runs([run]), runs=[run])
 
 
 def decode_change(value: bytes | None, max_bytes: int) -> ChangeEvent:

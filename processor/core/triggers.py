@@ -73,6 +73,13 @@ class LeadScoreThresholdParams(TriggerParams):
     threshold: float
 
 
+class WebhookReceivedParams(TriggerParams):
+    """Fired by a verified delivery to the workflow's own inbound URL, never by a record
+    change; the payload is the run's record."""
+
+    record_type: Literal["webhook"] = "webhook"
+
+
 P = TypeVar("P", bound=TriggerParams)
 
 
@@ -142,11 +149,12 @@ KINDS: tuple[TriggerKind[Any], ...] = (
         lambda p, e: _becomes(e, _STATUS, "signed"),
     ),
     TriggerKind("lead_score_threshold", LeadScoreThresholdParams, SAVED, _score_crosses),
+    TriggerKind("webhook_received", WebhookReceivedParams, frozenset(), lambda p, e: True),
 )
 
 REGISTRY: Mapping[str, TriggerKind[Any]] = {kind.name: kind for kind in KINDS}
 
-NOT_YET_AVAILABLE = frozenset({"invoice_overdue", "scheduled", "webhook_received"})
+NOT_YET_AVAILABLE = frozenset({"invoice_overdue", "scheduled"})
 """Kinds of the contract that arrive with time-based and external triggers (issue 4)."""
 
 KINDS_BY_OPERATION: Mapping[str, tuple[str, ...]] = {

@@ -13,9 +13,9 @@ import pytest
 
 from coeflow.errors import OutboundBlocked, PermanentEffectError, TransientEffectError
 from coeflow.settings import Settings
+from coeflow.signing import verify
 from executors.base import ExecutorContext
 from executors.email import EmailExecutor
-from executors.signing import verify
 from executors.slack import SlackExecutor
 from executors.sms import SmsExecutor
 from executors.webhook import WebhookExecutor

@@ -301,3 +301,14 @@ def lead_created(tenant_id: str, n: int, *, score: int = 72, **fields: Any) -> d
         "causation": None,
         **fields,
     }
+
+
+async def until(check: Callable[[], Any], within: float = 20.0) -> Any:
+    """Poll ``check`` until it returns something true, and return that."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"not within {within}s")

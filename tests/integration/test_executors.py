@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from executors.signing import verify
+from coeflow.signing import verify
 from tests.factories import make_command
 from tests.integration.harness import (
     SIGNING_SECRET,
@@ -25,6 +25,7 @@ from tests.integration.harness import (
     read_until,
     seed_workflow,
     tenant,
+    until,
 )
 from tests.peers import Received
 from topics.catalog import ACTION_OUTCOMES, DEAD_LETTER, RECORD_CHANGES, RUNS, action_topic
@@ -51,16 +52,6 @@ def of(acme: str) -> Callable[[Record], bool]:
 def completed(records: list[Record]) -> list[dict[str, Any]]:
     """Runs as the run tracker completed them."""
     return [r.value for r in records if r.topic == RUNS and r.value.get("completed_at")]
-
-
-async def until(check: Callable[[], Any], within: float = 20.0) -> Any:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"not within {within}s")
 
 
 async def test_the_seed_welcome_email_arrives_and_the_run_completes(

@@ -45,8 +45,16 @@ RECORD_CHANGE_KINDS = {
 }
 
 
-def test_every_record_change_kind_is_registered() -> None:
-    assert set(REGISTRY) == RECORD_CHANGE_KINDS
+def test_every_record_change_kind_and_the_webhook_kind_are_registered() -> None:
+    assert set(REGISTRY) == RECORD_CHANGE_KINDS | {"webhook_received"}
+
+
+def test_webhook_received_never_fires_on_a_record_change() -> None:
+    kind, params = resolve_trigger(TriggerSpec(type="webhook_received"))
+    assert params.record_type == "webhook" and kind.operations == frozenset()
+    assert all("webhook_received" not in kinds for kinds in KINDS_BY_OPERATION.values())
+    with pytest.raises(InvalidWorkflow, match="record_type"):
+        resolve_trigger(TriggerSpec(type="webhook_received", record_type="lead"))
 
 
 def test_no_kind_fires_on_delete() -> None:
@@ -191,7 +199,7 @@ def test_unknown_trigger_type_lists_valid_ones() -> None:
     assert "trigger.type" in str(raised.value) and "record_created" in str(raised.value)
 
 
-@pytest.mark.parametrize("kind", ["invoice_overdue", "scheduled", "webhook_received"])
+@pytest.mark.parametrize("kind", ["invoice_overdue", "scheduled"])
 def test_time_based_and_external_kinds_are_refused_as_not_yet_available(kind: str) -> None:
     with pytest.raises(InvalidWorkflow, match="not available in this release"):
         resolve_trigger(TriggerSpec(type=kind, record_type="invoice"))

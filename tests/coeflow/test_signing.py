@@ -3,7 +3,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-from executors.signing import signature_header, verify
+from coeflow.signing import signature_header, verify
 
 
 def test_the_signature_is_hmac_sha256_over_timestamp_dot_body() -> None:

@@ -1,0 +1,135 @@
+"""Inbound webhooks in a worker: the URL that accepts deliveries, and the agent that runs them.
+
+``POST /hooks/{workflow_id}`` checks a delivery (``processor/core/inbound.py``), publishes it to
+``workflow.inbound-webhooks`` and answers 202 once this worker has read it back; anything else
+gets its 4xx with the reason and publishes nothing. Every worker keeps the delivery ids of the
+recent past (``DeliveryReplica``): older deliveries are refused by their timestamp anyway, so
+that window is all a replay check needs. Two workers that receive the same delivery within
+the replica's lag may both publish it; the run id comes from the delivery id, so the repeat
+is recognised downstream like any other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from datetime import datetime, timedelta
+from functools import partial
+from typing import Any, cast
+
+import faust
+from faust.streams import Stream
+from faust.web import Request, Response, View
+from pydantic import ValidationError
+
+from coeflow.errors import InboundRefused
+from coeflow.settings import Settings
+from processor.core.inbound import accept_delivery
+from processor.core.pipeline import dead_letter, process_delivery, source_of
+from processor.delivery import Deliveries, producer_send
+from processor.raw import raw_topic
+from processor.replica import TopicReplica
+from processor.runtime import Runtime
+from topics import codec
+from topics.catalog import INBOUND_WEBHOOKS
+from topics.inbound import InboundDelivery
+
+log = logging.getLogger(__name__)
+
+_VISIBLE_WITHIN = 10.0
+
+
+class DeliveryReplica(TopicReplica):
+    """The (workflow, delivery id) pairs received in the last ``window``."""
+
+    topic = INBOUND_WEBHOOKS
+
+    def __init__(self, settings: Settings, **kwargs: Any) -> None:
+        super().__init__(settings, **kwargs)
+        self.window = timedelta(seconds=2 * settings.inbound_webhook_tolerance)
+        self._seen: OrderedDict[tuple[str, str], datetime] = OrderedDict()
+
+    def apply(self, key: bytes | None, value: bytes | None) -> None:
+        if value is None:
+            return
+        try:
+            delivery = codec.decode(value, InboundDelivery)
+        except (ValueError, ValidationError):
+            return  # the agent dead-letters it
+        self._seen[(delivery.workflow_id, delivery.delivery_id)] = delivery.received_at
+        cutoff = delivery.received_at - self.window
+        while self._seen and next(iter(self._seen.values())) < cutoff:
+            self._seen.popitem(last=False)
+
+    def seen(self, workflow_id: str, delivery_id: str) -> bool:
+        return (workflow_id, delivery_id) in self._seen
+
+    def describe(self) -> str:
+        return f"{len(self._seen)} recent deliveries"
+
+
+def register(app: faust.App, runtime: Runtime) -> None:
+    settings = runtime.settings
+    replica = DeliveryReplica(settings, loop=app.loop)
+    app.add_dependency(replica)
+    accepting = asyncio.Lock()  # one check-and-publish at a time: a replay waits for the first
+
+    @app.page("/hooks/{workflow_id}")
+    class InboundWebhook(View):
+        async def post(self, request: Request, workflow_id: str) -> Response:
+            body = await request.read()
+            try:
+                async with accepting:
+                    delivery = accept_delivery(
+                        runtime.catalog.compiled(workflow_id),
+                        workflow_id=workflow_id,
+                        headers=request.headers,
+                        body=body,
+                        now=runtime.clock(),
+                        tolerance=settings.inbound_webhook_tolerance,
+                        max_bytes=settings.inbound_webhook_max_bytes,
+                        seen=replica.seen,
+                    )
+                    stored = await app.producer.send_and_wait(
+                        INBOUND_WEBHOOKS,
+                        workflow_id.encode(),
+                        codec.dumps(delivery),
+                        None,
+                        None,
+                        None,
+                    )
+                    await replica.wait_applied(stored.partition, stored.offset, _VISIBLE_WITHIN)
+            except InboundRefused as refused:
+                log.info(
+                    "inbound webhook %s refused (%d): %s", workflow_id, refused.status, refused
+                )
+                return self._json({"error": str(refused)}, refused.status)
+            return self._json({"accepted": True, "delivery_id": delivery.delivery_id}, 202)
+
+        def _json(self, body: Any, status: int) -> Response:
+            return self.bytes(codec.dumps(body), content_type="application/json", status=status)
+
+    @app.agent(raw_topic(app, INBOUND_WEBHOOKS), name="inbound-webhooks")
+    async def run_deliveries(stream: faust.StreamT[bytes]) -> None:
+        await runtime.replica.ready.wait()
+        deliveries = Deliveries(producer_send(app))
+        async for event in cast(Stream[bytes], stream).noack().events():
+            message = event.message
+            now = runtime.clock()
+            outcome = process_delivery(
+                message.key, message.value, message, runtime.catalog.compiled, settings, now
+            )
+            runtime.stats.runs.update(run.record.status for run in outcome.runs)
+            await deliveries.submit(
+                outcome.messages,
+                on_stored=event.ack,
+                fallback=partial(
+                    dead_letter,
+                    message.key,
+                    message.value,
+                    source_of(message),
+                    settings=settings,
+                    now=now,
+                ),
+            )

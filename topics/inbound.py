@@ -1,0 +1,37 @@
+"""InboundDelivery: a verified POST to a workflow's inbound webhook URL (topic
+``workflow.inbound-webhooks``, keyed by workflow id, so one workflow's deliveries stay in order).
+
+Only deliveries whose signature, timestamp, size and delivery id were checked reach the topic;
+the processor turns each into a run of that one workflow, with the payload as the record.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict
+
+from topics.types import NonEmptyStr
+
+WEBHOOK_RECORD_TYPE = "webhook"
+"""The record type of a run triggered by a delivery: its record is the payload."""
+
+
+class InboundDelivery(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    delivery_id: NonEmptyStr
+    workflow_id: NonEmptyStr
+    tenant_id: NonEmptyStr
+    signed_at: AwareDatetime
+    received_at: AwareDatetime
+    payload: dict[str, Any]
+
+    @property
+    def event_id(self) -> str:
+        """One event per delivery: a repeated delivery gives the same run id."""
+        return f"webhook:{self.workflow_id}:{self.delivery_id}"
+
+    def age(self, now: datetime) -> float:
+        return (now - self.received_at).total_seconds()
