@@ -11,14 +11,13 @@ processed and delivered: at-least-once, with deterministic ids that make repeats
 from __future__ import annotations
 
 import logging
-from functools import partial
 from typing import cast
 
 import faust
 from faust.streams import Stream
 
-from processor.core.pipeline import Outcome, dead_letter, process_change, source_of
-from processor.delivery import Deliveries, producer_send
+from processor.core.pipeline import Outcome, process_change, source_of
+from processor.delivery import Deliveries, letter_instead, producer_send
 from processor.raw import raw_topic
 from processor.runtime import Runtime
 from topics.catalog import RECORD_CHANGES
@@ -55,14 +54,7 @@ def register(app: faust.App, runtime: Runtime) -> None:
             await deliveries.submit(
                 outcome.messages,
                 on_stored=event.ack,
-                fallback=partial(
-                    dead_letter,
-                    message.key,
-                    message.value,
-                    source,
-                    settings=runtime.settings,
-                    now=now,
-                ),
+                fallback=letter_instead(message, runtime.settings, now),
             )
             if runtime.settings.log_runs:
                 for run in outcome.runs:

@@ -12,18 +12,28 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
 from functools import partial
 from typing import Any
 
 from aiokafka.errors import KafkaError
 from faust.types import AppT
 
-from processor.core.pipeline import Outbound, Outcome
+from coeflow.settings import Settings
+from processor.core.pipeline import Outbound, Outcome, dead_letter, source_of
 
 log = logging.getLogger(__name__)
 
 Send = Callable[[Outbound], Awaitable[Awaitable[Any]]]
 """Queue one message with the producer; the returned future resolves once it is stored."""
+
+
+def letter_instead(message: Any, settings: Settings, now: datetime) -> Fallback:
+    """The ``Fallback`` for outputs of ``message`` (a Faust message) that the broker refuses:
+    a dead letter of the message itself, so it is accounted for."""
+    return partial(
+        dead_letter, message.key, message.value, source_of(message), settings=settings, now=now
+    )
 
 
 def producer_send(app: AppT) -> Send:

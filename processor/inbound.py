@@ -15,7 +15,6 @@ import asyncio
 import logging
 from collections import OrderedDict
 from datetime import datetime, timedelta
-from functools import partial
 from typing import Any, cast
 
 import faust
@@ -26,8 +25,8 @@ from pydantic import ValidationError
 from coeflow.errors import InboundRefused
 from coeflow.settings import Settings
 from processor.core.inbound import accept_delivery
-from processor.core.pipeline import dead_letter, process_delivery, source_of
-from processor.delivery import Deliveries, producer_send
+from processor.core.pipeline import process_delivery
+from processor.delivery import Deliveries, letter_instead, producer_send
 from processor.raw import raw_topic
 from processor.replica import TopicReplica
 from processor.runtime import Runtime
@@ -124,12 +123,5 @@ def register(app: faust.App, runtime: Runtime) -> None:
             await deliveries.submit(
                 outcome.messages,
                 on_stored=event.ack,
-                fallback=partial(
-                    dead_letter,
-                    message.key,
-                    message.value,
-                    source_of(message),
-                    settings=settings,
-                    now=now,
-                ),
+                fallback=letter_instead(message, settings, now),
             )

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
-from functools import partial
 from typing import Any, cast
 
 import faust
@@ -19,9 +18,9 @@ from faust.streams import Stream
 from pydantic import ValidationError
 
 from processor.agents import describe_run, run_log
-from processor.core.pipeline import Outbound, dead_letter, source_of
+from processor.core.pipeline import Outbound
 from processor.core.progress import RunProgress, track
-from processor.delivery import Deliveries, producer_send
+from processor.delivery import Deliveries, letter_instead, producer_send
 from processor.raw import raw_topic
 from processor.runtime import Runtime
 from topics import codec
@@ -68,14 +67,7 @@ def register(app: faust.App, runtime: Runtime) -> None:
             if runtime.settings.log_runs:
                 run_log.info(describe_run(completed))
             outbound = Outbound(RUNS, message.key, codec.dumps(completed))
-            fallback = partial(
-                dead_letter,
-                message.key,
-                message.value,
-                source_of(message),
-                settings=runtime.settings,
-                now=runtime.clock(),
-            )
+            fallback = letter_instead(message, runtime.settings, runtime.clock())
             await deliveries.submit([outbound], on_stored=event.ack, fallback=fallback)
 
     @app.timer(3600.0)
