@@ -75,7 +75,7 @@ def main() -> None:
     settings = Settings()
     if sys.argv[1:2] == ["dev"]:
         settings = dev_settings(settings, demo="--demo" in sys.argv[2:])
-    create_app(settings).main()
+    create_app(settings, clock=settings.clock()).main()
 
 
 class dev(worker):

@@ -6,11 +6,14 @@ environment.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import AwareDatetime, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from coeflow.clock import Clock, scaled_clock, utc_now
 
 EMBEDDED_BOOTSTRAP = "127.0.0.1:9092"
 
@@ -148,6 +151,19 @@ class Settings(BaseSettings):
         description="Seconds a delivery's signature timestamp may be from this server's clock.",
     )
 
+    clock_start: AwareDatetime | None = Field(
+        default=None,
+        description="For tests and demos only: the time the worker's clock shows at "
+        "`COEFLOW_CLOCK_ANCHOR` (Unix time), running `COEFLOW_CLOCK_SPEED` times as fast. "
+        "Unset: the real clock.",
+    )
+    clock_anchor: float | None = Field(
+        default=None, description="Unix time at which the clock shows `COEFLOW_CLOCK_START`."
+    )
+    clock_speed: Annotated[float, Field(gt=0)] = Field(
+        default=1.0, description="How fast a clock with `COEFLOW_CLOCK_START` runs."
+    )
+
     @field_validator("roles", mode="before")
     @classmethod
     def _roles_from_text(cls, value: object) -> object:
@@ -157,6 +173,13 @@ class Settings(BaseSettings):
     @classmethod
     def _allowlist_from_text(cls, value: object) -> object:
         return tuple(_comma_list(value)) if isinstance(value, str) else value
+
+    def clock(self) -> Clock:
+        """The worker's one clock: the real one, unless a test set ``clock_start``."""
+        if self.clock_start is None:
+            return utc_now
+        anchor = self.clock_anchor if self.clock_anchor is not None else time.time()
+        return scaled_clock(self.clock_start, self.clock_speed, anchor)
 
     @property
     def bootstrap(self) -> str:

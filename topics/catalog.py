@@ -11,6 +11,7 @@ RUNS = "workflow.runs"
 DEAD_LETTER = "workflow.dead-letter"
 ACTION_OUTCOMES = "workflow.action-outcomes"
 INBOUND_WEBHOOKS = "workflow.inbound-webhooks"
+SCHEDULE_TICKS = "workflow.schedule-ticks"
 ACTIONS_PREFIX = "workflow.actions."
 
 
@@ -35,5 +36,6 @@ def product_topics(action_types: Iterable[str], partitions: int) -> list[TopicSp
         TopicSpec(DEAD_LETTER, partitions),
         TopicSpec(ACTION_OUTCOMES, partitions),
         TopicSpec(INBOUND_WEBHOOKS, partitions),
+        TopicSpec(SCHEDULE_TICKS, partitions),
         *(TopicSpec(action_topic(t), partitions) for t in action_types),
     ]

@@ -74,3 +74,5 @@ class RunRecord(BaseModel):
     occurred_at: datetime
     decided_at: datetime
     completed_at: datetime | None = None
+    note: str | None = None
+    """Anything unusual about when the run happened (a scheduled tick that ran late)."""

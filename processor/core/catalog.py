@@ -34,6 +34,8 @@ class WorkflowCatalog:
         self._workflows: dict[str, CompiledWorkflow] = {}
         self.index = WorkflowIndex()
         self.rejected: dict[str, Rejected] = {}
+        self.scheduled: dict[str, CompiledWorkflow] = {}
+        """Active Scheduled workflows: what the scheduler looks at every second."""
 
     def __len__(self) -> int:
         return len(self._workflows)
@@ -74,10 +76,15 @@ class WorkflowCatalog:
         self.rejected.pop(compiled.id, None)
         self._workflows[compiled.id] = compiled
         self.index.put(compiled)
+        if compiled.kind.name == "scheduled" and compiled.active:
+            self.scheduled[compiled.id] = compiled
+        else:
+            self.scheduled.pop(compiled.id, None)
 
     def _forget(self, workflow_id: str) -> None:
         self.rejected.pop(workflow_id, None)
         self._workflows.pop(workflow_id, None)
+        self.scheduled.pop(workflow_id, None)
         self.index.remove(workflow_id)
 
     def _reject(self, workflow_id: str, reason: str) -> None:

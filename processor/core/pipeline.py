@@ -21,12 +21,14 @@ from processor.core.compiler import CompiledWorkflow
 from processor.core.decide import Run, decide, run_workflow
 from processor.core.inbound import delivery_event
 from processor.core.index import WorkflowIndex
+from processor.core.schedule import late_note, tick_event
 from topics import codec
 from topics.catalog import DEAD_LETTER, RUNS, action_topic
 from topics.dead_letter import DeadLetter
 from topics.events import ChangeEvent
 from topics.inbound import InboundDelivery
 from topics.runs import SourcePosition
+from topics.schedule import ScheduledTick
 
 
 class Position(Protocol):
@@ -126,6 +128,35 @@ def process_delivery(
         source=source,
         now=now,
     )
+    return Outcome(messages=encode_runs([run]), runs=[run])
+
+
+def process_tick(
+    key: bytes | None,
+    value: bytes | None,
+    position: Position,
+    compiled_of: Callable[[str], CompiledWorkflow | None],
+    settings: Settings,
+    now: datetime,
+) -> Outcome:
+    """A tick of a schedule: a run of its workflow, if that is still an active Scheduled
+    workflow; a late tick says so in the run record."""
+    source = source_of(position)
+    try:
+        tick = ScheduledTick.model_validate(codec.loads(value or b"null"))
+    except (orjson.JSONDecodeError, ValidationError) as exc:
+        return dead_letter(key, value, source, f"not a valid ScheduledTick: {exc}", settings, now)
+    compiled = compiled_of(tick.workflow_id)
+    if compiled is None or compiled.kind.name != "scheduled":
+        return Outcome()
+    if compiled.workflow.status != "active":
+        return Outcome()
+    run = run_workflow(
+        compiled, tick_event(tick), max_depth=settings.max_causation_depth, source=source, now=now
+    )
+    note = late_note(tick)
+    if note is not None:
+        run = Run(run.record.model_copy(update={"note": note}), run.commands)
     return Outcome(messages=encode_runs([run]), runs=[run])
 
 

@@ -10,8 +10,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Generic, Literal, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from croniter import croniter
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from coeflow.errors import InvalidWorkflow, Problem, problems_from
 from processor.core.operators import is_number, same
@@ -78,6 +80,36 @@ class WebhookReceivedParams(TriggerParams):
     change; the payload is the run's record."""
 
     record_type: Literal["webhook"] = "webhook"
+
+
+class ScheduledParams(TriggerParams):
+    """Fired by the clock: ``cron`` (5 fields) in the IANA ``timezone``, never by a change."""
+
+    record_type: Literal["schedule"] = "schedule"
+    cron: NonEmptyStr
+    timezone: NonEmptyStr = "UTC"
+
+    @field_validator("cron")
+    @classmethod
+    def _five_fields(cls, value: str) -> str:
+        if len(value.split()) != 5 or not croniter.is_valid(value):
+            raise ValueError(
+                f"{value!r} is not a 5-field cron expression (minute hour day month weekday)"
+            )
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not an IANA time zone (e.g. Europe/Berlin)") from None
+        return value
+
+    @cached_property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
 
 
 P = TypeVar("P", bound=TriggerParams)
@@ -150,11 +182,12 @@ KINDS: tuple[TriggerKind[Any], ...] = (
     ),
     TriggerKind("lead_score_threshold", LeadScoreThresholdParams, SAVED, _score_crosses),
     TriggerKind("webhook_received", WebhookReceivedParams, frozenset(), lambda p, e: True),
+    TriggerKind("scheduled", ScheduledParams, frozenset(), lambda p, e: True),
 )
 
 REGISTRY: Mapping[str, TriggerKind[Any]] = {kind.name: kind for kind in KINDS}
 
-NOT_YET_AVAILABLE = frozenset({"invoice_overdue", "scheduled"})
+NOT_YET_AVAILABLE = frozenset({"invoice_overdue"})
 """Kinds of the contract that arrive with time-based and external triggers (issue 4)."""
 
 KINDS_BY_OPERATION: Mapping[str, tuple[str, ...]] = {

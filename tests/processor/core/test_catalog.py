@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from processor.core.catalog import WorkflowCatalog
-from tests.factories import Factory
+from tests.factories import Factory, make_workflow
 from topics import codec
 
 
@@ -40,3 +40,15 @@ def test_workflows_are_listed_per_tenant(workflow_factory: Factory) -> None:
     catalog.apply(b"b", codec.dumps(workflow_factory(id="b", tenant_id="globex", status="draft")))
     assert [w.id for w in catalog.workflows("globex")] == ["b"]
     assert sorted(w.id for w in catalog.workflows()) == ["a", "b"]
+
+
+def test_active_scheduled_workflows_are_kept_apart_for_the_scheduler() -> None:
+    catalog = WorkflowCatalog()
+    schedule = {"type": "scheduled", "cron": "0 9 * * *", "timezone": "UTC"}
+    for workflow_id, status in (("wf-a", "active"), ("wf-b", "draft")):
+        workflow = make_workflow(id=workflow_id, status=status, trigger=schedule, conditions=None)
+        catalog.apply(workflow_id.encode(), codec.dumps(workflow))
+    catalog.apply(b"wf-c", codec.dumps(make_workflow(id="wf-c", status="active")))
+    assert set(catalog.scheduled) == {"wf-a"}
+    catalog.apply(b"wf-a", None)
+    assert catalog.scheduled == {}

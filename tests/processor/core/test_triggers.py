@@ -45,8 +45,29 @@ RECORD_CHANGE_KINDS = {
 }
 
 
-def test_every_record_change_kind_and_the_webhook_kind_are_registered() -> None:
-    assert set(REGISTRY) == RECORD_CHANGE_KINDS | {"webhook_received"}
+def test_every_record_change_kind_and_the_external_kinds_are_registered() -> None:
+    assert set(REGISTRY) == RECORD_CHANGE_KINDS | {"webhook_received", "scheduled"}
+
+
+@pytest.mark.parametrize(
+    ("params", "problem"),
+    [
+        ({"cron": "61 * * * *"}, "not a 5-field cron expression"),
+        ({"cron": "* * * *"}, "not a 5-field cron expression"),
+        ({"cron": "0 9 * * 1-5", "timezone": "Mars/Olympus"}, "not an IANA time zone"),
+        ({}, "cron"),
+    ],
+)
+def test_a_schedule_needs_a_valid_cron_and_zone(params: dict[str, Any], problem: str) -> None:
+    with pytest.raises(InvalidWorkflow, match=problem):
+        resolve_trigger(TriggerSpec(type="scheduled", **params))
+
+
+def test_a_schedule_never_fires_on_a_record_change() -> None:
+    kind, params = resolve_trigger(
+        TriggerSpec(type="scheduled", cron="0 9 * * 1-5", timezone="Europe/Berlin")
+    )
+    assert params.record_type == "schedule" and kind.operations == frozenset()
 
 
 def test_webhook_received_never_fires_on_a_record_change() -> None:
@@ -199,7 +220,7 @@ def test_unknown_trigger_type_lists_valid_ones() -> None:
     assert "trigger.type" in str(raised.value) and "record_created" in str(raised.value)
 
 
-@pytest.mark.parametrize("kind", ["invoice_overdue", "scheduled"])
+@pytest.mark.parametrize("kind", ["invoice_overdue"])
 def test_time_based_and_external_kinds_are_refused_as_not_yet_available(kind: str) -> None:
     with pytest.raises(InvalidWorkflow, match="not available in this release"):
         resolve_trigger(TriggerSpec(type=kind, record_type="invoice"))

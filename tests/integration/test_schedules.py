@@ -1,0 +1,94 @@
+"""Scheduled workflows through the broker, on a clock that runs a minute per second: two
+workers give one tick per minute; a kill moves the schedule without a double tick; downtime
+gives one late run that says so."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections import Counter
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from coeflow.broker import EmbeddedBroker, free_port
+from tests.integration.harness import Api, Record, WorkerProcess, read_until
+from topics.catalog import RUNS, SCHEDULE_TICKS
+
+pytestmark = pytest.mark.integration
+
+START = "2026-11-25T08:58:00+00:00"
+
+
+def ticks_of(records: list[Record]) -> list[dict]:
+    return [r.value for r in records if r.topic == SCHEDULE_TICKS and r.value is not None]
+
+
+async def test_one_tick_per_minute_across_two_workers_a_kill_and_downtime(workdir: Path) -> None:
+    log = workdir / f"tansu-{uuid.uuid4().hex[:6]}.log"
+    with EmbeddedBroker(port=free_port(), log_path=log) as broker:
+        env = {
+            "COEFLOW_ROLES": "processor",
+            "COEFLOW_CLOCK_START": START,
+            "COEFLOW_CLOCK_ANCHOR": str(time.time()),
+            "COEFLOW_CLOCK_SPEED": "60",  # one minute per second
+        }
+        group = f"coeflow-it-schedule-{uuid.uuid4().hex[:6]}"
+        first = WorkerProcess(broker.bootstrap, group, workdir, **env).start()
+        second = WorkerProcess(broker.bootstrap, group, workdir, **env).start()
+        try:
+            await asyncio.gather(first.wait_ready(), second.wait_ready())
+            await Api(first.url).create(
+                {
+                    "id": "wf-every-minute",
+                    "tenant_id": "acme",
+                    "name": "Every minute",
+                    "status": "active",
+                    "trigger": {"type": "scheduled", "cron": "* * * * *", "timezone": "UTC"},
+                    "actions": [{"type": "add_note", "body": "tick {{record.scheduled_for}}"}],
+                }
+            )
+            await read_until(broker.bootstrap, [SCHEDULE_TICKS], lambda rs: len(ticks_of(rs)) >= 5)
+
+            # Kill one worker (the owner or not): the schedule stays with exactly one worker.
+            first.kill()
+            await read_until(
+                broker.bootstrap, [SCHEDULE_TICKS], lambda rs: len(ticks_of(rs)) >= 12, within=60
+            )
+            # Downtime: no worker for about five minutes of the clock.
+            second.stop()
+            await asyncio.sleep(5)
+            await second.start().wait_ready()
+            records = await read_until(
+                broker.bootstrap,
+                [SCHEDULE_TICKS, RUNS],
+                lambda rs: (
+                    any(t["skipped"] >= 3 for t in ticks_of(rs))
+                    and len([r for r in rs if r.topic == RUNS]) >= len(ticks_of(rs))
+                ),
+                within=60,
+            )
+        finally:
+            first.stop()
+            second.stop()
+
+    ticks = ticks_of(records)
+    times = [datetime.fromisoformat(t["scheduled_for"]) for t in ticks]
+    assert not [t for t, n in Counter(times).items() if n > 1], "a tick was published twice"
+    assert times == sorted(times)
+    assert all(t.second == 0 for t in times)
+    covered = sum(1 + t["skipped"] for t in ticks)
+    span = int((times[-1] - times[0]) / timedelta(minutes=1)) + 1
+    assert covered == span, "every minute is one tick, or counted in a late tick's skipped"
+    runs = [r.value for r in records if r.topic == RUNS]
+    print(
+        f"\n{len(ticks)} ticks over {span} minutes of the clock "
+        f"({covered - len(ticks)} missed ones folded into late ticks), {len(runs)} runs"
+    )
+    by_tick = Counter(r["occurred_at"] for r in runs)
+    assert len(by_tick) == len(ticks) and all(n == 1 for n in by_tick.values())
+    late = [r for r in runs if r["note"]]
+    assert late and "late, for the tick at" in late[-1]["note"]
+    assert "earlier missed ticks ran as this one" in late[-1]["note"]
