@@ -1,4 +1,4 @@
-"""The record-change agent: decode, call the core, send; acknowledge once delivered.
+"""The agents that run workflows: decode, call the core, send; acknowledge once delivered.
 
 Left to itself, Faust acknowledges an event when the agent moves past it, also when
 processing raised or the agent was cancelled mid-event (a graceful stop), and commits what
@@ -11,12 +11,12 @@ processed and delivered: at-least-once, with deterministic ids that make repeats
 from __future__ import annotations
 
 import logging
-from typing import cast
+from typing import Any, cast
 
 import faust
 from faust.streams import Stream
 
-from processor.core.pipeline import Outcome, process_change, source_of
+from processor.core.pipeline import OneWorkflowTrigger, Outcome, process_change, source_of
 from processor.delivery import Deliveries, letter_instead, producer_send
 from processor.raw import raw_topic
 from processor.runtime import Runtime
@@ -59,6 +59,36 @@ def register(app: faust.App, runtime: Runtime) -> None:
             if runtime.settings.log_runs:
                 for run in outcome.runs:
                     run_log.info(describe_run(run.record))
+
+
+def register_one_workflow_agent(
+    app: faust.App, runtime: Runtime, topic: str, trigger: OneWorkflowTrigger[Any]
+) -> None:
+    """An agent on ``topic`` whose messages each run the one workflow they name (inbound
+    deliveries, scheduled ticks), with the same delivery and acknowledgement discipline."""
+
+    async def run_named(stream: faust.StreamT[bytes]) -> None:
+        await runtime.replica.ready.wait()
+        deliveries = Deliveries(producer_send(app))
+        async for event in cast(Stream[bytes], stream).noack().events():
+            message = event.message
+            now = runtime.clock()
+            outcome = trigger.process(
+                message.key, message.value, message, runtime.catalog.compiled, runtime.settings, now
+            )
+            if outcome.dead_letter is not None:
+                log.warning("dead-lettered %s: %s", topic, outcome.dead_letter.error)
+            runtime.stats.runs.update(run.record.status for run in outcome.runs)
+            await deliveries.submit(
+                outcome.messages,
+                on_stored=event.ack,
+                fallback=letter_instead(message, runtime.settings, now),
+            )
+            if runtime.settings.log_runs:
+                for run in outcome.runs:
+                    run_log.info(describe_run(run.record))
+
+    app.agent(raw_topic(app, topic), name=trigger.kind)(run_named)
 
 
 def _report(outcome: Outcome, source: SourcePosition) -> None:

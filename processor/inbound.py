@@ -15,19 +15,17 @@ import asyncio
 import logging
 from collections import OrderedDict
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 import faust
-from faust.streams import Stream
 from faust.web import Request, Response, View
 from pydantic import ValidationError
 
 from coeflow.errors import InboundRefused
 from coeflow.settings import Settings
+from processor.agents import register_one_workflow_agent
 from processor.core.inbound import accept_delivery
-from processor.core.pipeline import process_delivery
-from processor.delivery import Deliveries, letter_instead, producer_send
-from processor.raw import raw_topic
+from processor.core.pipeline import RUN_BY_DELIVERY
 from processor.replica import TopicReplica
 from processor.runtime import Runtime
 from topics import codec
@@ -109,19 +107,4 @@ def register(app: faust.App, runtime: Runtime) -> None:
         def _json(self, body: Any, status: int) -> Response:
             return self.bytes(codec.dumps(body), content_type="application/json", status=status)
 
-    @app.agent(raw_topic(app, INBOUND_WEBHOOKS), name="inbound-webhooks")
-    async def run_deliveries(stream: faust.StreamT[bytes]) -> None:
-        await runtime.replica.ready.wait()
-        deliveries = Deliveries(producer_send(app))
-        async for event in cast(Stream[bytes], stream).noack().events():
-            message = event.message
-            now = runtime.clock()
-            outcome = process_delivery(
-                message.key, message.value, message, runtime.catalog.compiled, settings, now
-            )
-            runtime.stats.runs.update(run.record.status for run in outcome.runs)
-            await deliveries.submit(
-                outcome.messages,
-                on_stored=event.ack,
-                fallback=letter_instead(message, settings, now),
-            )
+    register_one_workflow_agent(app, runtime, INBOUND_WEBHOOKS, RUN_BY_DELIVERY)

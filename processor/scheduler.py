@@ -19,17 +19,15 @@ from datetime import datetime
 from typing import Any, cast
 
 import faust
-from faust.streams import Stream
 from faust.types import TP, AppT
 from mode import Service
 from pydantic import ValidationError
 
 from coeflow.settings import Settings
-from processor.core.pipeline import process_tick
+from processor.agents import register_one_workflow_agent
+from processor.core.pipeline import RUN_BY_TICK
 from processor.core.schedule import due_tick
 from processor.core.triggers import ScheduledParams
-from processor.delivery import Deliveries, letter_instead, producer_send
-from processor.raw import raw_topic
 from processor.replica import TopicReplica
 from processor.runtime import Runtime
 from topics import codec
@@ -147,19 +145,4 @@ def register(app: faust.App, runtime: Runtime) -> None:
     async def on_revoked(sender: AppT, revoked: Set[TP], **_: Any) -> None:
         scheduler.on_revoked()
 
-    @app.agent(raw_topic(app, SCHEDULE_TICKS), name="schedule-ticks")
-    async def run_ticks(stream: faust.StreamT[bytes]) -> None:
-        await runtime.replica.ready.wait()
-        deliveries = Deliveries(producer_send(app))
-        async for event in cast(Stream[bytes], stream).noack().events():
-            message = event.message
-            now = runtime.clock()
-            outcome = process_tick(
-                message.key, message.value, message, runtime.catalog.compiled, runtime.settings, now
-            )
-            runtime.stats.runs.update(run.record.status for run in outcome.runs)
-            await deliveries.submit(
-                outcome.messages,
-                on_stored=event.ack,
-                fallback=letter_instead(message, runtime.settings, now),
-            )
+    register_one_workflow_agent(app, runtime, SCHEDULE_TICKS, RUN_BY_TICK)

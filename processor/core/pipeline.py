@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar, cast
 
 import orjson
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from coeflow.errors import InvalidEvent, problems_from
 from coeflow.settings import Settings
@@ -101,63 +101,62 @@ def process_change(
     return Outcome(messages=messages, runs=runs)
 
 
-def process_delivery(
-    key: bytes | None,
-    value: bytes | None,
-    position: Position,
-    compiled_of: Callable[[str], CompiledWorkflow | None],
-    settings: Settings,
-    now: datetime,
-) -> Outcome:
-    """An accepted inbound delivery: a run of its workflow, if that is still an active
-    Webhook Received workflow when the delivery is processed."""
-    source = source_of(position)
-    try:
-        delivery = InboundDelivery.model_validate(codec.loads(value or b"null"))
-    except (orjson.JSONDecodeError, ValidationError) as exc:
-        return dead_letter(key, value, source, f"not a valid InboundDelivery: {exc}", settings, now)
-    compiled = compiled_of(delivery.workflow_id)
-    if compiled is None or compiled.kind.name != "webhook_received":
-        return Outcome()  # deleted or changed since the delivery was accepted
-    if compiled.workflow.status != "active":
-        return Outcome()
-    run = run_workflow(
-        compiled,
-        delivery_event(delivery),
-        max_depth=settings.max_causation_depth,
-        source=source,
-        now=now,
-    )
-    return Outcome(messages=encode_runs([run]), runs=[run])
+class Occasion(Protocol):
+    """What runs one named workflow rather than every matching one: an inbound delivery, a
+    scheduled tick."""
+
+    @property
+    def workflow_id(self) -> str: ...
 
 
-def process_tick(
-    key: bytes | None,
-    value: bytes | None,
-    position: Position,
-    compiled_of: Callable[[str], CompiledWorkflow | None],
-    settings: Settings,
-    now: datetime,
-) -> Outcome:
-    """A tick of a schedule: a run of its workflow, if that is still an active Scheduled
-    workflow; a late tick says so in the run record."""
-    source = source_of(position)
-    try:
-        tick = ScheduledTick.model_validate(codec.loads(value or b"null"))
-    except (orjson.JSONDecodeError, ValidationError) as exc:
-        return dead_letter(key, value, source, f"not a valid ScheduledTick: {exc}", settings, now)
-    compiled = compiled_of(tick.workflow_id)
-    if compiled is None or compiled.kind.name != "scheduled":
-        return Outcome()
-    if compiled.workflow.status != "active":
-        return Outcome()
-    run = run_workflow(
-        compiled, tick_event(tick), max_depth=settings.max_causation_depth, source=source, now=now
-    )
-    note = late_note(tick)
-    if note is not None:
-        run = Run(run.record.model_copy(update={"note": note}), run.commands)
-    return Outcome(messages=encode_runs([run]), runs=[run])
+OccasionT = TypeVar("OccasionT", bound=BaseModel)
+
+
+@dataclass(frozen=True, slots=True)
+class OneWorkflowTrigger(Generic[OccasionT]):
+    """How messages of one topic run the single workflow they name."""
+
+    kind: str
+    model: type[OccasionT]
+    event: Callable[[OccasionT], ChangeEvent]
+    note: Callable[[OccasionT], str | None] = lambda occasion: None
+
+    def process(
+        self,
+        key: bytes | None,
+        value: bytes | None,
+        position: Position,
+        compiled_of: Callable[[str], CompiledWorkflow | None],
+        settings: Settings,
+        now: datetime,
+    ) -> Outcome:
+        """A run of the named workflow, if it is still an active workflow of this trigger
+        kind (it may have changed since the message was written); a bad message is a dead
+        letter."""
+        source = source_of(position)
+        try:
+            occasion = self.model.model_validate(codec.loads(value or b"null"))
+        except (orjson.JSONDecodeError, ValidationError) as exc:
+            reason = f"not a valid {self.model.__name__}: {exc}"
+            return dead_letter(key, value, source, reason, settings, now)
+        compiled = compiled_of(cast(Occasion, occasion).workflow_id)
+        if compiled is None or compiled.kind.name != self.kind or not compiled.active:
+            return Outcome()
+        run = run_workflow(
+            compiled,
+            self.event(occasion),
+            max_depth=settings.max_causation_depth,
+            source=source,
+            now=now,
+        )
+        note = self.note(occasion)
+        if note is not None:
+            run = Run(run.record.model_copy(update={"note": note}), run.commands)
+        return Outcome(messages=encode_runs([run]), runs=[run])
+
+
+RUN_BY_DELIVERY = OneWorkflowTrigger("webhook_received", InboundDelivery, delivery_event)
+RUN_BY_TICK = OneWorkflowTrigger("scheduled", ScheduledTick, tick_event, late_note)
 
 
 def decode_change(value: bytes | None, max_bytes: int) -> ChangeEvent:

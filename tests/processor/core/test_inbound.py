@@ -10,7 +10,7 @@ from coeflow.settings import Settings
 from coeflow.signing import signature_header
 from processor.core.compiler import CompiledWorkflow, compile_workflow
 from processor.core.inbound import accept_delivery, delivery_event, with_secrets
-from processor.core.pipeline import process_delivery
+from processor.core.pipeline import RUN_BY_DELIVERY
 from tests.factories import NOW, make_workflow, source
 from topics import codec
 from topics.inbound import InboundDelivery
@@ -142,18 +142,20 @@ def test_a_delivery_becomes_a_run_of_its_workflow_with_the_payload_as_record(
     def compiled_of(workflow_id: str) -> CompiledWorkflow | None:
         return compiled if workflow_id == "wf-hook" else None
 
-    outcome = process_delivery(
+    outcome = RUN_BY_DELIVERY.process(
         b"wf-hook", codec.dumps(delivery), source(), compiled_of, settings, NOW
     )
     [run] = outcome.runs
     assert run.record.status == "actions_issued" and run.record.trigger == "webhook_received"
     assert run.commands[0].params == {"body": "Order o-1"}
-    again = process_delivery(
+    again = RUN_BY_DELIVERY.process(
         b"wf-hook", codec.dumps(delivery), source(), compiled_of, settings, NOW
     )
     assert again.runs[0].record.run_id == run.record.run_id  # a repeat is recognisable
 
-    bad = process_delivery(b"wf-hook", b"{nope", source(), compiled_of, settings, NOW)
+    bad = RUN_BY_DELIVERY.process(b"wf-hook", b"{nope", source(), compiled_of, settings, NOW)
     assert bad.dead_letter is not None and "not a valid InboundDelivery" in bad.dead_letter.error
-    gone = process_delivery(b"wf-x", codec.dumps(delivery), source(), lambda w: None, settings, NOW)
+    gone = RUN_BY_DELIVERY.process(
+        b"wf-x", codec.dumps(delivery), source(), lambda w: None, settings, NOW
+    )
     assert gone.messages == [] and gone.runs == []

@@ -5,7 +5,7 @@ from zoneinfo import ZoneInfo
 
 from coeflow.settings import Settings
 from processor.core.compiler import compile_workflow
-from processor.core.pipeline import process_tick
+from processor.core.pipeline import RUN_BY_TICK
 from processor.core.schedule import DueTick, due_tick, next_tick
 from tests.factories import NOW, make_workflow, source
 from topics import codec
@@ -90,7 +90,7 @@ def test_a_tick_runs_its_workflow_once_per_tick_and_a_late_one_says_so(
     compiled = scheduled_workflow()
 
     def run(t: ScheduledTick):  # type: ignore[no-untyped-def]
-        return process_tick(
+        return RUN_BY_TICK.process(
             b"wf-daily", codec.dumps(t), source(), lambda w: compiled, settings, NOW
         )
 
@@ -103,4 +103,4 @@ def test_a_tick_runs_its_workflow_once_per_tick_and_a_late_one_says_so(
         "ran 10800s late, for the tick at 2026-11-25T08:00:00+00:00; "
         "2 earlier missed ticks ran as this one"
     )
-    assert process_tick(b"x", b"{", source(), lambda w: compiled, settings, NOW).dead_letter
+    assert RUN_BY_TICK.process(b"x", b"{", source(), lambda w: compiled, settings, NOW).dead_letter
