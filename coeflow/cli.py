@@ -103,7 +103,8 @@ class dev(worker):
             raise SystemExit(1) from None
         self.say(
             f"✓ {len(topics)} topics: crm.record-changes, workflow.definitions, workflow.runs, "
-            "workflow.dead-letter, workflow.actions.<type>, workflow.action-outcomes"
+            "workflow.dead-letter, workflow.actions.<type>, workflow.action-outcomes, "
+            "workflow.inbound-webhooks, workflow.schedule-ticks"
         )
         token = settings.admin_token.get_secret_value() if settings.admin_token else ""
         self.say(

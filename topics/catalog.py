@@ -27,15 +27,21 @@ class TopicSpec:
     config: dict[str, str] = field(default_factory=dict)
 
 
-def product_topics(action_types: Iterable[str], partitions: int) -> list[TopicSpec]:
-    """Every topic of the contract, as ``coeflow`` creates them when they are missing."""
+def product_topics(
+    action_types: Iterable[str], partitions: int, outcome_retention_ms: int
+) -> list[TopicSpec]:
+    """Every topic of the product, as ``coeflow`` creates them when they are missing.
+
+    The outcome log is kept as long as the executors vouch for repeats; a schedule needs only
+    its last tick (compacted); inbound deliveries are checked for replays within minutes."""
+    day_ms = str(24 * 3600 * 1000)
     return [
         TopicSpec(RECORD_CHANGES, partitions),
         TopicSpec(DEFINITIONS, partitions, {"cleanup.policy": "compact"}),
         TopicSpec(RUNS, partitions),
         TopicSpec(DEAD_LETTER, partitions),
-        TopicSpec(ACTION_OUTCOMES, partitions),
-        TopicSpec(INBOUND_WEBHOOKS, partitions),
-        TopicSpec(SCHEDULE_TICKS, partitions),
+        TopicSpec(ACTION_OUTCOMES, partitions, {"retention.ms": str(outcome_retention_ms)}),
+        TopicSpec(INBOUND_WEBHOOKS, partitions, {"retention.ms": day_ms}),
+        TopicSpec(SCHEDULE_TICKS, partitions, {"cleanup.policy": "compact"}),
         *(TopicSpec(action_topic(t), partitions) for t in action_types),
     ]
