@@ -5,8 +5,7 @@ from collections.abc import Callable
 import pytest
 
 from coeflow.settings import Settings
-from tests.factories import make_command, make_event, make_workflow
-from topics.commands import ActionCommand
+from tests.factories import make_event, make_workflow
 from topics.events import ChangeEvent
 from topics.workflows import Workflow
 
@@ -24,8 +23,3 @@ def workflow_factory() -> Callable[..., Workflow]:
 @pytest.fixture
 def settings() -> Settings:
     return Settings(_env_file=None, kafka_bootstrap="127.0.0.1:1")  # type: ignore[call-arg]
-
-
-@pytest.fixture
-def command_factory() -> Callable[..., ActionCommand]:
-    return make_command
