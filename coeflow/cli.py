@@ -104,7 +104,8 @@ class dev(worker):
         self.say(
             f"✓ {len(topics)} topics: crm.record-changes, workflow.definitions, workflow.runs, "
             "workflow.dead-letter, workflow.actions.<type>, workflow.action-outcomes, "
-            "workflow.inbound-webhooks, workflow.schedule-ticks"
+            "workflow.inbound-webhooks, workflow.schedule-ticks, workflow.timers, "
+            "workflow.timer-fires"
         )
         token = settings.admin_token.get_secret_value() if settings.admin_token else ""
         self.say(

@@ -11,12 +11,20 @@ processed and delivered: at-least-once, with deterministic ids that make repeats
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any, cast
 
 import faust
 from faust.streams import Stream
 
-from processor.core.pipeline import OneWorkflowTrigger, Outcome, process_change, source_of
+from processor.core.pipeline import (
+    OneWorkflowTrigger,
+    Outcome,
+    Position,
+    process_change,
+    source_of,
+)
 from processor.delivery import Deliveries, letter_instead, producer_send
 from processor.raw import raw_topic
 from processor.runtime import Runtime
@@ -61,21 +69,23 @@ def register(app: faust.App, runtime: Runtime) -> None:
                     run_log.info(describe_run(run.record))
 
 
-def register_one_workflow_agent(
-    app: faust.App, runtime: Runtime, topic: str, trigger: OneWorkflowTrigger[Any]
-) -> None:
-    """An agent on ``topic`` whose messages each run the one workflow they name (inbound
-    deliveries, scheduled ticks), with the same delivery and acknowledgement discipline."""
+Process = Callable[[bytes | None, bytes | None, Position, Runtime, datetime], Outcome]
+"""Raw key and value, where they were read, the worker's runtime, now → the outputs."""
 
-    async def run_named(stream: faust.StreamT[bytes]) -> None:
+
+def register_runs_agent(
+    app: faust.App, runtime: Runtime, topic: str, name: str, process: Process
+) -> None:
+    """An agent on ``topic`` whose messages run workflows (inbound deliveries, schedule ticks,
+    fired timers), with the same delivery and acknowledgement discipline as record changes."""
+
+    async def run(stream: faust.StreamT[bytes]) -> None:
         await runtime.replica.ready.wait()
         deliveries = Deliveries(producer_send(app))
         async for event in cast(Stream[bytes], stream).noack().events():
             message = event.message
             now = runtime.clock()
-            outcome = trigger.process(
-                message.key, message.value, message, runtime.catalog.compiled, runtime.settings, now
-            )
+            outcome = process(message.key, message.value, message, runtime, now)
             if outcome.dead_letter is not None:
                 log.warning("dead-lettered %s: %s", topic, outcome.dead_letter.error)
             runtime.stats.runs.update(run.record.status for run in outcome.runs)
@@ -85,10 +95,21 @@ def register_one_workflow_agent(
                 fallback=letter_instead(message, runtime.settings, now),
             )
             if runtime.settings.log_runs:
-                for run in outcome.runs:
-                    run_log.info(describe_run(run.record))
+                for done in outcome.runs:
+                    run_log.info(describe_run(done.record))
 
-    app.agent(raw_topic(app, topic), name=trigger.kind)(run_named)
+    app.agent(raw_topic(app, topic), name=name)(run)
+
+
+def one_workflow(trigger: OneWorkflowTrigger[Any]) -> Process:
+    """``Process`` for messages that each name the one workflow they run."""
+
+    def process(
+        key: bytes | None, value: bytes | None, at: Position, runtime: Runtime, now: datetime
+    ) -> Outcome:
+        return trigger.process(key, value, at, runtime.catalog.compiled, runtime.settings, now)
+
+    return process
 
 
 def _report(outcome: Outcome, source: SourcePosition) -> None:

@@ -10,7 +10,15 @@ from faust.types import AppT
 from coeflow import crm_simulator
 from coeflow.clock import Clock, utc_now
 from coeflow.settings import Settings
-from processor import agents, api, executor_agents, inbound, run_tracker, scheduler
+from processor import (
+    agents,
+    api,
+    executor_agents,
+    inbound,
+    run_tracker,
+    scheduler,
+    timers,
+)
 from processor.core.catalog import WorkflowCatalog
 from processor.executor_agents import ExecutorRole
 from processor.replica import DefinitionsReplica
@@ -100,6 +108,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> App:
         run_tracker.register(app, runtime)
         inbound.register(app, runtime)
         scheduler.register(app, runtime)
+        timers.register(app, runtime)
         api.register(app, runtime)
     if "crm-simulator" in settings.roles:
         crm_simulator.register(app, runtime)

@@ -23,7 +23,7 @@ from pydantic import ValidationError
 
 from coeflow.errors import InboundRefused
 from coeflow.settings import Settings
-from processor.agents import register_one_workflow_agent
+from processor.agents import one_workflow, register_runs_agent
 from processor.core.inbound import accept_delivery
 from processor.core.pipeline import RUN_BY_DELIVERY
 from processor.replica import TopicReplica
@@ -107,4 +107,6 @@ def register(app: faust.App, runtime: Runtime) -> None:
         def _json(self, body: Any, status: int) -> Response:
             return self.bytes(codec.dumps(body), content_type="application/json", status=status)
 
-    register_one_workflow_agent(app, runtime, INBOUND_WEBHOOKS, RUN_BY_DELIVERY)
+    register_runs_agent(
+        app, runtime, INBOUND_WEBHOOKS, "inbound-webhooks", one_workflow(RUN_BY_DELIVERY)
+    )

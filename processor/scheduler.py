@@ -24,7 +24,7 @@ from mode import Service
 from pydantic import ValidationError
 
 from coeflow.settings import Settings
-from processor.agents import register_one_workflow_agent
+from processor.agents import one_workflow, register_runs_agent
 from processor.core.pipeline import RUN_BY_TICK
 from processor.core.schedule import due_tick
 from processor.core.triggers import ScheduledParams
@@ -145,4 +145,4 @@ def register(app: faust.App, runtime: Runtime) -> None:
     async def on_revoked(sender: AppT, revoked: Set[TP], **_: Any) -> None:
         scheduler.on_revoked()
 
-    register_one_workflow_agent(app, runtime, SCHEDULE_TICKS, RUN_BY_TICK)
+    register_runs_agent(app, runtime, SCHEDULE_TICKS, "schedule-ticks", one_workflow(RUN_BY_TICK))

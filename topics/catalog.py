@@ -12,6 +12,8 @@ DEAD_LETTER = "workflow.dead-letter"
 ACTION_OUTCOMES = "workflow.action-outcomes"
 INBOUND_WEBHOOKS = "workflow.inbound-webhooks"
 SCHEDULE_TICKS = "workflow.schedule-ticks"
+TIMERS = "workflow.timers"
+TIMER_FIRES = "workflow.timer-fires"
 ACTIONS_PREFIX = "workflow.actions."
 
 
@@ -43,5 +45,7 @@ def product_topics(
         TopicSpec(ACTION_OUTCOMES, partitions, {"retention.ms": str(outcome_retention_ms)}),
         TopicSpec(INBOUND_WEBHOOKS, partitions, {"retention.ms": day_ms}),
         TopicSpec(SCHEDULE_TICKS, partitions, {"cleanup.policy": "compact"}),
+        TopicSpec(TIMERS, partitions, {"cleanup.policy": "compact"}),
+        TopicSpec(TIMER_FIRES, partitions),
         *(TopicSpec(action_topic(t), partitions) for t in action_types),
     ]

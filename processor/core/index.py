@@ -48,6 +48,10 @@ class WorkflowIndex:
             if not kinds:
                 del self._by_record_type[(tenant, record_type)]
 
+    def of_kind(self, tenant: str, record_type: str, kind: str) -> tuple[CompiledWorkflow, ...]:
+        """Active workflows of one tenant, record type and trigger kind (timers, schedules)."""
+        return self._by_record_type.get((tenant, record_type), {}).get(kind, ())
+
     def candidates(self, event: ChangeEvent) -> Iterator[CompiledWorkflow]:
         """Active workflows of the event's tenant and record type whose trigger kind can fire
         on the event's operation."""

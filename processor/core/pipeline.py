@@ -22,13 +22,15 @@ from processor.core.decide import Run, decide, run_workflow
 from processor.core.inbound import delivery_event
 from processor.core.index import WorkflowIndex
 from processor.core.schedule import late_note, tick_event
+from processor.core.timers import INVOICE_OVERDUE, fired_event, invoice_timer
 from topics import codec
-from topics.catalog import DEAD_LETTER, RUNS, action_topic
+from topics.catalog import DEAD_LETTER, RUNS, TIMERS, action_topic
 from topics.dead_letter import DeadLetter
 from topics.events import ChangeEvent
 from topics.inbound import InboundDelivery
 from topics.runs import SourcePosition
 from topics.schedule import ScheduledTick
+from topics.timers import Timer
 
 
 class Position(Protocol):
@@ -55,7 +57,8 @@ def source_of(position: Position) -> SourcePosition:
 class Outbound:
     topic: str
     key: bytes | None
-    value: bytes
+    value: bytes | None
+    """``None`` is a tombstone (a cancelled timer)."""
 
 
 @dataclass(slots=True)
@@ -79,9 +82,10 @@ def process_change(
         event = decode_change(value, settings.max_event_bytes)
     except InvalidEvent as exc:
         return dead_letter(key, value, source_of(position), str(exc), settings, now)
+    timer = timer_change(event, index)
     candidates = tuple(index.candidates(event))
     if not candidates:  # most events: no workflow of this tenant watches this record type
-        return Outcome()
+        return Outcome(messages=timer)
     source = source_of(position)
     try:
         runs = decide(
@@ -91,7 +95,7 @@ def process_change(
             source=source,
             now=now,
         )
-        messages = encode_runs(runs)
+        messages = [*encode_runs(runs), *timer]
     except Exception as exc:  # a bug or a pathological event: never lose it, never stop
         outcome = dead_letter(
             key, value, source, f"processing failed: {type(exc).__name__}: {exc}", settings, now
@@ -157,6 +161,43 @@ class OneWorkflowTrigger(Generic[OccasionT]):
 
 RUN_BY_DELIVERY = OneWorkflowTrigger("webhook_received", InboundDelivery, delivery_event)
 RUN_BY_TICK = OneWorkflowTrigger("scheduled", ScheduledTick, tick_event, late_note)
+
+
+def timer_change(event: ChangeEvent, index: WorkflowIndex) -> list[Outbound]:
+    """The timer message an event makes, if a workflow of its tenant waits for that timer."""
+    if event.record_type != "invoice" or not index.of_kind(
+        event.tenant_id, "invoice", INVOICE_OVERDUE
+    ):
+        return []
+    change = invoice_timer(event)
+    if change is None:
+        return []
+    key, timer = change
+    return [Outbound(TIMERS, key.encode(), codec.dumps(timer) if timer is not None else None)]
+
+
+def process_timer(
+    key: bytes | None,
+    value: bytes | None,
+    position: Position,
+    index: WorkflowIndex,
+    settings: Settings,
+    now: datetime,
+) -> Outcome:
+    """A fired timer: a run of every active workflow of its tenant waiting for its kind."""
+    source = source_of(position)
+    try:
+        timer = Timer.model_validate(codec.loads(value or b"null"))
+    except (orjson.JSONDecodeError, ValidationError) as exc:
+        return dead_letter(key, value, source, f"not a valid Timer: {exc}", settings, now)
+    event = fired_event(timer)
+    runs = [
+        run_workflow(
+            compiled, event, max_depth=settings.max_causation_depth, source=source, now=now
+        )
+        for compiled in index.of_kind(timer.tenant_id, timer.record_type, timer.kind)
+    ]
+    return Outcome(messages=encode_runs(runs), runs=runs)
 
 
 def decode_change(value: bytes | None, max_bytes: int) -> ChangeEvent:

@@ -82,6 +82,12 @@ class WebhookReceivedParams(TriggerParams):
     record_type: Literal["webhook"] = "webhook"
 
 
+class InvoiceOverdueParams(TriggerParams):
+    """Fired by a timer when an unpaid invoice's due date has passed (processor/core/timers.py)."""
+
+    record_type: Literal["invoice"] = "invoice"
+
+
 class ScheduledParams(TriggerParams):
     """Fired by the clock: ``cron`` (5 fields) in the IANA ``timezone``, never by a change."""
 
@@ -183,12 +189,13 @@ KINDS: tuple[TriggerKind[Any], ...] = (
     TriggerKind("lead_score_threshold", LeadScoreThresholdParams, SAVED, _score_crosses),
     TriggerKind("webhook_received", WebhookReceivedParams, frozenset(), lambda p, e: True),
     TriggerKind("scheduled", ScheduledParams, frozenset(), lambda p, e: True),
+    TriggerKind("invoice_overdue", InvoiceOverdueParams, frozenset(), lambda p, e: True),
 )
 
 REGISTRY: Mapping[str, TriggerKind[Any]] = {kind.name: kind for kind in KINDS}
 
-NOT_YET_AVAILABLE = frozenset({"invoice_overdue"})
-"""Kinds of the contract that arrive with time-based and external triggers (issue 4)."""
+NOT_YET_AVAILABLE: frozenset[str] = frozenset()
+"""Kinds of the contract not available in this release."""
 
 KINDS_BY_OPERATION: Mapping[str, tuple[str, ...]] = {
     op: tuple(k.name for k in KINDS if op in k.operations)

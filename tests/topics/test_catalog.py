@@ -6,7 +6,8 @@ from topics.catalog import product_topics
 
 def test_every_topic_is_created_with_the_retention_its_readers_need() -> None:
     specs = {s.name: s for s in product_topics(REGISTRY, 8, outcome_retention_ms=604_800_000)}
-    assert len(specs) == 7 + len(REGISTRY)
+    assert len(specs) == 9 + len(REGISTRY)
+    assert specs["workflow.timers"].config == {"cleanup.policy": "compact"}
     assert specs["workflow.definitions"].config == {"cleanup.policy": "compact"}
     assert specs["workflow.schedule-ticks"].config == {"cleanup.policy": "compact"}
     assert specs["workflow.action-outcomes"].config == {"retention.ms": "604800000"}

@@ -46,7 +46,11 @@ RECORD_CHANGE_KINDS = {
 
 
 def test_every_record_change_kind_and_the_external_kinds_are_registered() -> None:
-    assert set(REGISTRY) == RECORD_CHANGE_KINDS | {"webhook_received", "scheduled"}
+    assert set(REGISTRY) == RECORD_CHANGE_KINDS | {
+        "webhook_received",
+        "scheduled",
+        "invoice_overdue",
+    }
 
 
 @pytest.mark.parametrize(
@@ -220,7 +224,8 @@ def test_unknown_trigger_type_lists_valid_ones() -> None:
     assert "trigger.type" in str(raised.value) and "record_created" in str(raised.value)
 
 
-@pytest.mark.parametrize("kind", ["invoice_overdue"])
-def test_time_based_and_external_kinds_are_refused_as_not_yet_available(kind: str) -> None:
-    with pytest.raises(InvalidWorkflow, match="not available in this release"):
-        resolve_trigger(TriggerSpec(type=kind, record_type="invoice"))
+def test_invoice_overdue_is_for_invoices_and_never_fires_on_a_change() -> None:
+    kind, params = resolve_trigger(TriggerSpec(type="invoice_overdue"))
+    assert params.record_type == "invoice" and kind.operations == frozenset()
+    with pytest.raises(InvalidWorkflow, match="record_type"):
+        resolve_trigger(TriggerSpec(type="invoice_overdue", record_type="deal"))

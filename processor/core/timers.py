@@ -1,0 +1,76 @@
+"""Which timers a record change arms or cancels (pure).
+
+``invoice_overdue``: an invoice that is not ``paid`` or ``void`` and has a ``due_date`` arms a
+timer for the moment the due date has passed (a date: the start of the next day, UTC; a date
+and time: that instant). Paying or voiding it, deleting it or removing the due date cancels the
+timer; moving the due date re-arms it for the new date. One firing per invoice per due date.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from topics.events import ChangeEvent
+from topics.timers import Timer
+
+INVOICE_OVERDUE = "invoice_overdue"
+SETTLED = frozenset({"paid", "void"})
+
+
+def overdue_from(due_date: Any) -> datetime | None:
+    """When an invoice with this ``due_date`` becomes overdue, or ``None`` if it has none."""
+    if not isinstance(due_date, str):
+        return None
+    try:
+        if len(due_date) == 10:
+            day = date.fromisoformat(due_date)
+            return datetime.combine(day + timedelta(days=1), time(), UTC)
+        moment = datetime.fromisoformat(due_date)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _open_due(snapshot: dict[str, Any] | None) -> datetime | None:
+    if snapshot is None or snapshot.get("status") in SETTLED:
+        return None
+    return overdue_from(snapshot.get("due_date"))
+
+
+def invoice_timer(event: ChangeEvent) -> tuple[str, Timer | None] | None:
+    """The change ``event`` makes to its invoice's overdue timer: ``(key, timer)`` arms (or
+    re-arms), ``(key, None)`` cancels, ``None`` changes nothing."""
+    if event.record_type != "invoice":
+        return None
+    before, after = _open_due(event.before), _open_due(event.after)
+    if event.operation == "updated" and before == after:
+        return None
+    key = f"{event.tenant_id}/invoice/{event.record_id}/{INVOICE_OVERDUE}"
+    if after is None:
+        return (key, None) if event.operation != "created" else None
+    assert event.after is not None
+    return key, Timer(
+        key=key,
+        kind=INVOICE_OVERDUE,
+        tenant_id=event.tenant_id,
+        record_type="invoice",
+        record_id=event.record_id,
+        due_at=after,
+        fire_id=f"{INVOICE_OVERDUE}:{event.tenant_id}:{event.record_id}:{after.isoformat()}",
+        record=event.after,
+    )
+
+
+def fired_event(timer: Timer) -> ChangeEvent:
+    """The event the waiting workflows see: the record as armed, at its due time."""
+    return ChangeEvent(
+        event_id=timer.fire_id,
+        tenant_id=timer.tenant_id,
+        record_type=timer.record_type,
+        record_id=timer.record_id,
+        operation="updated",
+        occurred_at=timer.due_at,
+        before=timer.record,
+        after=timer.record,
+    )

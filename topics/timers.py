@@ -1,0 +1,26 @@
+"""Timer: a durable event-time timer (topic ``workflow.timers``, compacted, keyed by timer key;
+a null value cancels). When it is due, the worker that owns it publishes it to
+``workflow.timer-fires`` (keyed by record id) and cancels it; the processor runs the workflows
+waiting for it. Its ``fire_id`` names the occasion (an invoice and one due date), so a timer
+fired twice after a crash yields the same runs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict
+
+
+class Timer(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    key: str
+    kind: str
+    tenant_id: str
+    record_type: str
+    record_id: str
+    due_at: AwareDatetime
+    fire_id: str
+    record: dict[str, Any]
+    """The record as it was when the timer was armed: what the runs see."""
+    fired_at: AwareDatetime | None = None
