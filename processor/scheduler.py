@@ -11,15 +11,12 @@ whose ticks were missed while no worker ran ticks once, late, and its run record
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import zlib
-from collections.abc import Set
 from datetime import datetime
 from typing import Any, cast
 
 import faust
-from faust.types import TP, AppT
+from faust.types import AppT
 from mode import Service
 from pydantic import ValidationError
 
@@ -28,20 +25,14 @@ from processor.agents import one_workflow, register_runs_agent
 from processor.core.pipeline import RUN_BY_TICK
 from processor.core.schedule import due_tick
 from processor.core.triggers import ScheduledParams
+from processor.ownership import OwnedWork, register_owned_work
 from processor.replica import TopicReplica
 from processor.runtime import Runtime
 from topics import codec
-from topics.catalog import RECORD_CHANGES, SCHEDULE_TICKS
+from topics.catalog import SCHEDULE_TICKS
 from topics.schedule import ScheduledTick
 
 log = logging.getLogger(__name__)
-
-_FENCE_KEY = b"coeflow-fence"
-_FENCE_WITHIN = 30.0
-
-
-def owner_partition(workflow_id: str, partitions: int) -> int:
-    return zlib.crc32(workflow_id.encode()) % partitions
 
 
 class TickReplica(TopicReplica):
@@ -71,49 +62,19 @@ class TickReplica(TopicReplica):
         return f"{len(self.last)} schedules"
 
 
-class Scheduler(Service):
+class Scheduler(OwnedWork):
     def __init__(self, app: AppT, runtime: Runtime, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.app, self.runtime = app, runtime
-        self.ticks = TickReplica(runtime.settings, loop=self.loop)
-        self.owned: frozenset[int] = frozenset()
-        self.synced = asyncio.Event()
-        self._generation = 0
-
-    def on_init_dependencies(self) -> list[Service]:
-        return [self.ticks]
-
-    def on_assigned(self, assigned: Set[TP]) -> None:
-        self.owned = frozenset(tp.partition for tp in assigned if tp.topic == RECORD_CHANGES)
-        self._generation += 1
-        self.synced.clear()
-        self.add_future(self._sync(self._generation))
-
-    def on_revoked(self) -> None:
-        self.owned = frozenset()
-        self.synced.clear()
-
-    async def _sync(self, generation: int) -> None:
-        while not await self.ticks.fence(self._send_fence, _FENCE_WITHIN):
-            if self.should_stop:
-                return
-        if generation == self._generation:
-            self.synced.set()
-
-    async def _send_fence(self, topic: str, partition: int) -> int:
-        stored = await self.app.producer.send(topic, _FENCE_KEY, None, partition, None, None)
-        return int((await stored).offset)
+        self.ticks = TickReplica(runtime.settings, loop=kwargs.get("loop"))
+        super().__init__(app, runtime, self.ticks, **kwargs)
 
     @Service.timer(1.0)
     async def _tick(self) -> None:
-        runtime = self.runtime
-        if not (self.synced.is_set() and runtime.replica.ready.is_set() and self.owned):
+        if not self.acting:
             return
-        now = runtime.clock()
-        partitions = runtime.settings.partitions
-        for compiled in list(runtime.catalog.scheduled.values()):
+        now = self.runtime.clock()
+        for compiled in list(self.runtime.catalog.scheduled.values()):
             workflow = compiled.workflow
-            if owner_partition(workflow.id, partitions) not in self.owned:
+            if not self.owns(workflow.id):
                 continue
             params = cast(ScheduledParams, compiled.trigger)
             after = self.ticks.last.get(workflow.id) or workflow.updated_at or now
@@ -134,15 +95,5 @@ class Scheduler(Service):
 
 
 def register(app: faust.App, runtime: Runtime) -> None:
-    scheduler = Scheduler(app, runtime, loop=app.loop)
-    app.add_dependency(scheduler)
-
-    @app.on_partitions_assigned.connect  # type: ignore[arg-type]  # the stub wants *args
-    async def on_assigned(sender: AppT, assigned: Set[TP], **_: Any) -> None:
-        scheduler.on_assigned(assigned)
-
-    @app.on_partitions_revoked.connect  # type: ignore[arg-type]
-    async def on_revoked(sender: AppT, revoked: Set[TP], **_: Any) -> None:
-        scheduler.on_revoked()
-
+    register_owned_work(app, Scheduler(app, runtime, loop=app.loop))
     register_runs_agent(app, runtime, SCHEDULE_TICKS, "schedule-ticks", one_workflow(RUN_BY_TICK))

@@ -14,15 +14,13 @@ runs have the same ids.
 
 from __future__ import annotations
 
-import asyncio
 import heapq
 import logging
-from collections.abc import Set
 from datetime import datetime
 from typing import Any
 
 import faust
-from faust.types import TP, AppT
+from faust.types import AppT
 from mode import Service
 from pydantic import ValidationError
 
@@ -30,17 +28,14 @@ from coeflow.settings import Settings
 from processor.agents import register_runs_agent
 from processor.core.pipeline import Outbound, Outcome, Position, process_timer
 from processor.delivery import deliver, producer_send
+from processor.ownership import FENCE_KEY, OwnedWork, register_owned_work
 from processor.replica import TopicReplica
 from processor.runtime import Runtime
-from processor.scheduler import owner_partition
 from topics import codec
-from topics.catalog import RECORD_CHANGES, TIMER_FIRES, TIMERS
+from topics.catalog import TIMER_FIRES, TIMERS
 from topics.timers import Timer
 
 log = logging.getLogger(__name__)
-
-_FENCE_KEY = b"coeflow-fence"
-_FENCE_WITHIN = 30.0
 
 
 class TimerReplica(TopicReplica):
@@ -54,7 +49,7 @@ class TimerReplica(TopicReplica):
         self._heap: list[tuple[datetime, str]] = []
 
     def apply(self, key: bytes | None, value: bytes | None) -> None:
-        if key is None or key == _FENCE_KEY:
+        if key is None or key == FENCE_KEY:
             return
         name = key.decode("utf-8", "replace")
         if value is None:
@@ -86,48 +81,19 @@ class TimerReplica(TopicReplica):
         return f"{len(self.armed)} armed timers"
 
 
-class TimerService(Service):
+class TimerService(OwnedWork):
     def __init__(self, app: AppT, runtime: Runtime, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.app, self.runtime = app, runtime
-        self.timers = TimerReplica(runtime.settings, loop=self.loop)
-        self.owned: frozenset[int] = frozenset()
-        self.synced = asyncio.Event()
-        self._generation = 0
+        self.timers = TimerReplica(runtime.settings, loop=kwargs.get("loop"))
+        super().__init__(app, runtime, self.timers, **kwargs)
         self._send = producer_send(app)
-
-    def on_init_dependencies(self) -> list[Service]:
-        return [self.timers]
-
-    def on_assigned(self, assigned: Set[TP]) -> None:
-        self.owned = frozenset(tp.partition for tp in assigned if tp.topic == RECORD_CHANGES)
-        self._generation += 1
-        self.synced.clear()
-        self.add_future(self._sync(self._generation))
-
-    def on_revoked(self) -> None:
-        self.owned = frozenset()
-        self.synced.clear()
-
-    async def _sync(self, generation: int) -> None:
-        while not await self.timers.fence(self._send_fence, _FENCE_WITHIN):
-            if self.should_stop:
-                return
-        if generation == self._generation:
-            self.synced.set()
-
-    async def _send_fence(self, topic: str, partition: int) -> int:
-        stored = await self.app.producer.send(topic, _FENCE_KEY, None, partition, None, None)
-        return int((await stored).offset)
 
     @Service.timer(1.0)
     async def _fire(self) -> None:
-        if not (self.synced.is_set() and self.runtime.replica.ready.is_set() and self.owned):
+        if not self.acting:
             return
         now = self.runtime.clock()
-        partitions = self.runtime.settings.partitions
         due = self.timers.due(now)
-        mine = [t for t in due if owner_partition(t.key, partitions) in self.owned]
+        mine = [t for t in due if self.owns(t.key)]
         self.timers.put_back([t for t in due if t not in mine])
         for timer in mine:
             fired = timer.model_copy(update={"fired_at": now})
@@ -142,16 +108,7 @@ class TimerService(Service):
 
 
 def register(app: faust.App, runtime: Runtime) -> None:
-    service = TimerService(app, runtime, loop=app.loop)
-    app.add_dependency(service)
-
-    @app.on_partitions_assigned.connect  # type: ignore[arg-type]  # the stub wants *args
-    async def on_assigned(sender: AppT, assigned: Set[TP], **_: Any) -> None:
-        service.on_assigned(assigned)
-
-    @app.on_partitions_revoked.connect  # type: ignore[arg-type]
-    async def on_revoked(sender: AppT, revoked: Set[TP], **_: Any) -> None:
-        service.on_revoked()
+    register_owned_work(app, TimerService(app, runtime, loop=app.loop))
 
     def fire(
         key: bytes | None, value: bytes | None, at: Position, runtime: Runtime, now: datetime
