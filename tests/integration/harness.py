@@ -17,7 +17,7 @@ from typing import Any
 import aiohttp
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from coeflow.broker import free_port
+from coeflow.broker import EmbeddedBroker, free_port
 from tests.peers import Canary, HttpPeer, SmtpPeer
 from topics import codec
 from topics.catalog import ACTIONS_PREFIX, RUNS
@@ -312,3 +312,19 @@ async def until(check: Callable[[], Any], within: float = 20.0) -> Any:
             return result
         await asyncio.sleep(0.1)
     raise AssertionError(f"not within {within}s")
+
+
+def own_broker(workdir: Path) -> EmbeddedBroker:
+    """A broker for one test (``with own_broker(...) as broker``): for workers whose group or
+    effects must not meet the session's other workers."""
+    return EmbeddedBroker(port=free_port(), log_path=workdir / f"tansu-{uuid.uuid4().hex[:6]}.log")
+
+
+def fast_clock(start: str, speed: float = 60.0) -> dict[str, str]:
+    """Settings that give workers one shared clock, showing ``start`` now and running ``speed``
+    times as fast (60: a minute per second)."""
+    return {
+        "COEFLOW_CLOCK_START": start,
+        "COEFLOW_CLOCK_ANCHOR": str(time.time()),
+        "COEFLOW_CLOCK_SPEED": str(speed),
+    }

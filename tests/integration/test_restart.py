@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from coeflow.broker import EmbeddedBroker, free_port
 from tests.factories import make_command
 from tests.integration.harness import (
     SIGNING_SECRET,
@@ -22,6 +21,7 @@ from tests.integration.harness import (
     actions_read,
     decided,
     lead_created,
+    own_broker,
     publish,
     read_until,
     seed_workflow,
@@ -114,8 +114,7 @@ async def test_an_executor_killed_between_effect_and_record_repeats_only_that_ac
 ) -> None:
     """The one at-least-once window of the executors, shown on a broker of its own (so no
     other worker of the session performs these commands)."""
-    log = workdir / f"tansu-{uuid.uuid4().hex[:6]}.log"
-    with EmbeddedBroker(port=free_port(), log_path=log) as broker, HttpPeer(hang_seconds=2) as peer:
+    with own_broker(workdir) as broker, HttpPeer(hang_seconds=2) as peer:
         env = {
             "COEFLOW_ROLES": "executors",
             "COEFLOW_OUTBOUND_ALLOWLIST": "127.0.0.1",
@@ -168,8 +167,7 @@ async def test_an_executor_killed_between_effect_and_record_repeats_only_that_ac
 async def test_a_retry_schedule_survives_an_executor_kill(workdir: Path) -> None:
     """Attempts after the first wait in the outcome log: a restarted executor resumes them,
     numbered on, at the time they were due."""
-    log = workdir / f"tansu-{uuid.uuid4().hex[:6]}.log"
-    with EmbeddedBroker(port=free_port(), log_path=log) as broker, HttpPeer() as peer:
+    with own_broker(workdir) as broker, HttpPeer() as peer:
         env = {
             "COEFLOW_ROLES": "executors",
             "COEFLOW_OUTBOUND_ALLOWLIST": "127.0.0.1",

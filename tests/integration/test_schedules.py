@@ -5,7 +5,6 @@ gives one late run that says so."""
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from collections import Counter, defaultdict
 from datetime import datetime, timedelta
@@ -13,8 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from coeflow.broker import EmbeddedBroker, free_port
-from tests.integration.harness import Api, Record, WorkerProcess, read_until
+from tests.integration.harness import Api, Record, WorkerProcess, fast_clock, own_broker, read_until
 from topics.catalog import RUNS, SCHEDULE_TICKS
 
 pytestmark = pytest.mark.integration
@@ -40,14 +38,8 @@ def every_tick_ran(records: list[Record]) -> bool:
 
 
 async def test_one_tick_per_minute_across_two_workers_a_kill_and_downtime(workdir: Path) -> None:
-    log = workdir / f"tansu-{uuid.uuid4().hex[:6]}.log"
-    with EmbeddedBroker(port=free_port(), log_path=log) as broker:
-        env = {
-            "COEFLOW_ROLES": "processor",
-            "COEFLOW_CLOCK_START": START,
-            "COEFLOW_CLOCK_ANCHOR": str(time.time()),
-            "COEFLOW_CLOCK_SPEED": "60",  # one minute per second
-        }
+    with own_broker(workdir) as broker:
+        env = {"COEFLOW_ROLES": "processor", **fast_clock(START)}
         group = f"coeflow-it-schedule-{uuid.uuid4().hex[:6]}"
         first = WorkerProcess(broker.bootstrap, group, workdir, **env).start()
         second = WorkerProcess(broker.bootstrap, group, workdir, **env).start()

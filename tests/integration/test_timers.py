@@ -14,8 +14,15 @@ from typing import Any
 
 import pytest
 
-from coeflow.broker import EmbeddedBroker, free_port
-from tests.integration.harness import Api, Record, WorkerProcess, publish, read_until
+from tests.integration.harness import (
+    Api,
+    Record,
+    WorkerProcess,
+    fast_clock,
+    own_broker,
+    publish,
+    read_until,
+)
 from topics.catalog import RECORD_CHANGES, RUNS
 
 pytestmark = pytest.mark.integration
@@ -47,14 +54,8 @@ def run_ids_by_invoice(records: list[Record]) -> dict[str, set[str]]:
 async def test_overdue_invoices_fire_once_paid_ones_never_and_a_kill_loses_nothing(
     workdir: Path,
 ) -> None:
-    log = workdir / f"tansu-{uuid.uuid4().hex[:6]}.log"
-    with EmbeddedBroker(port=free_port(), log_path=log) as broker:
-        env = {
-            "COEFLOW_ROLES": "processor",
-            "COEFLOW_CLOCK_START": START,
-            "COEFLOW_CLOCK_ANCHOR": str(time.time()),
-            "COEFLOW_CLOCK_SPEED": "60",  # one minute per second
-        }
+    with own_broker(workdir) as broker:
+        env = {"COEFLOW_ROLES": "processor", **fast_clock(START)}
         worker = WorkerProcess(broker.bootstrap, "coeflow-it-timers", workdir, **env)
         await worker.start().wait_ready()
         try:
