@@ -31,6 +31,9 @@ from topics.runs import RunRecord
 log = logging.getLogger(__name__)
 
 STALE_AFTER = timedelta(days=1)
+_ISSUED = b'"actions_issued"'
+"""Every run record that issued actions holds this (our codec writes compact JSON); a record
+without it has nothing for the tracker. Holding it is not enough: ``track`` checks the status."""
 
 
 def register(app: faust.App, runtime: Runtime) -> None:
@@ -87,6 +90,8 @@ def register(app: faust.App, runtime: Runtime) -> None:
 def _decode(topic: str, value: bytes | None) -> RunRecord | ActionOutcome | None:
     if value is None:  # a fence in the outcome log
         return None
+    if topic == RUNS and _ISSUED not in value:
+        return None  # most runs issue nothing to wait for: skip them without decoding
     model: type[RunRecord] | type[ActionOutcome] = RunRecord if topic == RUNS else ActionOutcome
     try:
         return codec.decode(value, model)
