@@ -80,6 +80,11 @@ class TimerReplica(TopicReplica):
     def describe(self) -> str:
         return f"{len(self.armed)} armed timers"
 
+    @property
+    def queued(self) -> int:
+        """Entries in the heap, stale ones included (a tick drops those it meets)."""
+        return len(self._heap)
+
 
 class TimerService(OwnedWork):
     def __init__(self, app: AppT, runtime: Runtime, **kwargs: Any) -> None:
