@@ -35,11 +35,28 @@ log = logging.getLogger(__name__)
 run_log = logging.getLogger("coeflow.runs")
 
 
-def register(app: faust.App, runtime: Runtime) -> None:
-    changes = raw_topic(app, RECORD_CHANGES)
+Process = Callable[[bytes | None, bytes | None, Position, Runtime, datetime], Outcome]
+"""Raw key and value, where they were read, the worker's runtime, now → the outputs."""
 
-    @app.agent(changes, name="record-changes")
-    async def process_record_changes(stream: faust.StreamT[bytes]) -> None:
+
+def register(app: faust.App, runtime: Runtime) -> None:
+    """The record-change agent."""
+
+    def process(
+        key: bytes | None, value: bytes | None, at: Position, runtime: Runtime, now: datetime
+    ) -> Outcome:
+        return process_change(key, value, at, runtime.catalog.index, runtime.settings, now)
+
+    register_runs_agent(app, runtime, RECORD_CHANGES, "record-changes", process)
+
+
+def register_runs_agent(
+    app: faust.App, runtime: Runtime, topic: str, name: str, process: Process
+) -> None:
+    """An agent on ``topic`` whose messages run workflows: record changes, and also inbound
+    deliveries, schedule ticks and fired timers, all with the same discipline."""
+
+    async def run(stream: faust.StreamT[bytes]) -> None:
         await runtime.replica.ready.wait()  # never match against half-loaded definitions
         deliveries = Deliveries(producer_send(app))
         stats = runtime.stats
@@ -48,47 +65,14 @@ def register(app: faust.App, runtime: Runtime) -> None:
         async for event in manual_acks.events():
             message = event.message
             now = runtime.clock()
-            outcome = process_change(
-                message.key, message.value, message, runtime.catalog.index, runtime.settings, now
-            )
+            outcome = process(message.key, message.value, message, runtime, now)
             stats.events += 1
             if not outcome.messages:  # most events: nothing matched, nothing to send
                 event.ack()
                 continue
-            source = source_of(message)
-            _report(outcome, source)
+            _report(outcome, source_of(message))
             stats.dead_letters += outcome.dead_letter is not None
             stats.runs.update(run.record.status for run in outcome.runs)
-            await deliveries.submit(
-                outcome.messages,
-                on_stored=event.ack,
-                fallback=letter_instead(message, runtime.settings, now),
-            )
-            if runtime.settings.log_runs:
-                for run in outcome.runs:
-                    run_log.info(describe_run(run.record))
-
-
-Process = Callable[[bytes | None, bytes | None, Position, Runtime, datetime], Outcome]
-"""Raw key and value, where they were read, the worker's runtime, now → the outputs."""
-
-
-def register_runs_agent(
-    app: faust.App, runtime: Runtime, topic: str, name: str, process: Process
-) -> None:
-    """An agent on ``topic`` whose messages run workflows (inbound deliveries, schedule ticks,
-    fired timers), with the same delivery and acknowledgement discipline as record changes."""
-
-    async def run(stream: faust.StreamT[bytes]) -> None:
-        await runtime.replica.ready.wait()
-        deliveries = Deliveries(producer_send(app))
-        async for event in cast(Stream[bytes], stream).noack().events():
-            message = event.message
-            now = runtime.clock()
-            outcome = process(message.key, message.value, message, runtime, now)
-            if outcome.dead_letter is not None:
-                log.warning("dead-lettered %s: %s", topic, outcome.dead_letter.error)
-            runtime.stats.runs.update(run.record.status for run in outcome.runs)
             await deliveries.submit(
                 outcome.messages,
                 on_stored=event.ack,

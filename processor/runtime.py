@@ -17,7 +17,9 @@ if TYPE_CHECKING:
 
 @dataclass
 class Stats:
-    """What this worker has done since it started (shown by /health and `coeflow dev`)."""
+    """What this worker has done since it started (shown by /health and `coeflow dev`):
+    ``events`` counts every message that can run workflows (record changes, deliveries, ticks,
+    fired timers)."""
 
     events: int = 0
     dead_letters: int = 0
