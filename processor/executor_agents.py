@@ -9,15 +9,13 @@ the assignment, so a command another worker already performed is recognised as a
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Set
 from datetime import timedelta
 from typing import Any, cast
 
 import faust
 from faust.streams import Stream
-from faust.types import TP, AppT
+from faust.types import AppT
 from mode import Service
 
 from coeflow.clock import Clock
@@ -27,9 +25,10 @@ from executors.base import ExecutorContext, decode_command
 from executors.ledger import ActionLedger
 from executors.policy import RetryPolicy
 from executors.registry import EXECUTORS
-from executors.runner import ActionRunner, Owner
+from executors.runner import ActionRunner
 from processor.core.pipeline import Outbound, dead_letter, source_of
 from processor.delivery import deliver, producer_send
+from processor.ownership import Held, OwnedWork, register_owned_work
 from processor.raw import raw_topic
 from processor.replica import OutcomeReplica
 from topics import codec
@@ -40,19 +39,19 @@ from topics.runs import SourcePosition
 
 log = logging.getLogger(__name__)
 
-_FENCE_KEY = b"coeflow-fence"
-_FENCE_WITHIN = 30.0
 
+class ExecutorRole(OwnedWork):
+    """The executors' shared state in one worker: ledger, outcome replica, runner, clients.
 
-class ExecutorRole(Service):
-    """The executors' shared state in one worker: ledger, outcome replica, runner, clients."""
+    Its state log is the outcome log: after each assignment it is fenced, then the actions
+    waiting for another attempt in the partitions this worker holds are resumed."""
 
     def __init__(self, app: AppT, settings: Settings, clock: Clock, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.app, self.settings, self.clock = app, settings, clock
-        self.topics = frozenset(action_topic(name) for name in EXECUTORS)
         self.ledger = ActionLedger()
-        self.replica = OutcomeReplica(settings, self.ledger, loop=self.loop)
+        self.replica = OutcomeReplica(settings, self.ledger, loop=kwargs.get("loop"))
+        topics = [action_topic(name) for name in EXECUTORS]
+        super().__init__(app, self.replica, topics, **kwargs)
+        self.settings, self.clock = settings, clock
         self.context = ExecutorContext.create(settings, clock)
         self._send = producer_send(app)
         self.runner = ActionRunner(
@@ -65,12 +64,6 @@ class ExecutorRole(Service):
             timeout=settings.action_timeout,
             concurrency=settings.action_concurrency,
         )
-        self.synced = asyncio.Event()
-        self._owned: set[Owner] = set()
-        self._generation = 0
-
-    def on_init_dependencies(self) -> list[Service]:
-        return [self.replica]
 
     async def on_started(self) -> None:
         if self.settings.webhook_signing_secret is None:
@@ -82,35 +75,18 @@ class ExecutorRole(Service):
         await self.runner.close()
         await self.context.aclose()
 
-    def on_assigned(self, assigned: Set[TP]) -> None:
-        """A new assignment: stop retrying what moved away, and fence before acting again."""
-        owned = {(tp.topic, tp.partition) for tp in assigned if tp.topic in self.topics}
-        released = self.runner.release(self._owned - owned)
+    def on_released(self, lost: frozenset[Held]) -> None:
+        released = self.runner.release(lost)
         if released:
             log.info("%d waiting actions moved to another worker", released)
-        self._owned = owned
-        self._generation += 1
-        self.synced.clear()
-        self.add_future(self._sync(self._generation))
 
-    async def _sync(self, generation: int) -> None:
-        while not await self.replica.fence(self._send_fence, _FENCE_WITHIN):
-            if self.should_stop:
-                return
-            log.warning("the outcome log did not catch up within %ss; retrying", _FENCE_WITHIN)
-        if generation != self._generation:  # a newer assignment is syncing
-            return
-        resumed = self.runner.resume(self.ledger.waiting(self._owns))
+    def on_synced(self) -> None:
+        resumed = self.runner.resume(self.ledger.waiting(self._holds))
         if resumed:
             log.info("resumed %d actions waiting for another attempt", resumed)
-        self.synced.set()
 
-    def _owns(self, outcome: ActionOutcome) -> bool:
-        return (outcome.source.topic, outcome.source.partition) in self._owned
-
-    async def _send_fence(self, topic: str, partition: int) -> int:
-        stored = await self.app.producer.send(topic, _FENCE_KEY, None, partition, None, None)
-        return int((await stored).offset)
+    def _holds(self, outcome: ActionOutcome) -> bool:
+        return (outcome.source.topic, outcome.source.partition) in self.held
 
     async def _publish(self, outcome: ActionOutcome) -> None:
         message = Outbound(ACTION_OUTCOMES, outcome.run_id.encode(), codec.dumps(outcome))
@@ -138,11 +114,7 @@ class ExecutorRole(Service):
 
 
 def register(app: faust.App, role: ExecutorRole) -> None:
-    app.add_dependency(role)
-
-    @app.on_partitions_assigned.connect  # type: ignore[arg-type]  # the stub wants *args
-    async def on_assigned(sender: AppT, assigned: Set[TP], **_: Any) -> None:
-        role.on_assigned(assigned)
+    register_owned_work(app, role)
 
     for action_type in EXECUTORS:
         _register_agent(app, role, action_type)

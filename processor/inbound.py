@@ -19,14 +19,13 @@ from typing import Any
 
 import faust
 from faust.web import Request, Response, View
-from pydantic import ValidationError
 
 from coeflow.errors import InboundRefused
 from coeflow.settings import Settings
 from processor.agents import one_workflow, register_runs_agent
 from processor.core.inbound import accept_delivery
 from processor.core.pipeline import RUN_BY_DELIVERY
-from processor.replica import TopicReplica
+from processor.replica import ModelReplica
 from processor.runtime import Runtime
 from topics import codec
 from topics.catalog import INBOUND_WEBHOOKS
@@ -37,23 +36,18 @@ log = logging.getLogger(__name__)
 _VISIBLE_WITHIN = 10.0
 
 
-class DeliveryReplica(TopicReplica):
+class DeliveryReplica(ModelReplica[InboundDelivery]):
     """The (workflow, delivery id) pairs received in the last ``window``."""
 
     topic = INBOUND_WEBHOOKS
+    model = InboundDelivery
 
     def __init__(self, settings: Settings, **kwargs: Any) -> None:
         super().__init__(settings, **kwargs)
         self.window = timedelta(seconds=2 * settings.inbound_webhook_tolerance)
         self._seen: OrderedDict[tuple[str, str], datetime] = OrderedDict()
 
-    def apply(self, key: bytes | None, value: bytes | None) -> None:
-        if value is None:
-            return
-        try:
-            delivery = codec.decode(value, InboundDelivery)
-        except (ValueError, ValidationError):
-            return  # the agent dead-letters it
+    def on_value(self, key: bytes | None, delivery: InboundDelivery) -> None:
         self._seen[(delivery.workflow_id, delivery.delivery_id)] = delivery.received_at
         cutoff = delivery.received_at - self.window
         while self._seen and next(iter(self._seen.values())) < cutoff:

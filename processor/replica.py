@@ -16,11 +16,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from mode import Service
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from coeflow.settings import Settings
 from executors.ledger import ActionLedger
@@ -28,6 +28,8 @@ from processor.core.catalog import WorkflowCatalog
 from topics import codec
 from topics.catalog import ACTION_OUTCOMES, DEFINITIONS
 from topics.outcomes import ActionOutcome
+
+M = TypeVar("M", bound=BaseModel)
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +138,31 @@ async def _caught_up(consumer: AIOKafkaConsumer, end: dict[TopicPartition, int])
     return True
 
 
+class ModelReplica(TopicReplica, Generic[M]):
+    """A replica of a topic whose values are one model. A null value (a fence, a tombstone)
+    goes to ``on_null``; a value that does not decode is skipped with a warning (the agent
+    reading the topic dead-letters it, where there is one)."""
+
+    model: type[M]
+
+    def apply(self, key: bytes | None, value: bytes | None) -> None:
+        if value is None:
+            self.on_null(key)
+            return
+        try:
+            item = codec.decode(value, self.model)
+        except (ValueError, ValidationError) as exc:
+            log.warning("%s: skipping an undecodable value (key %r): %s", self.topic, key, exc)
+            return
+        self.on_value(key, item)
+
+    def on_null(self, key: bytes | None) -> None:
+        """A fence, or where the topic is compacted a tombstone; nothing by default."""
+
+    def on_value(self, key: bytes | None, item: M) -> None:
+        raise NotImplementedError
+
+
 class DefinitionsReplica(TopicReplica):
     """Every workflow definition, compiled into the catalog the agent matches against."""
 
@@ -152,24 +179,18 @@ class DefinitionsReplica(TopicReplica):
         return f"{len(self.catalog)} workflows, {len(self.catalog.index)} active"
 
 
-class OutcomeReplica(TopicReplica):
+class OutcomeReplica(ModelReplica[ActionOutcome]):
     """Every action's outcomes, folded into the executors' ledger."""
 
     topic = ACTION_OUTCOMES
+    model = ActionOutcome
 
     def __init__(self, settings: Settings, ledger: ActionLedger, **kwargs: Any) -> None:
         super().__init__(settings, **kwargs)
         self.ledger = ledger
 
-    def apply(self, key: bytes | None, value: bytes | None) -> None:
-        if value is None:  # a fence
-            return
-        try:
-            outcome = codec.decode(value, ActionOutcome)
-        except (ValueError, ValidationError) as exc:
-            log.warning("skipping an undecodable action outcome (key %r): %s", key, exc)
-            return
-        self.ledger.apply(outcome)
+    def on_value(self, key: bytes | None, item: ActionOutcome) -> None:
+        self.ledger.apply(item)
 
     def describe(self) -> str:
         return f"{len(self.ledger)} actions"

@@ -11,46 +11,37 @@ whose ticks were missed while no worker ran ticks once, late, and its run record
 
 from __future__ import annotations
 
-import logging
 from datetime import datetime
 from typing import Any, cast
 
 import faust
 from faust.types import AppT
 from mode import Service
-from pydantic import ValidationError
 
 from coeflow.settings import Settings
 from processor.agents import one_workflow, register_runs_agent
 from processor.core.pipeline import RUN_BY_TICK
 from processor.core.schedule import due_tick
 from processor.core.triggers import ScheduledParams
-from processor.ownership import OwnedWork, register_owned_work
-from processor.replica import TopicReplica
+from processor.ownership import KeyedWork, register_owned_work
+from processor.replica import ModelReplica
 from processor.runtime import Runtime
 from topics import codec
 from topics.catalog import SCHEDULE_TICKS
 from topics.schedule import ScheduledTick
 
-log = logging.getLogger(__name__)
 
-
-class TickReplica(TopicReplica):
+class TickReplica(ModelReplica[ScheduledTick]):
     """The last tick of every schedule."""
 
     topic = SCHEDULE_TICKS
+    model = ScheduledTick
 
     def __init__(self, settings: Settings, **kwargs: Any) -> None:
         super().__init__(settings, **kwargs)
         self.last: dict[str, datetime] = {}
 
-    def apply(self, key: bytes | None, value: bytes | None) -> None:
-        if value is None:
-            return
-        try:
-            tick = codec.decode(value, ScheduledTick)
-        except (ValueError, ValidationError):
-            return  # the agent dead-letters it
+    def on_value(self, key: bytes | None, tick: ScheduledTick) -> None:
         self.record(tick.workflow_id, tick.scheduled_for)
 
     def record(self, workflow_id: str, scheduled_for: datetime) -> None:
@@ -62,7 +53,7 @@ class TickReplica(TopicReplica):
         return f"{len(self.last)} schedules"
 
 
-class Scheduler(OwnedWork):
+class Scheduler(KeyedWork):
     def __init__(self, app: AppT, runtime: Runtime, **kwargs: Any) -> None:
         self.ticks = TickReplica(runtime.settings, loop=kwargs.get("loop"))
         super().__init__(app, runtime, self.ticks, **kwargs)

@@ -15,53 +15,43 @@ runs have the same ids.
 from __future__ import annotations
 
 import heapq
-import logging
 from datetime import datetime
 from typing import Any
 
 import faust
 from faust.types import AppT
 from mode import Service
-from pydantic import ValidationError
 
 from coeflow.settings import Settings
 from processor.agents import register_runs_agent
 from processor.core.pipeline import Outbound, Outcome, Position, process_timer
 from processor.delivery import deliver, producer_send
-from processor.ownership import FENCE_KEY, OwnedWork, register_owned_work
-from processor.replica import TopicReplica
+from processor.ownership import KeyedWork, register_owned_work
+from processor.replica import ModelReplica
 from processor.runtime import Runtime
 from topics import codec
 from topics.catalog import TIMER_FIRES, TIMERS
 from topics.timers import Timer
 
-log = logging.getLogger(__name__)
 
-
-class TimerReplica(TopicReplica):
+class TimerReplica(ModelReplica[Timer]):
     """Every armed timer, and a heap of (due time, key) to find the due ones."""
 
     topic = TIMERS
+    model = Timer
 
     def __init__(self, settings: Settings, **kwargs: Any) -> None:
         super().__init__(settings, **kwargs)
         self.armed: dict[str, Timer] = {}
         self._heap: list[tuple[datetime, str]] = []
 
-    def apply(self, key: bytes | None, value: bytes | None) -> None:
-        if key is None or key == FENCE_KEY:
-            return
-        name = key.decode("utf-8", "replace")
-        if value is None:
-            self.armed.pop(name, None)
-            return
-        try:
-            timer = codec.decode(value, Timer)
-        except (ValueError, ValidationError) as exc:
-            log.warning("skipping an undecodable timer %r: %s", name, exc)
-            return
-        self.armed[name] = timer
-        heapq.heappush(self._heap, (timer.due_at, name))
+    def on_null(self, key: bytes | None) -> None:
+        if key is not None:  # a cancelled timer (or a fence, which is no timer)
+            self.armed.pop(key.decode("utf-8", "replace"), None)
+
+    def on_value(self, key: bytes | None, timer: Timer) -> None:
+        self.armed[timer.key] = timer
+        heapq.heappush(self._heap, (timer.due_at, timer.key))
 
     def due(self, now: datetime) -> list[Timer]:
         """Armed timers due at ``now``, taken off the heap (stale entries are dropped)."""
@@ -86,7 +76,7 @@ class TimerReplica(TopicReplica):
         return len(self._heap)
 
 
-class TimerService(OwnedWork):
+class TimerService(KeyedWork):
     def __init__(self, app: AppT, runtime: Runtime, **kwargs: Any) -> None:
         self.timers = TimerReplica(runtime.settings, loop=kwargs.get("loop"))
         super().__init__(app, runtime, self.timers, **kwargs)

@@ -7,7 +7,6 @@ the processor turns each into a run of that one workflow, with the payload as th
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
@@ -32,6 +31,3 @@ class InboundDelivery(BaseModel):
     def event_id(self) -> str:
         """One event per delivery: a repeated delivery gives the same run id."""
         return f"webhook:{self.workflow_id}:{self.delivery_id}"
-
-    def age(self, now: datetime) -> float:
-        return (now - self.received_at).total_seconds()
