@@ -13,7 +13,8 @@ COPY coeflow ./coeflow
 COPY processor ./processor
 COPY actions ./actions
 COPY topics ./topics
-RUN pip install . \
+COPY executors ./executors
+RUN pip install '.[rocksdb]' \
  && useradd --system --uid 10001 coeflow \
  && mkdir -p /var/lib/coeflow && chown coeflow /var/lib/coeflow
 

@@ -76,6 +76,12 @@ class Settings(BaseSettings):
         "where an operator manages topics).",
     )
     log_runs: bool = Field(default=False, description="Log one line per run (on in `coeflow dev`).")
+    store: Literal["memory://", "rocksdb://"] = Field(
+        default="memory://",
+        description="Where the worker keeps its tables (record state, run progress): "
+        "`memory://`, rebuilt from the changelog topics at each start, or `rocksdb://` "
+        "(install the `rocksdb` extra) on disk under `COEFLOW_DATA_DIR`, for production.",
+    )
     data_dir: Path = Field(
         default=Path(".coeflow-data"), description="Where the worker keeps its local files."
     )

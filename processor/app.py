@@ -70,7 +70,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> App:
     app = App(
         settings.app_id,
         broker=f"kafka://{settings.bootstrap}",
-        store="memory://",
+        store=settings.store,
         datadir=str(settings.data_dir),
         autodiscover=False,
         # Consumer group: the embedded broker answers JoinGroup after half the session timeout.

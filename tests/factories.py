@@ -10,6 +10,7 @@ from typing import Any
 from coeflow.demo import WELCOME_WORKFLOW
 from topics.commands import ActionCommand
 from topics.events import ChangeEvent
+from topics.records import RecordState
 from topics.runs import SourcePosition
 from topics.workflows import Workflow
 
@@ -89,3 +90,8 @@ def make_command(action_type: str, params: dict[str, Any], **overrides: Any) -> 
 def command_source(action_type: str, offset: int = 0) -> SourcePosition:
     """Where a test's command was "read"."""
     return SourcePosition(topic=f"workflow.actions.{action_type}", partition=0, offset=offset)
+
+
+def no_state(key: str) -> RecordState | None:
+    """A record store that has seen nothing (for ``process_change``)."""
+    return None

@@ -11,7 +11,7 @@ from coeflow.settings import Settings
 from processor.core.compiler import compile_workflow
 from processor.core.index import WorkflowIndex
 from processor.core.pipeline import process_change
-from tests.factories import NOW, Factory, make_event, make_workflow, source
+from tests.factories import NOW, Factory, make_event, make_workflow, no_state, source
 from topics import codec
 from topics.catalog import DEAD_LETTER, RUNS
 from topics.dead_letter import DeadLetter
@@ -26,7 +26,7 @@ def index() -> WorkflowIndex:
 
 
 def process(value: bytes | None, index: WorkflowIndex, settings: Settings, key: bytes = b"L-1"):
-    return process_change(key, value, source(7), index, settings, NOW)
+    return process_change(key, value, source(7), index, settings, NOW, no_state)
 
 
 def test_a_matching_event_produces_commands_then_the_run(
@@ -112,6 +112,6 @@ def test_a_failure_while_deciding_is_dead_lettered_not_raised(
 
 
 def test_a_null_key_is_kept_null(index, settings) -> None:
-    outcome = process_change(None, b"nope", source(), index, settings, NOW)
+    outcome = process_change(None, b"nope", source(), index, settings, NOW, no_state)
     assert outcome.messages[0].key is None
     assert outcome.dead_letter is not None and outcome.dead_letter.key_base64 is None

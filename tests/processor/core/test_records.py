@@ -1,0 +1,80 @@
+"""Record state: the latest snapshot, when each field last changed, replays recognised."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from processor.core.records import StateChange, apply_change
+from tests.factories import make_event
+from topics.events import ChangeEvent
+from topics.records import RecordState
+
+T0 = datetime(2026, 11, 1, 9, tzinfo=UTC)
+DEAL = {"stage": "proposal", "status": "open", "amount": 100}
+
+
+def change(operation: str, days: int, before: Any = None, after: Any = None) -> ChangeEvent:
+    return make_event(
+        record_type="deal",
+        record_id="D-1",
+        operation=operation,
+        before=before,
+        after=after,
+        occurred_at=T0 + timedelta(days=days),
+    )
+
+
+def fold(*events: ChangeEvent) -> RecordState | None:
+    state = None
+    for offset, event in enumerate(events):
+        applied = apply_change(state, event, offset)
+        assert applied is not None
+        state = applied.state
+    return state
+
+
+def test_a_created_record_has_every_field_changed_when_it_was_created() -> None:
+    state = fold(change("created", 0, after=DEAL))
+    assert state is not None and state.fields == DEAL and state.updated_at == T0
+    assert state.changed_at == {"stage": T0, "status": T0, "amount": T0}
+
+
+def test_an_update_moves_only_the_fields_it_changes() -> None:
+    more = {**DEAL, "amount": 120, "note": "called"}
+    state = fold(change("created", 0, after=DEAL), change("updated", 2, DEAL, more))
+    assert state is not None and state.fields == more
+    two_days = T0 + timedelta(days=2)
+    assert state.changed_at == {
+        "stage": T0,
+        "status": T0,
+        "amount": two_days,
+        "note": two_days,
+    }
+    gone = {"stage": "proposal", "status": "open"}
+    state = fold(
+        change("created", 0, after=DEAL),
+        change("updated", 2, DEAL, more),
+        change("updated", 3, more, gone),
+    )
+    assert state is not None and state.changed_at == {"stage": T0, "status": T0}
+
+
+def test_a_deleted_record_is_removed() -> None:
+    state = fold(change("created", 0, after=DEAL))
+    deleted = apply_change(state, change("deleted", 1, before=DEAL), 1)
+    assert deleted == StateChange("acme/deal/D-1", state, None)
+
+
+def test_a_record_first_seen_through_an_update_counts_from_that_update() -> None:
+    state = fold(change("updated", 5, DEAL, {**DEAL, "amount": 1}))
+    assert state is not None and set(state.changed_at.values()) == {T0 + timedelta(days=5)}
+
+
+def test_a_change_read_again_after_a_restart_changes_nothing() -> None:
+    created = change("created", 0, after=DEAL)
+    state = apply_change(None, created, 41)
+    assert state is not None and state.state is not None
+    assert apply_change(state.state, created, 41) is None
+    assert apply_change(state.state, change("updated", 1, DEAL, DEAL), 40) is None
+    assert apply_change(state.state, change("updated", 1, DEAL, DEAL), 42) is not None
