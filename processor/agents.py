@@ -17,6 +17,7 @@ from typing import Any, cast
 
 import faust
 from faust.streams import Stream
+from faust.types import TableT
 
 from processor.core.pipeline import (
     OneWorkflowTrigger,
@@ -25,10 +26,13 @@ from processor.core.pipeline import (
     process_change,
     source_of,
 )
+from processor.core.records import StateChange
 from processor.delivery import Deliveries, letter_instead, producer_send
 from processor.raw import raw_topic
 from processor.runtime import Runtime
+from topics import codec
 from topics.catalog import RECORD_CHANGES
+from topics.records import RecordState
 from topics.runs import RunRecord, SourcePosition
 
 log = logging.getLogger(__name__)
@@ -40,21 +44,41 @@ Process = Callable[[bytes | None, bytes | None, Position, Runtime, datetime], Ou
 
 
 def register(app: faust.App, runtime: Runtime) -> None:
-    """The record-change agent."""
+    """The record-change agent, and the record state it keeps: a table partitioned like
+    ``crm.record-changes`` (each change is stored in its own partition's changelog, which
+    Faust flushes before it commits the change), in the store ``COEFLOW_STORE`` names."""
+    states = app.Table(
+        "record-state",
+        key_type=bytes,  # bytes: Faust stores keys and values as they are
+        value_type=bytes,
+        partitions=runtime.settings.partitions,
+    )
+
+    def state_of(key: str) -> RecordState | None:
+        value = states.get(key.encode())
+        return codec.decode(value, RecordState) if value is not None else None
 
     def process(
         key: bytes | None, value: bytes | None, at: Position, runtime: Runtime, now: datetime
     ) -> Outcome:
-        return process_change(key, value, at, runtime.catalog.index, runtime.settings, now)
+        return process_change(
+            key, value, at, runtime.catalog.index, runtime.settings, now, state_of
+        )
 
-    register_runs_agent(app, runtime, RECORD_CHANGES, "record-changes", process)
+    register_runs_agent(app, runtime, RECORD_CHANGES, "record-changes", process, states)
 
 
 def register_runs_agent(
-    app: faust.App, runtime: Runtime, topic: str, name: str, process: Process
+    app: faust.App,
+    runtime: Runtime,
+    topic: str,
+    name: str,
+    process: Process,
+    states: TableT[bytes, bytes] | None = None,
 ) -> None:
     """An agent on ``topic`` whose messages run workflows: record changes, and also inbound
-    deliveries, schedule ticks and fired timers, all with the same discipline."""
+    deliveries, schedule ticks and fired timers, all with the same discipline. ``states``
+    receives the record states the outcomes carry."""
 
     async def run(stream: faust.StreamT[bytes]) -> None:
         await runtime.replica.ready.wait()  # never match against half-loaded definitions
@@ -67,6 +91,8 @@ def register_runs_agent(
             now = runtime.clock()
             outcome = process(message.key, message.value, message, runtime, now)
             stats.events += 1
+            if outcome.state is not None and states is not None:
+                _store(states, outcome.state)
             if not outcome.messages:  # most events: nothing matched, nothing to send
                 event.ack()
                 continue
@@ -83,6 +109,14 @@ def register_runs_agent(
                     run_log.info(describe_run(done.record))
 
     app.agent(raw_topic(app, topic), name=name)(run)
+
+
+def _store(states: TableT[bytes, bytes], change: StateChange) -> None:
+    key = change.key.encode()
+    if change.state is not None:
+        states[key] = codec.dumps(change.state)
+    elif key in states:
+        del states[key]
 
 
 def one_workflow(trigger: OneWorkflowTrigger[Any]) -> Process:

@@ -23,4 +23,7 @@ class Timer(BaseModel):
     fire_id: str
     record: dict[str, Any]
     """The record as it was when the timer was armed: what the runs see."""
+    workflow_id: str | None = None
+    """The one workflow this timer runs (a stalled record); ``None``: every active workflow of
+    its tenant waiting for its kind (an overdue invoice)."""
     fired_at: AwareDatetime | None = None

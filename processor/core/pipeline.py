@@ -21,13 +21,21 @@ from processor.core.compiler import CompiledWorkflow
 from processor.core.decide import Run, decide, run_workflow
 from processor.core.inbound import delivery_event
 from processor.core.index import WorkflowIndex
+from processor.core.records import StateChange, apply_change, state_key
 from processor.core.schedule import late_note, tick_event
-from processor.core.timers import INVOICE_OVERDUE, fired_event, invoice_timer
+from processor.core.timers import (
+    INVOICE_OVERDUE,
+    RECORD_STALLED,
+    fired_event,
+    invoice_timer,
+    stall_timers,
+)
 from topics import codec
 from topics.catalog import DEAD_LETTER, RUNS, TIMERS, action_topic
 from topics.dead_letter import DeadLetter
 from topics.events import ChangeEvent
 from topics.inbound import InboundDelivery
+from topics.records import RecordState
 from topics.runs import SourcePosition
 from topics.schedule import ScheduledTick
 from topics.timers import Timer
@@ -66,8 +74,14 @@ class Outcome:
     messages: list[Outbound] = field(default_factory=list)
     runs: list[Run] = field(default_factory=list)
     dead_letter: DeadLetter | None = None
+    state: StateChange | None = None
+    """The record's new state, for the agent to store (``None``: unchanged)."""
     error: BaseException | None = None
     """An unexpected exception while deciding (a bug): dead-lettered, and worth a traceback."""
+
+
+StateOf = Callable[[str], RecordState | None]
+"""A record's stored state by its ``state_key``."""
 
 
 def process_change(
@@ -77,15 +91,21 @@ def process_change(
     index: WorkflowIndex,
     settings: Settings,
     now: datetime,
+    state_of: StateOf,
 ) -> Outcome:
     try:
         event = decode_change(value, settings.max_event_bytes)
     except InvalidEvent as exc:
         return dead_letter(key, value, source_of(position), str(exc), settings, now)
-    timer = timer_change(event, index)
+    state = apply_change(
+        state_of(state_key(event.tenant_id, event.record_type, event.record_id)),
+        event,
+        position.offset,
+    )
+    timer = [*timer_change(event, index), *stall_change(event, state, index, now)]
     candidates = tuple(index.candidates(event))
     if not candidates:  # most events: no workflow of this tenant watches this record type
-        return Outcome(messages=timer)
+        return Outcome(messages=timer, state=state)
     source = source_of(position)
     try:
         runs = decide(
@@ -102,7 +122,7 @@ def process_change(
         )
         outcome.error = exc
         return outcome
-    return Outcome(messages=messages, runs=runs)
+    return Outcome(messages=messages, runs=runs, state=state)
 
 
 class Occasion(Protocol):
@@ -172,8 +192,21 @@ def timer_change(event: ChangeEvent, index: WorkflowIndex) -> list[Outbound]:
     change = invoice_timer(event)
     if change is None:
         return []
-    key, timer = change
-    return [Outbound(TIMERS, key.encode(), codec.dumps(timer) if timer is not None else None)]
+    return [_timer_message(*change)]
+
+
+def stall_change(
+    event: ChangeEvent, state: StateChange | None, index: WorkflowIndex, now: datetime
+) -> list[Outbound]:
+    """The stall timers a record's new state arms, re-arms or cancels (none for a replay)."""
+    if state is None:
+        return []
+    waiting = index.of_kind(event.tenant_id, event.record_type, RECORD_STALLED)
+    return [_timer_message(*change) for change in stall_timers(state, waiting, now)]
+
+
+def _timer_message(key: str, timer: Timer | None) -> Outbound:
+    return Outbound(TIMERS, key.encode(), codec.dumps(timer) if timer is not None else None)
 
 
 def process_timer(
@@ -184,7 +217,8 @@ def process_timer(
     settings: Settings,
     now: datetime,
 ) -> Outcome:
-    """A fired timer: a run of every active workflow of its tenant waiting for its kind."""
+    """A fired timer: a run of the workflow it names, or else of every active workflow of its
+    tenant waiting for its kind."""
     source = source_of(position)
     try:
         timer = Timer.model_validate(codec.loads(value or b"null"))
@@ -196,6 +230,7 @@ def process_timer(
             compiled, event, max_depth=settings.max_causation_depth, source=source, now=now
         )
         for compiled in index.of_kind(timer.tenant_id, timer.record_type, timer.kind)
+        if timer.workflow_id is None or compiled.id == timer.workflow_id
     ]
     return Outcome(messages=encode_runs(runs), runs=runs)
 

@@ -1,5 +1,13 @@
 """Which timers a record change arms or cancels (pure).
 
+``record_stalled``: each workflow watching a record type keeps one timer per record, due when
+the watched field has kept its value for the workflow's duration, counted from when the field
+got that value (the record state knows). A new value starts a new episode and re-arms the timer;
+a change of another field re-arms it with the new snapshot and the same due time, unless that
+time has passed (the episode has fired, or is firing); deleting the record, or removing the
+field, cancels it. One firing per record per episode: the ``fire_id`` names the moment the
+episode began.
+
 ``invoice_overdue``: an invoice that is not ``paid`` or ``void`` and has a ``due_date`` arms a
 timer for the moment the due date has passed (a date: the start of the next day, UTC; a date
 and time: that instant). Paying or voiding it, deleting it or removing the due date cancels the
@@ -8,13 +16,18 @@ timer; moving the due date re-arms it for the new date. One firing per invoice p
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import Any, cast
 
+from processor.core.compiler import CompiledWorkflow
+from processor.core.records import StateChange
+from processor.core.triggers import RecordStalledParams
 from topics.events import ChangeEvent
 from topics.timers import Timer
 
 INVOICE_OVERDUE = "invoice_overdue"
+RECORD_STALLED = "record_stalled"
 SETTLED = frozenset({"paid", "void"})
 
 
@@ -60,6 +73,46 @@ def invoice_timer(event: ChangeEvent) -> tuple[str, Timer | None] | None:
         fire_id=f"{INVOICE_OVERDUE}:{event.tenant_id}:{event.record_id}:{after.isoformat()}",
         record=event.after,
     )
+
+
+def stall_timers(
+    change: StateChange, workflows: Iterable[CompiledWorkflow], now: datetime
+) -> list[tuple[str, Timer | None]]:
+    """The changes ``change`` makes to the stall timers of ``workflows`` (each a
+    ``record_stalled`` workflow of the record's tenant and type): ``(key, timer)`` arms or
+    re-arms, ``(key, None)`` cancels."""
+    changes: list[tuple[str, Timer | None]] = []
+    prior, state = change.prior, change.state
+    for compiled in workflows:
+        params = cast(RecordStalledParams, compiled.trigger)
+        since = state.changed_at.get(params.field) if state is not None else None
+        key = f"{change.key}/{RECORD_STALLED}/{compiled.id}"
+        if since is None:
+            if prior is not None and params.field in prior.changed_at:
+                changes.append((key, None))
+            continue
+        assert state is not None
+        due = since + params.duration
+        begins = prior is None or prior.changed_at.get(params.field) != since
+        if not begins and due <= now:
+            continue  # this episode's timer has fired: arming it again would fire it twice
+        changes.append(
+            (
+                key,
+                Timer(
+                    key=key,
+                    kind=RECORD_STALLED,
+                    tenant_id=state.tenant_id,
+                    record_type=state.record_type,
+                    record_id=state.record_id,
+                    due_at=due,
+                    fire_id=f"{RECORD_STALLED}:{compiled.id}:{change.key}:{since.isoformat()}",
+                    record=state.fields,
+                    workflow_id=compiled.id,
+                ),
+            )
+        )
+    return changes
 
 
 def fired_event(timer: Timer) -> ChangeEvent:

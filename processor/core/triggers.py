@@ -6,8 +6,10 @@ can fire on (so the index skips it for the others), and a pure ``matches`` test.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import cached_property
 from typing import Any, Generic, Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -19,7 +21,7 @@ from coeflow.errors import InvalidWorkflow, Problem, problems_from
 from processor.core.operators import is_number, same
 from processor.core.paths import MISSING, compile_path, lookup
 from topics.events import ChangeEvent, Operation
-from topics.types import FieldPath, NonEmptyStr
+from topics.types import Duration, FieldPath, NonEmptyStr, parse_duration
 from topics.workflows import TriggerSpec
 
 
@@ -118,6 +120,39 @@ class ScheduledParams(TriggerParams):
         return ZoneInfo(self.timezone)
 
 
+_TOP_LEVEL = re.compile(r"^[A-Za-z0-9_$-]+$")
+
+
+class RecordStalledParams(TriggerParams):
+    """Fired by a timer when ``field`` (a top-level field) has kept its value for ``for``:
+    once per stall episode, which a new value of the field ends (processor/core/timers.py).
+    The workflow's conditions, such as "status is open", are checked when it fires."""
+
+    field: NonEmptyStr = "stage"
+    for_: Duration = Field(alias="for")
+
+    @field_validator("field")
+    @classmethod
+    def _top_level(cls, value: str) -> str:
+        if not _TOP_LEVEL.match(value):
+            raise ValueError(
+                f"{value!r} is not a top-level field name; a stall is measured on a field of "
+                "the record itself, such as 'stage'"
+            )
+        return value
+
+    @field_validator("for_")
+    @classmethod
+    def _positive(cls, value: str) -> str:
+        if parse_duration(value) <= timedelta(0):
+            raise ValueError(f"{value!r} is no time at all; a stall lasts at least a second")
+        return value
+
+    @cached_property
+    def duration(self) -> timedelta:
+        return parse_duration(self.for_)
+
+
 P = TypeVar("P", bound=TriggerParams)
 
 
@@ -190,6 +225,7 @@ KINDS: tuple[TriggerKind[Any], ...] = (
     TriggerKind("webhook_received", WebhookReceivedParams, frozenset(), lambda p, e: True),
     TriggerKind("scheduled", ScheduledParams, frozenset(), lambda p, e: True),
     TriggerKind("invoice_overdue", InvoiceOverdueParams, frozenset(), lambda p, e: True),
+    TriggerKind("record_stalled", RecordStalledParams, frozenset(), lambda p, e: True),
 )
 
 REGISTRY: Mapping[str, TriggerKind[Any]] = {kind.name: kind for kind in KINDS}

@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -328,3 +329,18 @@ def fast_clock(start: str, speed: float = 60.0) -> dict[str, str]:
         "COEFLOW_CLOCK_ANCHOR": str(time.time()),
         "COEFLOW_CLOCK_SPEED": str(speed),
     }
+
+
+def real_seconds_until(moment: str, env: dict[str, str]) -> float:
+    """Real seconds until the workers' clock (``fast_clock``) shows ``moment``."""
+    ahead = datetime.fromisoformat(moment) - datetime.fromisoformat(env["COEFLOW_CLOCK_START"])
+    at = float(env["COEFLOW_CLOCK_ANCHOR"]) + ahead.total_seconds() / float(
+        env["COEFLOW_CLOCK_SPEED"]
+    )
+    return max(at - time.time(), 0.0)
+
+
+def clock_now(env: dict[str, str]) -> datetime:
+    """What the workers' clock (``fast_clock``) shows now."""
+    elapsed = (time.time() - float(env["COEFLOW_CLOCK_ANCHOR"])) * float(env["COEFLOW_CLOCK_SPEED"])
+    return datetime.fromisoformat(env["COEFLOW_CLOCK_START"]) + timedelta(seconds=elapsed)

@@ -5,10 +5,8 @@ killed around a due time gives one run after it comes back."""
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from collections import defaultdict
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +20,7 @@ from tests.integration.harness import (
     own_broker,
     publish,
     read_until,
+    real_seconds_until,
 )
 from topics.catalog import RECORD_CHANGES, RUNS
 
@@ -117,12 +116,3 @@ async def test_overdue_invoices_fire_once_paid_ones_never_and_a_kill_loses_nothi
         "I-4": "2026-11-25T09:10:00Z",
     }, "a run is stamped with its due time, the moved one with the new date"
     print(f"\n{len(runs)} overdue run records for 3 invoices, {len(ids)} run ids")
-
-
-def real_seconds_until(moment: str, env: dict[str, str]) -> float:
-    """Real seconds until the workers' clock shows ``moment``."""
-    ahead = datetime.fromisoformat(moment) - datetime.fromisoformat(env["COEFLOW_CLOCK_START"])
-    at = float(env["COEFLOW_CLOCK_ANCHOR"]) + ahead.total_seconds() / float(
-        env["COEFLOW_CLOCK_SPEED"]
-    )
-    return max(at - time.time(), 0.0)

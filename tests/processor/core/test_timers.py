@@ -8,8 +8,9 @@ from processor.core.index import WorkflowIndex
 from processor.core.pipeline import process_change, process_timer
 from processor.core.timers import invoice_timer, overdue_from
 from processor.timers import TimerReplica
-from tests.factories import NOW, make_event, make_workflow, source
+from tests.factories import NOW, make_event, make_workflow, no_state, source
 from topics import codec
+from topics.records import RecordState
 from topics.timers import Timer
 
 
@@ -56,7 +57,7 @@ def test_paying_or_voiding_cancels_and_moving_the_due_date_re_arms() -> None:
 def test_timers_are_armed_only_for_tenants_with_a_waiting_workflow(settings: Any) -> None:
     index = WorkflowIndex()
     event = codec.dumps(invoice("created", after=OPEN))
-    assert process_change(b"I-1", event, source(), index, settings, NOW).messages == []
+    assert process_change(b"I-1", event, source(), index, settings, NOW, no_state).messages == []
     index.put(
         compile_workflow(
             make_workflow(
@@ -68,7 +69,7 @@ def test_timers_are_armed_only_for_tenants_with_a_waiting_workflow(settings: Any
             )
         )
     )
-    [armed] = process_change(b"I-1", event, source(), index, settings, NOW).messages
+    [armed] = process_change(b"I-1", event, source(), index, settings, NOW, no_state).messages
     assert armed.topic == "workflow.timers" and armed.key == b"acme/invoice/I-1/invoice_overdue"
 
     timer = codec.decode(armed.value or b"", Timer)
@@ -98,3 +99,153 @@ def test_the_replica_finds_due_timers_without_looking_at_the_others(settings: An
     due = replica.due(base + timedelta(minutes=2))
     assert [t.key for t in due] == ["k0", "k2"]
     assert replica.queued == 997  # the rest was not touched
+
+
+class StallWorld:
+    """Changes of one deal through ``process_change`` with a real record store, the timers
+    they arm kept as the timer log would, and the due ones fired through ``process_timer``."""
+
+    T0 = datetime(2026, 11, 1, 9, tzinfo=UTC)
+
+    def __init__(self, settings: Any, *workflows: dict[str, Any]) -> None:
+        self.settings = settings
+        self.index = WorkflowIndex()
+        for workflow in workflows:
+            self.index.put(compile_workflow(make_workflow(**workflow)))
+        self.states: dict[str, RecordState] = {}
+        self.timers: dict[bytes, Timer] = {}
+        self.offset = 0
+        self.runs: list[Any] = []
+
+    def change(self, operation: str, day: float, before: Any = None, after: Any = None) -> None:
+        at = self.T0 + timedelta(days=day)
+        event = make_event(
+            record_type="deal",
+            record_id="D-1",
+            operation=operation,
+            before=before,
+            after=after,
+            occurred_at=at,
+        )
+        self.offset += 1
+        self.fire_due(at)
+        outcome = process_change(
+            b"D-1",
+            codec.dumps(event),
+            source(self.offset),
+            self.index,
+            self.settings,
+            at,
+            self.states.get,
+        )
+        assert outcome.dead_letter is None
+        if outcome.state is not None:
+            if outcome.state.state is None:
+                self.states.pop(outcome.state.key, None)
+            else:
+                self.states[outcome.state.key] = outcome.state.state
+        for message in outcome.messages:
+            if message.topic == "workflow.timers":
+                assert message.key is not None
+                if message.value is None:
+                    self.timers.pop(message.key, None)
+                else:
+                    self.timers[message.key] = codec.decode(message.value, Timer)
+
+    def fire_due(self, now: datetime) -> None:
+        for key, timer in sorted(self.timers.items(), key=lambda item: item[1].due_at):
+            if timer.due_at <= now:
+                del self.timers[key]
+                fired = process_timer(
+                    key, codec.dumps(timer), source(), self.index, self.settings, now
+                )
+                self.runs.extend(run.record for run in fired.runs)
+
+
+STALLED = {
+    "id": "wf-stalled",
+    "status": "active",
+    "trigger": {"type": "record_stalled", "record_type": "deal", "field": "stage", "for": "7d"},
+    "conditions": {"all": [{"field": "status", "op": "eq", "value": "open"}]},
+    "actions": [{"type": "add_note", "body": "{{record.stage}} for a week at {{record.amount}}"}],
+}
+DEAL = {"stage": "proposal", "status": "open", "amount": 100}
+
+
+def test_a_stalled_deal_fires_once_per_episode(settings: Any) -> None:
+    world = StallWorld(settings, STALLED)
+    world.change("created", 0, after=DEAL)
+    richer = {**DEAL, "amount": 150}
+    world.change("updated", 3, DEAL, richer)  # another field: same episode, same due time
+    world.fire_due(world.T0 + timedelta(days=6, hours=23))
+    assert world.runs == []
+    world.fire_due(world.T0 + timedelta(days=7))
+    [run] = world.runs
+    assert run.trigger == "record_stalled" and run.status == "actions_issued"
+    assert run.occurred_at == world.T0 + timedelta(days=7)
+    assert run.conditions[0].actual == "open"
+
+    world.change("updated", 9, richer, {**richer, "amount": 160})  # still stalled: no new episode
+    world.fire_due(world.T0 + timedelta(days=30))
+    assert len(world.runs) == 1, "one stall episode fired twice"
+
+    moved = {**richer, "amount": 160, "stage": "negotiation"}
+    world.change("updated", 31, {**richer, "amount": 160}, moved)
+    world.fire_due(world.T0 + timedelta(days=38))
+    assert len(world.runs) == 2 and world.runs[1].occurred_at == world.T0 + timedelta(days=38)
+    assert world.runs[0].run_id != world.runs[1].run_id
+
+
+def test_the_snapshot_a_stall_fires_with_is_the_latest_one(settings: Any) -> None:
+    world = StallWorld(settings, STALLED)
+    world.change("created", 0, after=DEAL)
+    world.change("updated", 2, DEAL, {**DEAL, "status": "lost"})
+    world.fire_due(world.T0 + timedelta(days=7))
+    [run] = world.runs
+    assert run.status == "conditions_not_met" and run.conditions[0].actual == "lost"
+
+
+def test_deleting_the_record_or_removing_the_field_cancels_the_stall(settings: Any) -> None:
+    world = StallWorld(settings, STALLED)
+    world.change("created", 0, after=DEAL)
+    world.change("deleted", 1, before=DEAL)
+    assert world.timers == {} and world.states == {}
+    world.change("created", 2, after=DEAL)
+    world.change("updated", 3, DEAL, {"status": "open"})
+    assert world.timers == {}
+    world.fire_due(world.T0 + timedelta(days=60))
+    assert world.runs == []
+
+
+def test_each_stall_workflow_fires_on_its_own_time_and_alone(settings: Any) -> None:
+    short = {**STALLED, "id": "wf-short", "trigger": {**STALLED["trigger"], "for": "2d"}}
+    world = StallWorld(settings, STALLED, short)
+    world.change("created", 0, after=DEAL)
+    world.fire_due(world.T0 + timedelta(days=2))
+    assert [r.workflow_id for r in world.runs] == ["wf-short"]
+    world.fire_due(world.T0 + timedelta(days=7))
+    assert [r.workflow_id for r in world.runs] == ["wf-short", "wf-stalled"]
+
+
+def test_a_replayed_change_changes_no_state_and_arms_nothing(settings: Any) -> None:
+    world = StallWorld(settings, STALLED)
+    world.change("created", 0, after=DEAL)
+    key, timer = next(iter(world.timers.items()))
+    state = world.states["acme/deal/D-1"]
+    again = process_change(
+        b"D-1",
+        codec.dumps(make_event(record_type="deal", record_id="D-1", after=DEAL)),
+        source(world.offset),  # read again at the offset already applied
+        world.index,
+        settings,
+        world.T0 + timedelta(days=8),
+        world.states.get,
+    )
+    assert again.state is None and again.messages == []
+    assert world.states["acme/deal/D-1"] == state and world.timers[key] == timer
+
+
+def test_records_are_kept_without_any_stall_workflow_and_arm_nothing(settings: Any) -> None:
+    world = StallWorld(settings)
+    world.change("created", 0, after=DEAL)
+    assert world.timers == {} and world.states["acme/deal/D-1"].fields == DEAL

@@ -50,6 +50,7 @@ def test_every_record_change_kind_and_the_external_kinds_are_registered() -> Non
         "webhook_received",
         "scheduled",
         "invoice_overdue",
+        "record_stalled",
     }
 
 
@@ -80,6 +81,40 @@ def test_webhook_received_never_fires_on_a_record_change() -> None:
     assert all("webhook_received" not in kinds for kinds in KINDS_BY_OPERATION.values())
     with pytest.raises(InvalidWorkflow, match="record_type"):
         resolve_trigger(TriggerSpec(type="webhook_received", record_type="lead"))
+
+
+@pytest.mark.parametrize(
+    ("params", "problem"),
+    [
+        ({"record_type": "deal"}, "trigger.for"),
+        ({"record_type": "deal", "for": "a week"}, "not a duration"),
+        ({"record_type": "deal", "for": "0d"}, "no time at all"),
+        ({"record_type": "deal", "for": "7d", "field": "owner.name"}, "not a top-level field"),
+        ({"for": "7d"}, "trigger.record_type"),
+    ],
+)
+def test_a_stall_needs_a_record_type_a_duration_and_a_top_level_field(
+    params: dict[str, Any], problem: str
+) -> None:
+    with pytest.raises(InvalidWorkflow, match=problem):
+        resolve_trigger(TriggerSpec(type="record_stalled", **params))
+
+
+def test_a_stall_watches_the_stage_by_default_and_never_fires_on_a_record_change() -> None:
+    kind, params = resolve_trigger(
+        TriggerSpec(type="record_stalled", record_type="deal", **{"for": "7d"})
+    )
+    assert kind.operations == frozenset()
+    assert params.model_dump(by_alias=True)["field"] == "stage"
+    ten_seconds = resolve_trigger(
+        TriggerSpec(type="record_stalled", record_type="deal", field="status", **{"for": "10s"})
+    )[1]
+    assert ten_seconds.model_dump(by_alias=True) == {
+        "type": "record_stalled",
+        "record_type": "deal",
+        "field": "status",
+        "for": "10s",
+    }
 
 
 def test_no_kind_fires_on_delete() -> None:
