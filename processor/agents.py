@@ -29,6 +29,7 @@ from processor.core.pipeline import (
 from processor.core.records import StateChange
 from processor.delivery import Deliveries, letter_instead, producer_send
 from processor.raw import raw_topic
+from processor.replica import FENCE_KEY
 from processor.runtime import Runtime
 from topics import codec
 from topics.catalog import RECORD_CHANGES
@@ -75,10 +76,13 @@ def register_runs_agent(
     name: str,
     process: Process,
     states: TableT[bytes, bytes] | None = None,
+    *,
+    fenced: bool = False,
 ) -> None:
     """An agent on ``topic`` whose messages run workflows: record changes, and also inbound
     deliveries, schedule ticks and fired timers, all with the same discipline. ``states``
-    receives the record states the outcomes carry."""
+    receives the record states the outcomes carry; on a ``fenced`` topic (a replica fences
+    it) fences are skipped."""
 
     async def run(stream: faust.StreamT[bytes]) -> None:
         await runtime.replica.ready.wait()  # never match against half-loaded definitions
@@ -88,6 +92,9 @@ def register_runs_agent(
         manual_acks = cast(Stream[bytes], stream).noack()
         async for event in manual_acks.events():
             message = event.message
+            if fenced and message.value is None and message.key == FENCE_KEY:
+                event.ack()
+                continue
             now = runtime.clock()
             outcome = process(message.key, message.value, message, runtime, now)
             stats.events += 1

@@ -102,5 +102,10 @@ def register(app: faust.App, runtime: Runtime) -> None:
             return self.bytes(codec.dumps(body), content_type="application/json", status=status)
 
     register_runs_agent(
-        app, runtime, INBOUND_WEBHOOKS, "inbound-webhooks", one_workflow(RUN_BY_DELIVERY)
+        app,
+        runtime,
+        INBOUND_WEBHOOKS,
+        "inbound-webhooks",
+        one_workflow(RUN_BY_DELIVERY),
+        fenced=True,
     )

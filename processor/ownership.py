@@ -20,13 +20,12 @@ import faust
 from faust.types import TP, AppT
 from mode import Service
 
-from processor.replica import TopicReplica
+from processor.replica import FENCE_KEY, TopicReplica
 from processor.runtime import Runtime
 from topics.catalog import RECORD_CHANGES
 
 log = logging.getLogger(__name__)
 
-FENCE_KEY = b"coeflow-fence"
 _FENCE_WITHIN = 30.0
 
 

@@ -8,7 +8,9 @@ leave two workers with half each on the embedded broker.
 
 ``fence`` answers "have I read everything written so far?" on any broker: it appends a null
 value to every partition and waits until the reader has passed each one (the embedded
-broker's end offsets are not exact enough for that).
+broker's end offsets are not exact enough for that: it reports the first offset of the last
+batch, so a replica trusting them could start with the tail of that batch missing). A replica
+fences itself at start and is ``ready`` once past its fences.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from mode import Service
 from pydantic import BaseModel, ValidationError
 
@@ -37,6 +39,9 @@ _YIELD_EVERY = 100
 
 SendFence = Callable[[str, int], Awaitable[int]]
 """Append a null value to (topic, partition); returns its offset once stored."""
+
+FENCE_KEY = b"coeflow-fence"
+"""The key of fences: compacted topics refuse null keys, and no workflow or timer has it."""
 
 
 class TopicReplica(Service):
@@ -74,8 +79,8 @@ class TopicReplica(Service):
         partitions = await self._partitions(consumer)
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
-        # The broker's idea of the end when we started: the state is complete once we pass it.
-        end = await consumer.end_offsets(partitions)
+        # The state is complete once we have applied our own fences.
+        end = await self._start_fences(partitions)
         while not self.should_stop:
             batches = await consumer.getmany(timeout_ms=200, max_records=2000)
             for tp, records in batches.items():
@@ -87,9 +92,24 @@ class TopicReplica(Service):
             if batches:
                 async with self._progress:
                     self._progress.notify_all()
-            if not self.ready.is_set() and await _caught_up(consumer, end):
+            if not self.ready.is_set() and all(
+                self._applied.get(tp.partition, -1) >= offset for tp, offset in end.items()
+            ):
                 log.info("%s loaded: %s", self.topic, self.describe())
                 self.ready.set()
+
+    async def _start_fences(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
+        producer = AIOKafkaProducer(bootstrap_servers=self.settings.bootstrap, acks=-1)
+        await producer.start()
+        try:
+            sent = [
+                await producer.send(tp.topic, None, key=FENCE_KEY, partition=tp.partition)
+                for tp in partitions
+            ]
+            stored = await asyncio.gather(*sent)
+        finally:
+            await producer.stop()
+        return {tp: meta.offset for tp, meta in zip(partitions, stored, strict=True)}
 
     async def _partitions(self, consumer: AIOKafkaConsumer) -> list[TopicPartition]:
         while not self.should_stop:
@@ -129,13 +149,6 @@ class TopicReplica(Service):
             except TimeoutError:
                 return False
         return True
-
-
-async def _caught_up(consumer: AIOKafkaConsumer, end: dict[TopicPartition, int]) -> bool:
-    for tp, offset in end.items():
-        if await consumer.position(tp) < offset:
-            return False
-    return True
 
 
 class ModelReplica(TopicReplica, Generic[M]):

@@ -87,4 +87,6 @@ class Scheduler(KeyedWork):
 
 def register(app: faust.App, runtime: Runtime) -> None:
     register_owned_work(app, Scheduler(app, runtime, loop=app.loop))
-    register_runs_agent(app, runtime, SCHEDULE_TICKS, "schedule-ticks", one_workflow(RUN_BY_TICK))
+    register_runs_agent(
+        app, runtime, SCHEDULE_TICKS, "schedule-ticks", one_workflow(RUN_BY_TICK), fenced=True
+    )

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.harness import Api, Record, WorkerProcess, fast_clock, own_broker, read_until
-from topics.catalog import RUNS, SCHEDULE_TICKS
+from coeflow.processes import WorkerProcess
+from tests.integration.harness import Api, Record, fast_clock, own_broker, read_until
+from topics.catalog import DEAD_LETTER, RUNS, SCHEDULE_TICKS
 
 pytestmark = pytest.mark.integration
 
@@ -68,7 +69,7 @@ async def test_one_tick_per_minute_across_two_workers_a_kill_and_downtime(workdi
             await second.start().wait_ready()
             records = await read_until(
                 broker.bootstrap,
-                [SCHEDULE_TICKS, RUNS],
+                [SCHEDULE_TICKS, RUNS, DEAD_LETTER],
                 lambda rs: any(t["skipped"] >= 3 for t in ticks_of(rs)) and every_tick_ran(rs),
                 within=60,
             )
@@ -93,6 +94,8 @@ async def test_one_tick_per_minute_across_two_workers_a_kill_and_downtime(workdi
     by_tick = run_ids_by_tick(records)
     assert set(by_tick) == set(times), "a tick without a run, or a run without a tick"
     assert all(len(ids) == 1 for ids in by_tick.values()), "a tick ran twice"
+    letters = [r.value for r in records if r.topic == DEAD_LETTER]
+    assert letters == [], "the tick log's fences are not ticks, nor bad input"
     late = [r for r in runs if r["note"]]
     assert late and "late, for the tick at" in late[-1]["note"]
     assert "earlier missed ticks ran as this one" in late[-1]["note"]
