@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from coeflow.broker import EmbeddedBroker, free_port
+from coeflow.processes import WorkerProcess
 from coeflow.settings import Settings
-from tests.integration.harness import Api, Peers, WorkerProcess
+from tests.integration.harness import Api, Peers
 from tests.peers import Canary, HttpPeer, SmtpPeer
 from topics.admin import ensure_topics
 

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from coeflow.processes import WorkerProcess
 from coeflow.signing import verify
 from tests.factories import make_command
 from tests.integration.harness import (
@@ -19,7 +20,6 @@ from tests.integration.harness import (
     Api,
     Peers,
     Record,
-    WorkerProcess,
     lead_created,
     publish,
     read_until,

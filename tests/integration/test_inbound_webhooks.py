@@ -9,8 +9,9 @@ from typing import Any
 import aiohttp
 import pytest
 
+from coeflow.processes import WorkerProcess
 from coeflow.signing import signature_header
-from tests.integration.harness import Api, Peers, WorkerProcess, read_until, tenant, until
+from tests.integration.harness import Api, Peers, read_until, tenant, until
 from topics import codec
 from topics.catalog import INBOUND_WEBHOOKS, RUNS
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from coeflow.processes import WorkerProcess
 from tests.integration.harness import (
     Api,
-    WorkerProcess,
     lead_created,
     publish,
     read_until,

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from coeflow.processes import WorkerProcess
 from tests.factories import make_command
 from tests.integration.harness import (
     SIGNING_SECRET,
     Api,
     Record,
-    WorkerProcess,
     actions_read,
     decided,
     lead_created,

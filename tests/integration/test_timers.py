@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
+from coeflow.processes import WorkerProcess
 from tests.integration.harness import (
     Api,
     Record,
-    WorkerProcess,
     fast_clock,
     own_broker,
     publish,
