@@ -72,6 +72,10 @@ def uses_dev_peers(settings: Settings) -> bool:
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["bench"]:
+        from coeflow import bench  # matplotlib and the workload: only for this command
+
+        raise SystemExit(bench.main(sys.argv[2:]))
     settings = Settings()
     if sys.argv[1:2] == ["dev"]:
         settings = dev_settings(settings, demo="--demo" in sys.argv[2:])

@@ -1,0 +1,528 @@
+"""``coeflow bench``: how fast the processor is, next to the physical limit of this machine.
+
+One broker for the whole run (an embedded Tansu, or ``COEFLOW_KAFKA_BOOTSTRAP``). Each
+scenario publishes its events, notes where they begin in each partition (from the broker's own
+answers to the sends, so Tansu's wrong end offsets do not matter), deletes the workflows of
+the scenario before and publishes its own, and starts its consumers exactly there:
+
+1. the plain pipe: aiokafka ``getmany`` → one orjson parse per event → batched sends, no
+   matching; the most any processor can do on this broker and machine;
+2. the processor: ``coeflow worker`` processes (processor role only) in a fresh consumer
+   group, timed from the moment they hold their partitions to the last expected run record
+   (the pure core, run here over the same events, says how many to expect);
+3. the latency from ``occurred_at`` to the action command, at half the measured throughput;
+4. the processor with 100, 10,000 and 100,000 workflows (the extra ones belong to tenants no
+   event touches), and with two workers in one group.
+
+Figures go to ``bench-results/bench.json`` and a chart to ``bench-results/bench.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import random
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.structs import RecordMetadata
+
+from actions.registry import REGISTRY as ACTION_TYPES
+from coeflow.broker import EmbeddedBroker, free_port
+from coeflow.processes import WorkerProcess
+from coeflow.settings import Settings
+from coeflow.workload import EventSource, unrelated_workflows, workflows
+from processor.core.compiler import compile_workflow
+from processor.core.index import WorkflowIndex
+from processor.core.pipeline import process_change
+from processor.replica import FENCE_KEY
+from topics import codec
+from topics.admin import ensure_topics
+from topics.catalog import DEFINITIONS, RECORD_CHANGES, RUNS, action_topic
+from topics.records import RecordState
+from topics.runs import SourcePosition
+from topics.workflows import Workflow
+
+PIPE_OUT = "bench.pipe-out"
+Offsets = dict[TopicPartition, int]
+
+
+@dataclass
+class Options:
+    workflows: int = 10_000
+    tenants: int = 1_000
+    events: int = 200_000
+    scale_events: int = 50_000
+    scale_workflows: tuple[int, ...] = (100, 10_000, 100_000)
+    latency_seconds: float = 20.0
+    output: Path = Path("bench-results")
+
+
+@dataclass
+class Figures:
+    machine: dict[str, Any]
+    options: dict[str, Any]
+    event_bytes: float = 0.0
+    matching_share: float = 0.0
+    core_events_per_second: float = 0.0
+    pipe_events_per_second: float = 0.0
+    processor_events_per_second: float = 0.0
+    ratio: float = 0.0
+    latency_ms: dict[str, float] = field(default_factory=dict)
+    offered_load: float = 0.0
+    peak_rss_mb: float = 0.0
+    by_workflow_count: dict[str, float] = field(default_factory=dict)
+    two_workers_events_per_second: float = 0.0
+    scaling_factor: float = 0.0
+
+
+class Progress:
+    """Progress on stderr (one line rewritten on a terminal, a line every few seconds
+    elsewhere); results on stdout."""
+
+    def __init__(self) -> None:
+        self.tty = sys.stderr.isatty()
+        self._last = 0.0
+
+    def show(self, text: str) -> None:
+        if self.tty:
+            sys.stderr.write(f"\r\033[K{text}")
+        elif time.monotonic() - self._last >= 5:
+            sys.stderr.write(f"{text}\n")
+        else:
+            return
+        self._last = time.monotonic()
+        sys.stderr.flush()
+
+    def done(self, text: str) -> None:
+        if self.tty:
+            sys.stderr.write("\r\033[K")
+        print(text, flush=True)
+
+
+progress = Progress()
+
+
+async def publish(
+    bootstrap: str, topic: str, messages: Iterable[tuple[bytes, bytes | None]], label: str
+) -> Offsets:
+    """Send ``messages``; the first offset each partition got."""
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, linger_ms=5, max_batch_size=1 << 20, acks=-1
+    )
+    await producer.start()
+    first: Offsets = {}
+    try:
+        pending: list[asyncio.Future[RecordMetadata]] = []
+        for sent, (key, value) in enumerate(messages, 1):
+            pending.append(await producer.send(topic, key=key, value=value))
+            if len(pending) >= 5_000:
+                _note_first(first, await asyncio.gather(*pending))
+                pending.clear()
+                progress.show(f"  {label}: {sent:,} published")
+        _note_first(first, await asyncio.gather(*pending))
+    finally:
+        await producer.stop()
+    return first
+
+
+def _note_first(first: Offsets, sent: Sequence[RecordMetadata]) -> None:
+    for meta in sent:
+        tp = TopicPartition(meta.topic, meta.partition)
+        if tp not in first or meta.offset < first[tp]:
+            first[tp] = meta.offset
+
+
+async def fences(bootstrap: str, topics: Iterable[str]) -> Offsets:
+    """Where a reader of ``topics`` starts to see only what is written from now on: just past
+    a fence appended to every partition (exact on any broker, unlike end offsets)."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks=-1)
+    await producer.start()
+    try:
+        partitions = [
+            TopicPartition(topic, p)
+            for topic in topics
+            for p in sorted(await producer.partitions_for(topic))
+        ]
+        sent = [
+            await producer.send(tp.topic, None, key=FENCE_KEY, partition=tp.partition)
+            for tp in partitions
+        ]
+        stored = await asyncio.gather(*sent)
+    finally:
+        await producer.stop()
+    return {tp: meta.offset + 1 for tp, meta in zip(partitions, stored, strict=True)}
+
+
+async def position_group(bootstrap: str, group: str, start: Offsets) -> None:
+    """Commit ``start`` for ``group`` before any member joins, so it begins exactly there."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        consumer.assign(list(start))
+        await consumer.commit(dict(start))
+    finally:
+        await consumer.stop()
+
+
+async def plain_pipe(bootstrap: str, start: Offsets, expected: int) -> float:
+    """Events per second through consume → orjson parse → produce, doing nothing else."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=4 << 20,
+        fetch_max_bytes=32 << 20,
+    )
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, linger_ms=5, max_batch_size=1 << 20, acks=-1
+    )
+    await consumer.start()
+    await producer.start()
+    try:
+        consumer.assign(list(start))
+        for tp, offset in start.items():
+            consumer.seek(tp, offset)
+        began, seen = time.monotonic(), 0
+        while seen < expected:
+            batches = await consumer.getmany(timeout_ms=100, max_records=10_000)
+            pending = []
+            for messages in batches.values():
+                for message in messages:
+                    orjson.loads(message.value)
+                    pending.append(await producer.send(PIPE_OUT, message.value, key=message.key))
+            seen += len(pending)
+            await asyncio.gather(*pending)
+            progress.show(f"  plain pipe: {seen:,}/{expected:,}")
+        return expected / (time.monotonic() - began)
+    finally:
+        await consumer.stop()
+        await producer.stop()
+
+
+class RunCounter:
+    """Reads ``workflow.runs`` (and the action topics) from ``start`` in the background."""
+
+    def __init__(self, bootstrap: str, start: Offsets) -> None:
+        self.bootstrap, self.start_at = bootstrap, start
+        self.runs = 0
+        self.occurred: dict[str, datetime] = {}
+        self.command_arrivals: dict[str, float] = {}
+        self.keep_occurred: Callable[[dict[str, Any]], bool] = lambda run: False
+        self._task: asyncio.Task[None] | None = None
+        self._consumer: AIOKafkaConsumer | None = None
+
+    async def start(self) -> None:
+        consumer = self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False
+        )
+        await consumer.start()
+        consumer.assign(list(self.start_at))
+        for tp, offset in self.start_at.items():
+            consumer.seek(tp, offset)
+        self._task = asyncio.create_task(self._read(consumer))
+
+    async def _read(self, consumer: AIOKafkaConsumer) -> None:
+        while True:
+            batches = await consumer.getmany(timeout_ms=100, max_records=10_000)
+            now = time.time()
+            for tp, messages in batches.items():
+                messages = [m for m in messages if m.value is not None]  # fences
+                if tp.topic == RUNS:
+                    for message in messages:
+                        self.runs += 1
+                        run = orjson.loads(message.value)
+                        if self.keep_occurred(run):
+                            self.occurred[run["run_id"]] = datetime.fromisoformat(
+                                run["occurred_at"]
+                            )
+                else:
+                    for message in messages:
+                        run_id = orjson.loads(message.value)["run_id"]
+                        self.command_arrivals.setdefault(run_id, now)
+
+    async def until(self, count: int, label: str, within: float = 900.0) -> float:
+        deadline = time.monotonic() + within
+        while self.runs < count:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{label}: only {self.runs:,} of {count:,} run records")
+            progress.show(f"  {label}: {self.runs:,}/{count:,} run records")
+            await asyncio.sleep(0.1)
+        return time.monotonic()
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+        if self._consumer is not None:
+            await self._consumer.stop()
+
+
+def expected_runs(events: Sequence[tuple[bytes, bytes]], index: WorkflowIndex) -> tuple[int, int]:
+    """Run records and matching events for ``events``, decided by the pure core."""
+    settings = Settings(_env_file=None, kafka_bootstrap="bench:0")
+    states: dict[str, RecordState] = {}
+    now = datetime.now(UTC)
+    runs = matching = 0
+    for offset, (key, value) in enumerate(events):
+        at = SourcePosition.model_construct(topic=RECORD_CHANGES, partition=0, offset=offset)
+        outcome = process_change(key, value, at, index, settings, now, states.get)
+        runs += len(outcome.runs)
+        matching += bool(outcome.runs)
+        if outcome.state is not None:
+            if outcome.state.state is None:
+                states.pop(outcome.state.key, None)
+            else:
+                states[outcome.state.key] = outcome.state.state
+    return runs, matching
+
+
+def index_of(loaded: Iterable[Workflow]) -> WorkflowIndex:
+    index = WorkflowIndex()
+    for workflow in loaded:
+        index.put(compile_workflow(workflow))
+    return index
+
+
+class Bench:
+    def __init__(self, bootstrap: str, options: Options, workdir: Path) -> None:
+        self.bootstrap, self.options, self.workdir = bootstrap, options, workdir
+        self.loaded: list[Workflow] = []
+
+    async def load(self, wanted: list[Workflow]) -> None:
+        """Make ``wanted`` the workflows on the definitions topic (tombstones for the rest)."""
+        keep = {w.id for w in wanted}
+        gone = [(w.id.encode(), None) for w in self.loaded if w.id not in keep]
+        fresh = [(w.id.encode(), codec.dumps(w)) for w in wanted]
+        await publish(self.bootstrap, DEFINITIONS, [*gone, *fresh], f"{len(wanted):,} workflows")
+        self.loaded = wanted
+
+    async def processor(
+        self, start: Offsets, expected: int, label: str, workers: int = 1, keep: bool = False
+    ) -> tuple[float, list[WorkerProcess]]:
+        """Seconds that ``workers`` processor workers take from holding their partitions to
+        the ``expected``-th run record of the events from ``start``."""
+        group = f"bench-{label.replace(' ', '-')}-{uuid.uuid4().hex[:6]}"
+        await position_group(self.bootstrap, group, start)
+        counter = RunCounter(self.bootstrap, await fences(self.bootstrap, [RUNS]))
+        await counter.start()
+        started = [
+            WorkerProcess(
+                self.bootstrap,
+                group,
+                self.workdir,
+                COEFLOW_ROLES="processor",
+            ).start()
+            for _ in range(workers)
+        ]
+        try:
+            await asyncio.gather(*(w.wait_ready(within=180) for w in started))
+            await _all_hold_partitions(started)
+            began = time.monotonic()
+            elapsed = await counter.until(expected, label) - began
+        except BaseException:
+            for worker in started:
+                worker.stop()
+            raise
+        finally:
+            await counter.stop()
+        if not keep:
+            for worker in started:
+                worker.stop()
+        return elapsed, started
+
+    async def latency(self, load: float, seconds: float) -> dict[str, float]:
+        """Percentiles of occurred_at → action command, offering ``load`` events a second."""
+        topics = [RUNS, *(action_topic(name) for name in ACTION_TYPES)]
+        counter = RunCounter(self.bootstrap, await fences(self.bootstrap, topics))
+        counter.keep_occurred = lambda run: run["event_id"].startswith("lat-")
+        await counter.start()
+        source = EventSource(self.options.tenants, seed=11)
+        producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, linger_ms=1, acks=-1)
+        await producer.start()
+        try:
+            sent, rng = 0, random.Random(5)
+            began = time.monotonic()
+            while (elapsed := time.monotonic() - began) < seconds:
+                while sent < int(elapsed * load):
+                    key, value = source.event(rng, sent, "lat", datetime.now(UTC))
+                    await producer.send(RECORD_CHANGES, value, key=key)
+                    sent += 1
+                progress.show(f"  latency: {sent:,} events at {load:,.0f}/s")
+                await asyncio.sleep(0.01)
+            await producer.flush()
+            await asyncio.sleep(5)  # the last commands arrive
+        finally:
+            await producer.stop()
+            await counter.stop()
+        waits = sorted(
+            (arrived - counter.occurred[run_id].timestamp()) * 1000
+            for run_id, arrived in counter.command_arrivals.items()
+            if run_id in counter.occurred
+        )
+        if not waits:
+            return {}
+        pick = lambda q: round(waits[min(int(q * len(waits)), len(waits) - 1)], 1)  # noqa: E731
+        return {"p50": pick(0.50), "p95": pick(0.95), "p99": pick(0.99), "samples": len(waits)}
+
+
+async def _all_hold_partitions(workers: Sequence[WorkerProcess], within: float = 120.0) -> None:
+    """Until the group's partitions are shared out among all ``workers``."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        held = [len((await w.health())["record_change_partitions"]) for w in workers]
+        if all(held):
+            return
+        await asyncio.sleep(0.2)
+    raise RuntimeError("the workers did not share the partitions out")
+
+
+async def run(options: Options, bootstrap: str, workdir: Path) -> Figures:
+    figures = Figures(machine=_machine(), options=_plain(asdict(options)))
+    await ensure_topics(Settings(kafka_bootstrap=bootstrap))
+    bench = Bench(bootstrap, options, workdir)
+
+    progress.show("generating the workload")
+    main = workflows(options.workflows, options.tenants)
+    events = list(EventSource(options.tenants).events(options.events))
+    figures.event_bytes = round(sum(len(v) for _, v in events) / len(events), 1)
+    began = time.monotonic()
+    runs, matching = expected_runs(events, index_of(main))
+    figures.core_events_per_second = round(len(events) / (time.monotonic() - began))
+    figures.matching_share = round(matching / len(events), 4)
+    progress.done(
+        f"workload: {len(main):,} workflows over {options.tenants:,} tenants, "
+        f"{len(events):,} events of {figures.event_bytes:.0f} bytes, "
+        f"{figures.matching_share:.1%} matching, {runs:,} run records expected; "
+        f"the pure core alone: {figures.core_events_per_second:,} events/s"
+    )
+
+    await bench.load(main)
+    start = await publish(bootstrap, RECORD_CHANGES, events, "events")
+    figures.pipe_events_per_second = round(await plain_pipe(bootstrap, start, len(events)))
+    progress.done(f"(a) plain pipe: {figures.pipe_events_per_second:,} events/s")
+
+    elapsed, kept = await bench.processor(start, runs, "processor", keep=True)
+    figures.processor_events_per_second = round(len(events) / elapsed)
+    figures.ratio = round(figures.processor_events_per_second / figures.pipe_events_per_second, 3)
+    progress.done(
+        f"(b) processor, one worker: {figures.processor_events_per_second:,} events/s "
+        f"({figures.ratio:.0%} of the plain pipe)"
+    )
+    try:
+        figures.offered_load = round(figures.processor_events_per_second / 2)
+        figures.latency_ms = await bench.latency(figures.offered_load, options.latency_seconds)
+        figures.peak_rss_mb = round(kept[0].peak_rss_bytes() / 2**20, 1)
+    finally:
+        for worker in kept:
+            worker.stop()
+    progress.done(
+        f"latency occurred_at → action command at {figures.offered_load:,} events/s: "
+        + ", ".join(f"{k} {v:,} ms" for k, v in figures.latency_ms.items() if k != "samples")
+        + f"; peak RSS {figures.peak_rss_mb} MB"
+    )
+
+    elapsed, _ = await bench.processor(start, runs, "two workers", workers=2)
+    figures.two_workers_events_per_second = round(len(events) / elapsed)
+    figures.scaling_factor = round(
+        figures.two_workers_events_per_second / figures.processor_events_per_second, 2
+    )
+    progress.done(
+        f"two workers in one group: {figures.two_workers_events_per_second:,} events/s "
+        f"(x{figures.scaling_factor})"
+    )
+
+    scale_tenants = 100
+    base = workflows(scale_tenants, scale_tenants)
+    scale_events = list(EventSource(scale_tenants, seed=3).events(options.scale_events, prefix="s"))
+    scale_runs, _ = expected_runs(scale_events, index_of(base))
+    scale_start = await publish(bootstrap, RECORD_CHANGES, scale_events, "scaling events")
+    for count in options.scale_workflows:
+        await bench.load(base + unrelated_workflows(max(count - len(base), 0), scale_tenants))
+        elapsed, _ = await bench.processor(scale_start, scale_runs, f"{count} workflows")
+        figures.by_workflow_count[str(count)] = round(len(scale_events) / elapsed)
+        progress.done(f"{count:,} workflows: {figures.by_workflow_count[str(count)]:,} events/s")
+    return figures
+
+
+def _machine() -> dict[str, Any]:
+    return {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+def _plain(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: str(v) if isinstance(v, Path) else v for k, v in values.items()}
+
+
+def chart(figures: Figures, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5))
+    names = ["plain pipe", "processor", "processor ×2"]
+    values = [
+        figures.pipe_events_per_second,
+        figures.processor_events_per_second,
+        figures.two_workers_events_per_second,
+    ]
+    left.bar(names, values, color=["#999999", "#2f6db5", "#5b9be0"])
+    left.set_ylabel("events per second")
+    left.set_title("Throughput on one broker")
+    counts = list(figures.by_workflow_count)
+    right.plot(counts, [figures.by_workflow_count[c] for c in counts], marker="o")
+    right.set_ylim(bottom=0)
+    right.set_xlabel("active workflows")
+    right.set_title("Processor throughput by workflow count")
+    fig.suptitle(f"coeflow bench, {figures.machine['cpus']} CPUs, {figures.machine['when']}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
+def main(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(prog="coeflow bench", description=__doc__.split("\n")[0])
+    defaults = Options()
+    parser.add_argument("--workflows", type=int, default=defaults.workflows)
+    parser.add_argument("--tenants", type=int, default=defaults.tenants)
+    parser.add_argument("--events", type=int, default=defaults.events)
+    parser.add_argument("--scale-events", type=int, default=defaults.scale_events)
+    parser.add_argument(
+        "--scale-workflows",
+        type=lambda text: tuple(int(n) for n in text.split(",")),
+        default=defaults.scale_workflows,
+        help="comma-separated workflow counts (default 100,10000,100000)",
+    )
+    parser.add_argument("--latency-seconds", type=float, default=defaults.latency_seconds)
+    parser.add_argument("--output", type=Path, default=defaults.output)
+    args = parser.parse_args(argv)
+    options = Options(**{k: v for k, v in vars(args).items()})
+    options.output.mkdir(parents=True, exist_ok=True)
+    settings = Settings()
+    workdir = options.output / "work"
+    if settings.kafka_bootstrap is not None:
+        figures = asyncio.run(run(options, settings.bootstrap, workdir))
+    else:
+        with EmbeddedBroker(port=free_port(), log_path=workdir / "broker.log") as broker:
+            progress.done(f"embedded broker (Tansu) on {broker.bootstrap}")
+            figures = asyncio.run(run(options, broker.bootstrap, workdir))
+    (options.output / "bench.json").write_text(json.dumps(asdict(figures), indent=2) + "\n")
+    chart(figures, options.output / "bench.png")
+    print(f"figures: {options.output / 'bench.json'}, chart: {options.output / 'bench.png'}")
+    return 0
