@@ -17,23 +17,17 @@ from typing import Any, cast
 
 import faust
 from faust.streams import Stream
-from faust.types import TableT
 
 from processor.core.pipeline import (
     OneWorkflowTrigger,
     Outcome,
     Position,
-    process_change,
     source_of,
 )
-from processor.core.records import StateChange
 from processor.delivery import Deliveries, letter_instead, producer_send
 from processor.raw import raw_topic
 from processor.replica import FENCE_KEY
 from processor.runtime import Runtime
-from topics import codec
-from topics.catalog import RECORD_CHANGES
-from topics.records import RecordState
 from topics.runs import RunRecord, SourcePosition
 
 log = logging.getLogger(__name__)
@@ -44,50 +38,22 @@ Process = Callable[[bytes | None, bytes | None, Position, Runtime, datetime], Ou
 """Raw key and value, where they were read, the worker's runtime, now → the outputs."""
 
 
-def register(app: faust.App, runtime: Runtime) -> None:
-    """The record-change agent, and the record state it keeps: a table partitioned like
-    ``crm.record-changes`` (each change is stored in its own partition's changelog, which
-    Faust flushes before it commits the change), in the store ``COEFLOW_STORE`` names."""
-    states = app.Table(
-        "record-state",
-        key_type=bytes,  # bytes: Faust stores keys and values as they are
-        value_type=bytes,
-        partitions=runtime.settings.partitions,
-    )
-
-    def state_of(key: str) -> RecordState | None:
-        value = states.get(key.encode())
-        return codec.decode(value, RecordState) if value is not None else None
-
-    def process(
-        key: bytes | None, value: bytes | None, at: Position, runtime: Runtime, now: datetime
-    ) -> Outcome:
-        return process_change(
-            key, value, at, runtime.catalog.index, runtime.settings, now, state_of
-        )
-
-    register_runs_agent(app, runtime, RECORD_CHANGES, "record-changes", process, states)
-
-
 def register_runs_agent(
     app: faust.App,
     runtime: Runtime,
     topic: str,
     name: str,
     process: Process,
-    states: TableT[bytes, bytes] | None = None,
     *,
     fenced: bool = False,
 ) -> None:
-    """An agent on ``topic`` whose messages run workflows: record changes, and also inbound
-    deliveries, schedule ticks and fired timers, all with the same discipline. ``states``
-    receives the record states the outcomes carry; on a ``fenced`` topic (a replica fences
-    it) fences are skipped."""
+    """An agent on ``topic`` whose messages run workflows: inbound deliveries, schedule ticks
+    and fired timers (record changes take the batched path of ``processor/changes.py``, with
+    the same discipline). On a ``fenced`` topic (a replica fences it) fences are skipped."""
 
     async def run(stream: faust.StreamT[bytes]) -> None:
         await runtime.replica.ready.wait()  # never match against half-loaded definitions
         deliveries = Deliveries(producer_send(app))
-        stats = runtime.stats
         # StreamT's type omits noack(), which every Stream has.
         manual_acks = cast(Stream[bytes], stream).noack()
         async for event in manual_acks.events():
@@ -97,33 +63,31 @@ def register_runs_agent(
                 continue
             now = runtime.clock()
             outcome = process(message.key, message.value, message, runtime, now)
-            stats.events += 1
-            if outcome.state is not None and states is not None:
-                _store(states, outcome.state)
+            account(runtime, outcome, message)
             if not outcome.messages:  # most events: nothing matched, nothing to send
                 event.ack()
                 continue
-            _report(outcome, source_of(message))
-            stats.dead_letters += outcome.dead_letter is not None
-            stats.runs.update(run.record.status for run in outcome.runs)
             await deliveries.submit(
                 outcome.messages,
                 on_stored=event.ack,
                 fallback=letter_instead(message, runtime.settings, now),
             )
-            if runtime.settings.log_runs:
-                for done in outcome.runs:
-                    run_log.info(describe_run(done.record))
 
     app.agent(raw_topic(app, topic), name=name)(run)
 
 
-def _store(states: TableT[bytes, bytes], change: StateChange) -> None:
-    key = change.key.encode()
-    if change.state is not None:
-        states[key] = codec.dumps(change.state)
-    elif key in states:
-        del states[key]
+def account(runtime: Runtime, outcome: Outcome, at: Position) -> None:
+    """Count what one message did, and say what an operator needs to hear of it."""
+    stats = runtime.stats
+    stats.events += 1
+    if not outcome.runs and outcome.dead_letter is None:
+        return
+    _report(outcome, source_of(at))
+    stats.dead_letters += outcome.dead_letter is not None
+    stats.runs.update(run.record.status for run in outcome.runs)
+    if runtime.settings.log_runs:
+        for done in outcome.runs:
+            run_log.info(describe_run(done.record))
 
 
 def one_workflow(trigger: OneWorkflowTrigger[Any]) -> Process:

@@ -26,7 +26,7 @@ from processor.core.inbound import with_secrets
 from processor.core.pipeline import decode_change
 from processor.runtime import Runtime
 from topics import codec
-from topics.catalog import DEFINITIONS, RECORD_CHANGES
+from topics.catalog import DEFINITIONS
 from topics.workflows import Workflow
 
 log = logging.getLogger(__name__)
@@ -278,7 +278,6 @@ def register_health(app: faust.App, runtime: Runtime) -> None:
             roles = runtime.settings.roles
             body: dict[str, Any] = {"roles": sorted(roles)}
             ready = True
-            assignment = app.consumer.assignment() if app.consumer else set()
             if "processor" in roles:
                 ready = runtime.replica.ready.is_set()
                 body |= {
@@ -287,8 +286,8 @@ def register_health(app: faust.App, runtime: Runtime) -> None:
                     "rejected_workflows": {
                         k: r.reason for k, r in runtime.catalog.rejected.items()
                     },
-                    "record_change_partitions": sorted(
-                        tp.partition for tp in assignment if tp.topic == RECORD_CHANGES
+                    "record_change_partitions": (
+                        runtime.changes.partitions if runtime.changes is not None else []
                     ),
                     "processed": runtime.stats.summary(),
                 }

@@ -11,7 +11,6 @@ from coeflow import crm_simulator
 from coeflow.clock import Clock, utc_now
 from coeflow.settings import Settings
 from processor import (
-    agents,
     api,
     executor_agents,
     inbound,
@@ -19,6 +18,7 @@ from processor import (
     scheduler,
     timers,
 )
+from processor.changes import ChangeProcessor
 from processor.core.catalog import WorkflowCatalog
 from processor.executor_agents import ExecutorRole
 from processor.replica import DefinitionsReplica
@@ -104,7 +104,8 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> App:
     api.register_health(app, runtime)
     if "processor" in settings.roles:
         app.add_dependency(replica)
-        agents.register(app, runtime)
+        runtime.changes = ChangeProcessor(runtime, loop=app.loop)
+        app.add_dependency(runtime.changes)
         run_tracker.register(app, runtime)
         inbound.register(app, runtime)
         scheduler.register(app, runtime)

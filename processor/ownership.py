@@ -1,8 +1,9 @@
 """Work that exactly one worker does at a time, by key: schedules and timers.
 
 A key belongs to the worker holding partition ``crc32(key) % partitions`` of
-``crm.record-changes``: the consumer group already gives each partition to one member, and
-Faust's rebalances are eager (every member gives up its partitions before any gets new ones).
+``workflow.timer-fires`` in the Faust consumer group: the group already gives each partition
+to one member, and Faust's rebalances are eager (every member gives up its partitions before
+any gets new ones).
 The state of such work lives in a log that every worker replicates; after each assignment a
 worker fences that log before it acts, so it continues exactly where the previous owner
 stopped. The executors use the same base for the partitions of the action topics.
@@ -22,7 +23,7 @@ from mode import Service
 
 from processor.replica import FENCE_KEY, TopicReplica
 from processor.runtime import Runtime
-from topics.catalog import RECORD_CHANGES
+from topics.catalog import TIMER_FIRES
 
 log = logging.getLogger(__name__)
 
@@ -92,15 +93,15 @@ class OwnedWork(Service):
 
 
 class KeyedWork(OwnedWork):
-    """Work split by key: a key belongs to the holder of its partition of crm.record-changes."""
+    """Work split by key: a key belongs to the holder of its partition of workflow.timer-fires."""
 
     def __init__(self, app: AppT, runtime: Runtime, state_log: TopicReplica, **kwargs: Any) -> None:
-        super().__init__(app, state_log, {RECORD_CHANGES}, **kwargs)
+        super().__init__(app, state_log, {TIMER_FIRES}, **kwargs)
         self.runtime = runtime
 
     def owns(self, key: str) -> bool:
         partition = owner_partition(key, self.runtime.settings.partitions)
-        return (RECORD_CHANGES, partition) in self.held
+        return (TIMER_FIRES, partition) in self.held
 
     @property
     def acting(self) -> bool:

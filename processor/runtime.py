@@ -12,6 +12,7 @@ from processor.core.catalog import WorkflowCatalog
 from processor.replica import DefinitionsReplica
 
 if TYPE_CHECKING:
+    from processor.changes import ChangeProcessor
     from processor.executor_agents import ExecutorRole
 
 
@@ -29,7 +30,7 @@ class Stats:
         return {"events": self.events, "dead_letters": self.dead_letters, "runs": dict(self.runs)}
 
 
-@dataclass(frozen=True)
+@dataclass
 class Runtime:
     """What the agents and API views of one worker share."""
 
@@ -39,4 +40,6 @@ class Runtime:
     clock: Clock
     executors: ExecutorRole | None = None
     """Present when this worker runs the executors role."""
+    changes: ChangeProcessor | None = None
+    """Present when this worker runs the processor role."""
     stats: Stats = field(default_factory=Stats)

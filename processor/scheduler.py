@@ -1,7 +1,7 @@
 """Scheduled workflows in a worker: one tick per schedule, from one worker, even after downtime.
 
 A schedule belongs to the worker that holds partition ``crc32(workflow id) % partitions`` of
-``crm.record-changes`` in the consumer group, so exactly one worker owns it at a time. Every
+``workflow.timer-fires`` in the Faust consumer group, so exactly one worker owns it at a time. Every
 second the owner publishes each due tick to ``workflow.schedule-ticks``; the agent on that
 topic runs the workflow. The tick log is also the memory: every worker replicates it
 (``TickReplica``) and knows each schedule's last tick, and after an assignment a worker fences

@@ -1,10 +1,10 @@
 """Durable event-time timers in a worker: armed by record changes, fired once when due.
 
-The record-change agent writes timers to ``workflow.timers`` (compacted, keyed by timer key; a
+The record-change processor writes timers to ``workflow.timers`` (compacted, keyed by timer key; a
 null cancels). Every worker replicates the topic (``TimerReplica``) into a map and a heap by due
 time, so a tick looks only at what is due: its cost follows the due timers, never the armed
 ones. A timer belongs to the worker holding partition ``crc32(timer key) % partitions`` of
-``crm.record-changes``; each second the owner publishes its due timers to
+``workflow.timer-fires``; each second the owner publishes its due timers to
 ``workflow.timer-fires`` and cancels them. After an assignment a worker fences the timer log
 before it fires, so it never fires what the previous owner already cancelled. A timer that
 came due while no worker ran fires after the restart, still stamped with its due time. One

@@ -20,7 +20,10 @@ log = logging.getLogger(__name__)
 async def ensure_topics(settings: Settings, connect_within: float = 30.0) -> list[TopicSpec]:
     """Create every topic of the contract that does not exist yet; returns all of them."""
     specs = product_topics(
-        ACTION_TYPES, settings.partitions, int(settings.action_ledger_days * 86_400_000)
+        ACTION_TYPES,
+        settings.partitions,
+        int(settings.action_ledger_days * 86_400_000),
+        settings.app_id,
     )
     admin = AIOKafkaAdminClient(
         bootstrap_servers=settings.bootstrap, client_id=f"{settings.app_id}-admin"

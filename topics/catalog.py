@@ -29,15 +29,22 @@ class TopicSpec:
     config: dict[str, str] = field(default_factory=dict)
 
 
+def record_state_changelog(app_id: str) -> str:
+    """The processor's record-state log: one per consumer group (``COEFLOW_APP_ID``)."""
+    return f"{app_id}-record-state-changelog"
+
+
 def product_topics(
-    action_types: Iterable[str], partitions: int, outcome_retention_ms: int
+    action_types: Iterable[str], partitions: int, outcome_retention_ms: int, app_id: str
 ) -> list[TopicSpec]:
     """Every topic of the product, as ``coeflow`` creates them when they are missing.
 
     The outcome log is kept as long as the executors vouch for repeats; a schedule needs only
-    its last tick (compacted); inbound deliveries are checked for replays within minutes."""
+    its last tick (compacted); inbound deliveries are checked for replays within minutes; the
+    record state keeps each record's last value (compacted), partitioned like the changes."""
     day_ms = str(24 * 3600 * 1000)
     return [
+        TopicSpec(record_state_changelog(app_id), partitions, {"cleanup.policy": "compact"}),
         TopicSpec(RECORD_CHANGES, partitions),
         TopicSpec(DEFINITIONS, partitions, {"cleanup.policy": "compact"}),
         TopicSpec(RUNS, partitions),

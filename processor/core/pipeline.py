@@ -67,6 +67,8 @@ class Outbound:
     key: bytes | None
     value: bytes | None
     """``None`` is a tombstone (a cancelled timer)."""
+    partition: int | None = None
+    """Where it must go (a record state goes to its change's partition); ``None``: by key."""
 
 
 @dataclass(slots=True)

@@ -42,7 +42,9 @@ def apply_change(prior: RecordState | None, event: ChangeEvent, offset: int) -> 
         for name, value in event.after.items():
             if name in prior.fields and prior.fields[name] == value:
                 changed_at[name] = prior.changed_at.get(name, at)
-    state = RecordState(
+    # Built from a validated event and the stored state: nothing left to validate, and this
+    # runs for every change.
+    state = RecordState.model_construct(
         tenant_id=event.tenant_id,
         record_type=event.record_type,
         record_id=event.record_id,

@@ -45,3 +45,10 @@ def test_deleted_records_are_forgotten() -> None:
     crm.observe(make_event(record_id="L-1", operation="deleted", before={"name": "Ada"}))
     change = crm.apply(make_command("change_status", {"status": "won"}), NOW)
     assert change is not None and change.operation == "created"
+
+
+def test_a_command_on_a_record_not_seen_yet_updates_it() -> None:
+    """The copy reads crm.record-changes apart from the processor, so a command can arrive
+    before the change that caused it: the record exists, and the change is an update."""
+    change = SimulatedCrm().apply(make_command("change_status", {"status": "won"}), NOW)
+    assert change is not None and change.operation == "updated" and change.before == {}

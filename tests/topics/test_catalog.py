@@ -5,8 +5,12 @@ from topics.catalog import product_topics
 
 
 def test_every_topic_is_created_with_the_retention_its_readers_need() -> None:
-    specs = {s.name: s for s in product_topics(REGISTRY, 8, outcome_retention_ms=604_800_000)}
-    assert len(specs) == 9 + len(REGISTRY)
+    specs = {
+        s.name: s
+        for s in product_topics(REGISTRY, 8, outcome_retention_ms=604_800_000, app_id="coeflow")
+    }
+    assert len(specs) == 10 + len(REGISTRY)
+    assert specs["coeflow-record-state-changelog"].config == {"cleanup.policy": "compact"}
     assert specs["workflow.timers"].config == {"cleanup.policy": "compact"}
     assert specs["workflow.definitions"].config == {"cleanup.policy": "compact"}
     assert specs["workflow.schedule-ticks"].config == {"cleanup.policy": "compact"}
