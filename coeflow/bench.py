@@ -43,6 +43,7 @@ from coeflow.broker import EmbeddedBroker, free_port
 from coeflow.processes import WorkerProcess
 from coeflow.settings import Settings
 from coeflow.workload import EventSource, unrelated_workflows, workflows
+from processor.changes import change_group
 from processor.core.compiler import compile_workflow
 from processor.core.index import WorkflowIndex
 from processor.core.pipeline import process_change
@@ -66,6 +67,7 @@ class Options:
     scale_events: int = 50_000
     scale_workflows: tuple[int, ...] = (100, 10_000, 100_000)
     latency_seconds: float = 20.0
+    soak_seconds: float = 0.0
     output: Path = Path("bench-results")
 
 
@@ -85,6 +87,7 @@ class Figures:
     by_workflow_count: dict[str, float] = field(default_factory=dict)
     two_workers_events_per_second: float = 0.0
     scaling_factor: float = 0.0
+    soak: dict[str, Any] = field(default_factory=dict)
 
 
 class Progress:
@@ -315,7 +318,7 @@ class Bench:
         """Seconds that ``workers`` processor workers take from holding their partitions to
         the ``expected``-th run record of the events from ``start``."""
         group = f"bench-{label.replace(' ', '-')}-{uuid.uuid4().hex[:6]}"
-        await position_group(self.bootstrap, group, start)
+        await position_group(self.bootstrap, change_group(group), start)
         counter = RunCounter(self.bootstrap, await fences(self.bootstrap, [RUNS]))
         await counter.start()
         started = [
@@ -342,6 +345,52 @@ class Bench:
             for worker in started:
                 worker.stop()
         return elapsed, started
+
+    async def soak(self, load: float, seconds: float) -> dict[str, Any]:
+        """A processor at ``load`` events a second for ``seconds``, from a CRM of 100 tenants
+        with 500 records of each type (the record state stops growing once all are seen):
+        its resident memory sampled every 10 s."""
+        group = f"bench-soak-{uuid.uuid4().hex[:6]}"
+        await position_group(
+            self.bootstrap, change_group(group), await fences(self.bootstrap, [RECORD_CHANGES])
+        )
+        worker = WorkerProcess(self.bootstrap, group, self.workdir, COEFLOW_ROLES="processor")
+        await worker.start().wait_ready(within=180)
+        source = EventSource(100, seed=13, records=500)
+        producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, linger_ms=5, acks=-1)
+        await producer.start()
+        samples: list[tuple[float, float]] = []
+        try:
+            sent, rng = 0, random.Random(13)
+            began = next_sample = time.monotonic()
+            while (elapsed := time.monotonic() - began) < seconds:
+                while sent < int(elapsed * load):
+                    key, value = source.event(rng, sent, "soak", datetime.now(UTC))
+                    await producer.send(RECORD_CHANGES, value, key=key)
+                    sent += 1
+                if time.monotonic() >= next_sample:
+                    samples.append((round(elapsed), round(worker.rss_bytes() / 2**20, 1)))
+                    next_sample += 10
+                    progress.show(
+                        f"  soak: {elapsed:,.0f}/{seconds:,.0f}s, {sent:,} events, "
+                        f"RSS {samples[-1][1]} MB"
+                    )
+                await asyncio.sleep(0.01)
+            await producer.flush()
+            health = await worker.health()
+        finally:
+            await producer.stop()
+            worker.stop()
+        minute = max(len(samples) // 10, 1)
+        return {
+            "seconds": seconds,
+            "load": round(load),
+            "events": sent,
+            "processed": health["processed"]["events"],
+            "rss_mb_first_tenth": round(sum(m for _, m in samples[:minute]) / minute, 1),
+            "rss_mb_last_tenth": round(sum(m for _, m in samples[-minute:]) / minute, 1),
+            "rss_mb_samples": samples,
+        }
 
     async def latency(self, load: float, seconds: float) -> dict[str, float]:
         """Percentiles of occurred_at → action command, offering ``load`` events a second."""
@@ -454,6 +503,16 @@ async def run(options: Options, bootstrap: str, workdir: Path) -> Figures:
         elapsed, _ = await bench.processor(scale_start, scale_runs, f"{count} workflows")
         figures.by_workflow_count[str(count)] = round(len(scale_events) / elapsed)
         progress.done(f"{count:,} workflows: {figures.by_workflow_count[str(count)]:,} events/s")
+    if options.soak_seconds:
+        await bench.load(main)
+        figures.soak = await bench.soak(
+            figures.processor_events_per_second / 2, options.soak_seconds
+        )
+        progress.done(
+            f"soak: {figures.soak['events']:,} events over {options.soak_seconds:,.0f}s at "
+            f"{figures.soak['load']:,}/s; RSS {figures.soak['rss_mb_first_tenth']} MB in the "
+            f"first tenth, {figures.soak['rss_mb_last_tenth']} MB in the last"
+        )
     return figures
 
 
@@ -510,6 +569,13 @@ def main(argv: Sequence[str]) -> int:
         help="comma-separated workflow counts (default 100,10000,100000)",
     )
     parser.add_argument("--latency-seconds", type=float, default=defaults.latency_seconds)
+    parser.add_argument(
+        "--soak-seconds",
+        type=float,
+        default=defaults.soak_seconds,
+        help="after the measurements, run a processor at half its maximum this long and "
+        "report its memory (make soak: 1800)",
+    )
     parser.add_argument("--output", type=Path, default=defaults.output)
     args = parser.parse_args(argv)
     options = Options(**{k: v for k, v in vars(args).items()})

@@ -109,12 +109,19 @@ class WorkerProcess:
 
     def peak_rss_bytes(self) -> int:
         """The process's peak resident memory (Linux ``VmHWM``), 0 where unknown."""
+        return self._memory("VmHWM:")
+
+    def rss_bytes(self) -> int:
+        """The process's resident memory now (Linux ``VmRSS``), 0 where unknown."""
+        return self._memory("VmRSS:")
+
+    def _memory(self, field: str) -> int:
         assert self.process is not None
         try:
             status = Path(f"/proc/{self.process.pid}/status").read_text()
         except OSError:
             return 0
         for line in status.splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(field):
                 return int(line.split()[1]) * 1024
         return 0

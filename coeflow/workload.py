@@ -123,6 +123,8 @@ def unrelated_workflows(count: int, tenants: int) -> list[Workflow]:
 class EventSource:
     tenants: int
     seed: int = 7
+    records: int = 50_000
+    """Record ids per record type and tenant: the size of the CRM the events come from."""
 
     def events(
         self, count: int, *, prefix: str = "e", at: datetime | None = None
@@ -136,7 +138,7 @@ class EventSource:
         owner = tenant(rng.randrange(self.tenants))
         pick = rng.random()
         kind = KINDS[sum(pick >= share for share in SHARES)]
-        record_id = f"{kind[0].upper()}-{rng.randrange(50_000)}"
+        record_id = f"{kind[0].upper()}-{rng.randrange(self.records)}"
         before = _record(rng, kind, record_id)
         created = rng.random() < 0.03
         after = dict(before)
