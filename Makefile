@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test unit integration lint format clean
+.PHONY: run test unit integration faults bench soak lint format clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
@@ -27,6 +27,18 @@ unit: $(STAMP)
 
 integration: $(STAMP)
 	$(BIN)/pytest -m integration
+
+## Fault tests at full size (the suite runs them with 12,000 events): kills, rescaling, poison.
+faults: $(STAMP)
+	COEFLOW_FAULT_EVENTS=100000 $(BIN)/pytest -m faults -s
+
+## The benchmark: plain pipe vs processor on one embedded broker; figures in bench-results/.
+bench: $(STAMP)
+	$(BIN)/coeflow bench
+
+## 30 minutes at half the measured maximum, memory sampled (after a short benchmark).
+soak: $(STAMP)
+	$(BIN)/coeflow bench --events 50000 --scale-workflows 100 --scale-events 5000 --soak-seconds 1800 --output bench-results/soak
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
