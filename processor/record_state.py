@@ -31,19 +31,20 @@ log = logging.getLogger(__name__)
 
 
 class MemoryStore:
-    """States as objects: nothing is decoded or encoded to read or keep one."""
+    """States as their JSON in a dict: compact, for a parse when one is read again."""
 
     def __init__(self) -> None:
-        self._states: dict[bytes, RecordState] = {}
+        self._states: dict[bytes, bytes] = {}
 
     def get(self, key: bytes) -> RecordState | None:
-        return self._states.get(key)
+        encoded = self._states.get(key)
+        return RecordState.model_validate_json(encoded) if encoded is not None else None
 
     def put(self, key: bytes, state: RecordState, encoded: bytes) -> None:
-        self._states[key] = state
+        self._states[key] = encoded
 
     def load(self, key: bytes, encoded: bytes) -> None:
-        self._states[key] = RecordState.model_validate_json(encoded)
+        self._states[key] = encoded
 
     def delete(self, key: bytes) -> None:
         self._states.pop(key, None)
