@@ -47,7 +47,7 @@ from processor.changes import change_group
 from processor.core.compiler import compile_workflow
 from processor.core.index import WorkflowIndex
 from processor.core.pipeline import process_change
-from processor.replica import FENCE_KEY
+from processor.replica import write_fences
 from topics import codec
 from topics.admin import ensure_topics
 from topics.catalog import DEFINITIONS, RECORD_CHANGES, RUNS, action_topic
@@ -158,14 +158,10 @@ async def fences(bootstrap: str, topics: Iterable[str]) -> Offsets:
             for topic in topics
             for p in sorted(await producer.partitions_for(topic))
         ]
-        sent = [
-            await producer.send(tp.topic, None, key=FENCE_KEY, partition=tp.partition)
-            for tp in partitions
-        ]
-        stored = await asyncio.gather(*sent)
+        stored = await write_fences(producer, partitions)
     finally:
         await producer.stop()
-    return {tp: meta.offset + 1 for tp, meta in zip(partitions, stored, strict=True)}
+    return {tp: offset + 1 for tp, offset in stored.items()}
 
 
 async def position_group(bootstrap: str, group: str, start: Offsets) -> None:

@@ -12,7 +12,6 @@ reads the log from its start).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import shutil
 from pathlib import Path
@@ -22,7 +21,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from coeflow.settings import Settings
 from processor.core.pipeline import Outbound, StateOf
 from processor.core.records import StateChange
-from processor.replica import FENCE_KEY
+from processor.replica import FENCE_KEY, write_fences
 from topics import codec
 from topics.catalog import record_state_changelog
 from topics.records import RecordState
@@ -109,12 +108,7 @@ class RecordStates:
         if not partitions:
             return
         tps = [TopicPartition(self.topic, p) for p in partitions]
-        sent = [
-            await producer.send(self.topic, None, key=FENCE_KEY, partition=p) for p in partitions
-        ]
-        fences = {
-            tp: meta.offset for tp, meta in zip(tps, await asyncio.gather(*sent), strict=True)
-        }
+        fences = await write_fences(producer, tps)
         for partition in partitions:
             self._stores[partition] = self._open(partition)
         consumer = AIOKafkaConsumer(

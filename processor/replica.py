@@ -44,6 +44,18 @@ FENCE_KEY = b"coeflow-fence"
 """The key of fences: compacted topics refuse null keys, and no workflow or timer has it."""
 
 
+async def write_fences(
+    producer: AIOKafkaProducer, partitions: list[TopicPartition]
+) -> dict[TopicPartition, int]:
+    """Append a fence to each of ``partitions``; where each was stored, once all are."""
+    sent = [
+        await producer.send(tp.topic, None, key=FENCE_KEY, partition=tp.partition)
+        for tp in partitions
+    ]
+    stored = await asyncio.gather(*sent)
+    return {tp: meta.offset for tp, meta in zip(partitions, stored, strict=True)}
+
+
 class TopicReplica(Service):
     """Reads every partition of ``topic`` into ``apply``; ``ready`` once caught up at start."""
 
@@ -102,14 +114,9 @@ class TopicReplica(Service):
         producer = AIOKafkaProducer(bootstrap_servers=self.settings.bootstrap, acks=-1)
         await producer.start()
         try:
-            sent = [
-                await producer.send(tp.topic, None, key=FENCE_KEY, partition=tp.partition)
-                for tp in partitions
-            ]
-            stored = await asyncio.gather(*sent)
+            return await write_fences(producer, partitions)
         finally:
             await producer.stop()
-        return {tp: meta.offset for tp, meta in zip(partitions, stored, strict=True)}
 
     async def _partitions(self, consumer: AIOKafkaConsumer) -> list[TopicPartition]:
         while not self.should_stop:
