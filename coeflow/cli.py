@@ -153,7 +153,8 @@ class DevReporter(Service):
     @Service.task
     async def _report(self) -> None:
         await self.runtime.replica.ready.wait()
-        while not self.should_stop and not (self.app.consumer and self.app.consumer.assignment()):
+        changes = self.runtime.changes
+        while not self.should_stop and not (changes is None or changes.partitions):
             await self.sleep(0.2)
         settings = self.runtime.settings
         log.info(
