@@ -108,11 +108,12 @@ class ChangeProcessor(Service):
         assert self._consumer is not None
         for tp, records in batches.items():
             if tp.partition not in self.partitions:
-                # Fetched while its state is still being restored (aiokafka fetches as soon as
-                # it is assigned): read it again once it is ready.
-                self._consumer.seek(tp, records[0].offset)
-                self._consumer.pause(tp)
-                continue
+                if tp in self._consumer.assignment():
+                    # Fetched while its state is still being restored (aiokafka fetches as soon
+                    # as it is assigned): read it again once it is ready.
+                    self._consumer.seek(tp, records[0].offset)
+                    self._consumer.pause(tp)
+                continue  # else revoked since it was fetched: its next holder reads it
             state_of = self.states.of(tp.partition)
             for record in records:
                 outcome = process_change(
