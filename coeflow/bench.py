@@ -218,6 +218,8 @@ class RunCounter:
     def __init__(self, bootstrap: str, start: Offsets) -> None:
         self.bootstrap, self.start_at = bootstrap, start
         self.runs = 0
+        self.first_at: float | None = None
+        """When the first run record was read (``time.monotonic()``)."""
         self.occurred: dict[str, datetime] = {}
         self.command_arrivals: dict[str, float] = {}
         self.keep_occurred: Callable[[dict[str, Any]], bool] = lambda run: False
@@ -243,6 +245,8 @@ class RunCounter:
                 if tp.topic == RUNS:
                     for message in messages:
                         self.runs += 1
+                        if self.first_at is None:
+                            self.first_at = time.monotonic()
                         run = orjson.loads(message.value)
                         if self.keep_occurred(run):
                             self.occurred[run["run_id"]] = datetime.fromisoformat(
@@ -330,7 +334,12 @@ class Bench:
             await asyncio.gather(*(w.wait_ready(within=180) for w in started))
             await _all_hold_partitions(started)
             began = time.monotonic()
-            elapsed = await counter.until(expected, label) - began
+            ended = await counter.until(expected, label)
+            # A worker starts as soon as it holds its partitions, which the poll above sees a
+            # little later: the first run record may come before it.
+            if counter.first_at is not None:
+                began = min(began, counter.first_at)
+            elapsed = ended - began
         except BaseException:
             for worker in started:
                 worker.stop()
