@@ -42,17 +42,19 @@ from actions.registry import REGISTRY as ACTION_TYPES
 from coeflow.broker import EmbeddedBroker, free_port
 from coeflow.processes import WorkerProcess
 from coeflow.settings import Settings
-from coeflow.workload import EventSource, unrelated_workflows, workflows
+from coeflow.workload import (
+    EventSource,
+    decided_runs,
+    index_of,
+    unrelated_workflows,
+    workflows,
+)
 from processor.changes import change_group
-from processor.core.compiler import compile_workflow
 from processor.core.index import WorkflowIndex
-from processor.core.pipeline import process_change
 from processor.replica import write_fences
 from topics import codec
 from topics.admin import ensure_topics
 from topics.catalog import DEFINITIONS, RECORD_CHANGES, RUNS, action_topic
-from topics.records import RecordState
-from topics.runs import SourcePosition
 from topics.workflows import Workflow
 
 PIPE_OUT = "bench.pipe-out"
@@ -275,28 +277,11 @@ class RunCounter:
 
 def expected_runs(events: Sequence[tuple[bytes, bytes]], index: WorkflowIndex) -> tuple[int, int]:
     """Run records and matching events for ``events``, decided by the pure core."""
-    settings = Settings(_env_file=None, kafka_bootstrap="bench:0")
-    states: dict[str, RecordState] = {}
-    now = datetime.now(UTC)
     runs = matching = 0
-    for offset, (key, value) in enumerate(events):
-        at = SourcePosition.model_construct(topic=RECORD_CHANGES, partition=0, offset=offset)
-        outcome = process_change(key, value, at, index, settings, now, states.get)
-        runs += len(outcome.runs)
-        matching += bool(outcome.runs)
-        if outcome.state is not None:
-            if outcome.state.state is None:
-                states.pop(outcome.state.key, None)
-            else:
-                states[outcome.state.key] = outcome.state.state
+    for decided in decided_runs(events, index):
+        runs += len(decided)
+        matching += bool(decided)
     return runs, matching
-
-
-def index_of(loaded: Iterable[Workflow]) -> WorkflowIndex:
-    index = WorkflowIndex()
-    for workflow in loaded:
-        index.put(compile_workflow(workflow))
-    return index
 
 
 class Bench:

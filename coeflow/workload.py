@@ -10,12 +10,20 @@ tenants that no event belongs to: adding them must not slow matching down.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from coeflow.settings import Settings
+from processor.core.compiler import compile_workflow
+from processor.core.decide import Run
+from processor.core.index import WorkflowIndex
+from processor.core.pipeline import process_change
 from topics import codec
+from topics.catalog import RECORD_CHANGES
+from topics.records import RecordState
+from topics.runs import SourcePosition
 from topics.workflows import Workflow
 
 EMAIL = {
@@ -183,3 +191,29 @@ def _record(rng: random.Random, kind: str, record_id: str) -> dict[str, Any]:
         record["stage"] = rng.choice(STAGES[:3])
         record["amount"] = rng.randrange(1_000, 50_000)
     return record
+
+
+def index_of(loaded: Iterable[Workflow]) -> WorkflowIndex:
+    index = WorkflowIndex()
+    for workflow in loaded:
+        index.put(compile_workflow(workflow))
+    return index
+
+
+def decided_runs(
+    events: Iterable[tuple[bytes, bytes]], index: WorkflowIndex
+) -> Iterator[list[Run]]:
+    """Each event's runs as the pure core decides them, record state included: what a
+    processor must produce for ``events``, for the benchmark and the fault tests to expect."""
+    settings = Settings(_env_file=None, kafka_bootstrap="expected:0")
+    states: dict[str, RecordState] = {}
+    now = datetime.now(UTC)
+    for offset, (key, value) in enumerate(events):
+        at = SourcePosition.model_construct(topic=RECORD_CHANGES, partition=0, offset=offset)
+        outcome = process_change(key, value, at, index, settings, now, states.get)
+        if outcome.state is not None:
+            if outcome.state.state is None:
+                states.pop(outcome.state.key, None)
+            else:
+                states[outcome.state.key] = outcome.state.state
+        yield outcome.runs

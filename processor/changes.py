@@ -119,7 +119,7 @@ class ChangeProcessor(Service):
                 outcome = process_change(
                     record.key, record.value, record, runtime.catalog.index, settings, now, state_of
                 )
-                messages = list(outcome.messages)
+                messages = outcome.messages  # the outcome is this loop's: extended in place
                 if outcome.state is not None:
                     messages.append(self.states.apply(tp.partition, outcome.state))
                 account(runtime, outcome, record)

@@ -110,7 +110,7 @@ class RecordStates:
         tps = [TopicPartition(self.topic, p) for p in partitions]
         fences = await write_fences(producer, tps)
         for partition in partitions:
-            self._stores[partition] = self._open(partition)
+            self.open(partition)
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self.settings.bootstrap,
             group_id=None,
@@ -145,7 +145,12 @@ class RecordStates:
             if store is not None:
                 store.close()
 
-    def _open(self, partition: int) -> Store:
+    def open(self, partition: int) -> Store:
+        """A fresh, empty store for ``partition`` (its log fills it)."""
+        self._stores[partition] = store = self._store(partition)
+        return store
+
+    def _store(self, partition: int) -> Store:
         if self.settings.store == "memory://":
             return MemoryStore()
         return RocksStore(

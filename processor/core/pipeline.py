@@ -77,7 +77,8 @@ class Outcome:
     runs: list[Run] = field(default_factory=list)
     dead_letter: DeadLetter | None = None
     state: StateChange | None = None
-    """The record's new state, for the agent to store (``None``: unchanged)."""
+    """The record's new state, for the record-change processor to keep (``None``: a change
+    read again, which changes nothing)."""
     error: BaseException | None = None
     """An unexpected exception while deciding (a bug): dead-lettered, and worth a traceback."""
 

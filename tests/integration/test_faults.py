@@ -13,23 +13,17 @@ import os
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from coeflow.bench import index_of
 from coeflow.processes import WorkerProcess
-from coeflow.settings import Settings
-from coeflow.workload import EventSource, tenant, workflows
-from processor.core.pipeline import process_change
+from coeflow.workload import EventSource, decided_runs, index_of, tenant, workflows
 from tests.integration.harness import Record, own_broker, publish, read_until, until
 from tests.peers import HttpPeer
 from topics import codec
 from topics.catalog import DEAD_LETTER, DEFINITIONS, RECORD_CHANGES, RUNS, action_topic
-from topics.records import RecordState
-from topics.runs import SourcePosition
 from topics.workflows import Workflow
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
@@ -64,21 +58,10 @@ class Expected:
     """What the pure core says the events must produce: run ids and webhook action ids."""
 
     def __init__(self, loaded: list[Workflow], events: list[tuple[bytes, bytes]]) -> None:
-        settings = Settings(_env_file=None, kafka_bootstrap="faults:0")  # type: ignore[call-arg]
-        index = index_of(loaded)
-        states: dict[str, RecordState] = {}
         self.runs: set[str] = set()
         self.webhooks: set[str] = set()
-        now = datetime.now(UTC)
-        for offset, (key, value) in enumerate(events):
-            at = SourcePosition.model_construct(topic=RECORD_CHANGES, partition=0, offset=offset)
-            outcome = process_change(key, value, at, index, settings, now, states.get)
-            if outcome.state is not None:
-                if outcome.state.state is None:
-                    states.pop(outcome.state.key, None)
-                else:
-                    states[outcome.state.key] = outcome.state.state
-            for run in outcome.runs:
+        for runs in decided_runs(events, index_of(loaded)):
+            for run in runs:
                 self.runs.add(run.record.run_id)
                 self.webhooks.update(c.action_id for c in run.commands if c.type == "call_webhook")
 

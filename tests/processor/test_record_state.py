@@ -22,7 +22,7 @@ def test_a_state_kept_or_restored_reads_back_the_same(store: str, tmp_path: Path
         _env_file=None, kafka_bootstrap="127.0.0.1:1", store=store, data_dir=tmp_path
     )  # type: ignore[call-arg]
     states = RecordStates(settings)
-    states._stores[3] = states._open(3)
+    states.open(3)
     event = make_event(record_type="deal", record_id="D-1", after=DEAL)
     change = apply_change(None, event, 41)
     assert change is not None and change.state is not None
@@ -32,9 +32,9 @@ def test_a_state_kept_or_restored_reads_back_the_same(store: str, tmp_path: Path
     assert kept == change.state
 
     restored = RecordStates(settings.model_copy(update={"data_dir": tmp_path / "restored"}))
-    restored._stores[3] = restored._open(3)
+    store = restored.open(3)
     assert message.value is not None
-    restored._stores[3].load(message.key or b"", message.value)
+    store.load(message.key or b"", message.value)
     again = restored.of(3)("acme/deal/D-1")
     assert isinstance(again, RecordState) and again == change.state
     assert again.changed_at["stage"] == datetime(2026, 11, 25, 19, 0, tzinfo=UTC)
