@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test unit integration faults bench soak lint format clean
+.PHONY: run test unit integration faults bench soak lint format openapi clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
@@ -48,6 +48,10 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+## Write the admin API's OpenAPI document to docs/openapi.json (a test keeps the two equal).
+openapi: $(STAMP)
+	$(BIN)/python -c 'import sys; from processor.api.openapi import text; sys.stdout.write(text())' > docs/openapi.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coeflow-data

@@ -14,14 +14,17 @@ from mode import Service
 
 from coeflow.dev_peers import sink_url
 from coeflow.settings import Settings
+from processor.core.audit import workflow_change
 from processor.replica import DefinitionsReplica
 from topics import codec
-from topics.catalog import DEFINITIONS, RECORD_CHANGES
+from topics.audit import Actor
+from topics.catalog import RECORD_CHANGES
 from topics.workflows import Workflow
 
 log = logging.getLogger("coeflow.demo")
 
 TENANT = "acme"
+_DEMO = Actor(kind="system", name="coeflow dev --demo")
 
 WELCOME_WORKFLOW: dict[str, Any] = {
     "id": "wf-welcome",
@@ -173,10 +176,10 @@ class DemoPublisher(Service):
         try:
             for spec in EXAMPLE_WORKFLOWS:
                 if self.replica.catalog.get(spec["id"]) is None:
-                    workflow = Workflow.model_validate(spec)
-                    await producer.send_and_wait(
-                        DEFINITIONS, key=workflow.id.encode(), value=codec.dumps(workflow)
-                    )
+                    now = self.settings.clock()()
+                    workflow = Workflow.model_validate({**spec, "updated_at": now})
+                    for message in workflow_change("workflow.created", None, workflow, _DEMO, now):
+                        await producer.send_and_wait(message.topic, message.value, message.key)
             log.info(
                 "demo: %d example workflows active; publishing a CRM event every %.1fs",
                 len(EXAMPLE_WORKFLOWS),

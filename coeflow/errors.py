@@ -78,11 +78,30 @@ class BrokerError(CoeflowError):
 
 
 class NotFound(CoeflowError):
-    """A workflow or run id that does not exist (for this tenant)."""
+    """A workflow, run or token that does not exist for the caller's tenant (another
+    tenant's is not found either: its existence is not the caller's to learn)."""
 
 
 class Conflict(CoeflowError):
     """A write that contradicts the current state, such as a stale version."""
+
+
+class AccessDenied(CoeflowError):
+    """A request the admin API refuses for who sent it; ``status`` is the HTTP answer."""
+
+    status = 403
+
+
+class Unauthenticated(AccessDenied):
+    """No bearer token, or one that is unknown, malformed or revoked."""
+
+    status = 401
+
+
+class Forbidden(AccessDenied):
+    """A valid token whose scope does not allow the request (a read token writing)."""
+
+    status = 403
 
 
 class EffectError(CoeflowError):

@@ -53,8 +53,30 @@ class Settings(BaseSettings):
     web_bind: str = Field(default="127.0.0.1", description="Address the admin API binds to.")
     admin_token: SecretStr | None = Field(
         default=None,
-        description="Bearer token of the admin API. `coeflow dev` makes one and prints it when "
-        "unset; a worker without one refuses every API call.",
+        description="The operator's bearer token for the admin API: every tenant, every scope "
+        "(tenants get their own tokens through `POST /api/v1/tokens`). `coeflow dev` makes one "
+        "and prints it when unset.",
+    )
+    api_url: str | None = Field(
+        default=None,
+        description="Where `coeflow workflows` finds the admin API. Unset: "
+        "`http://127.0.0.1:<COEFLOW_WEB_PORT>`.",
+    )
+    api_token: SecretStr | None = Field(
+        default=None,
+        description="The bearer token `coeflow workflows` sends (a tenant's token). Unset: "
+        "`COEFLOW_ADMIN_TOKEN`.",
+    )
+    run_history_per_workflow: Annotated[int, Field(ge=1)] = Field(
+        default=500, description="Runs the run history keeps per workflow (the newest)."
+    )
+    run_history_days: Annotated[float, Field(gt=0)] = Field(
+        default=30, description="Runs older than this many days leave the run history."
+    )
+    run_history_max_runs: Annotated[int, Field(ge=1)] = Field(
+        default=100_000,
+        description="Runs the run history keeps in all, whatever the workflow (the oldest go "
+        "first): its memory bound on every worker serving the API.",
     )
     max_causation_depth: Annotated[int, Field(ge=0)] = Field(
         default=8,
@@ -186,6 +208,10 @@ class Settings(BaseSettings):
             return utc_now
         anchor = self.clock_anchor if self.clock_anchor is not None else time.time()
         return scaled_clock(self.clock_start, self.clock_speed, anchor)
+
+    @property
+    def admin_api_url(self) -> str:
+        return self.api_url or f"http://127.0.0.1:{self.web_port}"
 
     @property
     def bootstrap(self) -> str:

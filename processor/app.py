@@ -21,6 +21,7 @@ from processor import (
 from processor.changes import ChangeProcessor
 from processor.core.catalog import WorkflowCatalog
 from processor.executor_agents import ExecutorRole
+from processor.projections import AdminViews
 from processor.replica import DefinitionsReplica
 from processor.runtime import Runtime
 from topics.admin import ensure_topics
@@ -106,11 +107,14 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> App:
         app.add_dependency(replica)
         runtime.changes = ChangeProcessor(runtime, loop=app.loop)
         app.add_dependency(runtime.changes)
+        runtime.admin = AdminViews.create(settings, clock, loop=app.loop)
+        for service in runtime.admin.services:
+            app.add_dependency(service)
         run_tracker.register(app, runtime)
         inbound.register(app, runtime)
         scheduler.register(app, runtime)
         timers.register(app, runtime)
-        api.register(app, runtime)
+        api.register(app)
     if "crm-simulator" in settings.roles:
         crm_simulator.register(app, runtime)
     return app

@@ -61,6 +61,9 @@ class TopicReplica(Service):
     """Reads every partition of ``topic`` into ``apply``; ``ready`` once caught up at start."""
 
     topic: str
+    fenced = True
+    """Whether ``ready`` waits for fences written at start. A replica that serves whatever it
+    has read so far (the run history) writes none and is ready at once."""
 
     def __init__(self, settings: Settings, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -93,7 +96,7 @@ class TopicReplica(Service):
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         # The state is complete once we have applied our own fences.
-        end = await self._start_fences(partitions)
+        end = await self._start_fences(partitions) if self.fenced else {}
         while not self.should_stop:
             batches = await consumer.getmany(timeout_ms=200, max_records=2000)
             for tp, records in batches.items():

@@ -14,6 +14,7 @@ from processor.replica import DefinitionsReplica
 if TYPE_CHECKING:
     from processor.changes import ChangeProcessor
     from processor.executor_agents import ExecutorRole
+    from processor.projections import AdminViews
 
 
 @dataclass
@@ -42,4 +43,6 @@ class Runtime:
     """Present when this worker runs the executors role."""
     changes: ChangeProcessor | None = None
     """Present when this worker runs the processor role."""
+    admin: AdminViews | None = None
+    """What the admin API reads besides workflows; present with the processor role."""
     stats: Stats = field(default_factory=Stats)

@@ -14,6 +14,9 @@ INBOUND_WEBHOOKS = "workflow.inbound-webhooks"
 SCHEDULE_TICKS = "workflow.schedule-ticks"
 TIMERS = "workflow.timers"
 TIMER_FIRES = "workflow.timer-fires"
+WORKFLOW_VERSIONS = "workflow.definition-versions"
+API_TOKENS = "workflow.api-tokens"
+AUDIT = "workflow.audit"
 ACTIONS_PREFIX = "workflow.actions."
 
 
@@ -40,13 +43,18 @@ def product_topics(
     """Every topic of the product, as ``coeflow`` creates them when they are missing.
 
     The outcome log is kept as long as the executors vouch for repeats; a schedule needs only
-    its last tick (compacted); inbound deliveries are checked for replays within minutes; the
-    record state keeps each record's last value (compacted), partitioned like the changes."""
+    its last tick (compacted); every saved version of a workflow and every token has its own
+    key (compacted); the audit log is kept forever; inbound deliveries are checked for replays
+    within minutes; the record state keeps each record's last value (compacted), partitioned
+    like the changes."""
     day_ms = str(24 * 3600 * 1000)
     return [
         TopicSpec(record_state_changelog(app_id), partitions, {"cleanup.policy": "compact"}),
         TopicSpec(RECORD_CHANGES, partitions),
         TopicSpec(DEFINITIONS, partitions, {"cleanup.policy": "compact"}),
+        TopicSpec(WORKFLOW_VERSIONS, partitions, {"cleanup.policy": "compact"}),
+        TopicSpec(API_TOKENS, partitions, {"cleanup.policy": "compact"}),
+        TopicSpec(AUDIT, partitions, {"retention.ms": "-1"}),
         TopicSpec(RUNS, partitions),
         TopicSpec(DEAD_LETTER, partitions),
         TopicSpec(ACTION_OUTCOMES, partitions, {"retention.ms": str(outcome_retention_ms)}),

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from topics.events import RecordRef
+from topics.events import ChangeEvent, RecordRef
 
 RunStatus = Literal[
     "actions_issued",
@@ -48,6 +48,8 @@ class IssuedAction(BaseModel):
     step: int
     type: str
     action_id: str
+    params: dict[str, Any] | None = None
+    """The rendered parameters, as the command carries them."""
     status: StepStatus = "pending"
     attempts: int = 0
     detail: str | None = None
@@ -76,3 +78,5 @@ class RunRecord(BaseModel):
     completed_at: datetime | None = None
     note: str | None = None
     """Anything unusual about when the run happened (a scheduled tick that ran late)."""
+    event: ChangeEvent | None = None
+    """The event that triggered the run, for the run history."""

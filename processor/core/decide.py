@@ -112,13 +112,15 @@ def run_workflow(
                 status=status,
                 conditions=list(conditions),
                 actions=[
-                    IssuedAction(step=c.step, type=c.type, action_id=c.action_id) for c in commands
+                    IssuedAction(step=c.step, type=c.type, action_id=c.action_id, params=c.params)
+                    for c in commands
                 ],
                 error=error,
                 depth=event.depth,
                 source=source,
                 occurred_at=event.occurred_at,
                 decided_at=now,
+                event=event,
             ),
             commands,
         )

@@ -82,6 +82,7 @@ def complete(progress: RunProgress) -> RunRecord | None:
                 step=action.step,
                 type=action.type,
                 action_id=action.action_id,
+                params=action.params,
                 status="succeeded" if step.status == "succeeded" else "failed",
                 attempts=step.attempts,
                 detail=step.detail,

@@ -1,0 +1,62 @@
+"""The admin API (JSON over HTTP, bearer tokens) and the worker's ``/health``.
+
+Views live by subject: ``workflows``, ``runs``, ``tokens``, ``openapi``; ``base`` has what
+they share. Every view is declared once in ``base.ROUTES``, which both the app and the OpenAPI
+document read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+import faust
+from faust.web import Request, Response, View
+
+from processor.api.base import ROUTES
+from processor.api.openapi import OpenApi  # noqa: F401  (imports every view into ROUTES)
+from processor.runtime import Runtime
+from topics import codec
+
+
+def register(app: faust.App) -> None:
+    for path, view in ROUTES:
+        app.page(path)(view)
+
+
+def register_health(app: faust.App, runtime: Runtime) -> None:
+    """``GET /health`` (no token): readiness and what this worker holds and has done, for
+    whichever roles it runs."""
+
+    @app.page("/health")
+    class Health(View):
+        async def get(self, request: Request) -> Response:
+            roles = runtime.settings.roles
+            body: dict[str, Any] = {"roles": sorted(roles)}
+            ready = True
+            if "processor" in roles:
+                ready = runtime.replica.ready.is_set()
+                body |= {
+                    "workflows": len(runtime.catalog),
+                    "active_workflows": len(runtime.catalog.index),
+                    "rejected_workflows": {
+                        k: r.reason for k, r in runtime.catalog.rejected.items()
+                    },
+                    "record_change_partitions": (
+                        runtime.changes.partitions if runtime.changes is not None else []
+                    ),
+                    "processed": runtime.stats.summary(),
+                }
+            if runtime.executors is not None:
+                executors = runtime.executors
+                ready = ready and executors.synced.is_set()
+                body["executors"] = {
+                    "synced": executors.synced.is_set(),
+                    "in_flight": executors.runner.in_flight,
+                    "known_actions": len(executors.ledger),
+                    **asdict(executors.runner.stats),
+                }
+            body["ready"] = ready
+            return self.bytes(
+                codec.dumps(body), content_type="application/json", status=200 if ready else 503
+            )

@@ -1,0 +1,199 @@
+"""What every admin API view shares: authentication, scopes, tenants, bodies, errors, and
+the declaration each operation makes of itself (which the OpenAPI document is built from).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar, cast
+
+import orjson
+from aiohttp.web import HTTPException
+from faust.web import Request, Response, View
+from pydantic import BaseModel, ValidationError
+
+from coeflow.errors import AccessDenied, Conflict, InvalidInput, NotFound, problems_from
+from processor.core.access import Principal, authenticate
+from processor.core.compiler import CompiledWorkflow
+from processor.core.pipeline import Outbound
+from processor.projections import AdminViews
+from processor.replica import TopicReplica
+from processor.runtime import Runtime
+from topics import codec
+from topics.access import Scope
+from topics.catalog import API_TOKENS, DEFINITIONS, WORKFLOW_VERSIONS
+
+log = logging.getLogger(__name__)
+
+API = "/api/v1"
+_WRITE_VISIBLE_TIMEOUT = 10.0
+
+M = TypeVar("M", bound=BaseModel)
+Handler = TypeVar("Handler", bound=Callable[..., Awaitable[Response]])
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    """What one method of a view does, for the OpenAPI document and the scope check."""
+
+    summary: str
+    scope: Scope | None
+    """``None``: no token needed."""
+    response: type[BaseModel] | None = None
+    status: int = 200
+    body: type[BaseModel] | None = None
+    query: type[BaseModel] | None = None
+
+
+def operation(summary: str, **details: Any) -> Callable[[Handler], Handler]:
+    def mark(handler: Handler) -> Handler:
+        handler.operation = Operation(summary, **{"scope": "read", **details})  # type: ignore[attr-defined]
+        return handler
+
+    return mark
+
+
+ROUTES: list[tuple[str, type[View]]] = []
+"""Every view of the admin API, with its path: registered with the app, and described by the
+OpenAPI document, from this one list."""
+
+
+def route(path: str) -> Callable[[type[View]], type[View]]:
+    def add(view: type[View]) -> type[View]:
+        ROUTES.append((API + path, view))
+        return view
+
+    return add
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, error: str, **details: Any) -> None:
+        super().__init__(error)
+        self.status, self.error, self.details = status, error, details
+
+
+class ApiView(View):
+    """Checks readiness, the token and its scope, maps domain errors to HTTP statuses, and
+    encodes with our codec."""
+
+    @property
+    def runtime(self) -> Runtime:
+        return cast(Runtime, cast(Any, self.app).runtime)
+
+    @property
+    def admin(self) -> AdminViews:
+        assert self.runtime.admin is not None  # the API runs with the processor role
+        return self.runtime.admin
+
+    async def dispatch(self, request: Any) -> Any:
+        try:
+            handler = self.methods[request.method.lower()]
+            spec: Operation | None = getattr(handler, "operation", None)
+            if spec is not None and spec.scope is not None:
+                if not (self.runtime.replica.ready.is_set() and self.admin.ready()):
+                    raise ApiError(503, "workflow definitions are still loading; retry shortly")
+                principal = authenticate(
+                    request.headers.get("Authorization", ""),
+                    self.runtime.settings.admin_token,
+                    self.admin.tokens.tokens,
+                )
+                principal.require(spec.scope)
+                request["principal"] = principal
+            return await super().dispatch(request)
+        except ApiError as exc:
+            return self.reply({"error": exc.error, **exc.details}, exc.status)
+        except AccessDenied as exc:
+            return self.reply({"error": str(exc)}, exc.status)
+        except NotFound as exc:
+            return self.reply({"error": str(exc)}, 404)
+        except Conflict as exc:
+            return self.reply({"error": str(exc)}, 409)
+        except InvalidInput as exc:
+            return self.reply(
+                {
+                    "error": exc.summary,
+                    "problems": [{"loc": p.loc, "msg": p.msg} for p in exc.problems],
+                },
+                422,
+            )
+        except HTTPException as exc:  # raised by aiohttp itself, e.g. 413 for a large body
+            return self.reply({"error": exc.text or exc.reason}, exc.status)
+        except Exception:
+            log.exception("admin API request failed: %s %s", request.method, request.path)
+            return self.reply({"error": "internal error; the worker log has the details"}, 500)
+
+    def reply(self, body: Any, status: int = 200) -> Response:
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        return self.bytes(
+            codec.dumps(body), content_type="application/json", status=status, headers=headers
+        )
+
+    @staticmethod
+    def principal(request: Request) -> Principal:
+        return cast(Principal, cast(Any, request)["principal"])
+
+    async def document(self, request: Request) -> dict[str, Any]:
+        """The body as a JSON object (400 when it is not one)."""
+        raw = await request.read()
+        try:
+            document = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise ApiError(400, f"the body is not valid JSON: {exc}") from None
+        if not isinstance(document, dict):
+            raise ApiError(400, "the body must be a JSON object")
+        return document
+
+    async def body(self, request: Request, model: type[M]) -> M:
+        """The body as ``model`` (422 with every problem when it is not one)."""
+        document = await self.document(request)
+        try:
+            return model.model_validate(document)
+        except ValidationError as exc:
+            raise InvalidInput(problems_from(exc), "invalid body") from None
+
+    @staticmethod
+    def query(request: Request, model: type[M]) -> M:
+        try:
+            return model.model_validate(dict(request.query))
+        except ValidationError as exc:
+            raise InvalidInput(problems_from(exc), "invalid query") from None
+
+    def tenant_scope(self, request: Request, named: str | None) -> str | None:
+        """The tenant a request is about: a tenant's token's own (naming another is a 404),
+        or for the operator whatever it named (``None``: every tenant)."""
+        principal = self.principal(request)
+        if principal.tenant_id is None:
+            return named
+        if named is not None and named != principal.tenant_id:
+            raise NotFound(f"no tenant {named!r}")
+        return principal.tenant_id
+
+    def workflow(self, request: Request, workflow_id: str) -> CompiledWorkflow:
+        compiled = self.runtime.catalog.compiled(workflow_id)
+        if compiled is None or not self.principal(request).sees(compiled.workflow.tenant_id):
+            raise NotFound(f"no workflow {workflow_id!r}")
+        return compiled
+
+    async def publish(self, messages: list[Outbound]) -> None:
+        """Send an admin change and wait until this worker's replicas hold it, so a read
+        that follows sees it (read-your-writes)."""
+        producer = self.app.producer
+        stored = await asyncio.gather(
+            *(producer.send_and_wait(m.topic, m.key, m.value, None, None, None) for m in messages)
+        )
+        replicas: dict[str, TopicReplica] = {
+            DEFINITIONS: self.runtime.replica,
+            API_TOKENS: self.admin.tokens,
+            WORKFLOW_VERSIONS: self.admin.versions,
+        }
+        for message, metadata in zip(messages, stored, strict=True):
+            replica = replicas.get(message.topic)
+            if replica is not None and not await replica.wait_applied(
+                metadata.partition, metadata.offset, within=_WRITE_VISIBLE_TIMEOUT
+            ):
+                raise ApiError(
+                    504, "the change was written but this worker has not read it back yet"
+                )

@@ -1,0 +1,140 @@
+"""The admin API's OpenAPI document, built from the views' own declarations (``ROUTES`` and
+each method's ``operation``) and the pydantic models of its bodies, so it cannot drift from
+the code. Served at ``/api/v1/openapi.json``; ``docs/openapi.json`` is a copy a test keeps
+equal (``make openapi`` writes it).
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from typing import Any
+
+import orjson
+from faust.web import Request, Response
+from pydantic import BaseModel
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
+
+from processor.api import runs, tokens, workflows  # noqa: F401  (their views join ROUTES)
+from processor.api.base import API, ROUTES, ApiView, Operation, operation, route
+from topics.api import ErrorBody
+
+_METHODS = ("get", "post", "put", "delete")
+_ERRORS = {
+    400: "The body is not a JSON object",
+    401: "No token, or an unknown or revoked one",
+    403: "The token's scope does not allow this",
+    404: "No such workflow, run, record or token for this token's tenant",
+    409: "Conflicts with the current state (an id taken, a stale version)",
+    413: "The body is larger than the API accepts",
+    422: "The body or query is invalid; `problems` lists every reason",
+    503: "The worker is still loading; retry shortly",
+    504: "Written, but this worker has not read the change back in time",
+}
+
+
+@functools.cache
+def document() -> dict[str, Any]:
+    operations = [
+        (path, method, spec)
+        for path, view in ROUTES
+        for method in _METHODS
+        if (spec := getattr(getattr(view, method), "operation", None)) is not None
+    ]
+    used: list[tuple[type[BaseModel], JsonSchemaMode]] = [(ErrorBody, "serialization")]
+    for _, _, spec in operations:
+        if spec.body is not None:
+            used.append((spec.body, "validation"))
+        if spec.response is not None:
+            used.append((spec.response, "serialization"))
+    refs, schemas = models_json_schema(
+        list(dict.fromkeys(used)), ref_template="#/components/schemas/{model}"
+    )
+    paths: dict[str, dict[str, Any]] = {}
+    for path, method, spec in operations:
+        paths.setdefault(path, {})[method] = _operation(path, method, spec, refs)
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Coeffection Workflows admin API",
+            "version": "1",
+            "description": "Workflows, their versions and runs, and API tokens. Bearer "
+            "tokens: the operator's (every tenant) or a tenant's (its tenant only; "
+            "another tenant's workflows, runs and tokens are 404).",
+        },
+        "paths": paths,
+        "components": {
+            "schemas": schemas.get("$defs", {}),
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+        "security": [{"bearer": []}],
+    }
+
+
+def _operation(
+    path: str, method: str, spec: Operation, refs: dict[tuple[Any, JsonSchemaMode], Any]
+) -> dict[str, Any]:
+    parameters: list[dict[str, Any]] = [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        for name in re.findall(r"{(\w+)}", path)
+    ]
+    if spec.query is not None:
+        properties = spec.query.model_json_schema()["properties"]
+        parameters += [
+            {
+                "name": name,
+                "in": "query",
+                "required": field.is_required(),
+                "schema": {k: v for k, v in properties[name].items() if k != "title"},
+            }
+            for name, field in spec.query.model_fields.items()
+        ]
+    success: dict[str, Any] = {"description": spec.summary}
+    if spec.response is not None:
+        schema = refs[(spec.response, "serialization")]
+        success["content"] = {"application/json": {"schema": schema}}
+    error = {"application/json": {"schema": refs[(ErrorBody, "serialization")]}}
+    statuses = [401, 403, 503] if spec.scope is not None else []
+    if parameters and any(p["in"] == "path" for p in parameters):
+        statuses.append(404)
+    if spec.query is not None:
+        statuses.append(422)
+    if spec.body is not None:
+        statuses += [400, 413, 422]
+    if spec.scope in ("write", "admin"):
+        statuses += [409, 504]
+    described: dict[str, Any] = {
+        "summary": spec.summary,
+        "operationId": f"{method}_{path.removeprefix(API)}",
+        "responses": {
+            str(spec.status): success,
+            **{
+                str(s): {"description": _ERRORS[s], "content": error} for s in sorted(set(statuses))
+            },
+        },
+    }
+    if parameters:
+        described["parameters"] = parameters
+    if spec.body is not None:
+        schema = refs[(spec.body, "validation")]
+        described["requestBody"] = {
+            "required": method != "post" or "webhook-secret" not in path,
+            "content": {"application/json": {"schema": schema}},
+        }
+    if spec.scope is None:
+        described["security"] = []
+    else:
+        described["description"] = f"Needs a token with scope `{spec.scope}` or above."
+    return described
+
+
+@route("/openapi.json")
+class OpenApi(ApiView):
+    @operation("This document", scope=None)
+    async def get(self, request: Request) -> Response:
+        return self.reply(document())
+
+
+def text() -> str:
+    """The document as ``docs/openapi.json`` holds it."""
+    return orjson.dumps(document(), option=orjson.OPT_INDENT_2).decode() + "\n"

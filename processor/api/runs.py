@@ -1,0 +1,77 @@
+"""The run history: a workflow's runs, one run in full, and why a record's events did or did
+not run workflows. Served from this worker's history (``processor/projections.py``)."""
+
+from __future__ import annotations
+
+from faust.web import Request, Response
+
+from coeflow.errors import InvalidInput, NotFound, Problem
+from processor.api.base import ApiView, operation, route
+from processor.core.history import explain_record, run_detail
+from topics.api import RecordDecisions, RunDetail, RunPage, RunQuery, TenantQuery
+
+
+@route("/workflows/{workflow_id}/runs")
+class WorkflowRuns(ApiView):
+    @operation(
+        "A workflow's runs, newest first; filter by status and time, page with `cursor`",
+        query=RunQuery,
+        response=RunPage,
+    )
+    async def get(self, request: Request, workflow_id: str) -> Response:
+        asked = self.query(request, RunQuery)
+        principal = self.principal(request)
+        known = self.runtime.catalog.get(workflow_id) or next(
+            iter(self.admin.versions.of(workflow_id)), None
+        )
+        if known is None or not principal.sees(known.tenant_id):
+            raise NotFound(f"no workflow {workflow_id!r}")
+        page = self.admin.history.page(
+            workflow_id,
+            limit=asked.limit,
+            status=asked.status,
+            since=asked.since,
+            until=asked.until,
+            cursor=asked.cursor,
+        )
+        runs = [r for r in page.runs if principal.sees(r.tenant_id)]
+        return self.reply(RunPage(runs=runs, next_cursor=page.next_cursor))
+
+
+@route("/runs/{run_id}")
+class OneRun(ApiView):
+    @operation(
+        "One run: the trigger event, each condition with its actual value, each action with "
+        "its rendered parameters and every attempt",
+        response=RunDetail,
+    )
+    async def get(self, request: Request, run_id: str) -> Response:
+        found = self.admin.history.get(run_id)
+        if found is None or not self.principal(request).sees(found[0].tenant_id):
+            raise NotFound(f"no run {run_id!r} (or it left the history)")
+        return self.reply(run_detail(*found))
+
+
+@route("/records/{record_type}/{record_id}/decisions")
+class Decisions(ApiView):
+    @operation(
+        "Why a record's recent events did or did not run workflows",
+        query=TenantQuery,
+        response=RecordDecisions,
+    )
+    async def get(self, request: Request, record_type: str, record_id: str) -> Response:
+        asked = self.query(request, TenantQuery)
+        tenant = self.tenant_scope(request, asked.tenant_id)
+        if tenant is None:
+            raise InvalidInput(
+                [Problem("tenant_id", "the operator's token must name the record's tenant")],
+                "invalid query",
+            )
+        runs = self.admin.history.of_record((tenant, record_type, record_id))
+        active = [
+            w
+            for w in self.runtime.catalog.workflows(tenant)
+            if w.status == "active"
+            and (w.trigger.model_extra or {}).get("record_type") == record_type
+        ]
+        return self.reply(explain_record(tenant, record_type, record_id, runs, active))

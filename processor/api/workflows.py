@@ -1,0 +1,261 @@
+"""Workflows: create, read, list, update, delete, activate, deactivate, rotate an inbound
+webhook's secret, dry-run, and every saved version.
+
+A write validates and compiles first (only runnable workflows reach the topic), then sends the
+definition, its immutable version and the audit event, and returns once this worker's
+replicas hold them. Writes on one worker are serialised, so versions count up one by one.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from faust.web import Request, Response
+from pydantic import ValidationError
+
+from coeflow.errors import Conflict, InvalidWorkflow, NotFound, Problem, problems_from
+from processor.api.base import ApiView, operation, route
+from processor.core.access import Principal
+from processor.core.audit import workflow_change
+from processor.core.compiler import compile_workflow
+from processor.core.decide import dry_run
+from processor.core.inbound import with_secrets
+from processor.core.pipeline import decode_change
+from topics.api import (
+    SERVER_FIELDS,
+    Deleted,
+    DryRunResult,
+    SecretRotation,
+    TriggerResult,
+    VersionList,
+    WorkflowBody,
+    WorkflowList,
+    WorkflowQuery,
+)
+from topics.audit import AuditAction
+from topics.events import ChangeEvent
+from topics.workflows import Workflow
+
+
+class WorkflowView(ApiView):
+    """Saving, for the views that change workflows."""
+
+    async def save(
+        self,
+        request: Request,
+        action: AuditAction,
+        document: dict[str, Any],
+        current: Workflow | None,
+        rotate_grace: float | None = None,
+    ) -> Workflow:
+        now = self.runtime.clock()
+        try:
+            workflow = Workflow.model_validate({**document, "updated_at": now})
+        except ValidationError as exc:
+            raise InvalidWorkflow(problems_from(exc)) from None
+        compile_workflow(workflow)
+        workflow = with_secrets(workflow, current, now, rotate_grace=rotate_grace)
+        actor = self.principal(request).actor
+        await self.publish(workflow_change(action, current, workflow, actor, now))
+        return workflow
+
+    async def edited(self, request: Request) -> dict[str, Any]:
+        """A workflow body as sent, server fields dropped (``save`` validates the rest, as a
+        whole workflow, so every problem is listed at once)."""
+        document = await self.document(request)
+        for name in SERVER_FIELDS:
+            document.pop(name, None)
+        return document
+
+    async def change_status(self, request: Request, workflow_id: str, status: str) -> Response:
+        """A new version with ``status``; asking for the status it has changes nothing."""
+        async with self.admin.write_lock:
+            current = self.workflow(request, workflow_id).workflow
+            if current.status == status:
+                return self.reply(current)
+            document = current.model_dump(mode="json", by_alias=True)
+            new = {**document, "status": status, "version": current.version + 1}
+            action: AuditAction = (
+                "workflow.activated" if status == "active" else "workflow.deactivated"
+            )
+            return self.reply(await self.save(request, action, new, current))
+
+
+def _tenant_of(principal: Principal, document: dict[str, Any]) -> None:
+    """A tenant's token writes its own tenant's workflows: the body may repeat it, not
+    name another."""
+    if principal.tenant_id is None:
+        return
+    named = document.setdefault("tenant_id", principal.tenant_id)
+    if named != principal.tenant_id:
+        raise InvalidWorkflow(
+            [Problem("tenant_id", "comes from the token; this token's tenant is another")]
+        )
+
+
+@route("/workflows")
+class Workflows(WorkflowView):
+    @operation("List workflows", query=WorkflowQuery, response=WorkflowList)
+    async def get(self, request: Request) -> Response:
+        asked = self.query(request, WorkflowQuery)
+        tenant = self.tenant_scope(request, asked.tenant_id)
+        found = sorted(
+            (
+                w
+                for w in self.runtime.catalog.workflows(tenant)
+                if asked.status is None or w.status == asked.status
+            ),
+            key=lambda w: w.id,
+        )
+        return self.reply(WorkflowList(workflows=found, count=len(found)))
+
+    @operation(
+        "Create a workflow (a draft unless `status` says otherwise)",
+        scope="write",
+        body=WorkflowBody,
+        response=Workflow,
+        status=201,
+    )
+    async def post(self, request: Request) -> Response:
+        document = await self.edited(request)
+        document.pop("version", None)
+        _tenant_of(self.principal(request), document)
+        document.setdefault("id", f"wf-{uuid.uuid4().hex[:16]}")
+        document.setdefault("status", "draft")
+        async with self.admin.write_lock:
+            workflow_id = document["id"]
+            if isinstance(workflow_id, str) and self.runtime.catalog.get(workflow_id) is not None:
+                raise Conflict(f"workflow {workflow_id!r} exists already; PUT changes it")
+            # A deleted workflow's id goes on from its last version: versions never repeat.
+            version = (
+                self.admin.versions.latest(workflow_id) + 1 if isinstance(workflow_id, str) else 1
+            )
+            workflow = await self.save(
+                request, "workflow.created", {**document, "version": version}, None
+            )
+        return self.reply(workflow, 201)
+
+
+@route("/workflows/{workflow_id}")
+class OneWorkflow(WorkflowView):
+    @operation("Read a workflow", response=Workflow)
+    async def get(self, request: Request, workflow_id: str) -> Response:
+        return self.reply(self.workflow(request, workflow_id).workflow)
+
+    @operation(
+        "Change a workflow (a new version; `version` in the body guards against lost updates)",
+        scope="write",
+        body=WorkflowBody,
+        response=Workflow,
+    )
+    async def put(self, request: Request, workflow_id: str) -> Response:
+        document = await self.edited(request)
+        async with self.admin.write_lock:
+            current = self.workflow(request, workflow_id).workflow
+            if document.setdefault("id", workflow_id) != workflow_id:
+                raise InvalidWorkflow(
+                    [Problem("id", f"must be {workflow_id!r}, the id in the path")]
+                )
+            if document.setdefault("tenant_id", current.tenant_id) != current.tenant_id:
+                raise InvalidWorkflow(
+                    [Problem("tenant_id", "a workflow cannot move to another tenant")]
+                )
+            expected = document.pop("version", None)
+            if expected is not None and expected != current.version:
+                raise Conflict(
+                    f"workflow {workflow_id!r} is at version {current.version}, not {expected}; "
+                    "reload it and apply your change again"
+                )
+            document.setdefault("status", current.status)
+            new = {**document, "version": current.version + 1}
+            workflow = await self.save(request, "workflow.updated", new, current)
+        return self.reply(workflow)
+
+    @operation("Delete a workflow (its versions and runs stay)", scope="write", response=Deleted)
+    async def delete(self, request: Request, workflow_id: str) -> Response:
+        async with self.admin.write_lock:
+            current = self.workflow(request, workflow_id).workflow
+            actor = self.principal(request).actor
+            now = self.runtime.clock()
+            await self.publish(workflow_change("workflow.deleted", current, None, actor, now))
+        return self.reply(Deleted(deleted=workflow_id))
+
+
+@route("/workflows/{workflow_id}/activate")
+class Activate(WorkflowView):
+    @operation("Activate a workflow (a new version)", scope="write", response=Workflow)
+    async def post(self, request: Request, workflow_id: str) -> Response:
+        return await self.change_status(request, workflow_id, "active")
+
+
+@route("/workflows/{workflow_id}/deactivate")
+class Deactivate(WorkflowView):
+    @operation("Deactivate a workflow (a new version)", scope="write", response=Workflow)
+    async def post(self, request: Request, workflow_id: str) -> Response:
+        return await self.change_status(request, workflow_id, "inactive")
+
+
+@route("/workflows/{workflow_id}/webhook-secret")
+class RotateSecret(WorkflowView):
+    @operation(
+        "Rotate the inbound webhook's signing secret (the old one works for `grace_seconds`)",
+        scope="write",
+        body=SecretRotation,
+        response=Workflow,
+    )
+    async def post(self, request: Request, workflow_id: str) -> Response:
+        has_body = bool((await request.read()).strip())
+        options = await self.body(request, SecretRotation) if has_body else SecretRotation()
+        async with self.admin.write_lock:
+            current = self.workflow(request, workflow_id).workflow
+            if current.trigger.type != "webhook_received":
+                raise Conflict(f"workflow {workflow_id!r} has no inbound webhook to rotate")
+            document = current.model_dump(mode="json", by_alias=True)
+            new = {**document, "version": current.version + 1}
+            workflow = await self.save(
+                request, "workflow.secret_rotated", new, current, options.grace_seconds
+            )
+        return self.reply(workflow)
+
+
+@route("/workflows/{workflow_id}/test")
+class DryRun(WorkflowView):
+    @operation(
+        "Dry run: the decision for a ChangeEvent, with the rendered commands; emits nothing",
+        body=ChangeEvent,
+        response=DryRunResult,
+    )
+    async def post(self, request: Request, workflow_id: str) -> Response:
+        compiled = self.workflow(request, workflow_id)
+        settings = self.runtime.settings
+        event = decode_change(await request.read(), settings.max_event_bytes)
+        decision = dry_run(
+            compiled, event, max_depth=settings.max_causation_depth, now=self.runtime.clock()
+        )
+        run = decision.run
+        return self.reply(
+            DryRunResult(
+                workflow_id=workflow_id,
+                workflow_version=compiled.workflow.version,
+                workflow_status=compiled.workflow.status,
+                tenant_matches=decision.tenant_matches,
+                trigger=TriggerResult(type=compiled.kind.name, matched=decision.trigger_matches),
+                conditions=list(decision.conditions),
+                outcome=run.record.status if run else "not_triggered",
+                error=run.record.error if run else None,
+                commands=list(run.commands) if run else [],
+                emitted=False,
+            )
+        )
+
+
+@route("/workflows/{workflow_id}/versions")
+class Versions(WorkflowView):
+    @operation("Every saved version of a workflow, newest first", response=VersionList)
+    async def get(self, request: Request, workflow_id: str) -> Response:
+        principal = self.principal(request)
+        versions = [v for v in self.admin.versions.of(workflow_id) if principal.sees(v.tenant_id)]
+        if not versions:
+            raise NotFound(f"no workflow {workflow_id!r}")
+        return self.reply(VersionList(workflow_id=workflow_id, versions=versions))

@@ -1,0 +1,270 @@
+"""The run history: what the API shows of past runs, folded from ``workflow.runs`` and
+``workflow.action-outcomes``. Pure: the replicas feed it, the API reads it.
+
+Bounded three ways, all settings: runs per workflow, age, and runs in all (the oldest go
+first). Each run is kept as the bytes of its latest record (the decided one, then the one the
+run tracker publishes once its actions finished) plus every attempt of each action, so a
+run in flight already shows its retries.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import bisect
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from coeflow.errors import InvalidInput, Problem
+from topics import codec
+from topics.api import (
+    Attempt,
+    EventDecisions,
+    RecordDecisions,
+    RunDetail,
+    StepHistory,
+    WatchingWorkflow,
+    WorkflowDecision,
+)
+from topics.events import RecordRef
+from topics.outcomes import ActionOutcome
+from topics.runs import RunRecord, StepStatus
+from topics.workflows import Workflow
+
+RecordKey = tuple[str, str, str]
+"""(tenant id, record type, record id)."""
+
+_PENDING_RUNS = 10_000
+"""Outcomes read before their run (they sit on another partition): kept for this many runs."""
+
+
+@dataclass(slots=True)
+class _Entry:
+    value: bytes
+    workflow_id: str
+    record: RecordKey
+    status: str
+    position: tuple[float, str]
+    """(decided at, run id): the order of a workflow's runs."""
+    attempts: dict[int, list[ActionOutcome]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class RunPage:
+    runs: list[RunRecord]
+    next_cursor: str | None
+
+
+class RunHistory:
+    def __init__(
+        self, per_workflow: int, max_age: timedelta, max_runs: int, per_record: int = 50
+    ) -> None:
+        self.per_workflow, self.max_age, self.max_runs = per_workflow, max_age, max_runs
+        self.per_record = per_record
+        self._runs: dict[str, _Entry] = {}  # in the order they arrived: the global bound
+        self._by_workflow: dict[str, list[tuple[float, str]]] = {}
+        self._by_record: dict[RecordKey, deque[str]] = {}
+        self._pending: OrderedDict[str, dict[int, list[ActionOutcome]]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._runs)
+
+    def add_run(self, run: RunRecord, value: bytes) -> None:
+        entry = self._runs.get(run.run_id)
+        if entry is not None:  # the run again: completed, or read twice
+            entry.value, entry.status = value, run.status
+            return
+        position = (run.decided_at.timestamp(), run.run_id)
+        record = (run.tenant_id, run.record.type, run.record.id)
+        entry = _Entry(value, run.workflow_id, record, run.status, position)
+        entry.attempts = self._pending.pop(run.run_id, {})
+        self._runs[run.run_id] = entry
+        bisect.insort(self._by_workflow.setdefault(run.workflow_id, []), position)
+        self._by_record.setdefault(record, deque(maxlen=self.per_record)).append(run.run_id)
+        runs = self._by_workflow[run.workflow_id]
+        while len(runs) > self.per_workflow:
+            self._evict(runs[0][1])
+        while len(self._runs) > self.max_runs:
+            self._evict(next(iter(self._runs)))
+
+    def add_outcome(self, outcome: ActionOutcome) -> None:
+        entry = self._runs.get(outcome.run_id)
+        if entry is not None:
+            attempts = entry.attempts
+        else:
+            attempts = self._pending.setdefault(outcome.run_id, {})
+            if len(self._pending) > _PENDING_RUNS:
+                self._pending.popitem(last=False)
+        known = attempts.setdefault(outcome.step, [])
+        if all(a.attempt != outcome.attempt or a.status != outcome.status for a in known):
+            known.append(outcome)
+            known.sort(key=lambda a: (a.attempt, a.final))
+
+    def expire(self, now: datetime) -> int:
+        """Forget runs decided longer than ``max_age`` ago; how many went."""
+        cutoff = (now - self.max_age).timestamp()
+        old = [
+            run_id
+            for runs in self._by_workflow.values()
+            for _, run_id in runs[: bisect.bisect_left(runs, (cutoff, ""))]
+        ]
+        for run_id in old:
+            self._evict(run_id)
+        return len(old)
+
+    def get(self, run_id: str) -> tuple[RunRecord, dict[int, list[ActionOutcome]]] | None:
+        entry = self._runs.get(run_id)
+        if entry is None:
+            return None
+        return codec.decode(entry.value, RunRecord), entry.attempts
+
+    def page(
+        self,
+        workflow_id: str,
+        *,
+        limit: int,
+        status: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        cursor: str | None = None,
+    ) -> RunPage:
+        """Runs of a workflow, newest first: those decided at or after ``since`` and before
+        ``until``, after ``cursor`` (the previous page's ``next_cursor``)."""
+        runs = self._by_workflow.get(workflow_id, [])
+        end = len(runs)
+        if until is not None:
+            end = bisect.bisect_left(runs, (until.timestamp(), ""))
+        if cursor is not None:
+            end = min(end, bisect.bisect_left(runs, decode_cursor(cursor)))
+        floor = since.timestamp() if since is not None else float("-inf")
+        found: list[RunRecord] = []
+        index = end - 1
+        while index >= 0 and runs[index][0] >= floor and len(found) < limit:
+            entry = self._runs[runs[index][1]]
+            if status is None or entry.status == status:
+                found.append(codec.decode(entry.value, RunRecord))
+            index -= 1
+        more = index >= 0 and runs[index][0] >= floor and len(found) == limit
+        next_cursor = encode_cursor(runs[index + 1]) if more else None
+        return RunPage(found, next_cursor)
+
+    def of_record(self, record: RecordKey) -> list[RunRecord]:
+        """The kept runs of one record's events, newest first."""
+        run_ids = self._by_record.get(record, ())
+        runs = [codec.decode(self._runs[r].value, RunRecord) for r in run_ids if r in self._runs]
+        return sorted(runs, key=lambda r: (r.occurred_at, r.decided_at), reverse=True)
+
+    def _evict(self, run_id: str) -> None:
+        entry = self._runs.pop(run_id)
+        runs = self._by_workflow[entry.workflow_id]
+        del runs[bisect.bisect_left(runs, entry.position)]
+        if not runs:
+            del self._by_workflow[entry.workflow_id]
+        of_record = self._by_record.get(entry.record)
+        if of_record is not None:
+            if run_id in of_record:
+                of_record.remove(run_id)
+            if not of_record:
+                del self._by_record[entry.record]
+
+
+def encode_cursor(position: tuple[float, str]) -> str:
+    return base64.urlsafe_b64encode(codec.dumps(list(position))).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[float, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        decided_at, run_id = codec.loads(raw)
+        if isinstance(decided_at, int | float) and isinstance(run_id, str):
+            return float(decided_at), run_id
+    except (binascii.Error, ValueError, TypeError):
+        pass
+    raise InvalidInput([Problem("cursor", "not a cursor this API gave out")])
+
+
+def run_detail(run: RunRecord, attempts: dict[int, list[ActionOutcome]]) -> RunDetail:
+    """A run with each step's attempts; a step still in flight shows its latest attempt's
+    status (``pending`` before any)."""
+    steps = []
+    for action in run.actions:
+        tried = attempts.get(action.step, [])
+        status: StepStatus = action.status
+        if status == "pending" and tried:
+            status = tried[-1].status
+        steps.append(
+            StepHistory(
+                step=action.step,
+                type=action.type,
+                action_id=action.action_id,
+                params=action.params,
+                status=status,
+                attempts=[
+                    Attempt(
+                        attempt=a.attempt,
+                        status=a.status,
+                        detail=a.detail,
+                        error=a.error,
+                        at=a.at,
+                        next_attempt_at=a.next_attempt_at,
+                    )
+                    for a in tried
+                ],
+            )
+        )
+    return RunDetail(run=run, steps=steps)
+
+
+def explain_record(
+    tenant_id: str,
+    record_type: str,
+    record_id: str,
+    runs: list[RunRecord],
+    active: list[Workflow],
+) -> RecordDecisions:
+    """A record's recent events that matched triggers, grouped by event, each workflow with
+    the conditions that stopped it; and the active workflows that could have run."""
+    events: dict[str, EventDecisions] = {}
+    for run in runs:
+        event = events.get(run.event_id)
+        if event is None:
+            event = events[run.event_id] = EventDecisions(
+                event_id=run.event_id,
+                operation=run.event.operation if run.event is not None else None,
+                occurred_at=run.occurred_at,
+                runs=[],
+            )
+        event.runs.append(
+            WorkflowDecision(
+                run_id=run.run_id,
+                workflow_id=run.workflow_id,
+                workflow_version=run.workflow_version,
+                workflow_name=run.workflow_name,
+                status=run.status,
+                stopped_by=[c for c in run.conditions if not c.passed],
+                error=run.error,
+            )
+        )
+    watching = [
+        WatchingWorkflow(workflow_id=w.id, name=w.name, trigger=w.trigger.type)
+        for w in sorted(active, key=lambda w: w.id)
+    ]
+    if events:
+        stopped = sum(r.status == "conditions_not_met" for r in runs)
+        summary = (
+            f"{len(runs)} run(s) over {len(events)} event(s) of this {record_type}; "
+            f"{stopped} stopped by their conditions"
+        )
+    else:
+        summary = (
+            f"no workflow's trigger matched any event of {record_type} {record_id!r} in the "
+            f"run history; {len(watching)} active workflow(s) watch {record_type} records"
+        )
+    return RecordDecisions(
+        tenant_id=tenant_id,
+        record=RecordRef(type=record_type, id=record_id),
+        summary=summary,
+        events=list(events.values()),
+        active_workflows=watching,
+    )

@@ -1,0 +1,154 @@
+"""What the admin API reads besides the workflows: tokens, versions and the run history.
+
+Every worker serving the API keeps all of it (replicas of whole topics, like the
+definitions), so any of them answers any request and a rebalance changes nothing. Tokens and
+versions are fenced: the API answers once they are complete. The run history is not: it is
+bounded by settings and serves what it has read so far.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from mode import Service
+from pydantic import ValidationError
+
+from coeflow.clock import Clock
+from coeflow.settings import Settings
+from processor.core.history import RunHistory
+from processor.replica import ModelReplica, TopicReplica
+from topics import codec
+from topics.access import ApiToken
+from topics.catalog import ACTION_OUTCOMES, API_TOKENS, RUNS, WORKFLOW_VERSIONS
+from topics.outcomes import ActionOutcome
+from topics.runs import RunRecord
+from topics.workflows import Workflow
+
+log = logging.getLogger(__name__)
+
+_EXPIRE_EVERY = 60.0
+
+
+class TokenReplica(ModelReplica[ApiToken]):
+    topic = API_TOKENS
+    model = ApiToken
+
+    def __init__(self, settings: Settings, **kwargs: Any) -> None:
+        super().__init__(settings, **kwargs)
+        self.tokens: dict[str, ApiToken] = {}
+
+    def on_value(self, key: bytes | None, item: ApiToken) -> None:
+        self.tokens[item.token_id] = item
+
+    def describe(self) -> str:
+        return f"{len(self.tokens)} API tokens"
+
+
+class VersionReplica(ModelReplica[Workflow]):
+    """Every saved version of every workflow, deleted ones included."""
+
+    topic = WORKFLOW_VERSIONS
+    model = Workflow
+
+    def __init__(self, settings: Settings, **kwargs: Any) -> None:
+        super().__init__(settings, **kwargs)
+        self.versions: dict[str, dict[int, Workflow]] = {}
+
+    def on_value(self, key: bytes | None, item: Workflow) -> None:
+        self.versions.setdefault(item.id, {})[item.version] = item
+
+    def of(self, workflow_id: str) -> list[Workflow]:
+        """Newest first."""
+        known = self.versions.get(workflow_id, {})
+        return [known[v] for v in sorted(known, reverse=True)]
+
+    def latest(self, workflow_id: str) -> int:
+        return max(self.versions.get(workflow_id, {0: None}))
+
+    def describe(self) -> str:
+        return f"{sum(map(len, self.versions.values()))} versions"
+
+
+class RunReplica(TopicReplica):
+    topic = RUNS
+    fenced = False
+
+    def __init__(self, settings: Settings, history: RunHistory, **kwargs: Any) -> None:
+        super().__init__(settings, **kwargs)
+        self.history = history
+
+    def apply(self, key: bytes | None, value: bytes | None) -> None:
+        if value is None:
+            return  # a fence
+        try:
+            run = codec.decode(value, RunRecord)
+        except (ValueError, ValidationError) as exc:
+            log.warning("run history: skipping an undecodable run (key %r): %s", key, exc)
+            return
+        self.history.add_run(run, value)
+
+    def describe(self) -> str:
+        return f"{len(self.history)} runs in the history"
+
+
+class OutcomeHistoryReplica(ModelReplica[ActionOutcome]):
+    topic = ACTION_OUTCOMES
+    model = ActionOutcome
+    fenced = False
+
+    def __init__(self, settings: Settings, history: RunHistory, **kwargs: Any) -> None:
+        super().__init__(settings, **kwargs)
+        self.history = history
+
+    def on_value(self, key: bytes | None, item: ActionOutcome) -> None:
+        self.history.add_outcome(item)
+
+    def describe(self) -> str:
+        return "action outcomes in the run history"
+
+
+class HistoryExpiry(Service):
+    """Drops runs past their age from the history, once a minute."""
+
+    def __init__(self, history: RunHistory, clock: Clock, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.history, self.clock = history, clock
+
+    @Service.timer(_EXPIRE_EVERY)
+    async def _expire(self) -> None:
+        self.history.expire(self.clock())
+
+
+@dataclass
+class AdminViews:
+    tokens: TokenReplica
+    versions: VersionReplica
+    history: RunHistory
+    services: list[Service]
+    write_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    """Admin writes on one worker, one at a time: versions count up one by one."""
+
+    @classmethod
+    def create(cls, settings: Settings, clock: Clock, **service_kwargs: Any) -> AdminViews:
+        history = RunHistory(
+            per_workflow=settings.run_history_per_workflow,
+            max_age=timedelta(days=settings.run_history_days),
+            max_runs=settings.run_history_max_runs,
+        )
+        tokens = TokenReplica(settings, **service_kwargs)
+        versions = VersionReplica(settings, **service_kwargs)
+        services: list[Service] = [
+            tokens,
+            versions,
+            RunReplica(settings, history, **service_kwargs),
+            OutcomeHistoryReplica(settings, history, **service_kwargs),
+            HistoryExpiry(history, clock, **service_kwargs),
+        ]
+        return cls(tokens, versions, history, services)
+
+    def ready(self) -> bool:
+        return self.tokens.ready.is_set() and self.versions.ready.is_set()

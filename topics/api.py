@@ -1,0 +1,186 @@
+"""The admin API's bodies: what it accepts and answers (and its OpenAPI document shows).
+
+A workflow itself is ``topics.workflows.Workflow``; a run, ``topics.runs.RunRecord``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, create_model
+
+from topics.commands import ActionCommand
+from topics.events import RecordRef
+from topics.outcomes import OutcomeStatus
+from topics.runs import ConditionResult, RunRecord, RunStatus, StepStatus
+from topics.workflows import Workflow, WorkflowStatus
+
+SERVER_FIELDS = ("updated_at", "inbound_secrets")
+"""Fields of a workflow only the server sets; a body that has them is not refused, they are
+ignored (so what a GET answered can be PUT back)."""
+_OPTIONAL_IN_BODIES = ("id", "tenant_id", "status", "version")
+
+
+def _workflow_body() -> type[BaseModel]:
+    """A workflow as POST and PUT take it: ``id`` (made when absent), ``tenant_id`` (from a
+    tenant's token), ``status`` and ``version`` (on PUT: the version the change is based on)
+    optional."""
+    fields: dict[str, Any] = {}
+    for name, info in Workflow.model_fields.items():
+        if name in _OPTIONAL_IN_BODIES:
+            kind: Any = info.annotation
+            if info.metadata:  # the id's pattern, the version's minimum
+                kind = Annotated[(kind, *info.metadata)]
+            fields[name] = (kind | None, None)
+        else:
+            fields[name] = (info.annotation, info)
+    for name in SERVER_FIELDS:
+        fields[name] = (Any, None)
+    return create_model("WorkflowBody", __config__=ConfigDict(extra="forbid"), **fields)
+
+
+WorkflowBody = _workflow_body()
+
+
+class ProblemBody(BaseModel):
+    loc: str
+    msg: str
+
+
+class ErrorBody(BaseModel):
+    error: str
+    problems: list[ProblemBody] | None = None
+
+
+class WorkflowQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    tenant_id: str | None = None
+    """Operators only: a tenant's token lists its own tenant."""
+    status: WorkflowStatus | None = None
+
+
+class WorkflowList(BaseModel):
+    workflows: list[Workflow]
+    count: int
+
+
+class Deleted(BaseModel):
+    deleted: str
+
+
+class SecretRotation(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    grace_seconds: Annotated[float, Field(ge=0, le=30 * 86400)] = 86400
+
+
+class VersionList(BaseModel):
+    workflow_id: str
+    versions: list[Workflow]
+    """Newest first."""
+
+
+class TriggerResult(BaseModel):
+    type: str
+    matched: bool
+
+
+class DryRunResult(BaseModel):
+    workflow_id: str
+    workflow_version: int
+    workflow_status: WorkflowStatus
+    tenant_matches: bool
+    trigger: TriggerResult
+    conditions: list[ConditionResult]
+    outcome: str
+    error: str | None = None
+    commands: list[ActionCommand]
+    emitted: bool
+
+
+class RunQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    status: RunStatus | None = None
+    since: AwareDatetime | None = None
+    """Runs decided at or after this time."""
+    until: AwareDatetime | None = None
+    """Runs decided before this time."""
+    cursor: str | None = None
+    """The ``next_cursor`` of the previous page."""
+    limit: Annotated[int, Field(ge=1, le=200)] = 50
+
+
+class RunPage(BaseModel):
+    runs: list[RunRecord]
+    """Newest first."""
+    next_cursor: str | None = None
+
+
+class Attempt(BaseModel):
+    attempt: int
+    status: OutcomeStatus
+    detail: str | None = None
+    error: str | None = None
+    at: datetime
+    next_attempt_at: datetime | None = None
+
+
+class StepHistory(BaseModel):
+    step: int
+    type: str
+    action_id: str
+    params: dict[str, Any] | None = None
+    status: StepStatus
+    attempts: list[Attempt]
+
+
+class RunDetail(BaseModel):
+    run: RunRecord
+    """The run's latest record: the trigger event, each condition with its actual value."""
+    steps: list[StepHistory]
+    """Each issued action with its rendered parameters and every attempt the executors made."""
+
+
+class TenantQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    tenant_id: str | None = None
+    """Operators only: a tenant's token asks about its own tenant."""
+
+
+class WorkflowDecision(BaseModel):
+    run_id: str
+    workflow_id: str
+    workflow_version: int
+    workflow_name: str
+    status: RunStatus
+    stopped_by: list[ConditionResult]
+    """The conditions that did not hold (empty when the run went on)."""
+    error: str | None = None
+
+
+class EventDecisions(BaseModel):
+    event_id: str
+    operation: str | None = None
+    occurred_at: datetime
+    runs: list[WorkflowDecision]
+    """One per workflow whose trigger matched the event."""
+
+
+class WatchingWorkflow(BaseModel):
+    workflow_id: str
+    name: str
+    trigger: str
+
+
+class RecordDecisions(BaseModel):
+    tenant_id: str
+    record: RecordRef
+    summary: str
+    events: list[EventDecisions]
+    """The record's recent events that matched some workflow's trigger, newest first."""
+    active_workflows: list[WatchingWorkflow]
+    """The tenant's active workflows on this record type, whether they matched or not."""
