@@ -28,7 +28,7 @@ from coeflow.settings import EMBEDDED_BOOTSTRAP, Settings
 from processor.app import create_app, runtime_of
 from processor.runtime import Runtime
 from topics.admin import ensure_topics
-from topics.catalog import TopicSpec
+from topics.catalog import ACTIONS_PREFIX, TopicSpec
 
 log = logging.getLogger("coeflow")
 
@@ -77,6 +77,10 @@ def main() -> None:
 
         raise SystemExit(bench.main(sys.argv[2:]))
     settings = Settings()
+    if sys.argv[1:2] == ["workflows"]:
+        from coeflow import workflow_files
+
+        raise SystemExit(workflow_files.main(sys.argv[2:], settings))
     if sys.argv[1:2] == ["dev"]:
         settings = dev_settings(settings, demo="--demo" in sys.argv[2:])
     create_app(settings, clock=settings.clock()).main()
@@ -105,16 +109,13 @@ class dev(worker):
         except BrokerError as exc:
             self.say(f"✗ {exc}")
             raise SystemExit(1) from None
-        self.say(
-            f"✓ {len(topics)} topics: crm.record-changes, workflow.definitions, workflow.runs, "
-            "workflow.dead-letter, workflow.actions.<type>, workflow.action-outcomes, "
-            "workflow.inbound-webhooks, workflow.schedule-ticks, workflow.timers, "
-            "workflow.timer-fires"
-        )
+        names = [t.name for t in topics if not t.name.startswith(ACTIONS_PREFIX)]
+        self.say(f"✓ {len(topics)} topics: {', '.join(names)}, {ACTIONS_PREFIX}<type>")
         token = settings.admin_token.get_secret_value() if settings.admin_token else ""
         self.say(
             f"✓ admin API on http://{settings.web_bind}:{settings.web_port}/api/v1/workflows "
-            f"(Authorization: Bearer {token})"
+            f"(operator token: Authorization: Bearer {token}; "
+            f"OpenAPI at /api/v1/openapi.json)"
         )
         if "executors" in settings.roles and uses_dev_peers(settings):
             self.app.add_dependency(DevPeers(loop=loop))

@@ -1,0 +1,233 @@
+"""``coeflow workflows export`` and ``coeflow workflows apply -f FILE``: workflows as YAML or
+JSON files, through the admin API.
+
+``apply`` checks the whole file first (every problem listed, nothing changed when there is
+one), then shows what it changes as a diff and creates or updates only what differs, so
+applying the same file twice changes nothing the second time. It never deletes a workflow
+missing from the file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, TextIO
+
+import httpx
+import orjson
+import yaml
+from pydantic import ValidationError
+
+from coeflow.errors import InvalidInput, InvalidWorkflow, Problem, problems_from
+from coeflow.settings import Settings
+from processor.core.compiler import compile_workflow
+from topics.api import SERVER_FIELDS
+from topics.workflows import Workflow
+
+_NOT_IN_FILES = (*SERVER_FIELDS, "version")
+"""What the server sets: an exported file leaves it out, an applied one may have it."""
+_PLACEHOLDER_TENANT = "tenant-of-the-token"
+
+
+class InvalidFile(InvalidInput):
+    summary = "invalid workflow file"
+
+
+class ApiFailure(Exception):
+    """The admin API refused a request; the message is its answer."""
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    kind: Literal["create", "update", "unchanged"]
+    workflow_id: str
+    document: dict[str, Any]
+    diff: str = ""
+    version: int | None = None
+    """The version an update is based on (the API refuses it if someone changed it since)."""
+
+
+def load(path: Path) -> list[dict[str, Any]]:
+    """Workflows from a YAML or JSON file: a list, ``{"workflows": [...]}`` or one workflow."""
+    try:
+        text = path.read_text(encoding="utf-8")
+        parsed = orjson.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (OSError, UnicodeDecodeError, orjson.JSONDecodeError, yaml.YAMLError) as exc:
+        raise InvalidFile([Problem(str(path), f"cannot be read: {exc}")]) from None
+    if isinstance(parsed, dict) and isinstance(parsed.get("workflows"), list):
+        parsed = parsed["workflows"]
+    elif isinstance(parsed, dict):
+        parsed = [parsed]
+    if not isinstance(parsed, list):
+        raise InvalidFile([Problem(str(path), "must hold a list of workflows")])
+    return parsed
+
+
+def check(documents: list[Any]) -> list[dict[str, Any]]:
+    """Every workflow of a file validated and compiled as the API would; ``InvalidFile``
+    with every problem, located as ``workflows.<index>.<field>``."""
+    problems: list[Problem] = []
+    seen: set[str] = set()
+    for index, document in enumerate(documents):
+        where = f"workflows.{index}"
+        if not isinstance(document, dict):
+            problems.append(Problem(where, "must be an object"))
+            continue
+        workflow_id = document.get("id")
+        if not isinstance(workflow_id, str):
+            problems.append(Problem(f"{where}.id", "is required in a file (apply matches by it)"))
+        elif workflow_id in seen:
+            problems.append(Problem(f"{where}.id", f"{workflow_id!r} is in the file twice"))
+        else:
+            seen.add(workflow_id)
+        body = {k: v for k, v in document.items() if k not in _NOT_IN_FILES}
+        body.setdefault("tenant_id", _PLACEHOLDER_TENANT)
+        body.setdefault("id", "placeholder")
+        try:
+            compile_workflow(Workflow.model_validate(body))
+        except ValidationError as exc:
+            problems += problems_from(exc, where)
+        except InvalidWorkflow as exc:
+            problems += [Problem(f"{where}.{p.loc}", p.msg) for p in exc.problems]
+    if problems:
+        raise InvalidFile(problems)
+    return documents
+
+
+def portable(workflow: dict[str, Any]) -> dict[str, Any]:
+    """A workflow as files hold it: without what the server sets."""
+    return {k: v for k, v in workflow.items() if k not in _NOT_IN_FILES}
+
+
+def plan(desired: list[dict[str, Any]], current: dict[str, dict[str, Any]]) -> list[Change]:
+    """What applying ``desired`` changes, given the API's ``current`` workflows by id. What
+    a file leaves out (status, tenant) stays as it is."""
+    changes = []
+    for document in desired:
+        wanted = portable(document)
+        existing = current.get(wanted["id"])
+        if existing is None:
+            changes.append(Change("create", wanted["id"], wanted, _diff({}, wanted, wanted["id"])))
+            continue
+        now = portable(existing)
+        wanted = {**wanted, **{k: now[k] for k in ("status", "tenant_id") if k not in wanted}}
+        if _normal(wanted) == _normal(now):
+            changes.append(Change("unchanged", wanted["id"], wanted))
+        else:
+            diff = _diff(now, wanted, wanted["id"])
+            changes.append(Change("update", wanted["id"], wanted, diff, existing["version"]))
+    return changes
+
+
+def _normal(document: dict[str, Any]) -> Any:
+    """A workflow with defaults filled in, so a file that spells a default out and one that
+    leaves it to the server compare equal."""
+    try:
+        workflow = Workflow.model_validate(document)
+    except ValidationError:
+        return document
+    return workflow.model_dump(mode="json", by_alias=True, exclude=set(_NOT_IN_FILES))
+
+
+def _diff(before: dict[str, Any], after: dict[str, Any], name: str) -> str:
+    old = _yaml(before).splitlines(keepends=True) if before else []
+    new = _yaml(after).splitlines(keepends=True)
+    return "".join(difflib.unified_diff(old, new, f"api/{name}", f"file/{name}"))
+
+
+def _yaml(value: Any) -> str:
+    return yaml.safe_dump(value, sort_keys=False, allow_unicode=True)
+
+
+class AdminClient:
+    def __init__(self, settings: Settings) -> None:
+        token = settings.api_token or settings.admin_token
+        headers = {"Authorization": f"Bearer {token.get_secret_value()}"} if token else {}
+        self.http = httpx.Client(base_url=settings.admin_api_url, headers=headers, timeout=30)
+
+    def call(self, method: str, path: str, body: Any = None) -> Any:
+        try:
+            response = self.http.request(
+                method, f"/api/v1{path}", content=orjson.dumps(body) if body is not None else None
+            )
+        except httpx.HTTPError as exc:
+            raise ApiFailure(f"cannot reach the admin API at {self.http.base_url}: {exc}") from None
+        answer = response.json() if response.content else None
+        if response.status_code >= 400:
+            problems = "".join(
+                f"\n  {p['loc']}: {p['msg']}" for p in (answer or {}).get("problems") or []
+            )
+            error = (answer or {}).get("error", response.reason_phrase)
+            raise ApiFailure(f"{method} {path}: {response.status_code} {error}{problems}")
+        return answer
+
+    def workflows(self, tenant: str | None) -> list[dict[str, Any]]:
+        query = f"?tenant_id={tenant}" if tenant else ""
+        return list(self.call("GET", f"/workflows{query}")["workflows"])
+
+
+def export(client: AdminClient, tenant: str | None, fmt: str, out: TextIO) -> int:
+    workflows = [portable(w) for w in client.workflows(tenant)]
+    if fmt == "json":
+        out.write(orjson.dumps({"workflows": workflows}, option=orjson.OPT_INDENT_2).decode())
+        out.write("\n")
+    else:
+        out.write(_yaml({"workflows": workflows}))
+    return 0
+
+
+def apply(client: AdminClient, path: Path, dry_run: bool, out: TextIO) -> int:
+    desired = check(load(path))
+    current = {w["id"]: w for w in client.workflows(None)}
+    changes = plan(desired, current)
+    for change in changes:
+        out.write(change.diff)
+    for change in changes:
+        if dry_run or change.kind == "unchanged":
+            continue
+        if change.kind == "create":
+            client.call("POST", "/workflows", change.document)
+        else:
+            body = {**change.document, "version": change.version}
+            client.call("PUT", f"/workflows/{change.workflow_id}", body)
+    counts = {kind: sum(c.kind == kind for c in changes) for kind in ("create", "update")}
+    unchanged = len(changes) - sum(counts.values())
+    verb = "would create" if dry_run else "created"
+    out.write(
+        f"{verb} {counts['create']}, {'would update' if dry_run else 'updated'} "
+        f"{counts['update']}, unchanged {unchanged}\n"
+    )
+    return 0
+
+
+def main(argv: Sequence[str], settings: Settings) -> int:
+    parser = argparse.ArgumentParser(prog="coeflow workflows", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    exporting = commands.add_parser("export", help="write the workflows to a file or stdout")
+    exporting.add_argument("-o", "--output", type=Path, help="file (default: stdout)")
+    exporting.add_argument("--format", choices=("yaml", "json"), help="default: by extension")
+    exporting.add_argument("--tenant", help="operators: only this tenant's workflows")
+    applying = commands.add_parser("apply", help="create or update the workflows of a file")
+    applying.add_argument("-f", "--file", type=Path, required=True)
+    applying.add_argument("--dry-run", action="store_true", help="show the diff, change nothing")
+    args = parser.parse_args(argv)
+    client = AdminClient(settings)
+    try:
+        if args.command == "apply":
+            return apply(client, args.file, args.dry_run, sys.stdout)
+        fmt = args.format or ("json" if args.output and args.output.suffix == ".json" else "yaml")
+        if args.output is None:
+            return export(client, args.tenant, fmt, sys.stdout)
+        with args.output.open("w", encoding="utf-8") as out:
+            return export(client, args.tenant, fmt, out)
+    except InvalidFile as exc:
+        sys.stderr.write(f"{exc.summary}; nothing was changed:\n")
+        sys.stderr.writelines(f"  {p}\n" for p in exc.problems)
+        return 1
+    except ApiFailure as exc:
+        sys.stderr.write(f"{exc}\n")
+        return 2

@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from coeflow.workflow_files import InvalidFile, check, load, plan, portable
+from tests.factories import SEED_WORKFLOW
+
+SEED = {k: v for k, v in SEED_WORKFLOW.items() if k != "version"}
+
+
+def test_files_hold_a_list_a_mapping_of_workflows_or_one_workflow(tmp_path: Path) -> None:
+    listed = tmp_path / "list.yaml"
+    listed.write_text(yaml.safe_dump([SEED]))
+    wrapped = tmp_path / "wrapped.json"
+    wrapped.write_text('{"workflows": [{"id": "a"}]}')
+    single = tmp_path / "one.yml"
+    single.write_text(yaml.safe_dump(SEED))
+    assert load(listed) == [SEED] and load(single) == [SEED]
+    assert load(wrapped) == [{"id": "a"}]
+    broken = tmp_path / "broken.json"
+    broken.write_text("{")
+    with pytest.raises(InvalidFile, match="broken.json: cannot be read"):
+        load(broken)
+
+
+def test_an_invalid_file_lists_every_problem_at_once() -> None:
+    bad_operator = {**SEED, "id": "wf-a", "conditions": {"field": "score", "op": "bigger"}}
+    no_id = {k: v for k, v in SEED.items() if k != "id"}
+    no_subject = {**SEED, "id": "wf-b", "actions": [{"type": "send_email", "to": "x"}]}
+    with pytest.raises(InvalidFile) as caught:
+        check([bad_operator, no_id, no_subject, {**SEED, "id": "wf-a"}, "text"])
+    assert [p.loc for p in caught.value.problems] == [
+        "workflows.0.conditions.op",
+        "workflows.1.id",
+        "workflows.2.actions.0.to",
+        "workflows.2.actions.0.subject",
+        "workflows.2.actions.0.body",
+        "workflows.3.id",
+        "workflows.4",
+    ]
+    assert "unknown operator 'bigger'" in str(caught.value)
+    assert "'wf-a' is in the file twice" in str(caught.value)
+
+
+def test_a_file_without_tenants_is_valid_for_a_tenants_token() -> None:
+    assert check([{k: v for k, v in SEED.items() if k != "tenant_id"}])
+
+
+def current(**changes: Any) -> dict[str, Any]:
+    """The seed as the API answers it: with server fields."""
+    return {**SEED, "version": 4, "updated_at": "2026-11-25T19:00:00Z", **changes}
+
+
+def test_apply_creates_the_new_updates_the_changed_and_leaves_the_rest() -> None:
+    renamed = {**SEED, "id": "wf-2", "name": "Renamed"}
+    fresh = {**SEED, "id": "wf-3"}
+    changes = plan(
+        [SEED, renamed, fresh],
+        {"wf-welcome": current(), "wf-2": current(id="wf-2")},
+    )
+    assert [(c.kind, c.workflow_id) for c in changes] == [
+        ("unchanged", "wf-welcome"),
+        ("update", "wf-2"),
+        ("create", "wf-3"),
+    ]
+    update = changes[1]
+    assert update.version == 4
+    assert f"-name: {SEED['name']}" in update.diff and "+name: Renamed" in update.diff
+    assert changes[2].diff.startswith("--- api/wf-3\n+++ file/wf-3\n")
+    assert changes[0].diff == ""
+
+
+def test_what_a_file_leaves_out_or_spells_as_the_default_changes_nothing() -> None:
+    bare = {k: v for k, v in SEED.items() if k not in ("status", "tenant_id", "conditions")}
+    active = current(status="active", conditions=None)
+    assert [c.kind for c in plan([bare], {"wf-welcome": active})] == ["unchanged"]
+    exported = portable(current())
+    assert "version" not in exported and "updated_at" not in exported
+    assert [c.kind for c in plan([exported], {"wf-welcome": current()})] == ["unchanged"]

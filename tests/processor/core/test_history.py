@@ -1,0 +1,161 @@
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from coeflow.errors import InvalidInput
+from processor.core.compiler import compile_workflow
+from processor.core.decide import run_workflow
+from processor.core.history import RunHistory, explain_record, run_detail
+from processor.core.progress import track
+from tests.factories import NOW, command_source, make_command, make_event, make_workflow
+from topics import codec
+from topics.outcomes import ActionOutcome, OutcomeStatus
+from topics.runs import RunRecord
+
+SEED = compile_workflow(make_workflow())
+
+
+def a_run(score: int = 90, *, minutes: int = 0, record_id: str | None = None) -> RunRecord:
+    """The seed workflow's run of one new lead, decided ``minutes`` after NOW."""
+    extra = {"record_id": record_id} if record_id else {}
+    lead = {"name": "Ada", "email": "a@example.com", "score": score, "owner_id": "u-7"}
+    event = make_event(after=lead, **extra)
+    run = run_workflow(
+        SEED, event, max_depth=8, source=None, now=NOW + timedelta(minutes=minutes)
+    )
+    return run.record
+
+
+def history(per_workflow: int = 100, max_runs: int = 1000) -> RunHistory:
+    return RunHistory(per_workflow=per_workflow, max_age=timedelta(days=1), max_runs=max_runs)
+
+
+def add(runs: RunHistory, *records: RunRecord) -> None:
+    for record in records:
+        runs.add_run(record, codec.dumps(record))
+
+
+def outcome(run: RunRecord, step: int, status: OutcomeStatus, attempt: int) -> ActionOutcome:
+    command = make_command(
+        run.actions[step].type,
+        {},
+        run_id=run.run_id,
+        action_id=run.actions[step].action_id,
+        step=step,
+    )
+    return ActionOutcome.of(
+        command,
+        source=command_source(run.actions[step].type),
+        attempt=attempt,
+        status=status,
+        at=NOW + timedelta(seconds=attempt),
+        error="HTTP 500" if status == "retrying" else None,
+    )
+
+
+def test_pages_go_newest_first_and_a_cursor_continues_where_the_last_page_ended() -> None:
+    runs = history()
+    made = [a_run(minutes=n) for n in range(5)]
+    add(runs, *reversed(made))  # arrival order does not matter
+    first = runs.page("wf-welcome", limit=2)
+    assert [r.run_id for r in first.runs] == [made[4].run_id, made[3].run_id]
+    second = runs.page("wf-welcome", limit=2, cursor=first.next_cursor)
+    assert [r.run_id for r in second.runs] == [made[2].run_id, made[1].run_id]
+    last = runs.page("wf-welcome", limit=2, cursor=second.next_cursor)
+    assert [r.run_id for r in last.runs] == [made[0].run_id] and last.next_cursor is None
+    assert runs.page("wf-other", limit=2).runs == []
+
+
+def test_filters_by_status_and_time() -> None:
+    runs = history()
+    passed, failed, late = a_run(90, minutes=0), a_run(10, minutes=1), a_run(90, minutes=5)
+    add(runs, passed, failed, late)
+    by_status = runs.page("wf-welcome", limit=10, status="conditions_not_met")
+    assert [r.run_id for r in by_status.runs] == [failed.run_id]
+    window = runs.page(
+        "wf-welcome",
+        limit=10,
+        since=NOW + timedelta(minutes=1),
+        until=NOW + timedelta(minutes=5),
+    )
+    assert [r.run_id for r in window.runs] == [failed.run_id]
+
+
+def test_retention_keeps_the_newest_per_workflow_in_all_and_by_age() -> None:
+    runs = history(per_workflow=3, max_runs=1000)
+    made = [a_run(minutes=n) for n in range(5)]
+    add(runs, *made)
+    assert [r.run_id for r in runs.page("wf-welcome", limit=10).runs] == [
+        r.run_id for r in reversed(made[2:])
+    ]
+    assert runs.get(made[0].run_id) is None and len(runs) == 3
+
+    capped = history(max_runs=2)
+    add(capped, *made)
+    assert len(capped) == 2 and capped.get(made[4].run_id) is not None
+
+    aging = history()
+    add(aging, *made)
+    assert aging.expire(NOW + timedelta(days=1, minutes=2, seconds=30)) == 3
+    assert [r.run_id for r in aging.page("wf-welcome", limit=10).runs] == [
+        made[4].run_id,
+        made[3].run_id,
+    ]
+
+
+def test_a_run_shows_each_attempt_and_then_its_completed_record() -> None:
+    runs = history()
+    run = a_run()
+    early = outcome(run, 0, "retrying", 1)  # read before its run: another partition
+    runs.add_outcome(early)
+    add(runs, run)
+    runs.add_outcome(outcome(run, 0, "succeeded", 2))
+    runs.add_outcome(outcome(run, 0, "succeeded", 2))  # a repeat after a restart
+    record, attempts = runs.get(run.run_id) or pytest.fail("run missing")
+    detail = run_detail(record, attempts)
+    email, task = detail.steps
+    assert email.params and email.params["to"] == "a@example.com"
+    assert [(a.attempt, a.status) for a in email.attempts] == [(1, "retrying"), (2, "succeeded")]
+    assert email.status == "succeeded" and task.status == "pending" and task.attempts == []
+    assert email.attempts[0].error == "HTTP 500"
+
+    progress = None
+    for item in (run, outcome(run, 0, "succeeded", 2), outcome(run, 1, "succeeded", 1)):
+        progress, completed = track(progress, item, NOW)
+    assert completed is not None
+    add(runs, completed)
+    record, _ = runs.get(run.run_id) or pytest.fail("run missing")
+    assert record.status == "succeeded" and record.event is not None
+    assert runs.page("wf-welcome", limit=5, status="succeeded").runs[0].run_id == run.run_id
+
+
+def test_a_record_explains_which_workflows_ran_and_which_condition_stopped_them() -> None:
+    runs = history()
+    stopped, passed = a_run(10, record_id="L-9"), a_run(90, minutes=1, record_id="L-9")
+    add(runs, stopped, passed, a_run(90, record_id="L-10"))
+    explained = explain_record("acme", "lead", "L-9", runs.of_record(("acme", "lead", "L-9")), [])
+    assert [e.event_id for e in explained.events] == [passed.event_id, stopped.event_id]
+    newest, oldest = explained.events
+    assert newest.runs[0].status == "actions_issued" and newest.runs[0].stopped_by == []
+    assert oldest.runs[0].status == "conditions_not_met"
+    assert [(c.field, c.actual) for c in oldest.runs[0].stopped_by] == [("score", 10)]
+    assert oldest.operation == "created"
+    assert "1 stopped by their conditions" in explained.summary
+
+
+def test_a_record_that_matched_no_trigger_says_so() -> None:
+    watching = make_workflow(id="wf-watch", name="Watch leads")
+    explained = explain_record("acme", "lead", "L-404", [], [watching])
+    assert explained.events == []
+    assert "no workflow's trigger matched any event of lead 'L-404'" in explained.summary
+    assert [(w.workflow_id, w.trigger) for w in explained.active_workflows] == [
+        ("wf-watch", "record_created")
+    ]
+
+
+@pytest.mark.parametrize("cursor", ["nonsense", "bm9uc2Vuc2U", "WzEsMl0"])
+def test_a_foreign_cursor_is_invalid_input(cursor: str) -> None:
+    with pytest.raises(InvalidInput, match="cursor"):
+        history().page("wf-welcome", limit=1, cursor=cursor)
