@@ -134,8 +134,9 @@ def _normal(document: dict[str, Any]) -> Any:
 
 
 def _diff(before: dict[str, Any], after: dict[str, Any], name: str) -> str:
-    old = _yaml(before).splitlines(keepends=True) if before else []
-    new = _yaml(after).splitlines(keepends=True)
+    """Both sides as the workflow model orders and fills them: only real changes show."""
+    old = _yaml(_normal(before)).splitlines(keepends=True) if before else []
+    new = _yaml(_normal(after)).splitlines(keepends=True)
     return "".join(difflib.unified_diff(old, new, f"api/{name}", f"file/{name}"))
 
 

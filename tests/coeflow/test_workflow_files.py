@@ -23,7 +23,7 @@ def test_files_hold_a_list_a_mapping_of_workflows_or_one_workflow(tmp_path: Path
     assert load(wrapped) == [{"id": "a"}]
     broken = tmp_path / "broken.json"
     broken.write_text("{")
-    with pytest.raises(InvalidFile, match="broken.json: cannot be read"):
+    with pytest.raises(InvalidFile, match=r"broken\.json: cannot be read"):
         load(broken)
 
 

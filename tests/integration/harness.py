@@ -65,6 +65,8 @@ class Api:
 
     def __init__(self, base_url: str, token: str | None = TOKEN) -> None:
         self.base_url, self.token = base_url, token
+        self.token_id: str | None = None
+        """Set for a tenant's token made by ``as_tenant``."""
 
     async def call(
         self,
@@ -94,6 +96,29 @@ class Api:
         status, body = await self.call("POST", f"/api/v1/workflows/{workflow_id}/activate")
         assert status == 200, body
         return body  # type: ignore[no-any-return]
+
+    async def as_tenant(self, tenant_id: str, scope: str = "admin") -> Api:
+        """A client holding a new token of ``tenant_id`` with ``scope`` (made by this one)."""
+        status, body = await self.call(
+            "POST", "/api/v1/tokens", {"tenant_id": tenant_id, "scope": scope, "name": scope}
+        )
+        assert status == 201, body
+        client = Api(self.base_url, token=body["token"])
+        client.token_id = body["token_id"]
+        return client
+
+    async def poll(
+        self, path: str, check: Callable[[Any], bool], within: float = 20.0
+    ) -> dict[str, Any]:
+        """GET ``path`` until it answers 200 with a body ``check`` accepts; that body."""
+        deadline = time.monotonic() + within
+        while True:
+            status, body = await self.call("GET", path)
+            if status == 200 and check(body):
+                return body  # type: ignore[no-any-return]
+            if time.monotonic() > deadline:
+                raise AssertionError(f"GET {path} not as expected within {within}s: {body}")
+            await asyncio.sleep(0.2)
 
 
 async def publish(bootstrap: str, topic: str, messages: Iterable[tuple[bytes | None, Any]]) -> None:

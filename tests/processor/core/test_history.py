@@ -22,9 +22,7 @@ def a_run(score: int = 90, *, minutes: int = 0, record_id: str | None = None) ->
     extra = {"record_id": record_id} if record_id else {}
     lead = {"name": "Ada", "email": "a@example.com", "score": score, "owner_id": "u-7"}
     event = make_event(after=lead, **extra)
-    run = run_workflow(
-        SEED, event, max_depth=8, source=None, now=NOW + timedelta(minutes=minutes)
-    )
+    run = run_workflow(SEED, event, max_depth=8, source=None, now=NOW + timedelta(minutes=minutes))
     return run.record
 
 
