@@ -126,6 +126,16 @@ async def test_every_change_is_an_audit_event(api: Api, bootstrap: str) -> None:
     assert (await admin.call("DELETE", one))[0] == 200
     reader = await admin.as_tenant(acme, "read")
     assert (await admin.call("DELETE", f"/api/v1/tokens/{reader.token_id}"))[0] == 200
+    hook = await admin.create(
+        {
+            "name": "Orders",
+            "trigger": {"type": "webhook_received"},
+            "actions": [{"type": "add_note", "body": "order"}],
+        }
+    )
+    status, rotated = await admin.call("POST", f"{W}/{hook['id']}/webhook-secret")
+    assert status == 200
+    secrets = [s["secret"] for s in rotated["inbound_secrets"]]
 
     expected = [
         "token.created",  # the operator made the admin token
@@ -136,6 +146,8 @@ async def test_every_change_is_an_audit_event(api: Api, bootstrap: str) -> None:
         "workflow.deleted",
         "token.created",
         "token.revoked",
+        "workflow.created",
+        "workflow.secret_rotated",
     ]
     events = await read_until(
         bootstrap,
@@ -146,9 +158,14 @@ async def test_every_change_is_an_audit_event(api: Api, bootstrap: str) -> None:
     assert [e.value["action"] for e in events] == expected
     assert events[0].value["actor"]["kind"] == "operator"
     assert {e.value["actor"]["token_id"] for e in events[1:]} == {admin.token_id}
+    assert events[1].value["after"]["tenant_id"] == acme
     updated = events[2].value
     assert (updated["before"]["name"], updated["after"]["name"]) == (created["name"], "Renamed")
     assert (updated["before"]["version"], updated["after"]["version"]) == (1, 2)
     assert events[5].value["after"] is None and events[5].value["before"]["version"] == 4
     assert events[7].value["after"]["revoked_at"] and not events[7].value["before"]["revoked_at"]
-    assert "secret_sha256" not in str([e.value for e in events])
+    assert events[9].value["after"]["version"] == 2
+    assert len(events[9].value["after"]["inbound_secrets"]) == len(secrets) == 2
+    written = str([e.value for e in events])
+    assert "secret_sha256" not in written
+    assert not any(secret in written for secret in secrets)

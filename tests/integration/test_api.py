@@ -31,6 +31,14 @@ W = "/api/v1/workflows"
         ("POST", f"{W}/x/activate"),
         ("POST", f"{W}/x/deactivate"),
         ("POST", f"{W}/x/test"),
+        ("POST", f"{W}/x/webhook-secret"),
+        ("GET", f"{W}/x/versions"),
+        ("GET", f"{W}/x/runs"),
+        ("GET", "/api/v1/runs/x"),
+        ("GET", "/api/v1/records/lead/x/decisions"),
+        ("GET", "/api/v1/tokens"),
+        ("POST", "/api/v1/tokens"),
+        ("DELETE", "/api/v1/tokens/x"),
     ],
 )
 async def test_every_endpoint_needs_the_bearer_token(api: Api, method: str, path: str) -> None:
@@ -41,9 +49,11 @@ async def test_every_endpoint_needs_the_bearer_token(api: Api, method: str, path
     assert status == 401 and body["error"] == "invalid bearer token"
 
 
-async def test_health_is_public(api: Api) -> None:
+async def test_health_and_the_openapi_document_are_public(api: Api) -> None:
     status, body = await Api(api.base_url, token=None).call("GET", "/health")
     assert status == 200 and body["ready"] is True
+    status, body = await Api(api.base_url, token=None).call("GET", "/api/v1/openapi.json")
+    assert status == 200 and body["openapi"] == "3.1.0" and "/api/v1/tokens" in body["paths"]
 
 
 async def test_create_read_list_update_delete(api: Api) -> None:
