@@ -91,9 +91,6 @@ class RunReplica(TopicReplica):
             return
         self.history.add_run(run, value)
 
-    def describe(self) -> str:
-        return f"{len(self.history)} runs in the history"
-
 
 class OutcomeHistoryReplica(ModelReplica[ActionOutcome]):
     topic = ACTION_OUTCOMES
@@ -106,9 +103,6 @@ class OutcomeHistoryReplica(ModelReplica[ActionOutcome]):
 
     def on_value(self, key: bytes | None, item: ActionOutcome) -> None:
         self.history.add_outcome(item)
-
-    def describe(self) -> str:
-        return "action outcomes in the run history"
 
 
 class HistoryExpiry(Service):

@@ -111,7 +111,8 @@ class TopicReplica(Service):
             if not self.ready.is_set() and all(
                 self._applied.get(tp.partition, -1) >= offset for tp, offset in end.items()
             ):
-                log.info("%s loaded: %s", self.topic, self.describe())
+                if self.fenced:
+                    log.info("%s loaded: %s", self.topic, self.describe())
                 # What was loaded lives as long as the worker: keep the cyclic garbage
                 # collector from walking it again on every full collection (with 100,000
                 # compiled workflows that slowed each event down).
@@ -140,7 +141,7 @@ class TopicReplica(Service):
         raise NotImplementedError
 
     def describe(self) -> str:
-        """What the replica holds, for the log line once it is loaded."""
+        """What the replica holds, for the log line once it is loaded (fenced replicas)."""
         raise NotImplementedError
 
     async def fence(self, send: SendFence, within: float) -> bool:

@@ -242,7 +242,11 @@ def explain_record(
                 workflow_version=run.workflow_version,
                 workflow_name=run.workflow_name,
                 status=run.status,
-                stopped_by=[c for c in run.conditions if not c.passed],
+                stopped_by=(
+                    [c for c in run.conditions if not c.passed]
+                    if run.status == "conditions_not_met"
+                    else []  # an "any" can hold with some of its conditions false
+                ),
                 error=run.error,
             )
         )
