@@ -74,9 +74,9 @@ class Settings(BaseSettings):
         default=30, description="Runs older than this many days leave the run history."
     )
     run_history_max_runs: Annotated[int, Field(ge=1)] = Field(
-        default=100_000,
+        default=50_000,
         description="Runs the run history keeps in all, whatever the workflow (the oldest go "
-        "first): its memory bound on every worker serving the API.",
+        "first): its memory bound on every worker serving the API, about 2 KB per run.",
     )
     max_causation_depth: Annotated[int, Field(ge=0)] = Field(
         default=8,

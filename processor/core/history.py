@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import bisect
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -64,7 +64,7 @@ class RunHistory:
         self.per_record = per_record
         self._runs: dict[str, _Entry] = {}  # in the order they arrived: the global bound
         self._by_workflow: dict[str, list[tuple[float, str]]] = {}
-        self._by_record: dict[RecordKey, deque[str]] = {}
+        self._by_record: dict[RecordKey, list[str]] = {}  # lists: a deque costs 600 bytes
         self._pending: OrderedDict[str, dict[int, list[ActionOutcome]]] = OrderedDict()
 
     def __len__(self) -> int:
@@ -81,7 +81,10 @@ class RunHistory:
         entry.attempts = self._pending.pop(run.run_id, {})
         self._runs[run.run_id] = entry
         bisect.insort(self._by_workflow.setdefault(run.workflow_id, []), position)
-        self._by_record.setdefault(record, deque(maxlen=self.per_record)).append(run.run_id)
+        of_record = self._by_record.setdefault(record, [])
+        of_record.append(run.run_id)
+        if len(of_record) > self.per_record:
+            del of_record[0]
         runs = self._by_workflow[run.workflow_id]
         while len(runs) > self.per_workflow:
             self._evict(runs[0][1])
