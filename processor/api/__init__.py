@@ -35,7 +35,8 @@ def register_health(app: faust.App, runtime: Runtime) -> None:
             body: dict[str, Any] = {"roles": sorted(roles)}
             ready = True
             if "processor" in roles:
-                ready = runtime.replica.ready.is_set()
+                admin = runtime.admin
+                ready = runtime.replica.ready.is_set() and (admin is None or admin.ready())
                 body |= {
                     "workflows": len(runtime.catalog),
                     "active_workflows": len(runtime.catalog.index),

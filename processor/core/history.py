@@ -76,16 +76,19 @@ class RunHistory:
             entry.value, entry.status = value, run.status
             return
         position = (run.decided_at.timestamp(), run.run_id)
+        runs = self._by_workflow.get(run.workflow_id, [])
+        if len(runs) >= self.per_workflow and position < runs[0]:
+            return  # completed after it left the history: it would be the first to go
         record = (run.tenant_id, run.record.type, run.record.id)
         entry = _Entry(value, run.workflow_id, record, run.status, position)
         entry.attempts = self._pending.pop(run.run_id, {})
         self._runs[run.run_id] = entry
-        bisect.insort(self._by_workflow.setdefault(run.workflow_id, []), position)
+        runs = self._by_workflow.setdefault(run.workflow_id, runs)
+        bisect.insort(runs, position)
         of_record = self._by_record.setdefault(record, [])
         of_record.append(run.run_id)
         if len(of_record) > self.per_record:
             del of_record[0]
-        runs = self._by_workflow[run.workflow_id]
         while len(runs) > self.per_workflow:
             self._evict(runs[0][1])
         while len(self._runs) > self.max_runs:

@@ -89,6 +89,9 @@ def test_retention_keeps_the_newest_per_workflow_in_all_and_by_age() -> None:
         r.run_id for r in reversed(made[2:])
     ]
     assert runs.get(made[0].run_id) is None and len(runs) == 3
+    completed = made[0].model_copy(update={"status": "succeeded", "completed_at": NOW})
+    add(runs, completed)  # completed after it left: it does not push a newer run out
+    assert runs.get(made[0].run_id) is None and runs.get(made[2].run_id) is not None
 
     capped = history(max_runs=2)
     add(capped, *made)
