@@ -23,7 +23,6 @@ from processor.core.pipeline import process_change
 from topics import codec
 from topics.catalog import RECORD_CHANGES
 from topics.records import RecordState
-from topics.runs import SourcePosition
 from topics.workflows import Workflow
 
 EMAIL = {
@@ -193,6 +192,15 @@ def _record(rng: random.Random, kind: str, record_id: str) -> dict[str, Any]:
     return record
 
 
+@dataclass(frozen=True, slots=True)
+class _Position:
+    """Where an event was "read", as cheaply as a consumer record says it."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
 def index_of(loaded: Iterable[Workflow]) -> WorkflowIndex:
     index = WorkflowIndex()
     for workflow in loaded:
@@ -209,7 +217,7 @@ def decided_runs(
     states: dict[str, RecordState] = {}
     now = datetime.now(UTC)
     for offset, (key, value) in enumerate(events):
-        at = SourcePosition.model_construct(topic=RECORD_CHANGES, partition=0, offset=offset)
+        at = _Position(RECORD_CHANGES, 0, offset)
         outcome = process_change(key, value, at, index, settings, now, states.get)
         if outcome.state is not None:
             if outcome.state.state is None:

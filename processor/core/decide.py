@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from actions.templating import render_tree
 from coeflow.errors import ActionRenderError
@@ -17,6 +17,26 @@ from processor.core.compiler import CompiledWorkflow
 from topics.commands import ActionCommand
 from topics.events import Causation, ChangeEvent
 from topics.runs import ConditionResult, IssuedAction, RunRecord, RunStatus, SourcePosition
+
+
+class Position(Protocol):
+    """Where a message was read; Faust's messages have these attributes already."""
+
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+
+
+def source_of(position: Position) -> SourcePosition:
+    """The position as the schema's model; built only for what is recorded (runs, letters)."""
+    if isinstance(position, SourcePosition):
+        return position
+    return SourcePosition.model_construct(
+        topic=position.topic, partition=position.partition, offset=position.offset
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +60,7 @@ def decide(
     candidates: Iterable[CompiledWorkflow],
     *,
     max_depth: int,
-    source: SourcePosition | None,
+    source: Position | None,
     now: datetime,
 ) -> list[Run]:
     """The runs that ``event`` starts among ``candidates`` (one per matching trigger)."""
@@ -86,7 +106,7 @@ def run_workflow(
     event: ChangeEvent,
     *,
     max_depth: int,
-    source: SourcePosition | None,
+    source: Position | None,
     now: datetime,
 ) -> Run:
     """The run of a workflow whose trigger matched ``event``."""
@@ -117,7 +137,7 @@ def run_workflow(
                 ],
                 error=error,
                 depth=event.depth,
-                source=source,
+                source=source_of(source) if source is not None else None,
                 occurred_at=event.occurred_at,
                 decided_at=now,
                 event=event,

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ValidationError
 from coeflow.errors import InvalidEvent, problems_from
 from coeflow.settings import Settings
 from processor.core.compiler import CompiledWorkflow
-from processor.core.decide import Run, decide, run_workflow
+from processor.core.decide import Position, Run, decide, run_workflow, source_of
 from processor.core.inbound import delivery_event
 from processor.core.index import WorkflowIndex
 from processor.core.records import StateChange, apply_change, state_key
@@ -39,26 +39,6 @@ from topics.records import RecordState
 from topics.runs import SourcePosition
 from topics.schedule import ScheduledTick
 from topics.timers import Timer
-
-
-class Position(Protocol):
-    """Where a message was read; Faust's messages have these attributes already."""
-
-    @property
-    def topic(self) -> str: ...
-    @property
-    def partition(self) -> int: ...
-    @property
-    def offset(self) -> int: ...
-
-
-def source_of(position: Position) -> SourcePosition:
-    """The position as the schema's model; built only for what is recorded (runs, letters)."""
-    if isinstance(position, SourcePosition):
-        return position
-    return SourcePosition.model_construct(
-        topic=position.topic, partition=position.partition, offset=position.offset
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,20 +89,18 @@ def process_change(
     candidates = tuple(index.candidates(event))
     if not candidates:  # most events: no workflow of this tenant watches this record type
         return Outcome(messages=timer, state=state)
-    source = source_of(position)
     try:
         runs = decide(
             event,
             candidates,
             max_depth=settings.max_causation_depth,
-            source=source,
+            source=position,  # made a SourcePosition only for the runs it starts
             now=now,
         )
         messages = [*encode_runs(runs), *timer]
     except Exception as exc:  # a bug or a pathological event: never lose it, never stop
-        outcome = dead_letter(
-            key, value, source, f"processing failed: {type(exc).__name__}: {exc}", settings, now
-        )
+        reason = f"processing failed: {type(exc).__name__}: {exc}"
+        outcome = dead_letter(key, value, source_of(position), reason, settings, now)
         outcome.error = exc
         return outcome
     return Outcome(messages=messages, runs=runs, state=state)
