@@ -63,10 +63,14 @@ def decide(
     source: Position | None,
     now: datetime,
 ) -> list[Run]:
-    """The runs that ``event`` starts among ``candidates`` (one per matching trigger)."""
+    """The runs that ``event`` starts among ``candidates`` (one per matching trigger), which
+    ``WorkflowIndex.candidates`` chose: of the event's record type, of a trigger kind that
+    fires on its operation. The tenant is checked again: no index bug may cross tenants."""
     runs = []
     for compiled in candidates:
-        if _triggered(compiled, event):
+        if compiled.workflow.tenant_id == event.tenant_id and compiled.kind.matches(
+            compiled.trigger, event
+        ):
             runs.append(run_workflow(compiled, event, max_depth=max_depth, source=source, now=now))
     return runs
 
