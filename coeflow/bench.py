@@ -54,7 +54,10 @@ from processor.core.index import WorkflowIndex
 from processor.replica import write_fences
 from topics import codec
 from topics.admin import ensure_topics
-from topics.catalog import DEFINITIONS, RECORD_CHANGES, RUNS, action_topic
+from topics.catalog import ACTION_OUTCOMES, DEFINITIONS, RECORD_CHANGES, RUNS, action_topic
+from topics.commands import ActionCommand
+from topics.outcomes import ActionOutcome
+from topics.runs import SourcePosition
 from topics.workflows import Workflow
 
 PIPE_OUT = "bench.pipe-out"
@@ -164,6 +167,45 @@ async def fences(bootstrap: str, topics: Iterable[str]) -> Offsets:
     finally:
         await producer.stop()
     return {tp: offset + 1 for tp, offset in stored.items()}
+
+
+async def complete_actions(bootstrap: str, start: Offsets) -> None:
+    """Answer every command read from ``start`` with a succeeded outcome, at once and in
+    batches, until cancelled: executors and a CRM that never fail, never wait."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks=-1)
+    await consumer.start()
+    await producer.start()
+    try:
+        consumer.assign(list(start))
+        for tp, offset in start.items():
+            consumer.seek(tp, offset)
+        while True:
+            sent = []
+            for tp, records in (await consumer.getmany(timeout_ms=200)).items():
+                for record in records:
+                    if record.value is None:
+                        continue
+                    command = codec.decode(record.value, ActionCommand)
+                    outcome = ActionOutcome.of(
+                        command,
+                        source=SourcePosition(
+                            topic=tp.topic, partition=tp.partition, offset=record.offset
+                        ),
+                        attempt=1,
+                        status="succeeded",
+                        at=datetime.now(UTC),
+                        detail="completed by the soak",
+                    )
+                    sent.append(
+                        await producer.send(
+                            ACTION_OUTCOMES, codec.dumps(outcome), key=command.run_id.encode()
+                        )
+                    )
+            await asyncio.gather(*sent)
+    finally:
+        await producer.stop()
+        await consumer.stop()
 
 
 async def position_group(bootstrap: str, group: str, start: Offsets) -> None:
@@ -338,14 +380,18 @@ class Bench:
 
     async def soak(self, load: float, seconds: float) -> dict[str, Any]:
         """A processor at ``load`` events a second for ``seconds``, from a CRM of 100 tenants
-        with 500 records of each type (the record state stops growing once all are seen):
-        its resident memory sampled every 10 s."""
+        with 500 records of each type (the record state stops growing once all are seen),
+        its resident memory sampled every 10 s. Every action it issues is completed at once by
+        ``complete_actions`` (what executors and a CRM do, seen from the processor), so runs
+        end and the run tracker lets them go, as in a deployment."""
         group = f"bench-soak-{uuid.uuid4().hex[:6]}"
         await position_group(
             self.bootstrap, change_group(group), await fences(self.bootstrap, [RECORD_CHANGES])
         )
+        commands = await fences(self.bootstrap, [action_topic(name) for name in ACTION_TYPES])
         worker = WorkerProcess(self.bootstrap, group, self.workdir, COEFLOW_ROLES="processor")
         await worker.start().wait_ready(within=180)
+        completer = asyncio.create_task(complete_actions(self.bootstrap, commands))
         source = EventSource(100, seed=13, records=500)
         producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, linger_ms=5, acks=-1)
         await producer.start()
@@ -367,18 +413,26 @@ class Bench:
                     )
                 await asyncio.sleep(0.01)
             await producer.flush()
+            await asyncio.sleep(5)  # the last runs complete
             health = await worker.health()
         finally:
+            completer.cancel()
             await producer.stop()
             worker.stop()
-        minute = max(len(samples) // 10, 1)
+        tenth = max(len(samples) // 10, 1)
+
+        def mean(part: list[tuple[float, float]]) -> float:
+            return round(sum(m for _, m in part) / len(part), 1)
+
         return {
             "seconds": seconds,
             "load": round(load),
             "events": sent,
             "processed": health["processed"]["events"],
-            "rss_mb_first_tenth": round(sum(m for _, m in samples[:minute]) / minute, 1),
-            "rss_mb_last_tenth": round(sum(m for _, m in samples[-minute:]) / minute, 1),
+            "runs": health["processed"]["runs"],
+            "rss_mb_first_tenth": mean(samples[:tenth]),
+            "rss_mb_second_tenth": mean(samples[tenth : 2 * tenth]),
+            "rss_mb_last_tenth": mean(samples[-tenth:]),
             "rss_mb_samples": samples,
         }
 
@@ -500,8 +554,9 @@ async def run(options: Options, bootstrap: str, workdir: Path) -> Figures:
         )
         progress.done(
             f"soak: {figures.soak['events']:,} events over {options.soak_seconds:,.0f}s at "
-            f"{figures.soak['load']:,}/s; RSS {figures.soak['rss_mb_first_tenth']} MB in the "
-            f"first tenth, {figures.soak['rss_mb_last_tenth']} MB in the last"
+            f"{figures.soak['load']:,}/s; processor RSS {figures.soak['rss_mb_first_tenth']} "
+            f"MB in the first tenth, {figures.soak['rss_mb_second_tenth']} MB in the second, "
+            f"{figures.soak['rss_mb_last_tenth']} MB in the last; runs {figures.soak['runs']}"
         )
     return figures
 
