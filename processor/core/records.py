@@ -25,6 +25,9 @@ class StateChange:
     """``None``: the record was deleted."""
 
 
+_FIELDS = frozenset(RecordState.model_fields)
+
+
 def state_key(tenant_id: str, record_type: str, record_id: str) -> str:
     return f"{tenant_id}/{record_type}/{record_id}"
 
@@ -43,8 +46,9 @@ def apply_change(prior: RecordState | None, event: ChangeEvent, offset: int) -> 
             if name in prior.fields and prior.fields[name] == value:
                 changed_at[name] = prior.changed_at.get(name, at)
     # Built from a validated event and the stored state: nothing left to validate, and this
-    # runs for every change.
+    # runs for every change (naming the fields set spares pydantic working them out).
     state = RecordState.model_construct(
+        set(_FIELDS),
         tenant_id=event.tenant_id,
         record_type=event.record_type,
         record_id=event.record_id,
