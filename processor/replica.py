@@ -113,10 +113,10 @@ class TopicReplica(Service):
             ):
                 if self.fenced:
                     log.info("%s loaded: %s", self.topic, self.describe())
-                # What was loaded lives as long as the worker: keep the cyclic garbage
-                # collector from walking it again on every full collection (with 100,000
-                # compiled workflows that slowed each event down).
-                gc.freeze()
+                    # What was loaded lives as long as the worker: keep the cyclic garbage
+                    # collector from walking it again on every full collection (with 100,000
+                    # compiled workflows that slowed each event down).
+                    gc.freeze()
                 self.ready.set()
 
     async def _start_fences(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
