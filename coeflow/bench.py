@@ -49,9 +49,10 @@ from coeflow.workload import (
     unrelated_workflows,
     workflows,
 )
-from processor.changes import change_group
+from processor.changes import ChangeProcessor
 from processor.core.index import WorkflowIndex
 from processor.replica import write_fences
+from processor.run_tracker import RunTracker
 from topics import codec
 from topics.admin import ensure_topics
 from topics.catalog import ACTION_OUTCOMES, DEFINITIONS, RECORD_CHANGES, RUNS, action_topic
@@ -221,6 +222,14 @@ async def position_group(bootstrap: str, group: str, start: Offsets) -> None:
         await consumer.stop()
 
 
+async def position_worker(bootstrap: str, app_id: str, changes: Offsets) -> None:
+    """Start app ``app_id``'s record-change processors at ``changes``, and its run tracker
+    where its inputs end now: the runs of earlier phases are not this phase's work."""
+    await position_group(bootstrap, f"{app_id}-{ChangeProcessor.name}", changes)
+    tracked = await fences(bootstrap, RunTracker.topics)
+    await position_group(bootstrap, f"{app_id}-{RunTracker.name}", tracked)
+
+
 async def plain_pipe(bootstrap: str, start: Offsets, expected: int) -> float:
     """Events per second through consume → orjson parse → produce, doing nothing else."""
     consumer = AIOKafkaConsumer(
@@ -345,7 +354,7 @@ class Bench:
         """Seconds that ``workers`` processor workers take from holding their partitions to
         the ``expected``-th run record of the events from ``start``."""
         group = f"bench-{label.replace(' ', '-')}-{uuid.uuid4().hex[:6]}"
-        await position_group(self.bootstrap, change_group(group), start)
+        await position_worker(self.bootstrap, group, start)
         counter = RunCounter(self.bootstrap, await fences(self.bootstrap, [RUNS]))
         await counter.start()
         started = [
@@ -385,9 +394,7 @@ class Bench:
         ``complete_actions`` (what executors and a CRM do, seen from the processor), so runs
         end and the run tracker lets them go, as in a deployment."""
         group = f"bench-soak-{uuid.uuid4().hex[:6]}"
-        await position_group(
-            self.bootstrap, change_group(group), await fences(self.bootstrap, [RECORD_CHANGES])
-        )
+        await position_worker(self.bootstrap, group, await fences(self.bootstrap, [RECORD_CHANGES]))
         commands = await fences(self.bootstrap, [action_topic(name) for name in ACTION_TYPES])
         worker = WorkerProcess(self.bootstrap, group, self.workdir, COEFLOW_ROLES="processor")
         await worker.start().wait_ready(within=180)

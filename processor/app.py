@@ -14,7 +14,6 @@ from processor import (
     api,
     executor_agents,
     inbound,
-    run_tracker,
     scheduler,
     timers,
 )
@@ -23,6 +22,7 @@ from processor.core.catalog import WorkflowCatalog
 from processor.executor_agents import ExecutorRole
 from processor.projections import AdminViews
 from processor.replica import DefinitionsReplica
+from processor.run_tracker import RunTracker
 from processor.runtime import Runtime
 from topics.admin import ensure_topics
 
@@ -71,7 +71,6 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> App:
     app = App(
         settings.app_id,
         broker=f"kafka://{settings.bootstrap}",
-        store=settings.store,
         datadir=str(settings.data_dir),
         autodiscover=False,
         # Consumer group: the embedded broker answers JoinGroup after half the session timeout.
@@ -110,7 +109,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> App:
         runtime.admin = AdminViews.create(settings, clock, loop=app.loop)
         for service in runtime.admin.services:
             app.add_dependency(service)
-        run_tracker.register(app, runtime)
+        app.add_dependency(RunTracker(runtime, loop=app.loop))
         inbound.register(app, runtime)
         scheduler.register(app, runtime)
         timers.register(app, runtime)

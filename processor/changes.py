@@ -1,248 +1,48 @@
-"""The record-change hot path: batches from aiokafka, the pure core, batched sends, a commit.
+"""Record changes, the bulk of the traffic, on the batched path (``processor/batches.py``).
 
-Record changes are most of the traffic, so they do not go through a Faust agent: Faust's
-consumer hands messages over one at a time (several tasks per message) and its producer wraps
-each send, which held a worker to about 2,000 events a second where a plain aiokafka pipe
-moves 30,000 (docs/performance.md). Here one consumer in its own group
-(``<app id>-record-changes``) fetches up to ``BATCH`` changes at once; each change is decoded
-once and decided by the core; all outputs of the batch, the record states among them, are sent
-without waiting one by one; once the broker holds every one of them, the batch's offsets are
-committed. Nothing is committed that was not processed and stored (at-least-once, with
-deterministic ids); an output the broker refuses for good turns its change into a dead letter.
-
-A rebalance waits for the batch in hand to be sent and committed before the partitions go;
-a partition that arrives is processed only once its record state is restored.
+One consumer per worker in the group ``<app id>-record-changes``; each change is decoded once
+and decided by the core against the record state of its partition; the new state goes to the
+state's changelog with the change's other outputs.
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import CommitFailedError, KafkaError
-from aiokafka.partitioner import DefaultPartitioner
+from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
-from mode import Service
 
-from coeflow.settings import Settings
 from processor.agents import account
-from processor.core.pipeline import Outbound, Outcome, process_change
-from processor.delivery import Fallback, deliver, letter_instead
+from processor.batches import BatchProcessor, Produced
+from processor.core.pipeline import process_change
 from processor.record_state import RecordStates
 from processor.runtime import Runtime
 from topics.catalog import RECORD_CHANGES
 
-log = logging.getLogger(__name__)
 
-BATCH = 2000
-"""Changes fetched and committed together: large enough to spread a commit's round trip."""
-_PARTITIONER = DefaultPartitioner()
+class ChangeProcessor(BatchProcessor):
+    name = "record-changes"
+    topics = (RECORD_CHANGES,)
 
-
-def change_group(app_id: str) -> str:
-    """The consumer group of the record-change processors of app ``app_id``."""
-    return f"{app_id}-record-changes"
-
-
-class ChangeProcessor(Service):
     def __init__(self, runtime: Runtime, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.runtime = runtime
-        self.settings = settings = runtime.settings
-        self.group = change_group(settings.app_id)
-        self.states = RecordStates(settings)
-        self.partitions: list[int] = []
-        """The partitions of crm.record-changes this worker processes now."""
-        self._batch = asyncio.Lock()
-        self._partitions: dict[str, list[int]] = {}
-        """Partitions by topic, for keyed outputs (topics do not change partition counts)."""
-        self._producer: AIOKafkaProducer | None = None
-        self._consumer: AIOKafkaConsumer | None = None
+        self.states = RecordStates(runtime.settings)
+        super().__init__(runtime, self.states, **kwargs)
 
-    async def on_start(self) -> None:
-        settings = self.settings  # aiokafka's clients must be made on the running loop
-        self._producer = producer = AIOKafkaProducer(
-            bootstrap_servers=settings.bootstrap,
-            client_id=f"{settings.app_id}-record-changes",
-            acks="all",
-            linger_ms=5,
-            max_batch_size=1 << 20,
-        )
-        self._consumer = consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.bootstrap,
-            client_id=f"{settings.app_id}-record-changes",
-            group_id=self.group,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            session_timeout_ms=int(settings.group_session_timeout * 1000),
-            heartbeat_interval_ms=int(settings.group_session_timeout * 250),
-            max_partition_fetch_bytes=4 << 20,
-            fetch_max_bytes=32 << 20,
-        )
-        await producer.start()
-        await consumer.start()
-
-    async def on_stop(self) -> None:
-        if self._consumer is not None:
-            await self._consumer.stop()  # leaves the group: the partitions move on at once
-        if self._producer is not None:
-            await self._producer.stop()
-
-    @Service.task
-    async def _process(self) -> None:
+    async def wait_until_startable(self) -> None:
         await self.runtime.replica.ready.wait()  # never match against half-loaded definitions
-        consumer = self._consumer
-        assert consumer is not None
-        consumer.subscribe([RECORD_CHANGES], listener=_Rebalance(self))
-        while not self.should_stop:
-            batches = await consumer.getmany(timeout_ms=200, max_records=BATCH)
-            if batches:
-                async with self._batch:
-                    await self._handle(batches)
 
-    async def _handle(self, batches: dict[TopicPartition, list[ConsumerRecord]]) -> None:
-        runtime, settings = self.runtime, self.settings
-        now = runtime.clock()
-        events: list[tuple[ConsumerRecord, list[Outbound]]] = []
-        done: dict[TopicPartition, int] = {}
-        assert self._consumer is not None
-        for tp, records in batches.items():
-            if tp.partition not in self.partitions:
-                if tp in self._consumer.assignment():
-                    # Fetched while its state is still being restored (aiokafka fetches as soon
-                    # as it is assigned): read it again once it is ready.
-                    self._consumer.seek(tp, records[0].offset)
-                    self._consumer.pause(tp)
-                continue  # else revoked since it was fetched: its next holder reads it
-            state_of = self.states.of(tp.partition)
-            for record in records:
-                outcome = process_change(
-                    record.key, record.value, record, runtime.catalog.index, settings, now, state_of
-                )
-                messages = outcome.messages  # the outcome is this loop's: extended in place
-                if outcome.state is not None:
-                    messages.append(self.states.apply(tp.partition, outcome.state))
-                account(runtime, outcome, record)
-                if messages:
-                    events.append((record, messages))
-            done[tp] = records[-1].offset + 1
-        await self._send(events, now)
-        if not done:
-            return
-        try:
-            await self._consumer.commit(done)
-        except CommitFailedError as exc:  # the group moved on: the next holder repeats these
-            log.warning("record changes: commit refused after a rebalance (%s)", exc)
-
-    async def _send(
-        self, events: Sequence[tuple[ConsumerRecord, list[Outbound]]], now: datetime
-    ) -> None:
-        """Send every event's outputs and wait until the broker holds all of them; an event
-        whose outputs fail is sent again alone (retried, or dead-lettered if refused).
-
-        Outputs go as record batches built here, one or more per partition, rather than one
-        ``send`` each: a send costs a coroutine, a future and the accumulator's bookkeeping
-        per message, which was a sixth of the worker's time (docs/performance.md)."""
-        producer = self._producer
-        assert producer is not None
-        by_partition: dict[tuple[str, int], list[tuple[int, Outbound]]] = {}
-        failed: set[int] = set()
-        for n, (_, messages) in enumerate(events):
-            for message in messages:
-                try:
-                    partition = await self._partition(message)
-                except KafkaError:
-                    failed.add(n)
-                    continue
-                by_partition.setdefault((message.topic, partition), []).append((n, message))
-        sent: list[tuple[set[int], asyncio.Future[Any]]] = []
-        for (topic, partition), items in by_partition.items():
-            batch, members = producer.create_batch(), set[int]()
-            for n, message in items:
-                if batch.append(key=message.key, value=message.value, timestamp=None) is None:
-                    if members:  # full: send it, start the next
-                        sent.append((members, await self._send_batch(batch, topic, partition)))
-                        batch, members = producer.create_batch(), set[int]()
-                    if batch.append(key=message.key, value=message.value, timestamp=None) is None:
-                        failed.add(n)  # larger than a batch may be: sent alone below
-                        continue
-                members.add(n)
-            if members:
-                sent.append((members, await self._send_batch(batch, topic, partition)))
-        results = await asyncio.gather(*(f for _, f in sent), return_exceptions=True)
-        for (members, _), result in zip(sent, results, strict=True):
-            if isinstance(result, Exception):
-                failed |= members
-        for n in sorted(failed):
-            record, messages = events[n]
-            states = [m for m in messages if m.topic == self.states.topic]
-            await deliver(self._send_one, messages, _keeping(states, record, self.settings, now))
-
-    async def _partition(self, message: Outbound) -> int:
-        """The partition ``producer.send`` would choose (the same partitioner, so records
-        meet their outcomes: both are keyed by run id)."""
-        if message.partition is not None:
-            return message.partition
-        partitions = self._partitions.get(message.topic)
-        if partitions is None:
-            assert self._producer is not None
-            partitions = sorted(await self._producer.partitions_for(message.topic))
-            self._partitions[message.topic] = partitions
-        return int(_PARTITIONER(message.key, partitions, partitions))
-
-    async def _send_batch(self, batch: Any, topic: str, partition: int) -> asyncio.Future[Any]:
-        assert self._producer is not None
-        future: asyncio.Future[Any] = await self._producer.send_batch(
-            batch, topic, partition=partition
-        )
-        return future
-
-    async def _send_one(self, message: Outbound) -> asyncio.Future[Any]:
-        assert self._producer is not None
-        future: asyncio.Future[Any] = await self._producer.send(
-            message.topic, message.value, key=message.key, partition=message.partition
-        )
-        return future
-
-
-def _keeping(
-    states: list[Outbound], record: ConsumerRecord, settings: Settings, now: datetime
-) -> Fallback:
-    """A change's dead letter that still carries its record state: the state is kept."""
-    letter = letter_instead(record, settings, now)
-
-    def fallback(reason: str) -> Outcome:
-        outcome = letter(reason)
-        outcome.messages.extend(states)
-        return outcome
-
-    return fallback
-
-
-class _Rebalance(ConsumerRebalanceListener):
-    def __init__(self, processor: ChangeProcessor) -> None:
-        self.processor = processor
-
-    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        processor = self.processor
-        async with processor._batch:  # the batch in hand is sent and committed first
-            gone = [tp.partition for tp in revoked]
-            processor.partitions = [p for p in processor.partitions if p not in gone]
-            processor.states.drop(gone)
-
-    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        processor = self.processor
-        fresh = sorted(tp.partition for tp in assigned if tp.partition not in processor.partitions)
-        assert processor._producer is not None and processor._consumer is not None
-        try:
-            await processor.states.restore(fresh, processor._producer)
-        except Exception as exc:  # aiokafka would log it and leave the partitions idle
-            await processor.crash(exc)
-            raise
-        processor.partitions = sorted({*processor.partitions, *fresh})
-        processor._consumer.resume(*assigned)
-        log.info("record changes: processing partitions %s", processor.partitions)
+    def process(self, tp: TopicPartition, records: list[ConsumerRecord], now: datetime) -> Produced:
+        runtime, settings, states = self.runtime, self.settings, self.states
+        index, state_of = runtime.catalog.index, states.of(tp.partition)
+        produced: Produced = []
+        for record in records:
+            key, value = record.key, record.value
+            outcome = process_change(key, value, record, index, settings, now, state_of)
+            messages = outcome.messages  # the outcome is this loop's: extended in place
+            if outcome.state is not None:
+                messages.append(states.apply(tp.partition, outcome.state))
+            account(runtime, outcome, record)
+            if messages:
+                produced.append((record, messages))
+        return produced

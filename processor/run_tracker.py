@@ -1,90 +1,92 @@
 """The run tracker: publishes each run again once all of its actions have a final outcome.
 
-It reads ``workflow.runs`` and ``workflow.action-outcomes`` (both keyed by run id, so a run's
-record and outcomes share a partition number) and keeps each unfinished run's progress in a
-Faust table, backed by a changelog topic, so a restarted or rebalanced worker picks it up.
-Progress that never completes (outcomes of a run whose record was lost, say) is dropped after
-``STALE_AFTER``.
+It reads ``workflow.runs`` and ``workflow.action-outcomes`` on the batched path
+(``processor/batches.py``, group ``<app id>-run-tracker``). Both are keyed by run id, so a
+run's record and its outcomes share a partition number, and the worker holding partition *n*
+of one holds it of the other. Each unfinished run's progress is kept in a store with its own
+changelog, ``<app id>-run-progress-changelog``, so a restarted or rebalanced worker picks it
+up. Progress that never completes (outcomes of a run whose record was lost, say) is dropped
+after ``STALE_AFTER``, checked every ``SWEEP_EVERY``.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
-from typing import Any, cast
+from datetime import datetime, timedelta
+from typing import Any
 
-import faust
-from faust.streams import Stream
+from aiokafka import TopicPartition
+from aiokafka.structs import ConsumerRecord
 from pydantic import ValidationError
 
 from processor.agents import describe_run, run_log
+from processor.batches import BatchProcessor, Produced
 from processor.core.pipeline import Outbound
 from processor.core.progress import RunProgress, track
-from processor.delivery import Deliveries, letter_instead, producer_send
-from processor.raw import raw_topic
 from processor.runtime import Runtime
+from processor.stores import ChangelogStore
 from topics import codec
-from topics.catalog import ACTION_OUTCOMES, RUNS
+from topics.catalog import ACTION_OUTCOMES, RUNS, run_progress_changelog
 from topics.outcomes import ActionOutcome
 from topics.runs import RunRecord
 
 log = logging.getLogger(__name__)
 
 STALE_AFTER = timedelta(days=1)
+SWEEP_EVERY = timedelta(hours=1)
 _ISSUED = b'"actions_issued"'
 """Every run record that issued actions holds this (our codec writes compact JSON); a record
 without it has nothing for the tracker. Holding it is not enough: ``track`` checks the status."""
 
 
-def register(app: faust.App, runtime: Runtime) -> None:
-    progress_table = app.Table(
-        "run-progress",
-        key_type=bytes,  # bytes: Faust stores keys and values as they are
-        value_type=bytes,
-        partitions=runtime.settings.partitions,
-        # Written by key also from the clean-up timer; run ids hash to the same partition as
-        # the records and outcomes they come from.
-        use_partitioner=True,
-    )
-    sources = raw_topic(app, RUNS, ACTION_OUTCOMES)
+class RunTracker(BatchProcessor):
+    name = "run-tracker"
+    topics = (RUNS, ACTION_OUTCOMES)
 
-    @app.agent(sources, name="run-tracker")
-    async def track_runs(stream: faust.StreamT[bytes]) -> None:
-        deliveries = Deliveries(producer_send(app))
-        async for event in cast(Stream[bytes], stream).noack().events():
-            message = event.message
-            item = _decode(message.topic, message.value)
-            if item is None or message.key is None:
-                event.ack()
+    def __init__(self, runtime: Runtime, **kwargs: Any) -> None:
+        store = ChangelogStore(
+            runtime.settings, run_progress_changelog(runtime.settings.app_id), "run-progress"
+        )
+        super().__init__(runtime, store, **kwargs)
+        self._swept = runtime.clock()
+
+    def process(self, tp: TopicPartition, records: list[ConsumerRecord], now: datetime) -> Produced:
+        store, produced = self.store.partition(tp.partition), Produced()
+        for record in records:
+            item = _decode(tp.topic, record.value)
+            if item is None or record.key is None:
                 continue
-            before = _load(progress_table.get(message.key))
-            progress, completed = track(before, item, runtime.clock())
+            before = _load(store.get(record.key))
+            progress, completed = track(before, item, now)
+            messages: list[Outbound] = []
             if progress is not None:
-                progress_table[message.key] = codec.dumps(progress)
+                messages.append(self.store.put(tp.partition, record.key, codec.dumps(progress)))
             elif before is not None:
-                del progress_table[message.key]
-            if completed is None:
-                event.ack()
-                continue
-            runtime.stats.runs[completed.status] += 1
-            if runtime.settings.log_runs:
-                run_log.info(describe_run(completed))
-            outbound = Outbound(RUNS, message.key, codec.dumps(completed))
-            fallback = letter_instead(message, runtime.settings, runtime.clock())
-            await deliveries.submit([outbound], on_stored=event.ack, fallback=fallback)
+                messages.append(self.store.put(tp.partition, record.key, None))
+            if completed is not None:
+                self.runtime.stats.runs[completed.status] += 1
+                if self.settings.log_runs:
+                    run_log.info(describe_run(completed))
+                messages.append(Outbound(RUNS, record.key, codec.dumps(completed)))
+            if messages:
+                produced.append((record, messages))
+        return produced
 
-    @app.timer(3600.0)
-    async def forget_stale_progress() -> None:
-        cutoff = runtime.clock() - STALE_AFTER
+    def housekeeping(self, now: datetime) -> list[Outbound]:
+        """Forget the progress of runs not heard of for ``STALE_AFTER``."""
+        if now - self._swept < SWEEP_EVERY:
+            return []
+        self._swept, cutoff = now, now - STALE_AFTER
         stale = [
-            key
-            for key, value in progress_table.items()
-            if (p := _load(value)) is not None and p.updated_at < cutoff
+            (partition, key)
+            for partition in self.store.partitions
+            for key, value in self.store.partition(partition).items()
+            if (progress := _load(value)) is not None and progress.updated_at < cutoff
         ]
-        for key in stale:
-            del progress_table[key]
-        if stale:
-            log.warning("dropped %d runs whose outcomes never completed", len(stale))
+        forgotten = [self.store.put(partition, key, None) for partition, key in stale]
+        if forgotten:
+            log.warning("dropped %d runs whose outcomes never completed", len(forgotten))
+        return forgotten
 
 
 def _decode(topic: str, value: bytes | None) -> RunRecord | ActionOutcome | None:
@@ -100,5 +102,5 @@ def _decode(topic: str, value: bytes | None) -> RunRecord | ActionOutcome | None
         return None
 
 
-def _load(value: Any) -> RunProgress | None:
+def _load(value: bytes | None) -> RunProgress | None:
     return codec.decode(value, RunProgress) if value is not None else None

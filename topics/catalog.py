@@ -37,6 +37,11 @@ def record_state_changelog(app_id: str) -> str:
     return f"{app_id}-record-state-changelog"
 
 
+def run_progress_changelog(app_id: str) -> str:
+    """The run tracker's log of unfinished runs: one per consumer group (``COEFLOW_APP_ID``)."""
+    return f"{app_id}-run-progress-changelog"
+
+
 def product_topics(
     action_types: Iterable[str], partitions: int, outcome_retention_ms: int, app_id: str
 ) -> list[TopicSpec]:
@@ -45,11 +50,12 @@ def product_topics(
     The outcome log is kept as long as the executors vouch for repeats; a schedule needs only
     its last tick (compacted); every saved version of a workflow and every token has its own
     key (compacted); the audit log is kept forever; inbound deliveries are checked for replays
-    within minutes; the record state keeps each record's last value (compacted), partitioned
-    like the changes."""
+    within minutes; the record state keeps each record's last value and the run progress each
+    unfinished run's (compacted), partitioned like their inputs."""
     day_ms = str(24 * 3600 * 1000)
     return [
         TopicSpec(record_state_changelog(app_id), partitions, {"cleanup.policy": "compact"}),
+        TopicSpec(run_progress_changelog(app_id), partitions, {"cleanup.policy": "compact"}),
         TopicSpec(RECORD_CHANGES, partitions),
         TopicSpec(DEFINITIONS, partitions, {"cleanup.policy": "compact"}),
         TopicSpec(WORKFLOW_VERSIONS, partitions, {"cleanup.policy": "compact"}),

@@ -7,13 +7,15 @@ import asyncio
 import time
 import uuid
 from collections import defaultdict
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from coeflow.processes import WorkerProcess
-from tests.factories import make_command
+from processor.run_tracker import RunTracker
+from tests.factories import command_source, make_command
 from tests.integration.harness import (
     SIGNING_SECRET,
     Api,
@@ -28,7 +30,16 @@ from tests.integration.harness import (
     tenant,
 )
 from tests.peers import HttpPeer
-from topics.catalog import ACTION_OUTCOMES, RECORD_CHANGES, RUNS, action_topic
+from topics import codec
+from topics.catalog import (
+    ACTION_OUTCOMES,
+    RECORD_CHANGES,
+    RUNS,
+    action_topic,
+    run_progress_changelog,
+)
+from topics.commands import ActionCommand
+from topics.outcomes import ActionOutcome
 
 pytestmark = pytest.mark.integration
 
@@ -103,6 +114,80 @@ async def test_sigkill_and_restart_lose_nothing_and_repeat_the_same_ids(
         f"\n{EVENTS} events, 1 SIGKILL + 1 SIGTERM restart: {runs} run records "
         f"({runs - EVENTS} repeated after the kill), 0 events without a run"
     )
+
+
+async def committed(bootstrap: str, group: str, tp: TopicPartition) -> int:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group)
+    await consumer.start()
+    try:
+        return await consumer.committed(tp) or 0
+    finally:
+        await consumer.stop()
+
+
+async def test_a_run_issued_before_a_kill_completes_after_the_restart(
+    bootstrap: str, workdir: Path
+) -> None:
+    """The run tracker's progress outlives its worker: restored from its changelog, it
+    completes a run whose record was read (and committed) before the kill."""
+    app_id = f"coeflow-it-tracker-{uuid.uuid4().hex[:6]}"
+    worker = WorkerProcess(bootstrap, app_id, workdir, COEFLOW_ROLES="processor")
+    await worker.start().wait_ready()
+    try:
+        acme = tenant()
+        await Api(worker.url).create(seed_workflow(acme))
+        await publish(bootstrap, RECORD_CHANGES, [(b"L-1", lead_created(acme, 1))])
+        mine = lambda r: (  # noqa: E731
+            isinstance(r.value, dict) and r.value.get("tenant_id") == acme
+        )
+        commands = [action_topic("send_email"), action_topic("create_task")]
+        records = await read_until(
+            bootstrap,
+            [RUNS, *commands],
+            lambda rs: any(r.topic == RUNS for r in rs) and actions_read(rs),
+            keep=mine,
+            within=30,
+        )
+        [run] = [r for r in records if r.topic == RUNS]
+        assert run.value["status"] == "actions_issued"
+        await read_until(
+            bootstrap,
+            [run_progress_changelog(app_id)],
+            lambda rs: bool(rs),
+            keep=lambda r: r.key == run.key,
+        )
+        tracker_group = f"{app_id}-{RunTracker.name}"
+        deadline = time.monotonic() + 10
+        while await committed(bootstrap, tracker_group, TopicPartition(RUNS, run.partition)) <= (
+            run.offset
+        ):
+            assert time.monotonic() < deadline, "the run tracker never committed the run"
+            await asyncio.sleep(0.1)
+        worker.kill()
+        await worker.start().wait_ready()
+
+        outcomes = [
+            ActionOutcome.of(
+                codec.decode(codec.dumps(r.value), ActionCommand),
+                source=command_source(r.topic.removeprefix("workflow.actions.")),
+                attempt=1,
+                status="succeeded",
+                at=datetime.now(UTC),
+            )
+            for r in records
+            if r.topic in commands
+        ]
+        await publish(bootstrap, ACTION_OUTCOMES, [(run.key, o) for o in outcomes])
+        [done] = await read_until(
+            bootstrap,
+            [RUNS],
+            lambda rs: bool(rs),
+            keep=lambda r: mine(r) and r.value.get("completed_at") is not None,
+            within=30,
+        )
+    finally:
+        worker.stop()
+    assert done.value["run_id"] == run.value["run_id"] and done.value["status"] == "succeeded"
 
 
 def not_a_fence(record: Record) -> bool:

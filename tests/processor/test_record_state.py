@@ -34,7 +34,7 @@ def test_a_state_kept_or_restored_reads_back_the_same(store: str, tmp_path: Path
     restored = RecordStates(settings.model_copy(update={"data_dir": tmp_path / "restored"}))
     store = restored.open(3)
     assert message.value is not None
-    store.load(message.key or b"", message.value)
+    store.put(message.key or b"", message.value)
     again = restored.of(3)("acme/deal/D-1")
     assert isinstance(again, RecordState) and again == change.state
     assert again.changed_at["stage"] == datetime(2026, 11, 25, 19, 0, tzinfo=UTC)

@@ -1,0 +1,255 @@
+"""The batched path of high-volume inputs: batches from aiokafka, the pure core, batched sends,
+a commit.
+
+Record changes (and the run records and outcomes the run tracker folds) are most of the
+traffic, so they do not go through Faust agents: Faust's consumer hands messages over one at
+a time (several tasks per message) and its producer wraps each send, which held a worker to
+about 2,000 events a second where a plain aiokafka pipe moves 30,000
+(docs/performance.md). Here one consumer in its own group (``<app id>-<name>``) fetches up to
+``BATCH`` messages at once; a subclass turns each into outputs, the changes of its
+``ChangelogStore`` among them; all outputs of the batch are sent without waiting one by one;
+once the broker holds every one of them, the batch's offsets are committed. Nothing is
+committed that was not processed and stored (at-least-once, with deterministic ids); an
+output the broker refuses for good turns its input into a dead letter.
+
+A rebalance waits for the batch in hand to be sent and committed before the partitions go; a
+partition that arrives is processed only once its store is restored. With several input
+topics, partition *n* of each goes to the same worker (range assignment over topics of one
+partition count) and shares store *n*.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime
+from typing import Any, ClassVar
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
+from aiokafka.errors import CommitFailedError, KafkaError
+from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.structs import ConsumerRecord
+from mode import Service
+
+from processor.core.pipeline import Outbound, Outcome
+from processor.delivery import Fallback, deliver, letter_instead
+from processor.runtime import Runtime
+from processor.stores import ChangelogStore
+
+log = logging.getLogger(__name__)
+
+BATCH = 2000
+"""Messages fetched and committed together: large enough to spread a commit's round trip."""
+_PARTITIONER = DefaultPartitioner()
+
+Produced = list[tuple[ConsumerRecord | None, list[Outbound]]]
+"""A batch's outputs, each list with the input it came from (``None``: housekeeping)."""
+
+
+class BatchProcessor(Service):
+    name: ClassVar[str]
+    """The consumer group's suffix and the clients' name: ``<app id>-<name>``."""
+    topics: ClassVar[tuple[str, ...]]
+
+    def __init__(self, runtime: Runtime, store: ChangelogStore, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.runtime = runtime
+        self.settings = settings = runtime.settings
+        self.group = f"{settings.app_id}-{self.name}"
+        self.store = store
+        self.partitions: list[int] = []
+        """The partitions of the input topics this worker processes now."""
+        self._batch = asyncio.Lock()
+        self._partitions: dict[str, list[int]] = {}
+        """Partitions by topic, for keyed outputs (topics do not change partition counts)."""
+        self._producer: AIOKafkaProducer | None = None
+        self._consumer: AIOKafkaConsumer | None = None
+
+    def process(self, tp: TopicPartition, records: list[ConsumerRecord], now: datetime) -> Produced:
+        """The outputs of ``records`` of ``tp``, whose store is ready."""
+        raise NotImplementedError
+
+    def housekeeping(self, now: datetime) -> list[Outbound]:
+        """Outputs not caused by an input, checked between batches (say, forgetting stale
+        entries); sent and stored like a batch's."""
+        return []
+
+    async def wait_until_startable(self) -> None:
+        """Returns once inputs may be processed (say, once definitions are loaded)."""
+
+    async def on_start(self) -> None:
+        settings = self.settings  # aiokafka's clients must be made on the running loop
+        client_id = f"{settings.app_id}-{self.name}"
+        self._producer = producer = AIOKafkaProducer(
+            bootstrap_servers=settings.bootstrap,
+            client_id=client_id,
+            acks="all",
+            linger_ms=5,
+            max_batch_size=1 << 20,
+        )
+        self._consumer = consumer = AIOKafkaConsumer(
+            bootstrap_servers=settings.bootstrap,
+            client_id=client_id,
+            group_id=self.group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=int(settings.group_session_timeout * 1000),
+            heartbeat_interval_ms=int(settings.group_session_timeout * 250),
+            max_partition_fetch_bytes=4 << 20,
+            fetch_max_bytes=32 << 20,
+            partition_assignment_strategy=(RangePartitionAssignor,),
+        )
+        await producer.start()
+        await consumer.start()
+
+    async def on_stop(self) -> None:
+        if self._consumer is not None:
+            await self._consumer.stop()  # leaves the group: the partitions move on at once
+        if self._producer is not None:
+            await self._producer.stop()
+
+    @Service.task
+    async def _process(self) -> None:
+        await self.wait_until_startable()
+        consumer = self._consumer
+        assert consumer is not None
+        consumer.subscribe(list(self.topics), listener=_Rebalance(self))
+        while not self.should_stop:
+            batches = await consumer.getmany(timeout_ms=200, max_records=BATCH)
+            async with self._batch:
+                if batches:
+                    await self._handle(batches)
+                chores = self.housekeeping(self.runtime.clock())
+                if chores:
+                    await self._send([(None, chores)], self.runtime.clock())
+
+    async def _handle(self, batches: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+        now = self.runtime.clock()
+        produced: Produced = []
+        done: dict[TopicPartition, int] = {}
+        assert self._consumer is not None
+        for tp, records in batches.items():
+            if tp.partition not in self.partitions:
+                if tp in self._consumer.assignment():
+                    # Fetched while its store is still being restored (aiokafka fetches as soon
+                    # as it is assigned): read it again once it is ready.
+                    self._consumer.seek(tp, records[0].offset)
+                    self._consumer.pause(tp)
+                continue  # else revoked since it was fetched: its next holder reads it
+            produced += self.process(tp, records, now)
+            done[tp] = records[-1].offset + 1
+        await self._send(produced, now)
+        if not done:
+            return
+        try:
+            await self._consumer.commit(done)
+        except CommitFailedError as exc:  # the group moved on: the next holder repeats these
+            log.warning("%s: commit refused after a rebalance (%s)", self.name, exc)
+
+    async def _send(self, produced: Produced, now: datetime) -> None:
+        """Send every input's outputs and wait until the broker holds all of them; an input
+        whose outputs fail is sent again alone (retried, or dead-lettered if refused).
+
+        Outputs go as record batches built here, one or more per partition, rather than one
+        ``send`` each: a send costs a coroutine, a future and the accumulator's bookkeeping
+        per message, which was a sixth of the worker's time (docs/performance.md)."""
+        producer = self._producer
+        assert producer is not None
+        by_partition: dict[tuple[str, int], list[tuple[int, Outbound]]] = {}
+        failed: set[int] = set()
+        for n, (_, messages) in enumerate(produced):
+            for message in messages:
+                try:
+                    partition = await self._partition(message)
+                except KafkaError:
+                    failed.add(n)
+                    continue
+                by_partition.setdefault((message.topic, partition), []).append((n, message))
+        sent: list[tuple[set[int], asyncio.Future[Any]]] = []
+        for (topic, partition), items in by_partition.items():
+            batch, members = producer.create_batch(), set[int]()
+            for n, message in items:
+                if batch.append(key=message.key, value=message.value, timestamp=None) is None:
+                    if members:  # full: send it, start the next
+                        sent.append((members, await self._send_batch(batch, topic, partition)))
+                        batch, members = producer.create_batch(), set[int]()
+                    if batch.append(key=message.key, value=message.value, timestamp=None) is None:
+                        failed.add(n)  # larger than a batch may be: sent alone below
+                        continue
+                members.add(n)
+            if members:
+                sent.append((members, await self._send_batch(batch, topic, partition)))
+        results = await asyncio.gather(*(f for _, f in sent), return_exceptions=True)
+        for (members, _), result in zip(sent, results, strict=True):
+            if isinstance(result, Exception):
+                failed |= members
+        for n in sorted(failed):
+            record, messages = produced[n]
+            fallback = self._keeping(messages, record, now) if record is not None else None
+            await deliver(self._send_one, messages, fallback)
+
+    def _keeping(self, messages: list[Outbound], record: ConsumerRecord, now: datetime) -> Fallback:
+        """An input's dead letter that still carries its store's changes: they are kept."""
+        letter = letter_instead(record, self.settings, now)
+        changes = [m for m in messages if m.topic == self.store.topic]
+
+        def fallback(reason: str) -> Outcome:
+            outcome = letter(reason)
+            outcome.messages.extend(changes)
+            return outcome
+
+        return fallback
+
+    async def _partition(self, message: Outbound) -> int:
+        """The partition ``producer.send`` would choose (the same partitioner, so records
+        meet their outcomes: both are keyed by run id)."""
+        if message.partition is not None:
+            return message.partition
+        partitions = self._partitions.get(message.topic)
+        if partitions is None:
+            assert self._producer is not None
+            partitions = sorted(await self._producer.partitions_for(message.topic))
+            self._partitions[message.topic] = partitions
+        return int(_PARTITIONER(message.key, partitions, partitions))
+
+    async def _send_batch(self, batch: Any, topic: str, partition: int) -> asyncio.Future[Any]:
+        assert self._producer is not None
+        future: asyncio.Future[Any] = await self._producer.send_batch(
+            batch, topic, partition=partition
+        )
+        return future
+
+    async def _send_one(self, message: Outbound) -> asyncio.Future[Any]:
+        assert self._producer is not None
+        future: asyncio.Future[Any] = await self._producer.send(
+            message.topic, message.value, key=message.key, partition=message.partition
+        )
+        return future
+
+
+class _Rebalance(ConsumerRebalanceListener):
+    def __init__(self, processor: BatchProcessor) -> None:
+        self.processor = processor
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        processor = self.processor
+        async with processor._batch:  # the batch in hand is sent and committed first
+            gone = {tp.partition for tp in revoked}
+            processor.partitions = [p for p in processor.partitions if p not in gone]
+            processor.store.drop(sorted(gone))
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        processor = self.processor
+        fresh = sorted(
+            {tp.partition for tp in assigned if tp.partition not in processor.partitions}
+        )
+        assert processor._producer is not None and processor._consumer is not None
+        try:
+            await processor.store.restore(fresh, processor._producer)
+        except Exception as exc:  # aiokafka would log it and leave the partitions idle
+            await processor.crash(exc)
+            raise
+        processor.partitions = sorted({*processor.partitions, *fresh})
+        processor._consumer.resume(*assigned)
+        log.info("%s: processing partitions %s", processor.name, processor.partitions)
