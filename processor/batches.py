@@ -85,7 +85,7 @@ class BatchProcessor(Service):
             bootstrap_servers=settings.bootstrap,
             client_id=client_id,
             acks="all",
-            linger_ms=5,
+            linger_ms=0,  # batches are built here, full: sent as soon as each is handed over
             max_batch_size=1 << 20,
         )
         self._consumer = consumer = AIOKafkaConsumer(
