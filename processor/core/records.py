@@ -25,36 +25,31 @@ class StateChange:
     """``None``: the record was deleted."""
 
 
-_FIELDS = frozenset(RecordState.model_fields)
-
-
 def state_key(tenant_id: str, record_type: str, record_id: str) -> str:
     return f"{tenant_id}/{record_type}/{record_id}"
 
 
 def apply_change(prior: RecordState | None, event: ChangeEvent, offset: int) -> StateChange | None:
     """The state after ``event`` (read at ``offset``), or ``None`` if ``prior`` already holds it."""
-    if prior is not None and offset <= prior.offset:
+    if prior is not None and offset <= prior["offset"]:
         return None
     key = state_key(event.tenant_id, event.record_type, event.record_id)
     if event.operation == "deleted" or event.after is None:
         return StateChange(key, prior, None)
-    at = event.occurred_at
-    changed_at = {name: at for name in event.after}
+    at = event.occurred_at.isoformat()
+    changed_at = dict.fromkeys(event.after, at)
     if prior is not None:
+        fields, since = prior["fields"], prior["changed_at"]
         for name, value in event.after.items():
-            if name in prior.fields and prior.fields[name] == value:
-                changed_at[name] = prior.changed_at.get(name, at)
-    # Built from a validated event and the stored state: nothing left to validate, and this
-    # runs for every change (naming the fields set spares pydantic working them out).
-    state = RecordState.model_construct(
-        set(_FIELDS),
-        tenant_id=event.tenant_id,
-        record_type=event.record_type,
-        record_id=event.record_id,
-        fields=event.after,
-        changed_at=changed_at,
-        updated_at=at,
-        offset=offset,
-    )
+            if name in fields and fields[name] == value:
+                changed_at[name] = since.get(name, at)
+    state: RecordState = {
+        "tenant_id": event.tenant_id,
+        "record_type": event.record_type,
+        "record_id": event.record_id,
+        "fields": event.after,
+        "changed_at": changed_at,
+        "updated_at": at,
+        "offset": offset,
+    }
     return StateChange(key, prior, state)

@@ -24,6 +24,7 @@ from processor.core.compiler import CompiledWorkflow
 from processor.core.records import StateChange
 from processor.core.triggers import RecordStalledParams
 from topics.events import ChangeEvent
+from topics.records import changed_at
 from topics.timers import Timer
 
 INVOICE_OVERDUE = "invoice_overdue"
@@ -85,15 +86,15 @@ def stall_timers(
     prior, state = change.prior, change.state
     for compiled in workflows:
         params = cast(RecordStalledParams, compiled.trigger)
-        since = state.changed_at.get(params.field) if state is not None else None
+        since = changed_at(state, params.field) if state is not None else None
         key = f"{change.key}/{RECORD_STALLED}/{compiled.id}"
         if since is None:
-            if prior is not None and params.field in prior.changed_at:
+            if prior is not None and params.field in prior["changed_at"]:
                 changes.append((key, None))
             continue
         assert state is not None
         due = since + params.duration
-        begins = prior is None or prior.changed_at.get(params.field) != since
+        begins = prior is None or changed_at(prior, params.field) != since
         if not begins and due <= now:
             continue  # this episode's timer has fired: arming it again would fire it twice
         changes.append(
@@ -102,12 +103,12 @@ def stall_timers(
                 Timer(
                     key=key,
                     kind=RECORD_STALLED,
-                    tenant_id=state.tenant_id,
-                    record_type=state.record_type,
-                    record_id=state.record_id,
+                    tenant_id=state["tenant_id"],
+                    record_type=state["record_type"],
+                    record_id=state["record_id"],
                     due_at=due,
                     fire_id=f"{RECORD_STALLED}:{compiled.id}:{change.key}:{since.isoformat()}",
-                    record=state.fields,
+                    record=state["fields"],
                     workflow_id=compiled.id,
                 ),
             )
