@@ -125,69 +125,69 @@ async def committed(bootstrap: str, group: str, tp: TopicPartition) -> int:
         await consumer.stop()
 
 
-async def test_a_run_issued_before_a_kill_completes_after_the_restart(
-    bootstrap: str, workdir: Path
-) -> None:
+async def test_a_run_issued_before_a_kill_completes_after_the_restart(workdir: Path) -> None:
     """The run tracker's progress outlives its worker: restored from its changelog, it
-    completes a run whose record was read (and committed) before the kill."""
-    app_id = f"coeflow-it-tracker-{uuid.uuid4().hex[:6]}"
-    worker = WorkerProcess(bootstrap, app_id, workdir, COEFLOW_ROLES="processor")
-    await worker.start().wait_ready()
-    try:
-        acme = tenant()
-        await Api(worker.url).create(seed_workflow(acme))
-        await publish(bootstrap, RECORD_CHANGES, [(b"L-1", lead_created(acme, 1))])
-        mine = lambda r: (  # noqa: E731
-            isinstance(r.value, dict) and r.value.get("tenant_id") == acme
-        )
-        commands = [action_topic("send_email"), action_topic("create_task")]
-        records = await read_until(
-            bootstrap,
-            [RUNS, *commands],
-            lambda rs: any(r.topic == RUNS for r in rs) and actions_read(rs),
-            keep=mine,
-            within=30,
-        )
-        [run] = [r for r in records if r.topic == RUNS]
-        assert run.value["status"] == "actions_issued"
-        await read_until(
-            bootstrap,
-            [run_progress_changelog(app_id)],
-            lambda rs: bool(rs),
-            keep=lambda r: r.key == run.key,
-        )
-        tracker_group = f"{app_id}-{RunTracker.name}"
-        deadline = time.monotonic() + 10
-        while await committed(bootstrap, tracker_group, TopicPartition(RUNS, run.partition)) <= (
-            run.offset
-        ):
-            assert time.monotonic() < deadline, "the run tracker never committed the run"
-            await asyncio.sleep(0.1)
-        worker.kill()
+    completes a run whose record was read (and committed) before the kill. On a broker of its
+    own: the session's executors would complete the run before the kill."""
+    with own_broker(workdir) as broker:
+        bootstrap = broker.bootstrap
+        app_id = f"coeflow-it-tracker-{uuid.uuid4().hex[:6]}"
+        worker = WorkerProcess(bootstrap, app_id, workdir, COEFLOW_ROLES="processor")
         await worker.start().wait_ready()
-
-        outcomes = [
-            ActionOutcome.of(
-                codec.decode(codec.dumps(r.value), ActionCommand),
-                source=command_source(r.topic.removeprefix("workflow.actions.")),
-                attempt=1,
-                status="succeeded",
-                at=datetime.now(UTC),
+        try:
+            acme = tenant()
+            await Api(worker.url).create(seed_workflow(acme))
+            await publish(bootstrap, RECORD_CHANGES, [(b"L-1", lead_created(acme, 1))])
+            mine = lambda r: (  # noqa: E731
+                isinstance(r.value, dict) and r.value.get("tenant_id") == acme
             )
-            for r in records
-            if r.topic in commands
-        ]
-        await publish(bootstrap, ACTION_OUTCOMES, [(run.key, o) for o in outcomes])
-        [done] = await read_until(
-            bootstrap,
-            [RUNS],
-            lambda rs: bool(rs),
-            keep=lambda r: mine(r) and r.value.get("completed_at") is not None,
-            within=30,
-        )
-    finally:
-        worker.stop()
-    assert done.value["run_id"] == run.value["run_id"] and done.value["status"] == "succeeded"
+            commands = [action_topic("send_email"), action_topic("create_task")]
+            records = await read_until(
+                bootstrap,
+                [RUNS, *commands],
+                lambda rs: any(r.topic == RUNS for r in rs) and actions_read(rs),
+                keep=mine,
+                within=30,
+            )
+            [run] = [r for r in records if r.topic == RUNS]
+            assert run.value["status"] == "actions_issued"
+            await read_until(
+                bootstrap,
+                [run_progress_changelog(app_id)],
+                lambda rs: bool(rs),
+                keep=lambda r: r.key == run.key,
+            )
+            tracker_group = f"{app_id}-{RunTracker.name}"
+            deadline = time.monotonic() + 10
+            where = TopicPartition(RUNS, run.partition)
+            while await committed(bootstrap, tracker_group, where) <= run.offset:
+                assert time.monotonic() < deadline, "the run tracker never committed the run"
+                await asyncio.sleep(0.1)
+            worker.kill()
+            await worker.start().wait_ready()
+
+            outcomes = [
+                ActionOutcome.of(
+                    codec.decode(codec.dumps(r.value), ActionCommand),
+                    source=command_source(r.topic.removeprefix("workflow.actions.")),
+                    attempt=1,
+                    status="succeeded",
+                    at=datetime.now(UTC),
+                )
+                for r in records
+                if r.topic in commands
+            ]
+            await publish(bootstrap, ACTION_OUTCOMES, [(run.key, o) for o in outcomes])
+            [done] = await read_until(
+                bootstrap,
+                [RUNS],
+                lambda rs: bool(rs),
+                keep=lambda r: mine(r) and r.value.get("completed_at") is not None,
+                within=30,
+            )
+        finally:
+            worker.stop()
+        assert done.value["run_id"] == run.value["run_id"] and done.value["status"] == "succeeded"
 
 
 def not_a_fence(record: Record) -> bool:
