@@ -74,6 +74,8 @@ class Options:
     scale_workflows: tuple[int, ...] = (100, 10_000, 100_000)
     latency_seconds: float = 20.0
     soak_seconds: float = 0.0
+    soak_load: float = 0.0
+    """Events a second in the soak; 0: half the processor's measured maximum."""
     output: Path = Path("bench-results")
 
 
@@ -403,6 +405,8 @@ class Bench:
         producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, linger_ms=5, acks=-1)
         await producer.start()
         samples: list[tuple[float, float]] = []
+        behind: list[tuple[float, int]] = []
+        """(s, events offered but not yet processed): whether the worker keeps up."""
         try:
             sent, rng = 0, random.Random(13)
             began = next_sample = time.monotonic()
@@ -413,10 +417,12 @@ class Bench:
                     sent += 1
                 if time.monotonic() >= next_sample:
                     samples.append((round(elapsed), round(worker.rss_bytes() / 2**20, 1)))
+                    processed = (await worker.health())["processed"]["events"]
+                    behind.append((round(elapsed), sent - processed))
                     next_sample += 10
                     progress.show(
                         f"  soak: {elapsed:,.0f}/{seconds:,.0f}s, {sent:,} events, "
-                        f"RSS {samples[-1][1]} MB"
+                        f"{sent - processed:,} not yet processed, RSS {samples[-1][1]} MB"
                     )
                 await asyncio.sleep(0.01)
             await producer.flush()
@@ -441,6 +447,7 @@ class Bench:
             "rss_mb_second_tenth": mean(samples[tenth : 2 * tenth]),
             "rss_mb_last_tenth": mean(samples[-tenth:]),
             "rss_mb_samples": samples,
+            "backlog_samples": behind,
         }
 
     async def latency(self, load: float, seconds: float) -> dict[str, float]:
@@ -556,12 +563,12 @@ async def run(options: Options, bootstrap: str, workdir: Path) -> Figures:
         progress.done(f"{count:,} workflows: {figures.by_workflow_count[str(count)]:,} events/s")
     if options.soak_seconds:
         await bench.load(main)
-        figures.soak = await bench.soak(
-            figures.processor_events_per_second / 2, options.soak_seconds
-        )
+        load = options.soak_load or figures.processor_events_per_second / 2
+        figures.soak = await bench.soak(load, options.soak_seconds)
         progress.done(
             f"soak: {figures.soak['events']:,} events over {options.soak_seconds:,.0f}s at "
-            f"{figures.soak['load']:,}/s; processor RSS {figures.soak['rss_mb_first_tenth']} "
+            f"{figures.soak['load']:,}/s, {figures.soak['processed']:,} processed; "
+            f"processor RSS {figures.soak['rss_mb_first_tenth']} "
             f"MB in the first tenth, {figures.soak['rss_mb_second_tenth']} MB in the second, "
             f"{figures.soak['rss_mb_last_tenth']} MB in the last; runs {figures.soak['runs']}"
         )
@@ -627,6 +634,12 @@ def main(argv: Sequence[str]) -> int:
         default=defaults.soak_seconds,
         help="after the measurements, run a processor at half its maximum this long and "
         "report its memory (make soak: 1800)",
+    )
+    parser.add_argument(
+        "--soak-load",
+        type=float,
+        default=defaults.soak_load,
+        help="events a second in the soak (default: half the processor's measured maximum)",
     )
     parser.add_argument("--output", type=Path, default=defaults.output)
     args = parser.parse_args(argv)
