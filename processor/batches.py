@@ -104,10 +104,11 @@ class BatchProcessor(Service):
         await consumer.start()
 
     async def on_stop(self) -> None:
-        if self._consumer is not None:
-            await self._consumer.stop()  # leaves the group: the partitions move on at once
-        if self._producer is not None:
-            await self._producer.stop()
+        async with self._batch:  # the batch in hand is sent and committed: a leave repeats none
+            if self._consumer is not None:
+                await self._consumer.stop()  # leaves the group: the partitions move on at once
+            if self._producer is not None:
+                await self._producer.stop()
 
     @Service.task
     async def _process(self) -> None:
@@ -118,6 +119,8 @@ class BatchProcessor(Service):
         while not self.should_stop:
             batches = await consumer.getmany(timeout_ms=200, max_records=BATCH)
             async with self._batch:
+                if self.should_stop:
+                    return  # stopping: the clients are closed, its next holder reads these
                 if batches:
                     await self._handle(batches)
                 chores = self.housekeeping(self.runtime.clock())

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiokafka import AIOKafkaProducer
 
 from coeflow.processes import WorkerProcess
 from coeflow.workload import EventSource, decided_runs, index_of, tenant, workflows
@@ -83,7 +84,7 @@ class SteadyPublisher:
     def __init__(self, bootstrap: str, events: list[tuple[bytes, bytes]]) -> None:
         self.bootstrap, self.events = bootstrap, events
         # Faster than one worker processes them: a backlog, so kills land mid-batch.
-        self.rate = max(5000, len(events) // 10)
+        self.rate = max(5000, len(events) // 5)
         self.sent = 0
         self.task: asyncio.Task[None] | None = None
 
@@ -93,11 +94,17 @@ class SteadyPublisher:
 
     async def _run(self) -> None:
         step = max(self.rate // 10, 1)
-        while self.sent < len(self.events):
-            chunk = self.events[self.sent : self.sent + step]
-            await publish(self.bootstrap, RECORD_CHANGES, chunk)
-            self.sent += len(chunk)
-            await asyncio.sleep(0.1)
+        producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, linger_ms=5)
+        await producer.start()  # one producer throughout: a producer per chunk held the rate
+        try:  # below what a worker processes, so kills landed between batches
+            while self.sent < len(self.events):
+                chunk = self.events[self.sent : self.sent + step]
+                stored = [await producer.send(RECORD_CHANGES, v, key=k) for k, v in chunk]
+                await asyncio.gather(*stored)
+                self.sent += len(chunk)
+                await asyncio.sleep(0.1)
+        finally:
+            await producer.stop()
 
     async def reached(self, share: float) -> None:
         await until(lambda: self.sent >= len(self.events) * share, within=300)
