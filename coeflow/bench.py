@@ -172,6 +172,13 @@ async def fences(bootstrap: str, topics: Iterable[str]) -> Offsets:
     return {tp: offset + 1 for tp, offset in stored.items()}
 
 
+def read_from(consumer: AIOKafkaConsumer, start: Offsets) -> None:
+    """Have ``consumer`` read exactly the partitions of ``start``, each from its offset."""
+    consumer.assign(list(start))
+    for tp, offset in start.items():
+        consumer.seek(tp, offset)
+
+
 async def complete_actions(bootstrap: str, start: Offsets) -> None:
     """Answer every command read from ``start`` with a succeeded outcome, at once and in
     batches, until cancelled: executors and a CRM that never fail, never wait."""
@@ -180,9 +187,7 @@ async def complete_actions(bootstrap: str, start: Offsets) -> None:
     await consumer.start()
     await producer.start()
     try:
-        consumer.assign(list(start))
-        for tp, offset in start.items():
-            consumer.seek(tp, offset)
+        read_from(consumer, start)
         while True:
             sent = []
             for tp, records in (await consumer.getmany(timeout_ms=200)).items():
@@ -247,9 +252,7 @@ async def plain_pipe(bootstrap: str, start: Offsets, expected: int) -> float:
     await consumer.start()
     await producer.start()
     try:
-        consumer.assign(list(start))
-        for tp, offset in start.items():
-            consumer.seek(tp, offset)
+        read_from(consumer, start)
         began, seen = time.monotonic(), 0
         while seen < expected:
             batches = await consumer.getmany(timeout_ms=100, max_records=10_000)
@@ -286,9 +289,7 @@ class RunCounter:
             bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False
         )
         await consumer.start()
-        consumer.assign(list(self.start_at))
-        for tp, offset in self.start_at.items():
-            consumer.seek(tp, offset)
+        read_from(consumer, self.start_at)
         self._task = asyncio.create_task(self._read(consumer))
 
     async def _read(self, consumer: AIOKafkaConsumer) -> None:
