@@ -80,7 +80,7 @@ class BatchProcessor(Service):
 
     async def on_start(self) -> None:
         settings = self.settings  # aiokafka's clients must be made on the running loop
-        client_id = f"{settings.app_id}-{self.name}"
+        client_id = self.group
         self._producer = producer = AIOKafkaProducer(
             bootstrap_servers=settings.bootstrap,
             client_id=client_id,

@@ -5,9 +5,10 @@ The value of the processor's record state (its changelog topic is
 Time-based triggers read it: a stalled record is one whose field has not changed for a while.
 
 A typed dict rather than a model, its times ISO 8601 strings: the record-change path reads,
-folds and writes one state per change, and a model built, encoded and parsed per change was
-a quarter of the worker's time (docs/performance.md). ``RECORD_STATE`` is its pydantic
-schema: it checks a state from outside (tests, tools) as strictly as a model would.
+folds and writes one state per change, and a model built, encoded and parsed per change cost
+17 µs (a new record) to 29 µs (a known one) of a change's 50-70 (docs/performance.md).
+``RECORD_STATE`` is its pydantic schema: it checks a state from outside (tests, tools) as
+strictly as a model would.
 """
 
 from __future__ import annotations

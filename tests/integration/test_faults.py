@@ -94,9 +94,11 @@ class SteadyPublisher:
 
     async def _run(self) -> None:
         step = max(self.rate // 10, 1)
+        # One producer throughout: a producer per chunk held the rate below what a worker
+        # processes, so kills landed between batches.
         producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, linger_ms=5)
-        await producer.start()  # one producer throughout: a producer per chunk held the rate
-        try:  # below what a worker processes, so kills landed between batches
+        await producer.start()
+        try:
             while self.sent < len(self.events):
                 chunk = self.events[self.sent : self.sent + step]
                 stored = [await producer.send(RECORD_CHANGES, v, key=k) for k, v in chunk]
