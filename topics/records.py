@@ -1,12 +1,13 @@
-"""RecordState: the latest snapshot of a record, with when each of its fields last changed.
+"""RecordState: when each field of a record last changed, and which change said so.
 
 The value of the processor's record state (its changelog topic is
 ``<app id>-record-state-changelog``, compacted, keyed by ``tenant/record type/record id``).
 Time-based triggers read it: a stalled record is one whose field has not changed for a while.
 
-A typed dict rather than a model, its times ISO 8601 strings: the record-change path reads,
-folds and writes one state per change, and a model built, encoded and parsed per change cost
-17 µs (a new record) to 29 µs (a known one) of a change's 50-70 (docs/performance.md).
+A typed dict rather than a model, its times ISO 8601 strings, and no copy of the record (the
+change itself has it): the record-change path reads, folds and writes one state per change,
+and a model with the record's fields, built, encoded and parsed per change, cost 17 µs (a new
+record) to 29 µs (a known one) of a change's 50-70 (docs/performance.md).
 ``RECORD_STATE`` is its pydantic schema: it checks a state from outside (tests, tools) as
 strictly as a model would.
 """
@@ -14,7 +15,7 @@ strictly as a model would.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import AfterValidator, AwareDatetime, TypeAdapter
 from typing_extensions import TypedDict  # pydantic reads its annotations on Python 3.11
@@ -32,10 +33,8 @@ IsoTime = Annotated[str, AfterValidator(_aware_time)]
 
 
 class RecordState(TypedDict):
-    tenant_id: str
-    record_type: str
-    record_id: str
-    fields: dict[str, Any]
+    """Keyed by ``tenant/record type/record id`` (``state_key``)."""
+
     changed_at: dict[str, IsoTime]
     """Top-level field → the ``occurred_at`` of the change that last gave it its value."""
     updated_at: IsoTime

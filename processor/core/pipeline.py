@@ -86,7 +86,7 @@ def process_change(
         position.offset,
     )
     timer = [*timer_change(event, index), *stall_change(event, state, index, now)]
-    candidates = tuple(index.candidates(event))
+    candidates = index.candidates(event)
     if not candidates:  # most events: no workflow of this tenant watches this record type
         return Outcome(messages=timer, state=state)
     try:
@@ -183,7 +183,7 @@ def stall_change(
     if state is None:
         return []
     waiting = index.of_kind(event.tenant_id, event.record_type, RECORD_STALLED)
-    return [_timer_message(*change) for change in stall_timers(state, waiting, now)]
+    return [_timer_message(*change) for change in stall_timers(event, state, waiting, now)]
 
 
 def _timer_message(key: str, timer: Timer | None) -> Outbound:

@@ -1,17 +1,19 @@
-"""Record state (pure): the latest snapshot of each record, and when each field last changed.
+"""Record state (pure): when each field of a record last changed.
 
 ``apply_change`` folds one change into a record's state. Changes of one record arrive in order
 on one partition, so the offset of the last change applied tells a change read again after a
 restart (at-least-once) from a new one: that one changes nothing, and nothing is armed twice.
 
 Fields are tracked at the top level: ``changed_at["owner"]`` moves when any part of ``owner``
-does. A record first seen through an update has no history: its unchanged fields count from
-that update.
+does. Whether a field changed is read from the event's own ``before`` and ``after``, so the
+state keeps no copy of the record. A record first seen through an update has no history: its
+unchanged fields count from that update. A ``created`` event starts the record afresh.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from topics.events import ChangeEvent
 from topics.records import RecordState
@@ -23,6 +25,8 @@ class StateChange:
     prior: RecordState | None
     state: RecordState | None
     """``None``: the record was deleted."""
+    record: dict[str, Any] | None
+    """The record after the change (``None`` when deleted): what a timer armed now carries."""
 
 
 def state_key(tenant_id: str, record_type: str, record_id: str) -> str:
@@ -34,22 +38,16 @@ def apply_change(prior: RecordState | None, event: ChangeEvent, offset: int) -> 
     if prior is not None and offset <= prior["offset"]:
         return None
     key = state_key(event.tenant_id, event.record_type, event.record_id)
-    if event.operation == "deleted" or event.after is None:
-        return StateChange(key, prior, None)
+    after = event.after
+    if event.operation == "deleted" or after is None:
+        return StateChange(key, prior, None, None)
     at = event.occurred_at.isoformat()
-    changed_at = dict.fromkeys(event.after, at)
-    if prior is not None:
-        fields, since = prior["fields"], prior["changed_at"]
-        for name, value in event.after.items():
-            if name in fields and fields[name] == value:
+    changed_at = dict.fromkeys(after, at)
+    before = event.before
+    if prior is not None and before is not None and event.operation == "updated":
+        since = prior["changed_at"]
+        for name, value in after.items():
+            if name in before and before[name] == value:
                 changed_at[name] = since.get(name, at)
-    state: RecordState = {
-        "tenant_id": event.tenant_id,
-        "record_type": event.record_type,
-        "record_id": event.record_id,
-        "fields": event.after,
-        "changed_at": changed_at,
-        "updated_at": at,
-        "offset": offset,
-    }
-    return StateChange(key, prior, state)
+    state: RecordState = {"changed_at": changed_at, "updated_at": at, "offset": offset}
+    return StateChange(key, prior, state, after)

@@ -77,9 +77,9 @@ def invoice_timer(event: ChangeEvent) -> tuple[str, Timer | None] | None:
 
 
 def stall_timers(
-    change: StateChange, workflows: Iterable[CompiledWorkflow], now: datetime
+    event: ChangeEvent, change: StateChange, workflows: Iterable[CompiledWorkflow], now: datetime
 ) -> list[tuple[str, Timer | None]]:
-    """The changes ``change`` makes to the stall timers of ``workflows`` (each a
+    """The changes ``event``'s state ``change`` makes to the stall timers of ``workflows`` (each a
     ``record_stalled`` workflow of the record's tenant and type): ``(key, timer)`` arms or
     re-arms, ``(key, None)`` cancels."""
     changes: list[tuple[str, Timer | None]] = []
@@ -92,7 +92,7 @@ def stall_timers(
             if prior is not None and params.field in prior["changed_at"]:
                 changes.append((key, None))
             continue
-        assert state is not None
+        assert state is not None and change.record is not None
         due = since + params.duration
         begins = prior is None or changed_at(prior, params.field) != since
         if not begins and due <= now:
@@ -103,12 +103,12 @@ def stall_timers(
                 Timer(
                     key=key,
                     kind=RECORD_STALLED,
-                    tenant_id=state["tenant_id"],
-                    record_type=state["record_type"],
-                    record_id=state["record_id"],
+                    tenant_id=event.tenant_id,
+                    record_type=event.record_type,
+                    record_id=event.record_id,
                     due_at=due,
                     fire_id=f"{RECORD_STALLED}:{compiled.id}:{change.key}:{since.isoformat()}",
-                    record=state["fields"],
+                    record=change.record,
                     workflow_id=compiled.id,
                 ),
             )
