@@ -7,8 +7,6 @@ the number of unrelated workflows.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 from processor.core.compiler import CompiledWorkflow
 from processor.core.triggers import KINDS_BY_OPERATION
 from topics.events import ChangeEvent
@@ -52,11 +50,15 @@ class WorkflowIndex:
         """Active workflows of one tenant, record type and trigger kind (timers, schedules)."""
         return self._by_record_type.get((tenant, record_type), {}).get(kind, ())
 
-    def candidates(self, event: ChangeEvent) -> Iterator[CompiledWorkflow]:
+    def candidates(self, event: ChangeEvent) -> list[CompiledWorkflow]:
         """Active workflows of the event's tenant and record type whose trigger kind can fire
         on the event's operation."""
         kinds = self._by_record_type.get((event.tenant_id, event.record_type))
         if not kinds:
-            return
+            return []
+        found: list[CompiledWorkflow] = []
         for kind in KINDS_BY_OPERATION[event.operation]:
-            yield from kinds.get(kind, ())
+            of_kind = kinds.get(kind)
+            if of_kind:
+                found.extend(of_kind)
+        return found

@@ -29,7 +29,7 @@ def lookup(document: Mapping[str, Any] | None, keys: tuple[str, ...]) -> Any:
     """The value at ``keys`` in ``document``, or ``MISSING`` when any step is absent."""
     current: Any = document
     for key in keys:
-        if isinstance(current, Mapping):
+        if type(current) is dict or isinstance(current, Mapping):  # a dict: no ABC check
             if key not in current:
                 return MISSING
             current = current[key]
