@@ -4,6 +4,9 @@ A template sees four mappings: ``record`` (the record after the change), ``befor
 and ``workflow``. Attribute syntax only reads mapping keys, so ``{{record.__class__}}`` or
 ``{{record.items}}`` reach no Python object; names starting with ``_`` are refused when the
 workflow is saved. A missing field renders as an empty string.
+
+Most merge fields are plain reads (``Dear {{ record.first_name }},``): those are rendered by
+looking the fields up, as the sandbox would, without a Jinja context per render.
 """
 
 from __future__ import annotations
@@ -84,11 +87,60 @@ def _problems(text: str) -> tuple[str, ...]:
     return tuple(problems)
 
 
+Piece = str | tuple[str, ...]
+"""Literal text, or the path of a plain merge field (``("record", "owner", "name")``)."""
+
+
 @dataclass(frozen=True, slots=True)
 class MergeText:
     """A string with merge fields, compiled on first render and shared by equal strings."""
 
     text: str
+    pieces: tuple[Piece, ...] | None = None
+    """The text as literal pieces and plain field reads, when that is all it holds (rendered
+    without Jinja); ``None``: rendered by Jinja."""
+
+
+@lru_cache(maxsize=16384)
+def plain_pieces(text: str) -> tuple[Piece, ...] | None:
+    """``text`` as pieces if Jinja parses it into literal text and ``{{ root.a.b }}`` reads
+    only (the parse decides, so this never disagrees with Jinja on what a field is)."""
+    try:
+        body = ENV.parse(text).body
+    except TemplateSyntaxError:
+        return None
+    if len(body) != 1 or not isinstance(body[0], nodes.Output):
+        return None
+    pieces: list[Piece] = []
+    for node in body[0].nodes:
+        if isinstance(node, nodes.TemplateData):
+            pieces.append(node.data)
+            continue
+        path: list[str] = []
+        while isinstance(node, nodes.Getattr) and not node.attr.startswith("_"):
+            path.append(node.attr)
+            node = node.node
+        if not (isinstance(node, nodes.Name) and node.name in ROOTS and path):
+            return None
+        pieces.append((node.name, *reversed(path)))
+    return tuple(pieces)
+
+
+def _render_plain(pieces: tuple[Piece, ...], context: Mapping[str, Any]) -> str:
+    """What Jinja renders for ``pieces``: ``str`` of each value, ``""`` for a missing one."""
+    out = []
+    for piece in pieces:
+        if isinstance(piece, str):
+            out.append(piece)
+            continue
+        value: Any = context[piece[0]]
+        for key in piece[1:]:
+            if not isinstance(value, Mapping) or key not in value:
+                value = ""
+                break
+            value = value[key]
+        out.append(value if isinstance(value, str) else str(value))
+    return "".join(out)
 
 
 @lru_cache(maxsize=8192)
@@ -99,7 +151,7 @@ def _compiled(text: str) -> Any:
 def compile_tree(value: Any) -> Any:
     """``value`` with every string that holds merge fields marked for rendering."""
     if isinstance(value, str):
-        return MergeText(value) if has_merge_fields(value) else value
+        return MergeText(value, plain_pieces(value)) if has_merge_fields(value) else value
     if isinstance(value, dict):
         return {k: compile_tree(v) for k, v in value.items()}
     if isinstance(value, list):
@@ -111,7 +163,10 @@ def render_tree(tree: Any, context: Mapping[str, Any]) -> Any:
     """Render a compiled tree for one event; ``ActionRenderError`` says what went wrong."""
     if isinstance(tree, MergeText):
         try:
-            text = _compiled(tree.text).render(context)
+            if tree.pieces is not None:
+                text = _render_plain(tree.pieces, context)
+            else:
+                text = _compiled(tree.text).render(context)
         except SecurityError as exc:
             raise ActionRenderError(f"merge field refused: {exc}") from None
         except Exception as exc:  # a template is user code: any failure is a render error

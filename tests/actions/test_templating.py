@@ -6,7 +6,14 @@ from typing import Any
 
 import pytest
 
-from actions.templating import compile_tree, render_tree, template_problems
+from actions.templating import (
+    ENV,
+    MergeText,
+    compile_tree,
+    plain_pieces,
+    render_tree,
+    template_problems,
+)
 from coeflow.errors import ActionRenderError
 
 CONTEXT: dict[str, Any] = {
@@ -40,6 +47,58 @@ def test_missing_fields_render_empty_and_filters_work() -> None:
     assert render("[{{record.owner.team.lead}}]") == "[]"
     assert render("{{record.phone | default('n/a')}}") == "n/a"
     assert render("{{record.name | upper}}") == "ADA"
+
+
+VALUES: dict[str, Any] = {
+    "none": None,
+    "yes": True,
+    "no": False,
+    "zero": 0,
+    "ratio": 1.5,
+    "huge": 1e20,
+    "negative_zero": -0.0,
+    "empty": "",
+    "text": "héllo {x}",
+    "nested": {"inner": {"deep": [1, "x"]}, "gone": None},
+    "list": [1, {"a": 2}],
+}
+PLAIN = [
+    "{{record.text}}",
+    "Dear {{ record.text }},\n\n{{record.nested.inner.deep}} {{ record.missing }}!\n",
+    "{{record.none}}|{{record.yes}}|{{record.no}}|{{record.zero}}|{{record.ratio}}",
+    "{{record.huge}} {{record.negative_zero}} [{{record.empty}}]",
+    "{{record.nested}} {{record.list}} {{record.list.a}} {{record.nested.gone.deeper}}",
+    "{{record.text.upper}} {{ before.text }} {{event.id}} {{workflow.name}}",
+    "{{ record.nested.x.y }}",
+    "a { b } {{record.zero}}}} c",
+    "x  \n {{- record.text }}{# a comment #} y",
+]
+
+
+@pytest.mark.parametrize("text", PLAIN)
+def test_plain_merge_fields_render_as_jinja_does(text: str) -> None:
+    context = {"record": VALUES, "before": {}, "event": {"id": "e-1"}, "workflow": {"name": "W"}}
+    tree = compile_tree(text)
+    assert isinstance(tree, MergeText) and tree.pieces is not None, "rendered without Jinja"
+    assert render_tree(tree, context) == ENV.from_string(text).render(context)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "{{ record.name | upper }}",
+        "{{ record['name'] }}",
+        "{{ record.items.0 }}",
+        "{{ record }}",
+        "{% if record.name %}x{% endif %}",
+        "{{ record._hidden }}",
+        "{{ other.name }}",
+        "{{ 'x' }}",
+        "{{ record.name",
+    ],
+)
+def test_anything_beyond_plain_reads_is_left_to_jinja(text: str) -> None:
+    assert plain_pieces(text) is None
 
 
 def test_strings_without_merge_fields_are_left_alone() -> None:
