@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Generic, Protocol, TypeVar, cast
+from typing import Generic, NamedTuple, Protocol, TypeVar, cast
 
 import orjson
 from pydantic import BaseModel, ValidationError
@@ -41,8 +41,9 @@ from topics.schedule import ScheduledTick
 from topics.timers import Timer
 
 
-@dataclass(frozen=True, slots=True)
-class Outbound:
+class Outbound(NamedTuple):
+    """One message to produce (a named tuple: made for every output, at the cost of a tuple)."""
+
     topic: str
     key: bytes | None
     value: bytes | None

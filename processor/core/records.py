@@ -12,15 +12,15 @@ unchanged fields count from that update. A ``created`` event starts the record a
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from topics.events import ChangeEvent
 from topics.records import RecordState
 
 
-@dataclass(frozen=True, slots=True)
-class StateChange:
+class StateChange(NamedTuple):
+    """One per change: a named tuple costs less to make than a frozen dataclass."""
+
     key: str
     prior: RecordState | None
     state: RecordState | None

@@ -80,6 +80,49 @@ def test_a_run_is_kept_until_its_last_outcome_then_published_and_forgotten(
     assert step(runs, completed) == [], "its own output is read back and left alone"
 
 
+def test_a_run_read_first_is_kept_as_read_and_one_without_actions_is_not_kept(
+    settings: Settings,
+) -> None:
+    runs = tracker(settings)
+    run = issued_run("send_email")
+    value = codec.dumps(run)[:-1] + b',"from_a_newer_release":1}'  # a model would drop it
+    record = ConsumerRecord(RUNS, PARTITION, 0, 0, 0, b"run-1", value, None, 5, 1, ())
+    runs.process(TopicPartition(RUNS, PARTITION), [record], NOW)
+    kept = runs.store.partition(PARTITION).get(b"run-1")
+    assert kept is not None and value in kept, "the run's bytes, not decoded and encoded again"
+    assert codec.decode(kept, RunProgress).run == run
+    not_met = run.model_copy(update={"run_id": "run-2", "status": "conditions_not_met"})
+    assert step(runs, not_met) == []
+    assert runs.store.partition(PARTITION).get(b"run-2") is None
+
+
+JUNK = b'{"run_id":"run-1","status":"actions_issued","actions":[{"step":"x"}]}'
+"""Looks like a run waiting for outcomes, but is not a valid run."""
+
+
+def keep_junk(runs: RunTracker) -> None:
+    record = ConsumerRecord(RUNS, PARTITION, 0, 0, 0, b"run-1", JUNK, None, 5, 1, ())
+    runs.process(TopicPartition(RUNS, PARTITION), [record], NOW)
+    assert runs.store.partition(PARTITION).get(b"run-1") is not None, "kept as read"
+
+
+def test_an_invalid_run_kept_unread_is_dropped_when_its_outcome_comes(settings: Settings) -> None:
+    runs = tracker(settings)
+    keep_junk(runs)
+
+    sent = step(runs, outcome(0, "succeeded"))  # decodes the run: the worker carries on
+    kept = runs.store.partition(PARTITION).get(b"run-1")
+    assert [topic for topic, _ in sent] == [runs.store.topic] and kept is not None
+    assert codec.decode(kept, RunProgress).run is None, "the outcome starts afresh"
+
+
+def test_an_invalid_run_kept_unread_goes_at_the_next_sweep(settings: Settings) -> None:
+    runs = tracker(settings)
+    keep_junk(runs)
+    [forgotten] = runs.housekeeping(NOW + SWEEP_EVERY)
+    assert (forgotten.key, forgotten.value) == (b"run-1", None)
+
+
 def test_progress_no_run_completes_is_dropped_once_stale(settings: Settings) -> None:
     runs = tracker(settings)
     step(runs, outcome(0, "succeeded"))  # a run whose record never comes
