@@ -163,11 +163,13 @@ class BatchProcessor(Service):
         failed: set[int] = set()
         for n, (_, messages) in enumerate(produced):
             for message in messages:
-                try:
-                    partition = await self._partition(message)
-                except KafkaError:
-                    failed.add(n)
-                    continue
+                partition = message.partition  # most outputs (store changes) have theirs
+                if partition is None:
+                    try:
+                        partition = await self._partition(message)
+                    except KafkaError:
+                        failed.add(n)
+                        continue
                 by_partition.setdefault((message.topic, partition), []).append((n, message))
         sent: list[tuple[set[int], asyncio.Future[Any]]] = []
         for (topic, partition), items in by_partition.items():
@@ -205,10 +207,8 @@ class BatchProcessor(Service):
         return fallback
 
     async def _partition(self, message: Outbound) -> int:
-        """The partition ``producer.send`` would choose (the same partitioner, so records
-        meet their outcomes: both are keyed by run id)."""
-        if message.partition is not None:
-            return message.partition
+        """The partition ``producer.send`` would choose for a keyed message (the same
+        partitioner, so records meet their outcomes: both are keyed by run id)."""
         partitions = self._partitions.get(message.topic)
         if partitions is None:
             assert self._producer is not None
