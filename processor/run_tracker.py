@@ -7,6 +7,10 @@ of one holds it of the other. Each unfinished run's progress is kept in a store 
 changelog, ``<app id>-run-progress-changelog``, so a restarted or rebalanced worker picks it
 up. Progress that never completes (outcomes of a run whose record was lost, say) is dropped
 after ``STALE_AFTER``, checked every ``SWEEP_EVERY``.
+
+A run usually comes before its outcomes: its progress is then kept with the run's bytes as
+they were read, and the run is decoded only when an outcome arrives (a run decoded, its
+progress built and encoded cost about as much as deciding it).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
+import orjson
 from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
 from pydantic import ValidationError
@@ -53,10 +58,18 @@ class RunTracker(BatchProcessor):
     def process(self, tp: TopicPartition, records: list[ConsumerRecord], now: datetime) -> Produced:
         store, produced = self.store.partition(tp.partition), Produced()
         for record in records:
-            item = _decode(tp.topic, record.value)
-            if item is None or record.key is None:
+            if record.key is None:
                 continue
-            before = _load(store.get(record.key))
+            stored = store.get(record.key)
+            if tp.topic == RUNS and stored is None:
+                first = _first_progress(record.value, now)
+                if first is not None:
+                    produced.append((record, [self.store.put(tp.partition, record.key, first)]))
+                    continue
+            item = _decode(tp.topic, record.value)
+            if item is None:
+                continue
+            before = _load(stored)
             progress, completed = track(before, item, now)
             messages: list[Outbound] = []
             if progress is not None:
@@ -73,7 +86,8 @@ class RunTracker(BatchProcessor):
         return produced
 
     def housekeeping(self, now: datetime) -> list[Outbound]:
-        """Forget the progress of runs not heard of for ``STALE_AFTER``."""
+        """Forget the progress of runs not heard of for ``STALE_AFTER`` (and of any run kept
+        unread that turns out not to be valid)."""
         if now - self._swept < SWEEP_EVERY:
             return []
         self._swept, cutoff = now, now - STALE_AFTER
@@ -81,7 +95,7 @@ class RunTracker(BatchProcessor):
             (partition, key)
             for partition in self.store.partitions
             for key, value in self.store.partition(partition).items()
-            if (progress := _load(value)) is not None and progress.updated_at < cutoff
+            if (progress := _load(value)) is None or progress.updated_at < cutoff
         ]
         forgotten = [self.store.put(partition, key, None) for partition, key in stale]
         if forgotten:
@@ -102,5 +116,28 @@ def _decode(topic: str, value: bytes | None) -> RunRecord | ActionOutcome | None
         return None
 
 
+def _first_progress(value: bytes | None, now: datetime) -> bytes | None:
+    """The progress of a run read before any of its outcomes, holding the run's bytes
+    unchanged; ``None`` when the run does not wait for outcomes (or is not a run: ``_decode``
+    says why)."""
+    if value is None or _ISSUED not in value:
+        return None
+    try:
+        run = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(run, dict) or run.get("status") != "actions_issued" or not run.get("actions"):
+        return None
+    return codec.dumps({"run": orjson.Fragment(value), "steps": {}, "updated_at": now})
+
+
 def _load(value: bytes | None) -> RunProgress | None:
-    return codec.decode(value, RunProgress) if value is not None else None
+    """Stored progress; ``None`` if there is none, or if the run it kept unread turns out not
+    to be a valid run (it was stored as read): its outcomes then start afresh."""
+    if value is None:
+        return None
+    try:
+        return codec.decode(value, RunProgress)
+    except (ValueError, ValidationError) as exc:
+        log.warning("run tracker: dropping the progress of an undecodable run: %s", exc)
+        return None
