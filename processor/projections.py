@@ -15,17 +15,14 @@ from datetime import timedelta
 from typing import Any
 
 from mode import Service
-from pydantic import ValidationError
 
 from coeflow.clock import Clock
 from coeflow.settings import Settings
 from processor.core.history import RunHistory
 from processor.replica import ModelReplica, TopicReplica
-from topics import codec
 from topics.access import ApiToken
 from topics.catalog import ACTION_OUTCOMES, API_TOKENS, RUNS, WORKFLOW_VERSIONS
 from topics.outcomes import ActionOutcome
-from topics.runs import RunRecord
 from topics.workflows import Workflow
 
 log = logging.getLogger(__name__)
@@ -85,11 +82,9 @@ class RunReplica(TopicReplica):
         if value is None:
             return  # a fence
         try:
-            run = codec.decode(value, RunRecord)
-        except (ValueError, ValidationError) as exc:
+            self.history.add_run(value)
+        except ValueError as exc:  # pydantic's ValidationError is one
             log.warning("run history: skipping an undecodable run (key %r): %s", key, exc)
-            return
-        self.history.add_run(run, value)
 
 
 class OutcomeHistoryReplica(ModelReplica[ActionOutcome]):

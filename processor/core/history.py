@@ -4,7 +4,9 @@
 Bounded three ways, all settings: runs per workflow, age, and runs in all (the oldest go
 first). Each run is kept as the bytes of its latest record (the decided one, then the one the
 run tracker publishes once its actions finished) plus every attempt of each action, so a
-run in flight already shows its retries.
+run in flight already shows its retries. Only what the history is indexed by is read when a
+run comes in (a quarter of the cost of decoding it all); the whole record is decoded when it
+is asked for.
 """
 
 from __future__ import annotations
@@ -12,9 +14,12 @@ from __future__ import annotations
 import base64
 import binascii
 import bisect
+import logging
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+
+from pydantic import BaseModel, ValidationError
 
 from coeflow.errors import InvalidInput, Problem
 from topics import codec
@@ -29,14 +34,27 @@ from topics.api import (
 )
 from topics.events import RecordRef
 from topics.outcomes import ActionOutcome
-from topics.runs import RunRecord, StepStatus
+from topics.runs import RunRecord, RunStatus, StepStatus
 from topics.workflows import Workflow
+
+log = logging.getLogger(__name__)
 
 RecordKey = tuple[str, str, str]
 """(tenant id, record type, record id)."""
 
 _PENDING_RUNS = 10_000
 """Outcomes read before their run (they sit on another partition): kept for this many runs."""
+
+
+class IndexedRun(BaseModel):
+    """The fields of a run record the history is indexed by."""
+
+    run_id: str
+    tenant_id: str
+    workflow_id: str
+    record: RecordRef
+    status: RunStatus
+    decided_at: datetime
 
 
 @dataclass(slots=True)
@@ -70,7 +88,10 @@ class RunHistory:
     def __len__(self) -> int:
         return len(self._runs)
 
-    def add_run(self, run: RunRecord, value: bytes) -> None:
+    def add_run(self, value: bytes) -> None:
+        """Keep the run record ``value``; ``ValueError`` (a ``ValidationError`` among them)
+        if it is not one."""
+        run = IndexedRun.model_validate_json(value)
         entry = self._runs.get(run.run_id)
         if entry is not None:  # the run again: completed, or read twice
             entry.value, entry.status = value, run.status
@@ -121,9 +142,10 @@ class RunHistory:
 
     def get(self, run_id: str) -> tuple[RunRecord, dict[int, list[ActionOutcome]]] | None:
         entry = self._runs.get(run_id)
-        if entry is None:
+        run = _decoded(entry) if entry is not None else None
+        if entry is None or run is None:
             return None
-        return codec.decode(entry.value, RunRecord), entry.attempts
+        return run, entry.attempts
 
     def page(
         self,
@@ -148,8 +170,8 @@ class RunHistory:
         index = end - 1
         while index >= 0 and runs[index][0] >= floor and len(found) < limit:
             entry = self._runs[runs[index][1]]
-            if status is None or entry.status == status:
-                found.append(codec.decode(entry.value, RunRecord))
+            if (status is None or entry.status == status) and (run := _decoded(entry)) is not None:
+                found.append(run)
             index -= 1
         more = index >= 0 and runs[index][0] >= floor and len(found) == limit
         next_cursor = encode_cursor(runs[index + 1]) if more else None
@@ -158,7 +180,9 @@ class RunHistory:
     def of_record(self, record: RecordKey) -> list[RunRecord]:
         """The kept runs of one record's events, newest first."""
         run_ids = self._by_record.get(record, ())
-        runs = [codec.decode(self._runs[r].value, RunRecord) for r in run_ids if r in self._runs]
+        runs = [
+            run for r in run_ids if r in self._runs and (run := _decoded(self._runs[r])) is not None
+        ]
         return sorted(runs, key=lambda r: (r.occurred_at, r.decided_at), reverse=True)
 
     def _evict(self, run_id: str) -> None:
@@ -173,6 +197,15 @@ class RunHistory:
                 of_record.remove(run_id)
             if not of_record:
                 del self._by_record[entry.record]
+
+
+def _decoded(entry: _Entry) -> RunRecord | None:
+    """The whole run; ``None`` (logged) if its record was indexed but is not a valid run."""
+    try:
+        return codec.decode(entry.value, RunRecord)
+    except (ValueError, ValidationError) as exc:
+        log.warning("run history: leaving out an undecodable run: %s", exc)
+        return None
 
 
 def encode_cursor(position: tuple[float, str]) -> str:

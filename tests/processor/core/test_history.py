@@ -32,7 +32,7 @@ def history(per_workflow: int = 100, max_runs: int = 1000) -> RunHistory:
 
 def add(runs: RunHistory, *records: RunRecord) -> None:
     for record in records:
-        runs.add_run(record, codec.dumps(record))
+        runs.add_run(codec.dumps(record))
 
 
 def outcome(run: RunRecord, step: int, status: OutcomeStatus, attempt: int) -> ActionOutcome:
@@ -160,3 +160,18 @@ def test_a_record_that_matched_no_trigger_says_so() -> None:
 def test_a_foreign_cursor_is_invalid_input(cursor: str) -> None:
     with pytest.raises(InvalidInput, match="cursor"):
         history().page("wf-welcome", limit=1, cursor=cursor)
+
+
+def test_a_run_is_indexed_from_a_few_fields_and_an_invalid_one_is_left_out_when_read() -> None:
+    runs = history()
+    with pytest.raises(ValueError, match="run_id"):
+        runs.add_run(b'{"status": "succeeded"}')
+    good = a_run(minutes=1)
+    indexed_only = {**codec.loads(codec.dumps(a_run(record_id="L-2"))), "actions": "not a list"}
+    runs.add_run(codec.dumps(indexed_only))
+    add(runs, good)
+    assert len(runs) == 2, "both indexed"
+    page = runs.page(good.workflow_id, limit=10).runs
+    assert [r.run_id for r in page] == [good.run_id], "the invalid one left out"
+    assert runs.get(indexed_only["run_id"]) is None
+    assert runs.of_record(("acme", "lead", "L-2")) == []
