@@ -12,10 +12,14 @@ once the broker holds every one of them, the batch's offsets are committed. Noth
 committed that was not processed and stored (at-least-once, with deterministic ids); an
 output the broker refuses for good turns its input into a dead letter.
 
-A rebalance waits for the batch in hand to be sent and committed before the partitions go; a
-partition that arrives is processed only once its store is restored. With several input
-topics, partition *n* of each goes to the same worker (range assignment over topics of one
-partition count) and shares store *n*.
+Waiting for a batch's acknowledgements and commit overlaps the next batch's processing (one
+batch in flight): waiting in turn left the worker idle for about a tenth of its time. Batches
+still settle in order: a batch's offsets are committed only after every earlier batch's.
+
+A rebalance, and a stop, wait for the batches in hand to be sent and committed before the
+partitions go; a partition that arrives is processed only once its store is restored. With
+several input topics, partition *n* of each goes to the same worker (range assignment over
+topics of one partition count) and shares store *n*.
 """
 
 from __future__ import annotations
@@ -45,6 +49,9 @@ _PARTITIONER = DefaultPartitioner()
 
 Produced = list[tuple[ConsumerRecord | None, list[Outbound]]]
 """A batch's outputs, each list with the input it came from (``None``: housekeeping)."""
+_Dispatched = tuple[list[tuple[set[int], "asyncio.Future[Any]"]], set[int]]
+"""Record batches handed to the producer, each with the inputs whose outputs it holds, and
+the inputs that could not be handed over."""
 
 
 class BatchProcessor(Service):
@@ -61,6 +68,8 @@ class BatchProcessor(Service):
         self.partitions: list[int] = []
         """The partitions of the input topics this worker processes now."""
         self._batch = asyncio.Lock()
+        self._in_flight: asyncio.Future[None] | None = None
+        """The last batch handed to the producer: its acknowledgements, then its commit."""
         self._partitions: dict[str, list[int]] = {}
         """Partitions by topic, for keyed outputs (topics do not change partition counts)."""
         self._producer: AIOKafkaProducer | None = None
@@ -105,6 +114,7 @@ class BatchProcessor(Service):
 
     async def on_stop(self) -> None:
         async with self._batch:  # the batch in hand is sent and committed: a leave repeats none
+            await self._settle()
             if self._consumer is not None:
                 await self._consumer.stop()  # leaves the group: the partitions move on at once
             if self._producer is not None:
@@ -123,9 +133,17 @@ class BatchProcessor(Service):
                     return  # stopping: the clients are closed, its next holder reads these
                 if batches:
                     await self._handle(batches)
+                else:
+                    await self._settle()  # nothing new: finish what is in flight
                 chores = self.housekeeping(self.runtime.clock())
                 if chores:
                     await self._send([(None, chores)], self.runtime.clock())
+
+    async def _settle(self) -> None:
+        """Wait until the batch in flight is acknowledged and committed (or dead-lettered)."""
+        in_flight, self._in_flight = self._in_flight, None
+        if in_flight is not None:
+            await in_flight
 
     async def _handle(self, batches: dict[TopicPartition, list[ConsumerRecord]]) -> None:
         now = self.runtime.clock()
@@ -142,17 +160,44 @@ class BatchProcessor(Service):
                 continue  # else revoked since it was fetched: its next holder reads it
             produced += self.process(tp, records, now)
             done[tp] = records[-1].offset + 1
-        await self._send(produced, now)
+        dispatched = await self._dispatch(produced)
+        await self._settle()  # the previous batch is committed before this one
+        self._in_flight = asyncio.ensure_future(self._finish(produced, dispatched, done, now))
+
+    async def _send(self, produced: Produced, now: datetime) -> None:
+        """Send outputs that no input is committed for, and wait until they are held."""
+        await self._settle()
+        await self._finish(produced, await self._dispatch(produced), {}, now)
+
+    async def _finish(
+        self,
+        produced: Produced,
+        dispatched: _Dispatched,
+        done: dict[TopicPartition, int],
+        now: datetime,
+    ) -> None:
+        """Wait until the broker holds every output of ``produced``, an input whose outputs
+        failed sent again alone (retried, or dead-lettered if refused); then commit ``done``."""
+        sent, failed = dispatched
+        results = await asyncio.gather(*(f for _, f in sent), return_exceptions=True)
+        for (members, _), result in zip(sent, results, strict=True):
+            if isinstance(result, Exception):
+                failed |= members
+        for n in sorted(failed):
+            record, messages = produced[n]
+            fallback = self._keeping(messages, record, now) if record is not None else None
+            await deliver(self._send_one, messages, fallback)
         if not done:
             return
+        assert self._consumer is not None
         try:
             await self._consumer.commit(done)
         except CommitFailedError as exc:  # the group moved on: the next holder repeats these
             log.warning("%s: commit refused after a rebalance (%s)", self.name, exc)
 
-    async def _send(self, produced: Produced, now: datetime) -> None:
-        """Send every input's outputs and wait until the broker holds all of them; an input
-        whose outputs fail is sent again alone (retried, or dead-lettered if refused).
+    async def _dispatch(self, produced: Produced) -> _Dispatched:
+        """Hand every output to the producer: the futures of its record batches, each with
+        the inputs whose outputs it holds, and the inputs that could not be handed over.
 
         Outputs go as record batches built here, one or more per partition, rather than one
         ``send`` each: a send costs a coroutine, a future and the accumulator's bookkeeping
@@ -185,14 +230,7 @@ class BatchProcessor(Service):
                 members.add(n)
             if members:
                 sent.append((members, await self._send_batch(batch, topic, partition)))
-        results = await asyncio.gather(*(f for _, f in sent), return_exceptions=True)
-        for (members, _), result in zip(sent, results, strict=True):
-            if isinstance(result, Exception):
-                failed |= members
-        for n in sorted(failed):
-            record, messages = produced[n]
-            fallback = self._keeping(messages, record, now) if record is not None else None
-            await deliver(self._send_one, messages, fallback)
+        return sent, failed
 
     def _keeping(self, messages: list[Outbound], record: ConsumerRecord, now: datetime) -> Fallback:
         """An input's dead letter that still carries its store's changes: they are kept."""
@@ -238,6 +276,7 @@ class _Rebalance(ConsumerRebalanceListener):
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         processor = self.processor
         async with processor._batch:  # the batch in hand is sent and committed first
+            await processor._settle()
             gone = {tp.partition for tp in revoked}
             processor.partitions = [p for p in processor.partitions if p not in gone]
             processor.store.drop(sorted(gone))

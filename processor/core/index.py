@@ -48,7 +48,8 @@ class WorkflowIndex:
 
     def of_kind(self, tenant: str, record_type: str, kind: str) -> tuple[CompiledWorkflow, ...]:
         """Active workflows of one tenant, record type and trigger kind (timers, schedules)."""
-        return self._by_record_type.get((tenant, record_type), {}).get(kind, ())
+        kinds = self._by_record_type.get((tenant, record_type))  # asked twice per change
+        return kinds.get(kind, ()) if kinds else ()
 
     def candidates(self, event: ChangeEvent) -> list[CompiledWorkflow]:
         """Active workflows of the event's tenant and record type whose trigger kind can fire
