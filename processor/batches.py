@@ -49,7 +49,7 @@ _PARTITIONER = DefaultPartitioner()
 
 Produced = list[tuple[ConsumerRecord | None, list[Outbound]]]
 """A batch's outputs, each list with the input it came from (``None``: housekeeping)."""
-_Dispatched = tuple[list[tuple[set[int], "asyncio.Future[Any]"]], set[int]]
+_Dispatched = tuple[list[tuple[set[int], asyncio.Future[Any]]], set[int]]
 """Record batches handed to the producer, each with the inputs whose outputs it holds, and
 the inputs that could not be handed over."""
 

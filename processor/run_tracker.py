@@ -123,8 +123,8 @@ def _first_progress(value: bytes | None, now: datetime) -> bytes | None:
     if value is None or _ISSUED not in value:
         return None
     try:
-        run = orjson.loads(value)
-    except orjson.JSONDecodeError:
+        run = codec.loads(value)
+    except ValueError:
         return None
     if not isinstance(run, dict) or run.get("status") != "actions_issued" or not run.get("actions"):
         return None
