@@ -142,10 +142,10 @@ class RunHistory:
 
     def get(self, run_id: str) -> tuple[RunRecord, dict[int, list[ActionOutcome]]] | None:
         entry = self._runs.get(run_id)
-        run = _decoded(entry) if entry is not None else None
-        if entry is None or run is None:
+        if entry is None:
             return None
-        return run, entry.attempts
+        run = _decoded(entry)
+        return (run, entry.attempts) if run is not None else None
 
     def page(
         self,

@@ -12,7 +12,7 @@ unchanged fields count from that update. A ``created`` event starts the record a
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from topics.events import ChangeEvent
 from topics.records import RecordState
@@ -25,8 +25,6 @@ class StateChange(NamedTuple):
     prior: RecordState | None
     state: RecordState | None
     """``None``: the record was deleted."""
-    record: dict[str, Any] | None
-    """The record after the change (``None`` when deleted): what a timer armed now carries."""
 
 
 def state_key(tenant_id: str, record_type: str, record_id: str) -> str:
@@ -40,7 +38,7 @@ def apply_change(prior: RecordState | None, event: ChangeEvent, offset: int) -> 
     key = state_key(event.tenant_id, event.record_type, event.record_id)
     after = event.after
     if event.operation == "deleted" or after is None:
-        return StateChange(key, prior, None, None)
+        return StateChange(key, prior, None)
     at = event.occurred_at.isoformat()
     changed_at = dict.fromkeys(after, at)
     before = event.before
@@ -50,4 +48,4 @@ def apply_change(prior: RecordState | None, event: ChangeEvent, offset: int) -> 
             if name in before and before[name] == value:
                 changed_at[name] = since.get(name, at)
     state: RecordState = {"changed_at": changed_at, "updated_at": at, "offset": offset}
-    return StateChange(key, prior, state, after)
+    return StateChange(key, prior, state)

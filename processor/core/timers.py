@@ -92,7 +92,7 @@ def stall_timers(
             if prior is not None and params.field in prior["changed_at"]:
                 changes.append((key, None))
             continue
-        assert state is not None and change.record is not None
+        assert state is not None and event.after is not None
         due = since + params.duration
         begins = prior is None or changed_at(prior, params.field) != since
         if not begins and due <= now:
@@ -108,7 +108,7 @@ def stall_timers(
                     record_id=event.record_id,
                     due_at=due,
                     fire_id=f"{RECORD_STALLED}:{compiled.id}:{change.key}:{since.isoformat()}",
-                    record=change.record,
+                    record=event.after,
                     workflow_id=compiled.id,
                 ),
             )

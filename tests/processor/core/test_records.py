@@ -71,7 +71,7 @@ def test_an_update_moves_only_the_fields_it_changes() -> None:
 def test_a_deleted_record_is_removed() -> None:
     state = fold(change("created", 0, after=DEAL))
     deleted = apply_change(state, change("deleted", 1, before=DEAL), 1)
-    assert deleted == StateChange("acme/deal/D-1", state, None, None)
+    assert deleted == StateChange("acme/deal/D-1", state, None)
 
 
 def test_a_record_created_again_starts_afresh() -> None:
