@@ -5,8 +5,10 @@ scenario publishes its events, notes where they begin in each partition (from th
 answers to the sends, so Tansu's wrong end offsets do not matter), deletes the workflows of
 the scenario before and publishes its own, and starts its consumers exactly there:
 
-1. the plain pipe: aiokafka ``getmany`` → one orjson parse per event → batched sends, no
-   matching; the most any processor can do on this broker and machine;
+1. the plain pipe: aiokafka ``getmany`` → one orjson parse per event → the events sent on as
+   record batches (as the processor sends), no matching; the most any processor can do on
+   this broker and machine. Next to it the same pipe with one ``send`` per event (the usual
+   way to write one), which costs about 2.5 times the CPU per event;
 2. the processor: ``coeflow worker`` processes (processor role only) in a fresh consumer
    group, timed from the moment they hold their partitions to the last expected run record
    (the pure core, run here over the same events, says how many to expect);
@@ -39,7 +41,8 @@ from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.structs import RecordMetadata
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.structs import ConsumerRecord, RecordMetadata
 
 from actions.registry import REGISTRY as ACTION_TYPES
 from coeflow.broker import EmbeddedBroker, free_port
@@ -92,10 +95,16 @@ class Figures:
     matching_share: float = 0.0
     core_events_per_second: float = 0.0
     pipe_events_per_second: float = 0.0
+    """The plain pipe sending record batches: the physical limit."""
+    send_pipe_events_per_second: float = 0.0
+    """The plain pipe with one ``send`` per event."""
     processor_events_per_second: float = 0.0
     ratio: float = 0.0
-    """Of the best rounds of each."""
+    """Processor / plain pipe, of the best rounds of each: the goal's figure."""
+    send_pipe_ratio: float = 0.0
+    """Processor / the pipe with one ``send`` per event, of the best rounds of each."""
     pipe_rounds: list[int] = field(default_factory=list)
+    send_pipe_rounds: list[int] = field(default_factory=list)
     processor_rounds: list[int] = field(default_factory=list)
     latency_ms: dict[str, float] = field(default_factory=dict)
     offered_load: float = 0.0
@@ -180,6 +189,19 @@ async def fences(bootstrap: str, topics: Iterable[str]) -> Offsets:
     return {tp: offset + 1 for tp, offset in stored.items()}
 
 
+async def _create_pipe_topic(settings: Settings) -> None:
+    """The plain pipe's output, with as many partitions as the record changes."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap)
+    await admin.start()
+    try:
+        if PIPE_OUT not in await admin.list_topics():
+            await admin.create_topics(
+                [NewTopic(PIPE_OUT, settings.partitions, settings.replication_factor)]
+            )
+    finally:
+        await admin.close()
+
+
 def read_from(consumer: AIOKafkaConsumer, start: Offsets) -> None:
     """Have ``consumer`` read exactly the partitions of ``start``, each from its offset."""
     consumer.assign(list(start))
@@ -245,8 +267,16 @@ async def position_worker(bootstrap: str, app_id: str, changes: Offsets) -> None
     await position_group(bootstrap, f"{app_id}-{RunTracker.name}", tracked)
 
 
-async def plain_pipe(bootstrap: str, start: Offsets, expected: int) -> float:
-    """Events per second through consume → orjson parse → produce, doing nothing else."""
+async def plain_pipe(
+    bootstrap: str, start: Offsets, expected: int, *, send_per_event: bool = False
+) -> float:
+    """Events per second through consume → orjson parse → produce, doing nothing else.
+
+    The events go on as record batches, one or more per input partition (aiokafka's
+    ``create_batch`` and ``send_batch``, as the processor sends its outputs): the most a
+    processor could do. ``send_per_event``: one ``producer.send`` per event, batched by the
+    producer (linger 5 ms), the usual way to write a pipe; until 2026-11-26 this was the
+    benchmark's plain pipe, and it spends about 2.5 times the CPU per event."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
         group_id=None,
@@ -255,27 +285,56 @@ async def plain_pipe(bootstrap: str, start: Offsets, expected: int) -> float:
         fetch_max_bytes=32 << 20,
     )
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, linger_ms=5, max_batch_size=1 << 20, acks=-1
+        bootstrap_servers=bootstrap,
+        linger_ms=5 if send_per_event else 0,
+        max_batch_size=1 << 20,
+        acks=-1,
     )
+    label = "plain pipe, a send per event" if send_per_event else "plain pipe"
     await consumer.start()
     await producer.start()
     try:
         read_from(consumer, start)
+        out = sorted(await producer.partitions_for(PIPE_OUT))
         began, seen = time.monotonic(), 0
         while seen < expected:
             batches = await consumer.getmany(timeout_ms=100, max_records=10_000)
-            pending = []
-            for messages in batches.values():
-                for message in messages:
-                    orjson.loads(message.value)
-                    pending.append(await producer.send(PIPE_OUT, message.value, key=message.key))
-            seen += len(pending)
+            pending: list[asyncio.Future[RecordMetadata]] = []
+            for tp, messages in batches.items():
+                seen += len(messages)
+                if send_per_event:
+                    for message in messages:
+                        orjson.loads(message.value)
+                        pending.append(
+                            await producer.send(PIPE_OUT, message.value, key=message.key)
+                        )
+                else:
+                    # One input partition to one output partition: each key keeps its order.
+                    partition = out[tp.partition % len(out)]
+                    pending += await _parse_and_send_batches(producer, messages, partition)
             await asyncio.gather(*pending)
-            progress.show(f"  plain pipe: {seen:,}/{expected:,}")
+            progress.show(f"  {label}: {seen:,}/{expected:,}")
         return expected / (time.monotonic() - began)
     finally:
         await consumer.stop()
         await producer.stop()
+
+
+async def _parse_and_send_batches(
+    producer: AIOKafkaProducer, messages: list[ConsumerRecord], partition: int
+) -> list[asyncio.Future[RecordMetadata]]:
+    """Parse each message and append it to record batches for ``partition``; the batches'
+    futures."""
+    futures = []
+    batch = producer.create_batch()
+    for message in messages:
+        orjson.loads(message.value)
+        if batch.append(key=message.key, value=message.value, timestamp=None) is None:
+            futures.append(await producer.send_batch(batch, PIPE_OUT, partition=partition))
+            batch = producer.create_batch()
+            batch.append(key=message.key, value=message.value, timestamp=None)
+    futures.append(await producer.send_batch(batch, PIPE_OUT, partition=partition))
+    return futures
 
 
 class RunCounter:
@@ -507,7 +566,9 @@ async def _all_hold_partitions(workers: Sequence[WorkerProcess], within: float =
 
 async def run(options: Options, bootstrap: str, workdir: Path) -> Figures:
     figures = Figures(machine=_machine(), options=_plain(asdict(options)))
-    await ensure_topics(Settings(kafka_bootstrap=bootstrap))
+    settings = Settings(kafka_bootstrap=bootstrap)
+    await ensure_topics(settings)
+    await _create_pipe_topic(settings)
     bench = Bench(bootstrap, options, workdir)
 
     progress.show("generating the workload")
@@ -530,21 +591,32 @@ async def run(options: Options, bootstrap: str, workdir: Path) -> Figures:
     kept: list[WorkerProcess] = []
     for n in range(1, options.rounds + 1):
         pipe = round(await plain_pipe(bootstrap, start, len(events)))
+        send_pipe = round(await plain_pipe(bootstrap, start, len(events), send_per_event=True))
         figures.pipe_rounds.append(pipe)
+        figures.send_pipe_rounds.append(send_pipe)
         last = n == options.rounds  # its worker stays for the latency
         elapsed, kept = await bench.processor(start, runs, f"processor {n}", keep=last)
-        figures.processor_rounds.append(round(len(events) / elapsed))
+        processor = round(len(events) / elapsed)
+        figures.processor_rounds.append(processor)
         progress.done(
-            f"round {n}: (a) plain pipe {pipe:,} events/s, (b) processor, one worker "
-            f"{figures.processor_rounds[-1]:,} events/s ({figures.processor_rounds[-1] / pipe:.0%})"
+            f"round {n}: (a) plain pipe {pipe:,} events/s (a send per event: {send_pipe:,}), "
+            f"(b) processor, one worker {processor:,} events/s "
+            f"({processor / pipe:.0%} of the pipe; {processor / send_pipe:.0%} of the one with "
+            "a send per event)"
         )
     figures.pipe_events_per_second = max(figures.pipe_rounds)
+    figures.send_pipe_events_per_second = max(figures.send_pipe_rounds)
     figures.processor_events_per_second = max(figures.processor_rounds)
     figures.ratio = round(figures.processor_events_per_second / figures.pipe_events_per_second, 3)
+    figures.send_pipe_ratio = round(
+        figures.processor_events_per_second / figures.send_pipe_events_per_second, 3
+    )
     progress.done(
-        f"(a) plain pipe: {figures.pipe_events_per_second:,} events/s; (b) processor, one "
-        f"worker: {figures.processor_events_per_second:,} events/s ({figures.ratio:.0%} of the "
-        f"plain pipe; best of {options.rounds} rounds each)"
+        f"(a) plain pipe: {figures.pipe_events_per_second:,} events/s (a send per event: "
+        f"{figures.send_pipe_events_per_second:,}); (b) processor, one worker: "
+        f"{figures.processor_events_per_second:,} events/s ({figures.ratio:.0%} of the plain "
+        f"pipe, {figures.send_pipe_ratio:.0%} of the one with a send per event; best of "
+        f"{options.rounds} rounds each)"
     )
     try:
         figures.offered_load = round(figures.processor_events_per_second / 2)
@@ -613,13 +685,14 @@ def chart(figures: Figures, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5))
-    names = ["plain pipe", "processor", "processor ×2"]
+    names = ["plain pipe", "pipe, send\nper event", "processor", "processor ×2"]
     values = [
         figures.pipe_events_per_second,
+        figures.send_pipe_events_per_second,
         figures.processor_events_per_second,
         figures.two_workers_events_per_second,
     ]
-    left.bar(names, values, color=["#999999", "#2f6db5", "#5b9be0"])
+    left.bar(names, values, color=["#999999", "#c8c8c8", "#2f6db5", "#5b9be0"])
     left.set_ylabel("events per second")
     left.set_title("Throughput on one broker")
     counts = list(figures.by_workflow_count)
