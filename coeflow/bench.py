@@ -7,8 +7,9 @@ the scenario before and publishes its own, and starts its consumers exactly ther
 
 1. the plain pipe: aiokafka ``getmany`` → one orjson parse per event → the events sent on as
    record batches (as the processor sends), no matching; the most any processor can do on
-   this broker and machine. Next to it the same pipe with one ``send`` per event (the usual
-   way to write one), which costs about 2.5 times the CPU per event;
+   this broker and machine. Next to it two variants (``PIPES``): one ``send`` per event (the
+   usual way to write a pipe, about 2.5 times the CPU), and validation into ``ChangeEvent``
+   instead of the parse (what the contract's schema alone costs a processor);
 2. the processor: ``coeflow worker`` processes (processor role only) in a fresh consumer
    group, timed from the moment they hold their partitions to the last expected run record
    (the pure core, run here over the same events, says how many to expect);
@@ -30,6 +31,7 @@ import json
 import os
 import platform
 import random
+import resource
 import sys
 import time
 import uuid
@@ -63,12 +65,42 @@ from topics import codec
 from topics.admin import ensure_topics
 from topics.catalog import ACTION_OUTCOMES, DEFINITIONS, RECORD_CHANGES, RUNS, action_topic
 from topics.commands import ActionCommand
+from topics.events import ChangeEvent
 from topics.outcomes import ActionOutcome
 from topics.runs import SourcePosition
 from topics.workflows import Workflow
 
 PIPE_OUT = "bench.pipe-out"
 Offsets = dict[TopicPartition, int]
+
+
+@dataclass(frozen=True)
+class Pipe:
+    """A plain pipe: how it reads each event, and how it sends the events on."""
+
+    name: str
+    read: Callable[[bytes], object]
+    send_per_event: bool = False
+    """One ``producer.send`` per event, batched by the producer (linger 5 ms), instead of
+    record batches built whole (``create_batch`` / ``send_batch``, as the processor sends)."""
+
+
+PLAIN = Pipe("plain", orjson.loads)
+"""(a): the physical limit, which the goal measures the processor against."""
+PIPES = (
+    PLAIN,
+    # The benchmark's plain pipe until 2026-11-26: a send costs a coroutine, a future and the
+    # producer's bookkeeping per event.
+    Pipe("send per event", orjson.loads, send_per_event=True),
+    Pipe("validating", ChangeEvent.model_validate_json),
+)
+
+
+@dataclass(frozen=True)
+class Measured:
+    events_per_second: int
+    cpu_us: float
+    """CPU time an event in µs: the benchmark's own for a pipe, the workers' for a processor."""
 
 
 @dataclass
@@ -79,7 +111,7 @@ class Options:
     scale_events: int = 50_000
     scale_workflows: tuple[int, ...] = (100, 10_000, 100_000)
     rounds: int = 3
-    """Rounds of the plain pipe and the processor, alternating; each reports its best."""
+    """Rounds of the pipes and the processor, alternating; each reports its best."""
     latency_seconds: float = 20.0
     soak_seconds: float = 0.0
     soak_load: float = 0.0
@@ -94,18 +126,13 @@ class Figures:
     event_bytes: float = 0.0
     matching_share: float = 0.0
     core_events_per_second: float = 0.0
-    pipe_events_per_second: float = 0.0
-    """The plain pipe sending record batches: the physical limit."""
-    send_pipe_events_per_second: float = 0.0
-    """The plain pipe with one ``send`` per event."""
-    processor_events_per_second: float = 0.0
-    ratio: float = 0.0
-    """Processor / plain pipe, of the best rounds of each: the goal's figure."""
-    send_pipe_ratio: float = 0.0
-    """Processor / the pipe with one ``send`` per event, of the best rounds of each."""
-    pipe_rounds: list[int] = field(default_factory=list)
-    send_pipe_rounds: list[int] = field(default_factory=list)
-    processor_rounds: list[int] = field(default_factory=list)
+    pipe_events_per_second: dict[str, int] = field(default_factory=dict)
+    """The best round of each of ``PIPES``, by name."""
+    processor_events_per_second: int = 0
+    ratio: dict[str, float] = field(default_factory=dict)
+    """Processor / pipe, best round to best round, by pipe; ``ratio["plain"]`` is the goal's."""
+    pipe_rounds: dict[str, list[Measured]] = field(default_factory=dict)
+    processor_rounds: list[Measured] = field(default_factory=list)
     latency_ms: dict[str, float] = field(default_factory=dict)
     offered_load: float = 0.0
     peak_rss_mb: float = 0.0
@@ -267,16 +294,9 @@ async def position_worker(bootstrap: str, app_id: str, changes: Offsets) -> None
     await position_group(bootstrap, f"{app_id}-{RunTracker.name}", tracked)
 
 
-async def plain_pipe(
-    bootstrap: str, start: Offsets, expected: int, *, send_per_event: bool = False
-) -> float:
-    """Events per second through consume → orjson parse → produce, doing nothing else.
-
-    The events go on as record batches, one or more per input partition (aiokafka's
-    ``create_batch`` and ``send_batch``, as the processor sends its outputs): the most a
-    processor could do. ``send_per_event``: one ``producer.send`` per event, batched by the
-    producer (linger 5 ms), the usual way to write a pipe; until 2026-11-26 this was the
-    benchmark's plain pipe, and it spends about 2.5 times the CPU per event."""
+async def plain_pipe(bootstrap: str, start: Offsets, expected: int, pipe: Pipe = PLAIN) -> Measured:
+    """Consume → read each event → produce, doing nothing else; the events go on as record
+    batches, one or more per input partition, unless ``pipe.send_per_event``."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
         group_id=None,
@@ -286,55 +306,63 @@ async def plain_pipe(
     )
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap,
-        linger_ms=5 if send_per_event else 0,
+        linger_ms=5 if pipe.send_per_event else 0,
         max_batch_size=1 << 20,
         acks=-1,
     )
-    label = "plain pipe, a send per event" if send_per_event else "plain pipe"
+    label = f"pipe, {pipe.name}"
     await consumer.start()
     await producer.start()
     try:
         read_from(consumer, start)
         out = sorted(await producer.partitions_for(PIPE_OUT))
-        began, seen = time.monotonic(), 0
+        began, began_cpu, seen = time.monotonic(), _cpu_seconds(), 0
         while seen < expected:
             batches = await consumer.getmany(timeout_ms=100, max_records=10_000)
             pending: list[asyncio.Future[RecordMetadata]] = []
             for tp, messages in batches.items():
                 seen += len(messages)
-                if send_per_event:
+                if pipe.send_per_event:
                     for message in messages:
-                        orjson.loads(message.value)
+                        pipe.read(message.value)
                         pending.append(
                             await producer.send(PIPE_OUT, message.value, key=message.key)
                         )
                 else:
                     # One input partition to one output partition: each key keeps its order.
                     partition = out[tp.partition % len(out)]
-                    pending += await _parse_and_send_batches(producer, messages, partition)
+                    pending += await _read_and_send_batches(pipe, producer, messages, partition)
             await asyncio.gather(*pending)
             progress.show(f"  {label}: {seen:,}/{expected:,}")
-        return expected / (time.monotonic() - began)
+        return Measured(
+            round(expected / (time.monotonic() - began)),
+            round((_cpu_seconds() - began_cpu) / expected * 1e6, 1),
+        )
     finally:
         await consumer.stop()
         await producer.stop()
 
 
-async def _parse_and_send_batches(
-    producer: AIOKafkaProducer, messages: list[ConsumerRecord], partition: int
+async def _read_and_send_batches(
+    pipe: Pipe, producer: AIOKafkaProducer, messages: list[ConsumerRecord], partition: int
 ) -> list[asyncio.Future[RecordMetadata]]:
-    """Parse each message and append it to record batches for ``partition``; the batches'
+    """Read each message and append it to record batches for ``partition``; the batches'
     futures."""
     futures = []
     batch = producer.create_batch()
     for message in messages:
-        orjson.loads(message.value)
+        pipe.read(message.value)
         if batch.append(key=message.key, value=message.value, timestamp=None) is None:
             futures.append(await producer.send_batch(batch, PIPE_OUT, partition=partition))
             batch = producer.create_batch()
             batch.append(key=message.key, value=message.value, timestamp=None)
     futures.append(await producer.send_batch(batch, PIPE_OUT, partition=partition))
     return futures
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 class RunCounter:
@@ -419,10 +447,16 @@ class Bench:
         self.loaded = wanted
 
     async def processor(
-        self, start: Offsets, expected: int, label: str, workers: int = 1, keep: bool = False
-    ) -> tuple[float, list[WorkerProcess]]:
-        """Seconds that ``workers`` processor workers take from holding their partitions to
-        the ``expected``-th run record of the events from ``start``."""
+        self,
+        start: Offsets,
+        events: int,
+        expected: int,
+        label: str,
+        workers: int = 1,
+        keep: bool = False,
+    ) -> tuple[Measured, list[WorkerProcess]]:
+        """``workers`` processor workers through the ``events`` from ``start``: timed from
+        holding their partitions to the ``expected``-th run record."""
         group = f"bench-{label.replace(' ', '-')}-{uuid.uuid4().hex[:6]}"
         await position_worker(self.bootstrap, group, start)
         counter = RunCounter(self.bootstrap, await fences(self.bootstrap, [RUNS]))
@@ -439,13 +473,14 @@ class Bench:
         try:
             await asyncio.gather(*(w.wait_ready(within=180) for w in started))
             await _all_hold_partitions(started)
-            began = time.monotonic()
+            began, began_cpu = time.monotonic(), sum(w.cpu_seconds() for w in started)
             ended = await counter.until(expected, label)
+            cpu = sum(w.cpu_seconds() for w in started) - began_cpu
             # A worker starts as soon as it holds its partitions, which the poll above sees a
             # little later: the first run record may come before it.
             if counter.first_at is not None:
                 began = min(began, counter.first_at)
-            elapsed = ended - began
+            measured = Measured(round(events / (ended - began)), round(cpu / events * 1e6, 1))
         except BaseException:
             for worker in started:
                 worker.stop()
@@ -455,7 +490,7 @@ class Bench:
         if not keep:
             for worker in started:
                 worker.stop()
-        return elapsed, started
+        return measured, started
 
     async def soak(self, load: float, seconds: float) -> dict[str, Any]:
         """A processor at ``load`` events a second for ``seconds``, from a CRM of 100 tenants
@@ -590,36 +625,31 @@ async def run(options: Options, bootstrap: str, workdir: Path) -> Figures:
     start = await publish(bootstrap, RECORD_CHANGES, events, "events")
     kept: list[WorkerProcess] = []
     for n in range(1, options.rounds + 1):
-        pipe = round(await plain_pipe(bootstrap, start, len(events)))
-        send_pipe = round(await plain_pipe(bootstrap, start, len(events), send_per_event=True))
-        figures.pipe_rounds.append(pipe)
-        figures.send_pipe_rounds.append(send_pipe)
+        for pipe in PIPES:
+            measured = await plain_pipe(bootstrap, start, len(events), pipe)
+            figures.pipe_rounds.setdefault(pipe.name, []).append(measured)
+            progress.done(f"round {n}: pipe, {pipe.name}: {_shown(measured)}")
         last = n == options.rounds  # its worker stays for the latency
-        elapsed, kept = await bench.processor(start, runs, f"processor {n}", keep=last)
-        processor = round(len(events) / elapsed)
-        figures.processor_rounds.append(processor)
-        progress.done(
-            f"round {n}: (a) plain pipe {pipe:,} events/s (a send per event: {send_pipe:,}), "
-            f"(b) processor, one worker {processor:,} events/s "
-            f"({processor / pipe:.0%} of the pipe; {processor / send_pipe:.0%} of the one with "
-            "a send per event)"
+        measured, kept = await bench.processor(
+            start, len(events), runs, f"processor {n}", keep=last
         )
-    figures.pipe_events_per_second = max(figures.pipe_rounds)
-    figures.send_pipe_events_per_second = max(figures.send_pipe_rounds)
-    figures.processor_events_per_second = max(figures.processor_rounds)
-    figures.ratio = round(figures.processor_events_per_second / figures.pipe_events_per_second, 3)
-    figures.send_pipe_ratio = round(
-        figures.processor_events_per_second / figures.send_pipe_events_per_second, 3
-    )
+        figures.processor_rounds.append(measured)
+        progress.done(f"round {n}: processor, one worker: {_shown(measured)}")
+    figures.processor_events_per_second = best = _best(figures.processor_rounds)
+    for name, rounds in figures.pipe_rounds.items():
+        figures.pipe_events_per_second[name] = _best(rounds)
+        figures.ratio[name] = round(best / figures.pipe_events_per_second[name], 3)
     progress.done(
-        f"(a) plain pipe: {figures.pipe_events_per_second:,} events/s (a send per event: "
-        f"{figures.send_pipe_events_per_second:,}); (b) processor, one worker: "
-        f"{figures.processor_events_per_second:,} events/s ({figures.ratio:.0%} of the plain "
-        f"pipe, {figures.send_pipe_ratio:.0%} of the one with a send per event; best of "
-        f"{options.rounds} rounds each)"
+        f"(a) plain pipe: {figures.pipe_events_per_second[PLAIN.name]:,} events/s; (b) processor, "
+        f"one worker: {best:,} events/s; b/a {figures.ratio[PLAIN.name]:.0%} (best of "
+        f"{options.rounds} rounds each; to the other pipes: "
+        + ", ".join(
+            f"{name} {ratio:.0%}" for name, ratio in figures.ratio.items() if name != PLAIN.name
+        )
+        + ")"
     )
     try:
-        figures.offered_load = round(figures.processor_events_per_second / 2)
+        figures.offered_load = round(best / 2)
         figures.latency_ms = await bench.latency(figures.offered_load, options.latency_seconds)
         figures.peak_rss_mb = round(kept[0].peak_rss_bytes() / 2**20, 1)
     finally:
@@ -631,11 +661,9 @@ async def run(options: Options, bootstrap: str, workdir: Path) -> Figures:
         + f"; peak RSS {figures.peak_rss_mb} MB"
     )
 
-    elapsed, _ = await bench.processor(start, runs, "two workers", workers=2)
-    figures.two_workers_events_per_second = round(len(events) / elapsed)
-    figures.scaling_factor = round(
-        figures.two_workers_events_per_second / figures.processor_events_per_second, 2
-    )
+    measured, _ = await bench.processor(start, len(events), runs, "two workers", workers=2)
+    figures.two_workers_events_per_second = measured.events_per_second
+    figures.scaling_factor = round(measured.events_per_second / best, 2)
     progress.done(
         f"two workers in one group: {figures.two_workers_events_per_second:,} events/s "
         f"(x{figures.scaling_factor})"
@@ -648,12 +676,14 @@ async def run(options: Options, bootstrap: str, workdir: Path) -> Figures:
     scale_start = await publish(bootstrap, RECORD_CHANGES, scale_events, "scaling events")
     for count in options.scale_workflows:
         await bench.load(base + unrelated_workflows(max(count - len(base), 0), scale_tenants))
-        elapsed, _ = await bench.processor(scale_start, scale_runs, f"{count} workflows")
-        figures.by_workflow_count[str(count)] = round(len(scale_events) / elapsed)
+        measured, _ = await bench.processor(
+            scale_start, len(scale_events), scale_runs, f"{count} workflows"
+        )
+        figures.by_workflow_count[str(count)] = measured.events_per_second
         progress.done(f"{count:,} workflows: {figures.by_workflow_count[str(count)]:,} events/s")
     if options.soak_seconds:
         await bench.load(main)
-        load = options.soak_load or figures.processor_events_per_second / 2
+        load = options.soak_load or best / 2
         figures.soak = await bench.soak(load, options.soak_seconds)
         progress.done(
             f"soak: {figures.soak['events']:,} events over {options.soak_seconds:,.0f}s at "
@@ -663,6 +693,14 @@ async def run(options: Options, bootstrap: str, workdir: Path) -> Figures:
             f"{figures.soak['rss_mb_last_tenth']} MB in the last; runs {figures.soak['runs']}"
         )
     return figures
+
+
+def _shown(measured: Measured) -> str:
+    return f"{measured.events_per_second:,} events/s, {measured.cpu_us} µs of CPU an event"
+
+
+def _best(rounds: list[Measured]) -> int:
+    return max(measured.events_per_second for measured in rounds)
 
 
 def _machine() -> dict[str, Any]:
@@ -685,14 +723,14 @@ def chart(figures: Figures, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5))
-    names = ["plain pipe", "pipe, send\nper event", "processor", "processor ×2"]
+    pipes = figures.pipe_events_per_second
+    names = [f"pipe,\n{name}" for name in pipes] + ["processor", "processor ×2"]
     values = [
-        figures.pipe_events_per_second,
-        figures.send_pipe_events_per_second,
+        *pipes.values(),
         figures.processor_events_per_second,
         figures.two_workers_events_per_second,
     ]
-    left.bar(names, values, color=["#999999", "#c8c8c8", "#2f6db5", "#5b9be0"])
+    left.bar(names, values, color=["#999999"] * len(pipes) + ["#2f6db5", "#5b9be0"])
     left.set_ylabel("events per second")
     left.set_title("Throughput on one broker")
     counts = list(figures.by_workflow_count)
@@ -722,7 +760,7 @@ def main(argv: Sequence[str]) -> int:
         "--rounds",
         type=int,
         default=defaults.rounds,
-        help="rounds of the plain pipe and the processor, alternating; each reports its best",
+        help="rounds of the pipes and the processor, alternating; each reports its best",
     )
     parser.add_argument("--latency-seconds", type=float, default=defaults.latency_seconds)
     parser.add_argument(
