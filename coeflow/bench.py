@@ -33,6 +33,7 @@ import platform
 import random
 import resource
 import sys
+import textwrap
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
@@ -724,7 +725,8 @@ def chart(figures: Figures, path: Path) -> None:
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5))
     pipes = figures.pipe_events_per_second
-    names = [f"pipe,\n{name}" for name in pipes] + ["processor", "processor ×2"]
+    names = ["\n".join(["pipe,", *textwrap.wrap(name, 10)]) for name in pipes]
+    names += ["processor", "processor ×2"]
     values = [
         *pipes.values(),
         figures.processor_events_per_second,
