@@ -44,7 +44,6 @@ from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.structs import ConsumerRecord, RecordMetadata
 
 from actions.registry import REGISTRY as ACTION_TYPES
@@ -63,8 +62,15 @@ from processor.core.index import WorkflowIndex
 from processor.replica import write_fences
 from processor.run_tracker import RunTracker
 from topics import codec
-from topics.admin import ensure_topics
-from topics.catalog import ACTION_OUTCOMES, DEFINITIONS, RECORD_CHANGES, RUNS, action_topic
+from topics.admin import create_missing, ensure_topics
+from topics.catalog import (
+    ACTION_OUTCOMES,
+    DEFINITIONS,
+    RECORD_CHANGES,
+    RUNS,
+    TopicSpec,
+    action_topic,
+)
 from topics.commands import ActionCommand
 from topics.events import ChangeEvent
 from topics.outcomes import ActionOutcome
@@ -215,19 +221,6 @@ async def fences(bootstrap: str, topics: Iterable[str]) -> Offsets:
     finally:
         await producer.stop()
     return {tp: offset + 1 for tp, offset in stored.items()}
-
-
-async def _create_pipe_topic(settings: Settings) -> None:
-    """The plain pipe's output, with as many partitions as the record changes."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap)
-    await admin.start()
-    try:
-        if PIPE_OUT not in await admin.list_topics():
-            await admin.create_topics(
-                [NewTopic(PIPE_OUT, settings.partitions, settings.replication_factor)]
-            )
-    finally:
-        await admin.close()
 
 
 def read_from(consumer: AIOKafkaConsumer, start: Offsets) -> None:
@@ -607,7 +600,8 @@ async def run(options: Options, bootstrap: str, workdir: Path) -> Figures:
     figures = Figures(machine=_machine(), options=_plain(asdict(options)))
     settings = Settings(kafka_bootstrap=bootstrap)
     await ensure_topics(settings)
-    await _create_pipe_topic(settings)
+    pipe_out = TopicSpec(PIPE_OUT, settings.partitions)  # as many partitions as the changes
+    await create_missing(settings, [pipe_out])
     bench = Bench(bootstrap, options, workdir)
 
     progress.show("generating the workload")

@@ -25,6 +25,14 @@ async def ensure_topics(settings: Settings, connect_within: float = 30.0) -> lis
         int(settings.action_ledger_days * 86_400_000),
         settings.app_id,
     )
+    await create_missing(settings, specs, connect_within)
+    return specs
+
+
+async def create_missing(
+    settings: Settings, specs: list[TopicSpec], connect_within: float = 30.0
+) -> None:
+    """Create those of ``specs`` that do not exist yet."""
     admin = AIOKafkaAdminClient(
         bootstrap_servers=settings.bootstrap, client_id=f"{settings.app_id}-admin"
     )
@@ -51,7 +59,6 @@ async def ensure_topics(settings: Settings, connect_within: float = 30.0) -> lis
             log.info("created topics: %s", ", ".join(s.name for s in missing))
     finally:
         await admin.close()
-    return specs
 
 
 if __name__ == "__main__":  # `python -m topics.admin`: the deployment's topic job
