@@ -16,7 +16,7 @@ from aiohttp import web
 from aiosmtpd.smtp import SMTP
 from mode import Service
 
-from executors.base import redacted
+from coeflow.redact import redacted
 
 log = logging.getLogger("coeflow.dev")
 

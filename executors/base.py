@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -70,13 +69,3 @@ class Executor(Protocol):
     action_type: str
 
     async def perform(self, command: ActionCommand) -> str: ...
-
-
-_EMAIL = re.compile(r"([\w.+-]{1,2})[\w.+-]*@([\w-]+(?:\.[\w-]+)+)")
-_PHONE = re.compile(r"(\+\d{2})[\d\s().-]{4,}(\d{2})")
-
-
-def redacted(text: str) -> str:
-    """``text`` with email addresses and phone numbers cut to a few characters, for logs:
-    a peer's error message may quote the recipient."""
-    return _PHONE.sub(r"\1***\2", _EMAIL.sub(r"\1***@\2", text))

@@ -18,6 +18,7 @@ from typing import Any, cast
 import faust
 from faust.streams import Stream
 
+from coeflow.redact import shown, without_values
 from processor.core.pipeline import (
     OneWorkflowTrigger,
     Outcome,
@@ -102,26 +103,25 @@ def one_workflow(trigger: OneWorkflowTrigger[Any]) -> Process:
 
 
 def _report(outcome: Outcome, source: SourcePosition) -> None:
+    where = f"{source.topic}:{source.partition}@{source.offset}"
     if outcome.error is not None:
-        log.error(
-            "dead-lettered %s:%d@%d",
-            source.topic,
-            source.partition,
-            source.offset,
-            exc_info=outcome.error,
-        )
+        log.error("dead-lettered %s", where, exc_info=outcome.error)
     elif outcome.dead_letter is not None:
-        log.warning(
-            "dead-lettered %s:%d@%d: %s",
-            source.topic,
-            source.partition,
-            source.offset,
-            outcome.dead_letter.error,
-        )
+        log.warning("dead-lettered %s: %s", where, without_values(outcome.dead_letter.error))
+    for run in outcome.runs:
+        if run.crash is not None:
+            log.error(
+                "run %s of workflow %s failed unexpectedly (%s)",
+                run.record.run_id,
+                run.record.workflow_id,
+                where,
+                exc_info=run.crash,
+            )
 
 
 def describe_run(r: RunRecord) -> str:
-    """One readable line per run, for the terminal of ``coeflow dev``."""
+    """One readable line per run, for the terminal of ``coeflow dev``: what happened and why,
+    with no value from the record (``coeflow.redact``); the run record has them all."""
     head = (
         f"run {r.workflow_id} v{r.workflow_version} on {r.record.type} {r.record.id} "
         f"({r.trigger}): {r.status}"
@@ -130,13 +130,16 @@ def describe_run(r: RunRecord) -> str:
         return f"{head} → {', '.join(a.type for a in r.actions)}"
     if r.completed_at is not None:
         return f"{head}: " + ", ".join(
-            f"{a.type} ✓" if a.status == "succeeded" else f"{a.type} ✗ {a.error}" for a in r.actions
+            f"{a.type} ✓"
+            if a.status == "succeeded"
+            else f"{a.type} ✗ {without_values(a.error or '')}"
+            for a in r.actions
         )
     if r.status == "conditions_not_met":
         failed = [
-            f"{c.field} {c.op} {c.expected!r} (was {c.actual!r})"
+            f"{c.field} {c.op} {c.expected!r} (was {shown(c.actual)})"
             for c in r.conditions
             if not c.passed
         ]
         return f"{head}: {'; '.join(failed)}"
-    return f"{head}: {r.error}"
+    return f"{head}: {without_values(r.error or '')}"

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from topics.types import NonEmptyStr
+from topics.types import EventTime, NonEmptyStr
 
 Operation = Literal["created", "updated", "deleted"]
+
+MAX_DEPTH = 1_000_000
+"""A bound on ``causation.depth`` far above any loop limit, so that counting on is safe."""
 
 
 class Causation(BaseModel):
@@ -18,7 +21,7 @@ class Causation(BaseModel):
 
     run_id: NonEmptyStr
     workflow_id: NonEmptyStr
-    depth: int = Field(ge=0)
+    depth: int = Field(ge=0, le=MAX_DEPTH)
 
 
 class RecordRef(BaseModel):
@@ -29,6 +32,11 @@ class RecordRef(BaseModel):
 
 
 class ChangeEvent(BaseModel):
+    """A change as the CRM reports it. Bytes from Kafka or the API are read by
+    ``processor.core.pipeline.decode_change``, which also refuses what JSON cannot carry to
+    our other consumers: NaN and infinite numbers, and snapshots nested deeper than
+    ``topics.types.MAX_NESTING``."""
+
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     event_id: NonEmptyStr
@@ -36,7 +44,7 @@ class ChangeEvent(BaseModel):
     record_type: NonEmptyStr
     record_id: NonEmptyStr
     operation: Operation
-    occurred_at: AwareDatetime
+    occurred_at: EventTime
     before: dict[str, Any] | None = None
     after: dict[str, Any] | None = None
     actor_id: str | None = None

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict
 
-from topics.types import NonEmptyStr
+from topics.types import EventTime, NonEmptyStr
 
 WEBHOOK_RECORD_TYPE = "webhook"
 """The record type of a run triggered by a delivery: its record is the payload."""
@@ -23,8 +23,8 @@ class InboundDelivery(BaseModel):
     delivery_id: NonEmptyStr
     workflow_id: NonEmptyStr
     tenant_id: NonEmptyStr
-    signed_at: AwareDatetime
-    received_at: AwareDatetime
+    signed_at: EventTime
+    received_at: EventTime
     payload: dict[str, Any]
 
     @property

@@ -4,7 +4,9 @@ ticks is also how any worker knows the last tick of a schedule after a restart."
 
 from __future__ import annotations
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict
+
+from topics.types import EventTime
 
 SCHEDULE_RECORD_TYPE = "schedule"
 
@@ -14,8 +16,8 @@ class ScheduledTick(BaseModel):
 
     workflow_id: str
     tenant_id: str
-    scheduled_for: AwareDatetime
-    emitted_at: AwareDatetime
+    scheduled_for: EventTime
+    emitted_at: EventTime
     skipped: int = 0
     """Due ticks that were missed while no worker ran and are covered by this one."""
 

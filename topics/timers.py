@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict
+
+from topics.types import EventTime
 
 
 class Timer(BaseModel):
@@ -19,11 +21,11 @@ class Timer(BaseModel):
     tenant_id: str
     record_type: str
     record_id: str
-    due_at: AwareDatetime
+    due_at: EventTime
     fire_id: str
     record: dict[str, Any]
     """The record as it was when the timer was armed: what the runs see."""
     workflow_id: str | None = None
     """The one workflow this timer runs (a stalled record); ``None``: every active workflow of
     its tenant waiting for its kind (an overdue invoice)."""
-    fired_at: AwareDatetime | None = None
+    fired_at: EventTime | None = None

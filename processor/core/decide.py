@@ -43,6 +43,9 @@ def source_of(position: Position) -> SourcePosition:
 class Run:
     record: RunRecord
     commands: tuple[ActionCommand, ...]
+    crash: BaseException | None = None
+    """What made this run ``failed`` unexpectedly (a bug, or an input no check foresaw), for
+    the worker's log; the run record says it in words."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,14 +68,56 @@ def decide(
 ) -> list[Run]:
     """The runs that ``event`` starts among ``candidates`` (one per matching trigger), which
     ``WorkflowIndex.candidates`` chose: of the event's record type, of a trigger kind that
-    fires on its operation. The tenant is checked again: no index bug may cross tenants."""
+    fires on its operation. The tenant is checked again: no index bug may cross tenants.
+
+    Never raises: a workflow that fails unexpectedly gets a ``failed`` run, and the others'
+    runs go on."""
     runs = []
     for compiled in candidates:
-        if compiled.workflow.tenant_id == event.tenant_id and compiled.kind.matches(
-            compiled.trigger, event
-        ):
-            runs.append(run_workflow(compiled, event, max_depth=max_depth, source=source, now=now))
+        try:
+            if compiled.workflow.tenant_id != event.tenant_id or not compiled.kind.matches(
+                compiled.trigger, event
+            ):
+                continue
+            run = run_workflow(compiled, event, max_depth=max_depth, source=source, now=now)
+        except Exception as exc:
+            run = crashed_run(compiled, event, exc, source=source, now=now)
+        runs.append(run)
     return runs
+
+
+def run_guarded(
+    compiled: CompiledWorkflow,
+    event: ChangeEvent,
+    *,
+    max_depth: int,
+    source: Position | None,
+    now: datetime,
+) -> Run:
+    """``run_workflow``, with an unexpected failure as the workflow's ``failed`` run."""
+    try:
+        return run_workflow(compiled, event, max_depth=max_depth, source=source, now=now)
+    except Exception as exc:
+        return crashed_run(compiled, event, exc, source=source, now=now)
+
+
+def crashed_run(
+    compiled: CompiledWorkflow,
+    event: ChangeEvent,
+    exc: BaseException,
+    *,
+    source: Position | None,
+    now: datetime,
+) -> Run:
+    """The ``failed`` run of a workflow whose decision raised: it says so, and issues nothing."""
+    reason = (
+        f"the run could not be decided ({type(exc).__name__}: {exc}); nothing was issued, "
+        "and the worker log has the details"
+    )
+    record = _run_record(
+        compiled, event, _run_id(compiled, event), "failed", source, now, error=reason
+    )
+    return Run(record, (), exc)
 
 
 def _triggered(compiled: CompiledWorkflow, event: ChangeEvent) -> bool:
@@ -114,8 +159,7 @@ def run_workflow(
     now: datetime,
 ) -> Run:
     """The run of a workflow whose trigger matched ``event``."""
-    workflow = compiled.workflow
-    run_id = ids.run_id(workflow.id, workflow.version, event.event_id)
+    run_id = _run_id(compiled, event)
 
     def record(
         status: RunStatus,
@@ -124,28 +168,7 @@ def run_workflow(
         error: str | None = None,
     ) -> Run:
         return Run(
-            RunRecord(
-                run_id=run_id,
-                tenant_id=workflow.tenant_id,
-                workflow_id=workflow.id,
-                workflow_version=workflow.version,
-                workflow_name=workflow.name,
-                event_id=event.event_id,
-                record=event.record_ref,
-                trigger=compiled.kind.name,
-                status=status,
-                conditions=list(conditions),
-                actions=[
-                    IssuedAction(step=c.step, type=c.type, action_id=c.action_id, params=c.params)
-                    for c in commands
-                ],
-                error=error,
-                depth=event.depth,
-                source=source_of(source) if source is not None else None,
-                occurred_at=event.occurred_at,
-                decided_at=now,
-                event=event,
-            ),
+            _run_record(compiled, event, run_id, status, source, now, conditions, commands, error),
             commands,
         )
 
@@ -165,6 +188,47 @@ def run_workflow(
     except ActionRenderError as exc:
         return record("failed", conditions, error=str(exc))
     return record("actions_issued", conditions, commands)
+
+
+def _run_id(compiled: CompiledWorkflow, event: ChangeEvent) -> str:
+    workflow = compiled.workflow
+    return ids.run_id(workflow.id, workflow.version, event.event_id)
+
+
+def _run_record(
+    compiled: CompiledWorkflow,
+    event: ChangeEvent,
+    run_id: str,
+    status: RunStatus,
+    source: Position | None,
+    now: datetime,
+    conditions: list[ConditionResult] | tuple[()] = (),
+    commands: tuple[ActionCommand, ...] = (),
+    error: str | None = None,
+) -> RunRecord:
+    workflow = compiled.workflow
+    return RunRecord(
+        run_id=run_id,
+        tenant_id=workflow.tenant_id,
+        workflow_id=workflow.id,
+        workflow_version=workflow.version,
+        workflow_name=workflow.name,
+        event_id=event.event_id,
+        record=event.record_ref,
+        trigger=compiled.kind.name,
+        status=status,
+        conditions=list(conditions),
+        actions=[
+            IssuedAction(step=c.step, type=c.type, action_id=c.action_id, params=c.params)
+            for c in commands
+        ],
+        error=error,
+        depth=event.depth,
+        source=source_of(source) if source is not None else None,
+        occurred_at=event.occurred_at,
+        decided_at=now,
+        event=event,
+    )
 
 
 def build_commands(

@@ -15,10 +15,10 @@ from typing import Generic, NamedTuple, Protocol, TypeVar, cast
 import orjson
 from pydantic import BaseModel, ValidationError
 
-from coeflow.errors import InvalidEvent, problems_from
+from coeflow.errors import InvalidEvent, Problem, problems_from
 from coeflow.settings import Settings
 from processor.core.compiler import CompiledWorkflow
-from processor.core.decide import Position, Run, decide, run_workflow, source_of
+from processor.core.decide import Position, Run, decide, run_guarded, source_of
 from processor.core.inbound import delivery_event
 from processor.core.index import WorkflowIndex
 from processor.core.records import StateChange, apply_change, state_key
@@ -39,6 +39,7 @@ from topics.records import RecordState
 from topics.runs import SourcePosition
 from topics.schedule import ScheduledTick
 from topics.timers import Timer
+from topics.types import MAX_NESTING, nesting
 
 
 class Outbound(NamedTuple):
@@ -81,30 +82,48 @@ def process_change(
         event = decode_change(value, settings.max_event_bytes)
     except InvalidEvent as exc:
         return dead_letter(key, value, source_of(position), str(exc), settings, now)
-    state = apply_change(
-        state_of(state_key(event.tenant_id, event.record_type, event.record_id)),
-        event,
-        position.offset,
-    )
-    timer = [*timer_change(event, index), *stall_change(event, state, index, now)]
-    candidates = index.candidates(event)
-    if not candidates:  # most events: no workflow of this tenant watches this record type
-        return Outcome(messages=timer, state=state)
     try:
-        runs = decide(
+        state = apply_change(
+            state_of(state_key(event.tenant_id, event.record_type, event.record_id)),
             event,
-            candidates,
-            max_depth=settings.max_causation_depth,
-            source=position,  # made a SourcePosition only for the runs it starts
-            now=now,
+            position.offset,
         )
-        messages = [*encode_runs(runs), *timer]
+        candidates = index.candidates(event)
+        runs = (  # the source is made a SourcePosition only for the runs it starts
+            decide(
+                event, candidates, max_depth=settings.max_causation_depth, source=position, now=now
+            )
+            if candidates  # most events: no workflow of this tenant watches this record type
+            else []
+        )
+        outcome = Outcome(messages=encode_runs(runs), runs=runs, state=state)
     except Exception as exc:  # a bug or a pathological event: never lose it, never stop
-        reason = f"processing failed: {type(exc).__name__}: {exc}"
-        outcome = dead_letter(key, value, source_of(position), reason, settings, now)
-        outcome.error = exc
-        return outcome
-    return Outcome(messages=messages, runs=runs, state=state)
+        return crashed(key, value, position, exc, settings, now)
+    try:
+        outcome.messages += timer_change(event, index)
+        outcome.messages += stall_change(event, state, index, now)
+    except Exception as exc:  # the runs go out; the letter says which timers could not be set
+        letter = crashed(key, value, position, exc, settings, now, what="arming its timers")
+        outcome.messages += letter.messages
+        outcome.dead_letter, outcome.error = letter.dead_letter, letter.error
+    return outcome
+
+
+def crashed(
+    key: bytes | None,
+    value: bytes | None,
+    position: Position,
+    exc: BaseException,
+    settings: Settings,
+    now: datetime,
+    what: str = "processing",
+) -> Outcome:
+    """The dead letter of a message whose processing raised: the reason, and the exception for
+    the worker's log."""
+    reason = f"{what} failed: {type(exc).__name__}: {exc}"
+    outcome = dead_letter(key, value, source_of(position), reason, settings, now)
+    outcome.error = exc
+    return outcome
 
 
 class Occasion(Protocol):
@@ -145,20 +164,21 @@ class OneWorkflowTrigger(Generic[OccasionT]):
         except (orjson.JSONDecodeError, ValidationError) as exc:
             reason = f"not a valid {self.model.__name__}: {exc}"
             return dead_letter(key, value, source, reason, settings, now)
-        compiled = compiled_of(cast(Occasion, occasion).workflow_id)
-        if compiled is None or compiled.kind.name != self.kind or not compiled.active:
-            return Outcome()
-        run = run_workflow(
-            compiled,
-            self.event(occasion),
-            max_depth=settings.max_causation_depth,
-            source=source,
-            now=now,
-        )
-        note = self.note(occasion)
-        if note is not None:
-            run = Run(run.record.model_copy(update={"note": note}), run.commands)
-        return Outcome(messages=encode_runs([run]), runs=[run])
+        try:
+            compiled = compiled_of(cast(Occasion, occasion).workflow_id)
+            if compiled is None or compiled.kind.name != self.kind or not compiled.active:
+                return Outcome()
+            event = self.event(occasion)
+            run = run_guarded(
+                compiled, event, max_depth=settings.max_causation_depth, source=source, now=now
+            )
+            note = self.note(occasion)
+            if note is not None:
+                run = Run(run.record.model_copy(update={"note": note}), run.commands, run.crash)
+            runs = [run]
+            return Outcome(messages=encode_runs(runs), runs=runs)
+        except Exception as exc:  # a bug or a message no check foresaw: never stop
+            return crashed(key, value, position, exc, settings, now)
 
 
 RUN_BY_DELIVERY = OneWorkflowTrigger("webhook_received", InboundDelivery, delivery_event)
@@ -206,19 +226,27 @@ def process_timer(
         timer = Timer.model_validate(codec.loads(value or b"null"))
     except (orjson.JSONDecodeError, ValidationError) as exc:
         return dead_letter(key, value, source, f"not a valid Timer: {exc}", settings, now)
-    event = fired_event(timer)
-    runs = [
-        run_workflow(
-            compiled, event, max_depth=settings.max_causation_depth, source=source, now=now
-        )
-        for compiled in index.of_kind(timer.tenant_id, timer.record_type, timer.kind)
-        if timer.workflow_id is None or compiled.id == timer.workflow_id
-    ]
-    return Outcome(messages=encode_runs(runs), runs=runs)
+    try:
+        event = fired_event(timer)
+        runs = [
+            run_guarded(
+                compiled, event, max_depth=settings.max_causation_depth, source=source, now=now
+            )
+            for compiled in index.of_kind(timer.tenant_id, timer.record_type, timer.kind)
+            if timer.workflow_id is None or compiled.id == timer.workflow_id
+        ]
+        return Outcome(messages=encode_runs(runs), runs=runs)
+    except Exception as exc:  # a bug or a timer no check foresaw: never stop
+        return crashed(key, value, position, exc, settings, now)
 
 
 def decode_change(value: bytes | None, max_bytes: int) -> ChangeEvent:
-    """The ChangeEvent in ``value``; ``InvalidEvent`` with reasons a person can act on."""
+    """The ChangeEvent in ``value``; ``InvalidEvent`` with reasons a person can act on.
+
+    orjson reads the bytes as strictly as the admin API does: ``NaN``, ``Infinity`` and
+    numbers too large for a double are refused, and an integer beyond 64 bits is read as a
+    double. A snapshot deeper than ``MAX_NESTING`` is refused (it is counted only when the
+    value has that many brackets at all, which few do)."""
     if value is None:
         raise InvalidEvent(
             [], "tombstone (null value): crm.record-changes carries ChangeEvents only"
@@ -229,25 +257,53 @@ def decode_change(value: bytes | None, max_bytes: int) -> ChangeEvent:
             f"value of {len(value)} bytes exceeds the limit of {max_bytes} bytes "
             "(COEFLOW_MAX_EVENT_BYTES)",
         )
-    try:  # pydantic's own JSON parser: one pass from bytes to the model
-        return ChangeEvent.model_validate_json(value)
+    try:
+        document = orjson.loads(value)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidEvent([], f"not valid UTF-8 JSON: {exc}") from None
+    if value.count(b"{") + value.count(b"[") > MAX_NESTING and isinstance(document, dict):
+        for name in ("before", "after"):
+            if nesting(document.get(name)) > MAX_NESTING:
+                raise InvalidEvent(
+                    [Problem(name, f"nests objects and arrays more than {MAX_NESTING} levels")]
+                )
+    try:
+        return ChangeEvent.model_validate(document)
     except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        if first["type"] == "json_invalid":
-            raise InvalidEvent([], f"not valid UTF-8 JSON: {first['msg']}") from None
         raise InvalidEvent(problems_from(exc)) from None
 
 
 def encode_runs(runs: list[Run]) -> list[Outbound]:
-    messages = []
-    for run in runs:
-        for command in run.commands:
-            messages.append(
-                Outbound(
-                    action_topic(command.type), command.action_id.encode(), codec.dumps(command)
-                )
+    """The messages of ``runs``: each run's commands, then its record. A run that cannot be
+    encoded (a bug) is replaced, in ``runs`` too, by its ``failed`` run without commands."""
+    messages: list[Outbound] = []
+    for n, run in enumerate(runs):
+        try:
+            messages += _encoded(run)
+        except Exception as exc:
+            runs[n] = run = Run(
+                run.record.model_copy(
+                    update={
+                        "status": "failed",
+                        "actions": [],
+                        "event": None,
+                        "error": f"the run could not be encoded ({type(exc).__name__}: {exc}); "
+                        "nothing was issued",
+                    }
+                ),
+                (),
+                exc,
             )
-        messages.append(Outbound(RUNS, run.record.run_id.encode(), codec.dumps(run.record)))
+            messages += _encoded(run)
+    return messages
+
+
+def _encoded(run: Run) -> list[Outbound]:
+    messages = [
+        Outbound(action_topic(command.type), command.action_id.encode(), codec.dumps(command))
+        for command in run.commands
+    ]
+    messages.append(Outbound(RUNS, run.record.run_id.encode(), codec.dumps(run.record)))
     return messages
 
 

@@ -12,6 +12,10 @@ episode began.
 timer for the moment the due date has passed (a date: the start of the next day, UTC; a date
 and time: that instant). Paying or voiding it, deleting it or removing the due date cancels the
 timer; moving the due date re-arms it for the new date. One firing per invoice per due date.
+
+Times outside what the product handles (``topics.types``): a due date from year 3000 on never
+comes due, so it arms nothing (and cancels a timer armed for an earlier date), and one before
+1970 is overdue at once; a stall due from year 3000 on is not armed.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from processor.core.triggers import RecordStalledParams
 from topics.events import ChangeEvent
 from topics.records import changed_at
 from topics.timers import Timer
+from topics.types import EARLIEST_TIME, LATEST_TIME, in_time_range
 
 INVOICE_OVERDUE = "invoice_overdue"
 RECORD_STALLED = "record_stalled"
@@ -33,17 +38,35 @@ SETTLED = frozenset({"paid", "void"})
 
 
 def overdue_from(due_date: Any) -> datetime | None:
-    """When an invoice with this ``due_date`` becomes overdue, or ``None`` if it has none."""
-    if not isinstance(due_date, str):
+    """When an invoice with this ``due_date`` becomes overdue, or ``None`` if it has none or
+    it never does in the times we handle."""
+    if not isinstance(due_date, str) or len(due_date) > _MAX_DATE_CHARS:
         return None
     try:
         if len(due_date) == 10:
             day = date.fromisoformat(due_date)
-            return datetime.combine(day + timedelta(days=1), time(), UTC)
-        moment = datetime.fromisoformat(due_date)
+            if day >= LATEST_TIME.date():
+                return None
+            moment = datetime.combine(day + timedelta(days=1), time(), UTC)
+        else:
+            moment = datetime.fromisoformat(due_date)
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=UTC)
     except ValueError:
         return None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    if not in_time_range(moment):
+        return max(moment, EARLIEST_TIME) if _before_range(moment) else None
+    return moment
+
+
+_MAX_DATE_CHARS = 64
+
+
+def _before_range(moment: datetime) -> bool:
+    try:
+        return moment < EARLIEST_TIME
+    except OverflowError:
+        return False
 
 
 def _open_due(snapshot: dict[str, Any] | None) -> datetime | None:
@@ -93,6 +116,8 @@ def stall_timers(
                 changes.append((key, None))
             continue
         assert state is not None and event.after is not None
+        if not in_time_range(since) or since >= LATEST_TIME - params.duration:
+            continue  # would be due past the times we handle: it never fires
         due = since + params.duration
         begins = prior is None or changed_at(prior, params.field) != since
         if not begins and due <= now:

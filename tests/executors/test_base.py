@@ -3,7 +3,8 @@ from __future__ import annotations
 import pytest
 
 from coeflow.errors import InvalidCommand
-from executors.base import decode_command, redacted
+from coeflow.redact import redacted
+from executors.base import decode_command
 from tests.factories import make_command
 from topics import codec
 

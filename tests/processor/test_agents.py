@@ -38,3 +38,23 @@ def test_run_lines_are_readable(event_factory: Factory, workflow_factory: Factor
         }
     )
     assert describe_run(done).endswith("partially_failed: send_email ✓, create_task ✗ HTTP 400")
+
+
+def test_run_lines_carry_no_value_from_the_record(event_factory: Factory, workflow_factory) -> None:
+    workflow = workflow_factory(
+        conditions={"all": [{"field": "email", "op": "ends_with", "value": "@corp.example"}]}
+    )
+    not_met = run_workflow(
+        compile_workflow(workflow),
+        event_factory(after={"email": "ada.lovelace@example.com", "phone": "+4915112345678"}),
+        max_depth=8,
+        source=None,
+        now=NOW,
+    )
+    line = describe_run(not_met.record)
+    assert "ada.lovelace" not in line
+    assert line.endswith("email ends_with '@corp.example' (was <text of 24 characters>)")
+    failed = not_met.record.model_copy(
+        update={"status": "failed", "error": "to: 'ada.lovelace@example.com' is not an email"}
+    )
+    assert describe_run(failed).endswith("failed: to: '…' is not an email")

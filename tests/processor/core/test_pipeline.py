@@ -8,6 +8,7 @@ import orjson
 import pytest
 
 from coeflow.settings import Settings
+from processor.core import decide as decide_module
 from processor.core.compiler import compile_workflow
 from processor.core.index import WorkflowIndex
 from processor.core.pipeline import process_change
@@ -115,3 +116,87 @@ def test_a_null_key_is_kept_null(index, settings) -> None:
     outcome = process_change(None, b"nope", source(), index, settings, NOW, no_state)
     assert outcome.messages[0].key is None
     assert outcome.dead_letter is not None and outcome.dead_letter.key_base64 is None
+
+
+@pytest.mark.parametrize(
+    ("after", "reason"),
+    [
+        (b'{"score": NaN}', "not valid UTF-8 JSON"),
+        (b'{"score": Infinity}', "not valid UTF-8 JSON"),
+        (b'{"score": 1e400}', "not valid UTF-8 JSON"),
+        (
+            b'{"a": ' + b"[" * 100 + b"]" * 100 + b"}",
+            "after: nests objects and arrays more than 64",
+        ),
+    ],
+)
+def test_what_json_cannot_carry_on_is_dead_lettered(index, settings, after, reason) -> None:
+    document = codec.dumps({**make_event().model_dump(mode="json"), "after": None})
+    value = document.replace(b'"after":null', b'"after":' + after)
+    letter = process(value, index, settings).dead_letter
+    assert letter is not None and reason in letter.error
+
+
+def test_an_integer_beyond_64_bits_is_read_as_a_number_and_runs(index, settings) -> None:
+    document = codec.dumps(make_event().model_dump(mode="json"))
+    value = document.replace(b'"score":72', b'"score":123456789012345678901234567890')
+    outcome = process(value, index, settings)
+    assert outcome.dead_letter is None
+    assert [run.record.status for run in outcome.runs] == ["actions_issued"]
+
+
+def test_one_workflow_failing_unexpectedly_takes_no_other_workflows_run(
+    settings, monkeypatch, event_factory: Factory
+) -> None:
+    index = WorkflowIndex()
+    index.put(compile_workflow(make_workflow(id="wf-a")))
+    index.put(compile_workflow(make_workflow(id="wf-b")))
+    real = decide_module.build_commands
+
+    def explode_for_a(compiled, *args, **kwargs):
+        if compiled.id == "wf-a":
+            raise OverflowError("date value out of range")
+        return real(compiled, *args, **kwargs)
+
+    monkeypatch.setattr("processor.core.decide.build_commands", explode_for_a)
+    outcome = process(codec.dumps(event_factory()), index, settings)
+    by_workflow = {run.record.workflow_id: run for run in outcome.runs}
+    assert by_workflow["wf-b"].record.status == "actions_issued"
+    failed = by_workflow["wf-a"]
+    assert failed.record.status == "failed" and failed.commands == ()
+    assert "OverflowError: date value out of range" in (failed.record.error or "")
+    assert isinstance(failed.crash, OverflowError)
+    assert outcome.dead_letter is None
+    assert [m.topic for m in outcome.messages].count(RUNS) == 2
+
+
+def test_timers_that_fail_leave_the_runs_and_say_so_in_a_letter(
+    index, settings, monkeypatch, event_factory: Factory
+) -> None:
+    def explode(*args, **kwargs):
+        raise OverflowError("date value out of range")
+
+    monkeypatch.setattr("processor.core.pipeline.stall_change", explode)
+    outcome = process(codec.dumps(event_factory()), index, settings)
+    assert [run.record.status for run in outcome.runs] == ["actions_issued"]
+    assert outcome.dead_letter is not None
+    assert "arming its timers failed: OverflowError" in outcome.dead_letter.error
+    assert [m.topic for m in outcome.messages].count(DEAD_LETTER) == 1
+
+
+def test_a_run_that_cannot_be_encoded_becomes_a_failed_run(
+    index, settings, monkeypatch, event_factory: Factory
+) -> None:
+    real = codec.dumps
+
+    def refuse_commands(value):
+        if getattr(value, "action_id", None):
+            raise TypeError("Integer exceeds 64-bit range")
+        return real(value)
+
+    monkeypatch.setattr("processor.core.pipeline.codec.dumps", refuse_commands)
+    outcome = process(real(event_factory()), index, settings)
+    [run] = outcome.runs
+    assert run.record.status == "failed" and run.commands == ()
+    assert "could not be encoded (TypeError" in (run.record.error or "")
+    assert [m.topic for m in outcome.messages] == [RUNS]

@@ -3,6 +3,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from processor.core.compiler import compile_workflow
 from processor.core.index import WorkflowIndex
 from processor.core.pipeline import process_change, process_timer
@@ -249,3 +251,31 @@ def test_records_are_kept_without_any_stall_workflow_and_arm_nothing(settings: A
     world = StallWorld(settings)
     world.change("created", 0, after=DEAL)
     assert world.timers == {} and set(world.states["acme/deal/D-1"]["changed_at"]) == set(DEAL)
+
+
+@pytest.mark.parametrize(
+    ("due_date", "due_at"),
+    [
+        ("9999-12-31", None),  # never comes due in the times we handle
+        ("2999-12-31", None),
+        ("9999-12-31T23:59:59-23:59", None),
+        ("0001-01-01", datetime(1970, 1, 1, tzinfo=UTC)),  # long overdue: at once
+        ("2" * 5000, None),
+    ],
+)
+def test_a_due_date_out_of_range_never_overflows(due_date: str, due_at: datetime | None) -> None:
+    assert overdue_from(due_date) == due_at
+
+
+def test_an_invoice_moved_to_year_9999_cancels_its_timer() -> None:
+    moved = invoice("updated", before=OPEN, after={**OPEN, "due_date": "9999-12-31"})
+    assert invoice_timer(moved) == ("acme/invoice/I-1/invoice_overdue", None)
+    assert invoice_timer(invoice("created", after={**OPEN, "due_date": "9999-12-31"})) is None
+
+
+def test_a_far_future_invoice_with_an_overdue_workflow_is_processed(settings) -> None:
+    index = WorkflowIndex()
+    index.put(compile_workflow(make_workflow(trigger={"type": "invoice_overdue"})))
+    event = invoice("created", after={**OPEN, "due_date": "9999-12-31"})
+    outcome = process_change(b"I-1", codec.dumps(event), source(), index, settings, NOW, no_state)
+    assert outcome.dead_letter is None and outcome.messages == []
