@@ -11,6 +11,7 @@ whose ticks were missed while no worker ran ticks once, late, and its run record
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from typing import Any, cast
 
@@ -29,6 +30,8 @@ from processor.runtime import Runtime
 from topics import codec
 from topics.catalog import SCHEDULE_TICKS
 from topics.schedule import ScheduledTick
+
+log = logging.getLogger(__name__)
 
 
 class TickReplica(ModelReplica[ScheduledTick]):
@@ -57,6 +60,8 @@ class Scheduler(KeyedWork):
     def __init__(self, app: AppT, runtime: Runtime, **kwargs: Any) -> None:
         self.ticks = TickReplica(runtime.settings, loop=kwargs.get("loop"))
         super().__init__(app, runtime, self.ticks, **kwargs)
+        self._failing: set[str] = set()
+        """Workflows whose schedule raised (logged once each)."""
 
     @Service.timer(1.0)
     async def _tick(self) -> None:
@@ -69,7 +74,13 @@ class Scheduler(KeyedWork):
                 continue
             params = cast(ScheduledParams, compiled.trigger)
             after = self.ticks.last.get(workflow.id) or workflow.updated_at or now
-            due = due_tick(params.cron, params.zone, after, now)
+            try:
+                due = due_tick(params.cron, params.zone, after, now)
+            except Exception:  # saving refuses what never fires; a bug must stop one schedule only
+                if workflow.id not in self._failing:
+                    log.exception("schedule of workflow %s cannot be computed", workflow.id)
+                    self._failing.add(workflow.id)
+                continue
             if due is None:
                 continue
             tick = ScheduledTick(

@@ -4,7 +4,7 @@ ticks is also how any worker knows the last tick of a schedule after a restart."
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from topics.types import EventTime
 
@@ -18,8 +18,9 @@ class ScheduledTick(BaseModel):
     tenant_id: str
     scheduled_for: EventTime
     emitted_at: EventTime
-    skipped: int = 0
-    """Due ticks that were missed while no worker ran and are covered by this one."""
+    skipped: int = Field(default=0, ge=0)
+    """Due ticks that were missed while no worker ran and are covered by this one (counted up
+    to ``processor.core.schedule.MAX_CATCH_UP``)."""
 
     @property
     def event_id(self) -> str:

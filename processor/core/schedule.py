@@ -9,7 +9,7 @@ in spring) fires shifted forward by the gap (02:30 → 03:30); a wall time that 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from croniter import croniter
@@ -20,8 +20,10 @@ from topics.schedule import SCHEDULE_RECORD_TYPE, ScheduledTick
 LATE_AFTER = 60.0
 """Seconds after its time from which a tick's run record says it ran late."""
 
-MAX_CATCH_UP = 100_000
-"""Ticks counted at most when a worker comes back from downtime (a minutely schedule: ~70 days)."""
+MAX_CATCH_UP = 100
+"""Missed ticks counted at most when a worker comes back from downtime; past that the schedule
+jumps to its latest due tick (counting them all would block the worker: a minutely schedule
+down for 70 days is 100,000 ticks, seconds of croniter)."""
 
 
 def _placed(wall: datetime, zone: ZoneInfo) -> datetime:
@@ -33,12 +35,23 @@ def _placed(wall: datetime, zone: ZoneInfo) -> datetime:
 
 
 def next_tick(cron: str, zone: ZoneInfo, after: datetime) -> datetime:
-    """The first tick strictly after ``after`` (an aware datetime), in UTC."""
+    """The first tick strictly after ``after`` (an aware datetime), in UTC. Raises croniter's
+    ``CroniterBadDateError`` for a schedule that never fires (``0 0 31 2 *``), which saving
+    refuses."""
     wall = after.astimezone(zone).replace(tzinfo=None)
     ticks = croniter(cron, wall)
     while True:
         candidate = _placed(ticks.get_next(datetime), zone)
         if candidate > after:
+            return candidate
+
+
+def latest_tick(cron: str, zone: ZoneInfo, now: datetime) -> datetime:
+    """The last tick at or before ``now``, in UTC."""
+    ticks = croniter(cron, (now + timedelta(minutes=1)).astimezone(zone).replace(tzinfo=None))
+    while True:
+        candidate = _placed(ticks.get_prev(datetime), zone)
+        if candidate <= now:
             return candidate
 
 
@@ -61,9 +74,9 @@ def due_tick(cron: str, zone: ZoneInfo, after: datetime, now: datetime) -> DueTi
     while skipped < MAX_CATCH_UP:
         following = next_tick(cron, zone, tick)
         if following > now:
-            break
+            return DueTick(tick, skipped)
         tick, skipped = following, skipped + 1
-    return DueTick(tick, skipped)
+    return DueTick(max(tick, latest_tick(cron, zone, now)), skipped)
 
 
 def tick_event(tick: ScheduledTick) -> ChangeEvent:

@@ -9,12 +9,12 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import cached_property
 from typing import Any, Generic, Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from coeflow.errors import InvalidWorkflow, Problem, problems_from
@@ -104,6 +104,10 @@ class ScheduledParams(TriggerParams):
             raise ValueError(
                 f"{value!r} is not a 5-field cron expression (minute hour day month weekday)"
             )
+        try:
+            croniter(value, datetime(2026, 1, 1)).get_next(datetime)
+        except CroniterBadDateError:
+            raise ValueError(f"{value!r} names no date that exists: it would never fire") from None
         return value
 
     @field_validator("timezone")

@@ -3,10 +3,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import pytest
+
+from coeflow.errors import InvalidWorkflow
 from coeflow.settings import Settings
 from processor.core.compiler import compile_workflow
 from processor.core.pipeline import RUN_BY_TICK
-from processor.core.schedule import DueTick, due_tick, next_tick
+from processor.core.schedule import MAX_CATCH_UP, DueTick, due_tick, latest_tick, next_tick
 from tests.factories import NOW, make_workflow, source
 from topics import codec
 from topics.schedule import ScheduledTick
@@ -59,6 +62,29 @@ def test_after_downtime_only_the_latest_missed_tick_is_due_with_the_count_of_the
     after = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)  # 09:00 Berlin
     due = due_tick("0 9 * * *", BERLIN, after, datetime(2026, 11, 25, 10, 0, tzinfo=UTC))
     assert due == DueTick(datetime(2026, 11, 25, 8, 0, tzinfo=UTC), skipped=4)
+
+
+def test_a_long_downtime_jumps_to_the_latest_tick_and_counts_no_further_than_the_cap() -> None:
+    after = datetime(2026, 1, 1, tzinfo=UTC)  # a minutely schedule, down for 73 days
+    now = datetime(2026, 3, 15, 8, 30, 20, tzinfo=UTC)
+    due = due_tick("* * * * *", ZoneInfo("UTC"), after, now)
+    assert due == DueTick(datetime(2026, 3, 15, 8, 30, tzinfo=UTC), skipped=MAX_CATCH_UP)
+
+
+def test_the_latest_tick_keeps_to_the_wall_clock() -> None:
+    assert latest_tick("0 9 * * *", BERLIN, datetime(2026, 3, 15, 8, 0, tzinfo=UTC)) == datetime(
+        2026, 3, 15, 8, 0, tzinfo=UTC
+    )
+    assert latest_tick("0 9 * * *", BERLIN, datetime(2026, 3, 15, 7, 59, tzinfo=UTC)) == datetime(
+        2026, 3, 14, 8, 0, tzinfo=UTC
+    )
+
+
+def test_a_schedule_that_never_fires_is_refused_at_save() -> None:
+    with pytest.raises(InvalidWorkflow, match="names no date that exists"):
+        compile_workflow(
+            make_workflow(trigger={"type": "scheduled", "cron": "0 0 31 2 *"}, conditions=None)
+        )
 
 
 def scheduled_workflow() -> object:
