@@ -128,13 +128,32 @@ Ref = Annotated[str, StringConstraints(max_length=256), templated(_not_blank)]
 """An id in the CRM (owner, sequence, status), possibly from a merge field."""
 Email = Annotated[str, StringConstraints(max_length=320), templated(_email)]
 Phone = Annotated[str, StringConstraints(max_length=40), templated(_phone)]
-HttpUrl = Annotated[str, StringConstraints(max_length=2_048), templated(_http_url)]
+
+
+class OutboundUrl:
+    """Marks a parameter whose URL our servers call: saving checks a literal one against the
+    outbound rules (``coeflow/addresses.py``); pydantic ignores the mark."""
+
+
+OUTBOUND_URL = OutboundUrl()
+HttpUrl = Annotated[str, StringConstraints(max_length=2_048), templated(_http_url), OUTBOUND_URL]
+"""An http(s) URL our servers call (Call Webhook, Slack)."""
 
 
 class ActionParams(BaseModel):
     """Parameters of one action type, as written in a workflow's ``actions[]`` entry."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def outbound_urls(self) -> list[tuple[str, str]]:
+        """``(parameter, URL)`` for each literal URL our servers will call (no merge field)."""
+        return [
+            (name, value)
+            for name, info in type(self).model_fields.items()
+            if OUTBOUND_URL in info.metadata
+            and isinstance(value := getattr(self, name), str)
+            and not has_merge_fields(value)
+        ]
 
     def command_params(self, anchor: datetime) -> dict[str, Any]:
         """The ``params`` of the ActionCommand. ``anchor`` (the event's time) is what relative

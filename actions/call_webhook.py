@@ -3,20 +3,35 @@
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, StringConstraints, field_validator
+from pydantic_core import PydanticCustomError
 
-from actions.base import ActionParams, ActionType, HttpUrl, JsonWithMergeFields, Text
+from actions.base import ActionParams, ActionType, HttpUrl, JsonWithMergeFields, templated
 
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 _RESERVED_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection"})
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+def _header_value(value: str) -> str:
+    """What HTTP allows in a header value: no line breaks or other control characters (a
+    CR/LF would start a header of the record's choosing)."""
+    if _CONTROL.search(value):
+        raise PydanticCustomError(
+            "header_value", "a header value is one line without control characters"
+        )
+    return value
+
+
+HeaderValue = Annotated[str, StringConstraints(max_length=8_192), templated(_header_value)]
 
 
 class CallWebhook(ActionParams):
     url: HttpUrl
     method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = "POST"
-    headers: dict[str, Text] = Field(default_factory=dict)
+    headers: dict[str, HeaderValue] = Field(default_factory=dict, max_length=50)
     body: JsonWithMergeFields = None
 
     @field_validator("headers")

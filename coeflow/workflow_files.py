@@ -22,9 +22,9 @@ import orjson
 import yaml
 from pydantic import ValidationError
 
-from coeflow.errors import InvalidInput, InvalidWorkflow, Problem, problems_from
+from coeflow.errors import InvalidInput, InvalidWorkflow, Problem
 from coeflow.settings import Settings
-from processor.core.compiler import compile_workflow
+from processor.core.compiler import validate_workflow
 from topics.api import SERVER_FIELDS
 from topics.workflows import Workflow
 
@@ -88,9 +88,7 @@ def check(documents: list[Any]) -> list[dict[str, Any]]:
         body.setdefault("tenant_id", _PLACEHOLDER_TENANT)
         body.setdefault("id", "placeholder")
         try:
-            compile_workflow(Workflow.model_validate(body))
-        except ValidationError as exc:
-            problems += problems_from(exc, where)
+            validate_workflow(body)
         except InvalidWorkflow as exc:
             problems += [Problem(f"{where}.{p.loc}", p.msg) for p in exc.problems]
     if problems:

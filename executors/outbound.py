@@ -24,72 +24,15 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 
 from yarl import URL
 
+from coeflow.addresses import Allowlist, IPAddress, blocked_reason
 from coeflow.errors import OutboundBlocked, TransientEffectError
 from executors.http import HttpClient
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-_CARRIER_GRADE_NAT = ipaddress.ip_network("100.64.0.0/10")
-_NAT64 = ipaddress.ip_network("64:ff9b::/96")
-
-
-def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
-    if address.ipv4_mapped is not None:
-        return address.ipv4_mapped
-    if address.sixtofour is not None:
-        return address.sixtofour
-    if address.teredo is not None:
-        return address.teredo[1]
-    if address in _NAT64:
-        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
-    return None
-
-
-def blocked_reason(address: IPAddress) -> str | None:
-    """Why ``address`` may not be reached, or ``None`` for a public unicast address."""
-    if isinstance(address, ipaddress.IPv6Address):
-        embedded = _embedded_ipv4(address)
-        if embedded is not None:
-            reason = blocked_reason(embedded)
-            return f"it embeds {embedded}, and {reason}" if reason else None
-    for test, reason in (
-        (address.is_loopback, "loopback"),
-        (address.is_link_local, "link-local (cloud metadata lives there)"),
-        (address.is_multicast, "multicast"),
-        (address.is_unspecified, "unspecified"),
-        (address in _CARRIER_GRADE_NAT, "carrier-grade NAT"),
-        (address.is_reserved, "reserved"),
-        (address.is_private, "private"),
-        (not address.is_global, "not a public address"),
-    ):
-        if test:
-            return f"{address} is {reason}"
-    return None
-
-
-@dataclass(frozen=True)
-class Allowlist:
-    hosts: frozenset[str]
-    networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
-
-    @classmethod
-    def parse(cls, entries: Iterable[str]) -> Allowlist:
-        hosts, networks = set(), []
-        for entry in entries:
-            try:
-                networks.append(ipaddress.ip_network(entry.strip("[]"), strict=False))
-            except ValueError:
-                hosts.add(entry.lower().rstrip("."))
-        return cls(frozenset(hosts), tuple(networks))
-
-    def allows(self, host: str, address: IPAddress) -> bool:
-        return host.lower().rstrip(".") in self.hosts or any(
-            address in network for network in self.networks
-        )
+__all__ = ["Allowlist", "OutboundClient", "blocked_reason", "resolve"]
 
 
 async def resolve(host: str, port: int) -> list[IPAddress]:

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Discriminator,
     Field,
@@ -19,7 +20,7 @@ from pydantic import (
     field_validator,
 )
 
-from topics.types import FieldPath, NonEmptyStr
+from topics.types import FieldPath, NonEmptyStr, check_nesting
 
 WorkflowStatus = Literal["draft", "active", "inactive"]
 WorkflowId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")]
@@ -113,6 +114,12 @@ class InboundSecret(BaseModel):
         return self.expires_at is None or now < self.expires_at
 
 
+Shallow = BeforeValidator(check_nesting)
+"""A part of a workflow nests at most ``MAX_NESTING`` levels of objects and arrays (32 condition
+groups): the definition, its versions and its audit events embed it a few levels down, and our
+JSON encoder stops at 254."""
+
+
 class Workflow(BaseModel):
     """One saved version of a workflow, exactly as it is written to the definitions topic."""
 
@@ -123,9 +130,9 @@ class Workflow(BaseModel):
     name: Annotated[str, Field(min_length=1, max_length=200)]
     status: WorkflowStatus = "draft"
     version: int = Field(default=1, ge=1)
-    trigger: TriggerSpec
-    conditions: Condition | None = None
-    actions: Annotated[list[ActionSpec], Field(min_length=1, max_length=50)]
+    trigger: Annotated[TriggerSpec, Shallow]
+    conditions: Annotated[Condition | None, Shallow] = None
+    actions: Annotated[list[Annotated[ActionSpec, Shallow]], Field(min_length=1, max_length=50)]
     updated_at: datetime | None = None
     inbound_secrets: list[InboundSecret] = Field(default_factory=list)
     """Set by the API for a Webhook Received trigger, newest first."""

@@ -7,16 +7,21 @@ is what the API calls before saving, so a workflow that reaches the topic compil
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
+from pydantic import TypeAdapter, ValidationError
+
 from actions.base import ActionType
-from actions.registry import resolve_action
+from actions.registry import REGISTRY, resolve_action
 from actions.templating import compile_tree
-from coeflow.errors import InvalidWorkflow, Problem
+from coeflow.addresses import Allowlist, refused_url
+from coeflow.errors import InvalidWorkflow, Problem, problems_from
 from processor.core.conditions import Evaluator, compile_condition
 from processor.core.triggers import TriggerKind, TriggerParams, resolve_trigger
-from topics.workflows import Workflow
+from topics.workflows import ActionSpec, Condition, TriggerSpec, Workflow
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,28 +52,127 @@ class CompiledWorkflow:
 def compile_workflow(workflow: Workflow) -> CompiledWorkflow:
     """Compile ``workflow``; ``InvalidWorkflow`` lists every problem found, not just the first."""
     problems: list[Problem] = []
-    trigger: tuple[TriggerKind[Any], TriggerParams] | None = None
-    condition: Evaluator | None = None
-    try:
-        trigger = resolve_trigger(workflow.trigger)
-    except InvalidWorkflow as exc:
-        problems.extend(exc.problems)
-    if workflow.conditions is not None:
-        try:
-            condition = compile_condition(workflow.conditions)
-        except InvalidWorkflow as exc:
-            problems.extend(exc.problems)
-    actions = []
-    for step, spec in enumerate(workflow.actions):
-        loc = f"actions.{step}"
-        try:
-            action = resolve_action(spec.type, f"{loc}.type")
-            action.validate_definition(spec.params, loc)
-        except InvalidWorkflow as exc:
-            problems.extend(exc.problems)
-            continue
-        actions.append(CompiledAction(step, action, compile_tree(spec.params)))
+    trigger = _trigger(workflow.trigger, problems)
+    condition = _condition(workflow.conditions, problems)
+    actions = [_action(step, spec, problems) for step, spec in enumerate(workflow.actions)]
     if problems or trigger is None:
         raise InvalidWorkflow(problems)
     kind, params = trigger
-    return CompiledWorkflow(workflow, kind, params, condition, tuple(actions))
+    compiled_actions = tuple(a for a in actions if a is not None)
+    return CompiledWorkflow(workflow, kind, params, condition, compiled_actions)
+
+
+def validate_workflow(
+    document: dict[str, Any], allowlist: Allowlist | None = None
+) -> CompiledWorkflow:
+    """The workflow a document (a request body, a file's entry) describes, compiled.
+
+    ``InvalidWorkflow`` carries every problem at once: the schema's, and the compiler's for each
+    part the schema accepted (a missing name does not hide a bad cron or template). With an
+    ``allowlist``, a literal URL that outbound calls could never reach is a problem too."""
+    try:
+        workflow = Workflow.model_validate(document)
+    except ValidationError as exc:
+        schema = problems_from(exc)
+        raise InvalidWorkflow([*schema, *_part_problems(document, schema, allowlist)]) from None
+    problems: list[Problem] = []
+    try:
+        compiled = compile_workflow(workflow)
+    except InvalidWorkflow as exc:
+        problems += exc.problems
+        compiled = None
+    if allowlist is not None:
+        for step, spec in enumerate(workflow.actions):
+            _reachable(step, spec, allowlist, problems)
+    if problems or compiled is None:
+        raise InvalidWorkflow(problems)
+    return compiled
+
+
+def _reachable(step: int, spec: ActionSpec, allowlist: Allowlist, problems: list[Problem]) -> None:
+    action = REGISTRY.get(spec.type)
+    if action is None:
+        return  # reported by compiling
+    try:
+        params = action.validate_definition(spec.params, f"actions.{step}")
+    except InvalidWorkflow:
+        return  # reported by compiling
+    for name, url in params.outbound_urls():
+        reason = refused_url(url, allowlist)
+        if reason is not None:
+            problems.append(
+                Problem(
+                    f"actions.{step}.{name}",
+                    f"{reason}; if this address is meant, list it in COEFLOW_OUTBOUND_ALLOWLIST",
+                )
+            )
+
+
+_CONDITION: TypeAdapter[Condition] = TypeAdapter(Condition)
+
+
+def _part_problems(
+    document: dict[str, Any], schema: list[Problem], allowlist: Allowlist | None
+) -> list[Problem]:
+    """What compiling finds in the parts of ``document`` that have no schema problem."""
+
+    def clean(loc: str) -> bool:
+        return not any(p.loc == loc or p.loc.startswith(f"{loc}.") for p in schema)
+
+    problems: list[Problem] = []
+    parts: list[tuple[str, Any, Callable[[Any], object]]] = [
+        ("trigger", TriggerSpec, lambda spec: _trigger(spec, problems)),
+        ("conditions", _CONDITION, lambda tree: _condition(tree, problems)),
+    ]
+    actions = document.get("actions")
+    for step, _ in enumerate(actions if isinstance(actions, list) else []):
+        parts.append((f"actions.{step}", ActionSpec, partial(_action, step, problems=problems)))
+    for loc, schema_of, compile_part in parts:
+        value: Any = document
+        for key in loc.split("."):
+            value = value[int(key)] if isinstance(value, list) else value.get(key)
+        if value is None or not clean(loc):
+            continue
+        try:
+            validated = (
+                schema_of.validate_python(value)
+                if isinstance(schema_of, TypeAdapter)
+                else schema_of.model_validate(value)
+            )
+        except ValidationError:
+            continue  # reported by the schema already
+        compile_part(validated)
+        if allowlist is not None and isinstance(validated, ActionSpec):
+            _reachable(int(loc.rsplit(".", 1)[1]), validated, allowlist, problems)
+    return problems
+
+
+def _trigger(
+    spec: TriggerSpec, problems: list[Problem]
+) -> tuple[TriggerKind[Any], TriggerParams] | None:
+    try:
+        return resolve_trigger(spec)
+    except InvalidWorkflow as exc:
+        problems.extend(exc.problems)
+        return None
+
+
+def _condition(tree: Condition | None, problems: list[Problem]) -> Evaluator | None:
+    if tree is None:
+        return None
+    try:
+        return compile_condition(tree)
+    except InvalidWorkflow as exc:
+        problems.extend(exc.problems)
+        return None
+
+
+def _action(step: int, spec: ActionSpec, problems: list[Problem]) -> CompiledAction | None:
+    loc = f"actions.{step}"
+    try:
+        action = resolve_action(spec.type, f"{loc}.type")
+        action.validate_definition(spec.params, loc)
+    except InvalidWorkflow as exc:
+        problems.extend(exc.problems)
+        return None
+    return CompiledAction(step, action, compile_tree(spec.params))
