@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from topics.types import EventTime
+from topics.types import EventTime, NonEmptyStr
 
 SCHEDULE_RECORD_TYPE = "schedule"
 
@@ -14,8 +14,8 @@ SCHEDULE_RECORD_TYPE = "schedule"
 class ScheduledTick(BaseModel):
     model_config = ConfigDict(frozen=True)
 
-    workflow_id: str
-    tenant_id: str
+    workflow_id: NonEmptyStr
+    tenant_id: NonEmptyStr
     scheduled_for: EventTime
     emitted_at: EventTime
     skipped: int = Field(default=0, ge=0)

@@ -6,26 +6,29 @@ fired twice after a crash yields the same runs."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, StringConstraints
 
-from topics.types import EventTime
+from topics.types import EventTime, NonEmptyStr
+
+Name = Annotated[str, StringConstraints(min_length=1, max_length=2048)]
+"""A timer's key or fire id: made of a tenant, a record and a workflow id, each up to 256."""
 
 
 class Timer(BaseModel):
     model_config = ConfigDict(frozen=True)
 
-    key: str
-    kind: str
-    tenant_id: str
-    record_type: str
-    record_id: str
+    key: Name
+    kind: NonEmptyStr
+    tenant_id: NonEmptyStr
+    record_type: NonEmptyStr
+    record_id: NonEmptyStr
     due_at: EventTime
-    fire_id: str
+    fire_id: Name
     record: dict[str, Any]
     """The record as it was when the timer was armed: what the runs see."""
-    workflow_id: str | None = None
+    workflow_id: NonEmptyStr | None = None
     """The one workflow this timer runs (a stalled record); ``None``: every active workflow of
     its tenant waiting for its kind (an overdue invoice)."""
     fired_at: EventTime | None = None

@@ -70,7 +70,10 @@ def _before_range(moment: datetime) -> bool:
 
 
 def _open_due(snapshot: dict[str, Any] | None) -> datetime | None:
-    if snapshot is None or snapshot.get("status") in SETTLED:
+    if snapshot is None:
+        return None
+    status = snapshot.get("status")
+    if isinstance(status, str) and status in SETTLED:  # any JSON may stand there
         return None
     return overdue_from(snapshot.get("due_date"))
 
