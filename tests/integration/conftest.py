@@ -2,15 +2,16 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from coeflow.broker import EmbeddedBroker, free_port
-from coeflow.processes import WorkerProcess
+from coeflow.processes import TOKEN, WorkerProcess
 from coeflow.settings import Settings
-from tests.integration.harness import Api, Peers
+from tests.integration.harness import ISSUED_TOKENS, SIGNING_SECRET, Api, Peers
 from tests.peers import Canary, HttpPeer, SmtpPeer
 from topics.admin import ensure_topics
 
@@ -30,8 +31,32 @@ def bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("workers")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Where every worker of the session writes its log; once they have all stopped, the logs
+    are read for what must never be in them (``leaks``)."""
+    path = tmp_path_factory.mktemp("workers")
+    yield path
+    found = [f"{log.name}: {leak}" for log in sorted(path.rglob("*.log")) for leak in leaks(log)]
+    if found:
+        pytest.fail("worker logs carry secrets or personal data:\n" + "\n".join(found[:20]))
+
+
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+_PHONE = re.compile(r"\+\d{7,15}\b")
+_SECRET = re.compile(r"whsec_[A-Za-z0-9_-]{16,}")
+
+
+def leaks(log: Path) -> list[str]:
+    """Tokens the tests used, inbound webhook secrets, whole email addresses and phone numbers
+    in a worker's log (``coeflow.redact`` cuts addresses to ``ad***@example.com``)."""
+    if log.name.startswith("tansu"):
+        return []
+    text = log.read_text(errors="replace")
+    secrets = {TOKEN, SIGNING_SECRET, "sms-token", *ISSUED_TOKENS}
+    found = [f"token {s[:4]}…" for s in secrets if s in text]
+    for pattern in (_EMAIL, _PHONE, _SECRET):
+        found += sorted({m.group(0) for m in pattern.finditer(text)})
+    return found
 
 
 @pytest.fixture(scope="session")

@@ -22,6 +22,9 @@ from topics.catalog import ACTIONS_PREFIX, RUNS
 
 SIGNING_SECRET = "whsec-integration"
 
+ISSUED_TOKENS: set[str] = set()
+"""Every token the tests were given (``Api.as_tenant``): the log scan looks for them."""
+
 
 @dataclass(frozen=True)
 class Record:
@@ -30,7 +33,7 @@ class Record:
     offset: int
     key: bytes | None
     value: Any
-    """The decoded JSON value (``None`` for a tombstone)."""
+    """The decoded JSON value (``None`` for a tombstone, the bytes if they are not JSON)."""
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,7 @@ class Api:
         assert status == 201, body
         client = Api(self.base_url, token=body["token"])
         client.token_id = body["token_id"]
+        ISSUED_TOKENS.add(body["token"])
         return client
 
     async def poll(
@@ -165,7 +169,7 @@ async def read_until(
         while True:
             for tp, messages in (await consumer.getmany(timeout_ms=200)).items():
                 for m in messages:
-                    value = codec.loads(m.value) if m.value is not None else None
+                    value = _decoded(m.value)
                     record = Record(tp.topic, tp.partition, m.offset, m.key, value)
                     if keep(record):
                         kept.append(record)
@@ -178,6 +182,17 @@ async def read_until(
                 )
     finally:
         await consumer.stop()
+
+
+def _decoded(raw: bytes | None) -> Any:
+    """A message's JSON value; ``None`` for a tombstone; the bytes themselves when they are not
+    JSON (tests publish poison to the topics that other tests read)."""
+    if raw is None:
+        return None
+    try:
+        return codec.loads(raw)
+    except ValueError:
+        return raw
 
 
 def actions_read(records: list[Record]) -> bool:

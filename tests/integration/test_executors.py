@@ -313,12 +313,22 @@ async def test_blocked_addresses_are_refused_and_nothing_reaches_the_canary(
         "http://100.64.0.1/",
         peers.http.url(f"/redirect?to=http://127.0.0.2:{port}/"),
     ]
-    actions = [{"type": "call_webhook", "url": url} for url in urls]
-    actions.append(
-        {"type": "send_slack_message", "webhook_url": f"http://0x7f000002:{port}/", "text": "hi"}
-    )
+    urls.append(f"http://0x7f000002:{port}/")  # for Slack
+    literal = [{"type": "call_webhook", "url": url} for url in urls[:-1]]
+    literal.append({"type": "send_slack_message", "webhook_url": urls[-1], "text": "hi"})
+    status, refused = await api.call("POST", "/api/v1/workflows", workflow(acme, "ssrf", literal))
+    assert status == 422, refused
+    assert [p["loc"] for p in refused["problems"]] == [
+        *(f"actions.{n}.url" for n in range(8)),  # the redirect's host is allowlisted
+        "actions.9.webhook_url",
+    ]
+    # Addresses that come from the record are judged when called, each attempt.
+    actions = [{"type": "call_webhook", "url": f"{{{{record.url_{n}}}}}"} for n in range(9)]
+    actions.append({"type": "send_slack_message", "webhook_url": "{{record.url_9}}", "text": "hi"})
     await api.create(workflow(acme, "ssrf", actions))
-    await publish(bootstrap, RECORD_CHANGES, [(b"L-1", lead_created(acme, 1))])
+    lead = lead_created(acme, 1)
+    lead["after"] |= {f"url_{n}": url for n, url in enumerate(urls)}
+    await publish(bootstrap, RECORD_CHANGES, [(b"L-1", lead)])
 
     records = await read_until(bootstrap, [RUNS], lambda rs: bool(completed(rs)), keep=of(acme))
     [run] = completed(records)
