@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import errno
 import importlib.resources
 import os
 import signal
@@ -37,6 +38,25 @@ def port_in_use(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.settimeout(0.2)
         return sock.connect_ex((host, port)) == 0
+
+
+def can_listen(host: str, port: int) -> bool:
+    """Whether a server could listen on ``host:port`` now. Binds the way asyncio's and aiohttp's
+    servers do (``SO_REUSEADDR``), so a port whose old connections linger in TIME_WAIT is free,
+    and one that something listens on (on that address or on all of them) is not."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except OSError:
+        return True  # an address we cannot resolve: the server will say so itself
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(address)
+        except OSError as exc:
+            return exc.errno != errno.EADDRINUSE  # other errors: the server's own to report
+    return True
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -10,23 +10,27 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import errno
 import gc
 import logging
 import secrets
 import sys
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, cast
 
 from faust.cli import AppCommand, option
 from faust.cli.worker import worker
 from mode import Service, ServiceT
+from mode import Worker as ModeWorker
 from pydantic import SecretStr
 
-from coeflow.broker import EmbeddedBroker
+from coeflow.broker import EmbeddedBroker, can_listen
 from coeflow.demo import DemoPublisher
-from coeflow.dev_peers import OUTBOX_PORT, DevPeers, sink_url
+from coeflow.dev_peers import SINK_PORT, DevPeers, DevPort, PortTaken, sink_url
 from coeflow.errors import BrokerError
-from coeflow.settings import EMBEDDED_BOOTSTRAP, Settings
-from processor.app import create_app, runtime_of
+from coeflow.output import survive_closed_pipes
+from coeflow.settings import Settings
+from processor.app import Worker, create_app, runtime_of
 from processor.runtime import Runtime
 from topics.admin import ensure_topics
 from topics.catalog import ACTIONS_PREFIX, TopicSpec
@@ -55,10 +59,14 @@ def dev_settings(settings: Settings, *, demo: bool = False) -> Settings:
     if demo and "roles" not in explicit:
         changes["roles"] = settings.roles | {"crm-simulator"}
     if settings.smtp_host is None:
-        changes |= {"smtp_host": "127.0.0.1", "smtp_port": OUTBOX_PORT, "smtp_tls": "none"}
+        changes |= {
+            "smtp_host": "127.0.0.1",
+            "smtp_port": settings.dev_smtp_port,
+            "smtp_tls": "none",
+        }
     if settings.sms_api_url is None:
         changes |= {
-            "sms_api_url": sink_url("/sms"),
+            "sms_api_url": sink_url("/sms", settings.dev_sink_port),
             "sms_from": settings.sms_from or "+15550000000",
         }
     if "outbound_allowlist" not in explicit:
@@ -66,10 +74,115 @@ def dev_settings(settings: Settings, *, demo: bool = False) -> Settings:
     return settings.model_copy(update=changes)
 
 
-def uses_dev_peers(settings: Settings) -> bool:
-    """Whether ``dev`` pointed email or SMS at its own outbox and sink."""
-    outbox = settings.smtp_host == "127.0.0.1" and settings.smtp_port == OUTBOX_PORT
-    return outbox or settings.sms_api_url == sink_url("/sms")
+DEV_SECRETS = ("admin_token", "webhook_signing_secret")
+"""The secrets ``dev_settings`` makes when they are unset."""
+
+
+def made_by_dev(configured: Settings, effective: Settings) -> dict[str, str]:
+    """The secrets ``dev_settings`` made for this run, by field name: the only ones `coeflow dev`
+    prints, since nobody could know them otherwise. One set in the environment is never
+    printed (nor logged)."""
+    made = {}
+    for name in DEV_SECRETS:
+        value = getattr(effective, name)
+        if getattr(configured, name) is None and value is not None:
+            made[name] = value.get_secret_value()
+    return made
+
+
+def admin_api_line(url: str, made: Mapping[str, str]) -> str:
+    """What `coeflow dev` says about the admin API: the operator token only if it made it."""
+    token = made.get("admin_token")
+    if token is None:
+        who = "operator token: the one in COEFLOW_ADMIN_TOKEN"
+    else:
+        who = f"operator token for this run: Authorization: Bearer {token}"
+    return f"✓ admin API on {url}/api/v1/workflows ({who}; OpenAPI at /api/v1/openapi.json)"
+
+
+def signing_line(made: Mapping[str, str]) -> str | None:
+    """What `coeflow dev` says about webhook signatures: the secret only if it made it."""
+    secret = made.get("webhook_signing_secret")
+    if secret is None:
+        return None
+    return (
+        f"✓ Call Webhook deliveries are signed with a secret made for this run: {secret} "
+        "(COEFLOW_WEBHOOK_SIGNING_SECRET keeps one)"
+    )
+
+
+def dev_peer_ports(
+    settings: Settings, *, demo: bool = False
+) -> tuple[DevPort | None, DevPort | None]:
+    """The local outbox and sink ``coeflow dev`` runs (``None``: not that one): the outbox when
+    email goes to 127.0.0.1 on ``COEFLOW_DEV_SMTP_PORT``, the sink when SMS go to it or, with
+    ``demo``, for the example Slack workflow's posts (to ``SINK_PORT``)."""
+    if "executors" not in settings.roles:
+        return None, None
+    outbox = sink = None
+    if settings.smtp_host == "127.0.0.1" and settings.smtp_port == settings.dev_smtp_port:
+        outbox = DevPort(
+            "the local SMTP outbox", "127.0.0.1", settings.dev_smtp_port, "COEFLOW_DEV_SMTP_PORT"
+        )
+    if _sms_to_sink(settings) or (demo and settings.dev_sink_port == SINK_PORT):
+        sink = DevPort(
+            "the local HTTP sink", "127.0.0.1", settings.dev_sink_port, "COEFLOW_DEV_SINK_PORT"
+        )
+    return outbox, sink
+
+
+def dev_ports(
+    settings: Settings, web: tuple[str, int] | None, peers: tuple[DevPort | None, DevPort | None]
+) -> list[DevPort]:
+    """Every port `coeflow dev` will listen on: the embedded broker's (unless Kafka is
+    configured), the admin API's (``web``: its address and port, unless it is off), the
+    outbox's and the sink's (``peers``)."""
+    ports = []
+    if settings.kafka_bootstrap is None:
+        address = f"127.0.0.1:{settings.dev_broker_port}"
+        ports.append(
+            DevPort(
+                "the embedded broker",
+                "127.0.0.1",
+                settings.dev_broker_port,
+                "COEFLOW_DEV_BROKER_PORT",
+                hint=f" (or COEFLOW_KAFKA_BOOTSTRAP={address} if a Kafka broker runs there)",
+            )
+        )
+    if web is not None:
+        ports.append(DevPort("the admin API", web[0], web[1], "COEFLOW_WEB_PORT"))
+    return ports + [port for port in peers if port is not None]
+
+
+def taken_ports(ports: list[DevPort]) -> list[DevPort]:
+    return [port for port in ports if not can_listen(port.host, port.port)]
+
+
+def peers_lines(settings: Settings, *, demo: bool = False) -> list[str]:
+    """What `coeflow dev` says about its outbox and sink (``dev_peer_ports``)."""
+    outbox, sink = dev_peer_ports(settings, demo=demo)
+    parts, lines = [], []
+    if outbox is not None:
+        parts.append(f"email goes to a local outbox ({outbox.host}:{outbox.port})")
+    if sink is not None:
+        what = ["SMS"] if _sms_to_sink(settings) else []
+        if demo and sink.port == SINK_PORT:
+            what.append("the demo's Slack posts")
+        verb = " go" if outbox is None else ""
+        parts.append(f"{' and '.join(what)}{verb} to a local sink ({sink_url('/', sink.port)})")
+    if parts:
+        logs = "both log what they receive" if len(parts) == 2 else "it logs what it receives"
+        lines.append(f"✓ {', '.join(parts)}; {logs}")
+    if demo and "executors" in settings.roles and settings.dev_sink_port != SINK_PORT:
+        lines.append(
+            f"! the demo's Slack workflow posts to {sink_url('/', SINK_PORT)}, not to the sink "
+            f"on port {settings.dev_sink_port}: those posts fail unless something there takes them"
+        )
+    return lines
+
+
+def _sms_to_sink(settings: Settings) -> bool:
+    return (settings.sms_api_url or "").startswith(sink_url("/", settings.dev_sink_port))
 
 
 GC_THRESHOLDS = (20_000, 20, 20)
@@ -80,6 +193,7 @@ collections free the same cycles a little later."""
 
 
 def main() -> None:
+    survive_closed_pipes()  # `coeflow dev | tee log`: Ctrl-C ends tee, and must still end us
     if sys.argv[1:2] == ["bench"]:
         from coeflow import bench  # matplotlib and the workload: only for this command
 
@@ -113,6 +227,16 @@ class dev(worker):
     ) -> ServiceT:
         runtime = runtime_of(self.app)
         settings = runtime.settings
+        web_bind = kwargs.get("web_bind") or settings.web_bind
+        web_port = kwargs.get("web_port") or settings.web_port
+        web = (web_bind, web_port) if kwargs.get("with_web", True) else None
+        outbox, sink = dev_peer_ports(settings, demo=demo)
+        self._ports = dev_ports(settings, web, (outbox, sink))
+        taken = taken_ports(self._ports)
+        if taken:  # before any line says that part works
+            for port in taken:
+                self.say(port.taken())
+            raise SystemExit(1)
         try:
             topics = self._prepare_broker(loop, settings)
         except BrokerError as exc:
@@ -120,36 +244,70 @@ class dev(worker):
             raise SystemExit(1) from None
         names = [t.name for t in topics if not t.name.startswith(ACTIONS_PREFIX)]
         self.say(f"✓ {len(topics)} topics: {', '.join(names)}, {ACTIONS_PREFIX}<type>")
-        token = settings.admin_token.get_secret_value() if settings.admin_token else ""
-        self.say(
-            f"✓ admin API on http://{settings.web_bind}:{settings.web_port}/api/v1/workflows "
-            f"(operator token: Authorization: Bearer {token}; "
-            f"OpenAPI at /api/v1/openapi.json)"
-        )
-        if "executors" in settings.roles and uses_dev_peers(settings):
-            self.app.add_dependency(DevPeers(loop=loop))
-            self.say(
-                f"✓ email goes to a local outbox (127.0.0.1:{OUTBOX_PORT}), SMS and the demo's "
-                f"Slack posts to a local sink ({sink_url('/')}); both log what they receive"
-            )
+        made = made_by_dev(Settings(), settings)  # the environment, as main() read it
+        if web is not None:
+            self.say(admin_api_line(f"http://{web_bind}:{web_port}", made))
+        if "executors" in settings.roles and (line := signing_line(made)) is not None:
+            self.say(line)
+        if outbox is not None or sink is not None:
+            self.app.add_dependency(DevPeers(outbox=outbox, sink=sink, loop=loop))
+        for line in peers_lines(settings, demo=demo):
+            self.say(line)
         if demo:
             self.app.add_dependency(DemoPublisher(settings, runtime.replica, loop=loop))
         self.app.add_dependency(DevReporter(self.app, runtime, loop=loop))
         return super().as_service(loop, *args, **kwargs)
+
+    @property
+    def _Worker(self) -> type[Worker]:
+        return DevWorker
+
+    def on_worker_created(self, worker: ModeWorker) -> None:
+        cast(DevWorker, worker).dev_ports = self._ports
+        super().on_worker_created(worker)
 
     def _prepare_broker(
         self, loop: asyncio.AbstractEventLoop, settings: Settings
     ) -> list[TopicSpec]:
         if settings.kafka_bootstrap is None:
             broker = EmbeddedBroker(
-                port=int(EMBEDDED_BOOTSTRAP.rsplit(":", 1)[1]),
-                log_path=settings.data_dir / "broker.log",
+                port=settings.dev_broker_port, log_path=settings.data_dir / "broker.log"
             ).start()
             atexit.register(broker.stop)
             self.say(f"✓ embedded Kafka-API broker (Tansu) on {broker.bootstrap}, in memory")
         else:
             self.say(f"✓ using Kafka at {settings.bootstrap}")
         return loop.run_until_complete(ensure_topics(settings))
+
+
+class DevWorker(Worker):
+    """The worker of `coeflow dev`: a port taken after ``dev`` checked it (by something quicker
+    than us) is the same one line and exit status 1, not a traceback."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.dev_ports: list[DevPort] = []
+        self._failed = False
+
+    async def start(self) -> None:
+        try:
+            await super().start()
+        except PortTaken as exc:
+            self._fail(str(exc))
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise
+            named = [p for p in self.dev_ports if f"{p.port})" in str(exc)]
+            self._fail(named[0].taken() if named else f"✗ {exc}")
+
+    def _fail(self, line: str) -> None:
+        self.say(line)
+        self._failed = True
+
+    def stop_and_shutdown(self) -> None:
+        super().stop_and_shutdown()
+        if self._failed:
+            raise SystemExit(1)
 
 
 class DevReporter(Service):

@@ -179,6 +179,23 @@ class Settings(BaseSettings):
         description="Seconds a delivery's signature timestamp may be from this server's clock.",
     )
 
+    dev_broker_port: Annotated[int, Field(ge=1, le=65535)] = Field(
+        default=9092,
+        description="Port of the embedded broker that `coeflow dev` starts on 127.0.0.1 when "
+        "`COEFLOW_KAFKA_BOOTSTRAP` is unset (and where everything then connects).",
+    )
+    dev_smtp_port: Annotated[int, Field(ge=1, le=65535)] = Field(
+        default=2525,
+        description="Port of the local SMTP outbox that `coeflow dev` runs on 127.0.0.1 when "
+        "`COEFLOW_SMTP_HOST` is unset (email goes there).",
+    )
+    dev_sink_port: Annotated[int, Field(ge=1, le=65535)] = Field(
+        default=6067,
+        description="Port of the local HTTP sink that `coeflow dev` runs on 127.0.0.1 for SMS "
+        "when `COEFLOW_SMS_API_URL` is unset, and for the Slack posts of `--demo` (its example "
+        "workflow posts to port 6067).",
+    )
+
     clock_start: AwareDatetime | None = Field(
         default=None,
         description="For tests and demos only: the time the worker's clock shows at "
@@ -216,7 +233,7 @@ class Settings(BaseSettings):
     @property
     def bootstrap(self) -> str:
         """The servers to connect to: the configured ones, or the embedded broker's."""
-        return self.kafka_bootstrap or EMBEDDED_BOOTSTRAP
+        return self.kafka_bootstrap or f"127.0.0.1:{self.dev_broker_port}"
 
 
 def _comma_list(text: str) -> list[str]:
