@@ -1,6 +1,4 @@
-# The worker image: `coeflow worker` by default; also runs `python -m topics.admin`. It holds
-# no embedded broker (the `embedded` extra): a deployment points COEFLOW_KAFKA_BOOTSTRAP at
-# Kafka. Versions are the ones the suite last passed with (constraints.txt).
+# The processor image: `coeflow worker` by default; also runs `python -m topics.admin`.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -10,13 +8,13 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     COEFLOW_DATA_DIR=/var/lib/coeflow
 
 WORKDIR /app
-COPY pyproject.toml README.md constraints.txt ./
+COPY pyproject.toml README.md ./
 COPY coeflow ./coeflow
 COPY processor ./processor
 COPY actions ./actions
 COPY topics ./topics
 COPY executors ./executors
-RUN pip install --constraint constraints.txt '.[rocksdb]' \
+RUN pip install '.[rocksdb]' \
  && useradd --system --uid 10001 coeflow \
  && mkdir -p /var/lib/coeflow && chown coeflow /var/lib/coeflow
 

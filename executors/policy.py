@@ -47,7 +47,7 @@ def retry_after_seconds(header: str | None, now: datetime) -> float | None:
     if not header:
         return None
     header = header.strip()
-    if header.isdigit():
+    if header.isascii() and header.isdigit():  # isdigit alone takes '²', which float refuses
         return float(header)
     try:
         when = parsedate_to_datetime(header)

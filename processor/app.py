@@ -7,7 +7,7 @@ from typing import Any, cast
 import faust
 from faust.types import AppT
 
-from coeflow import crm_simulator
+from coeflow import crm_simulator, logsafe
 from coeflow.clock import Clock, utc_now
 from coeflow.settings import Settings
 from processor import (
@@ -17,6 +17,7 @@ from processor import (
     scheduler,
     timers,
 )
+from processor.api.middleware import json_errors
 from processor.changes import ChangeProcessor
 from processor.core.catalog import WorkflowCatalog
 from processor.executor_agents import ExecutorRole
@@ -31,8 +32,16 @@ _LOGGING = {
     # keeps the level of `-l/--loglevel` (warn by default) for Faust, aiokafka and mode, and
     # our own loggers speak at INFO: they say little, and it is what an operator needs.
     "merge": True,
+    # Every record is cleaned before it is formatted (coeflow/logsafe.py): no tokens, and no
+    # raw control characters from requests, in messages or tracebacks.
+    "filters": {"safe": {"()": "coeflow.logsafe.SafeLogFilter"}},
     "handlers": {
-        "default": {"class": "colorlog.StreamHandler", "formatter": "colored", "level": "NOTSET"}
+        "default": {
+            "class": "colorlog.StreamHandler",
+            "formatter": "colored",
+            "level": "NOTSET",
+            "filters": ["safe"],
+        }
     },
     "loggers": {
         "coeflow": {"level": "INFO"},
@@ -91,8 +100,11 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> App:
         web_bind=settings.web_bind,
         web_host=settings.web_bind,
         logging_config=_LOGGING,
+        web_application_options={"middlewares": [json_errors]},
         Worker=Worker,
     )
+    if settings.admin_token is not None:
+        logsafe.hide(settings.admin_token.get_secret_value())
     catalog = WorkflowCatalog()
     replica = DefinitionsReplica(settings, catalog, loop=app.loop)
     executors = None

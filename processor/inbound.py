@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import faust
+from aiohttp.web import HTTPRequestEntityTooLarge
 from faust.web import Request, Response, View
 
 from coeflow.errors import InboundRefused
@@ -68,9 +69,15 @@ def register(app: faust.App, runtime: Runtime) -> None:
 
     @app.page("/hooks/{workflow_id}")
     class InboundWebhook(View):
+        def get_methods(self) -> set[str]:
+            return {"POST"}  # not Faust's HEAD too: that would be a 405 without ``Allow``
+
         async def post(self, request: Request, workflow_id: str) -> Response:
-            body = await request.read()
             try:
+                try:
+                    body = await request.read()
+                except HTTPRequestEntityTooLarge as exc:  # past aiohttp's client_max_size
+                    raise InboundRefused(413, exc.text or "the body is too large") from None
                 async with accepting:
                     delivery = accept_delivery(
                         runtime.catalog.compiled(workflow_id),
@@ -92,8 +99,9 @@ def register(app: faust.App, runtime: Runtime) -> None:
                     )
                     await replica.wait_applied(stored.partition, stored.offset, _VISIBLE_WITHIN)
             except InboundRefused as refused:
+                # The id is the caller's text: %r keeps its control characters escaped.
                 log.info(
-                    "inbound webhook %s refused (%d): %s", workflow_id, refused.status, refused
+                    "inbound webhook %r refused (%d): %s", workflow_id, refused.status, refused
                 )
                 return self._json({"error": str(refused)}, refused.status)
             return self._json({"accepted": True, "delivery_id": delivery.delivery_id}, 202)

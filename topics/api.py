@@ -6,7 +6,7 @@ A workflow itself is ``topics.workflows.Workflow``; a run, ``topics.runs.RunReco
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Self, cast
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, create_model
 
@@ -14,11 +14,11 @@ from topics.commands import ActionCommand
 from topics.events import RecordRef
 from topics.outcomes import OutcomeStatus
 from topics.runs import ConditionResult, RunRecord, RunStatus, StepStatus
-from topics.workflows import Workflow, WorkflowStatus
+from topics.workflows import InboundSecret, Workflow, WorkflowStatus
 
-SERVER_FIELDS = ("updated_at", "inbound_secrets")
+SERVER_FIELDS = ("updated_at", "inbound_secrets", "inbound_secret")
 """Fields of a workflow only the server sets; a body that has them is not refused, they are
-ignored (so what a GET answered can be PUT back)."""
+ignored (so what a GET, or a write, answered can be PUT back)."""
 _OPTIONAL_IN_BODIES = ("id", "tenant_id", "status", "version")
 
 
@@ -61,8 +61,69 @@ class WorkflowQuery(BaseModel):
     status: WorkflowStatus | None = None
 
 
+def secret_hint(secret: str) -> str:
+    """What the API shows of an inbound webhook secret once it was made: its prefix and its
+    last four characters (``whsec_…abcd``), enough to tell secrets apart, not to sign."""
+    prefix, underscore, _ = secret.partition("_")
+    shown = prefix + underscore if underscore and len(prefix) <= 8 else ""
+    return f"{shown}…{secret[-4:]}"
+
+
+class InboundSecretHint(BaseModel):
+    """An inbound webhook secret as reads show it: never the secret itself (only the answer
+    that made it carries that, in ``inbound_secret``)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    hint: Annotated[
+        str,
+        Field(description="The secret's prefix and last four characters, e.g. `whsec_…abcd`"),
+    ]
+    created_at: datetime
+    expires_at: datetime | None = None
+
+    @classmethod
+    def of(cls, secret: InboundSecret) -> InboundSecretHint:
+        return cls(
+            hint=secret_hint(secret.secret),
+            created_at=secret.created_at,
+            expires_at=secret.expires_at,
+        )
+
+
+class PublicWorkflow(Workflow):
+    """A workflow as the API shows it: as saved, but its inbound webhook secrets as hints.
+    The definitions topic keeps the secrets (the workers check deliveries with them)."""
+
+    inbound_secrets: list[InboundSecretHint] = Field(  # type: ignore[assignment]
+        default_factory=list,
+        description="A Webhook Received workflow's signing secrets, newest first, as hints "
+        "with their dates: a secret is shown only in the answer that made it "
+        "(`inbound_secret`), never by a read.",
+    )
+
+    @classmethod
+    def of(cls, workflow: Workflow, **extra: Any) -> Self:
+        """``workflow`` as shown (built, not validated: it was validated when saved)."""
+        fields = {name: getattr(workflow, name) for name in Workflow.model_fields}
+        fields["inbound_secrets"] = [InboundSecretHint.of(s) for s in workflow.inbound_secrets]
+        return cast(Self, cls.model_construct(**fields, **extra))
+
+
+class SavedWorkflow(PublicWorkflow):
+    """The answer to a write of a workflow: the workflow as shown, and the inbound webhook
+    secret that this write made, if it made one (else the field is absent)."""
+
+    inbound_secret: str | None = Field(
+        default=None,
+        description="The inbound webhook signing secret this write made, shown in this answer "
+        "only: a create or a change that gives a workflow the Webhook Received trigger, and "
+        "every rotation, make one (reads show it as a hint). Absent when this write made none.",
+    )
+
+
 class WorkflowList(BaseModel):
-    workflows: list[Workflow]
+    workflows: list[PublicWorkflow]
     count: int
 
 
@@ -78,7 +139,7 @@ class SecretRotation(BaseModel):
 
 class VersionList(BaseModel):
     workflow_id: str
-    versions: list[Workflow]
+    versions: list[PublicWorkflow]
     """Newest first."""
 
 

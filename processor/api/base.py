@@ -15,7 +15,14 @@ from aiohttp.web import HTTPException
 from faust.web import Request, Response, View
 from pydantic import BaseModel, ValidationError
 
-from coeflow.errors import AccessDenied, Conflict, InvalidInput, NotFound, problems_from
+from coeflow.errors import (
+    AccessDenied,
+    Conflict,
+    InvalidInput,
+    NotFound,
+    Unauthenticated,
+    problems_from,
+)
 from processor.core.access import Principal, authenticate
 from processor.core.compiler import CompiledWorkflow
 from processor.core.pipeline import Outbound
@@ -25,6 +32,7 @@ from processor.runtime import Runtime
 from topics import codec
 from topics.access import Scope
 from topics.catalog import API_TOKENS, DEFINITIONS, WORKFLOW_VERSIONS
+from topics.types import MAX_NESTING, nesting
 
 log = logging.getLogger(__name__)
 
@@ -88,17 +96,34 @@ class ApiView(View):
         assert self.runtime.admin is not None  # the API runs with the processor role
         return self.runtime.admin
 
+    def get_methods(self) -> set[str]:
+        """The methods the router sends here: those this view declares an ``operation`` for,
+        and HEAD with GET (Faust's own adds HEAD to every view)."""
+        declared = {m.upper() for m, h in self.methods.items() if hasattr(h, "operation")}
+        return declared | ({"HEAD"} if "GET" in declared else set())
+
     async def dispatch(self, request: Any) -> Any:
         try:
-            handler = self.methods[request.method.lower()]
+            method = request.method.lower()
+            # HEAD runs GET (Faust's ``View.head``), so it needs what GET needs.
+            handler = self.methods.get("get" if method == "head" else method)
             spec: Operation | None = getattr(handler, "operation", None)
-            if spec is not None and spec.scope is not None:
+            if spec is None:  # a method this view does not declare: not served
+                allowed = ", ".join(sorted(self.get_methods()))
+                return self.reply(
+                    {"error": f"method {request.method} is not allowed here; allowed: {allowed}"},
+                    405,
+                    headers={"Allow": allowed},
+                )
+            if spec.scope is not None:
                 if not (self.runtime.replica.ready.is_set() and self.admin.ready()):
                     raise ApiError(503, "workflow definitions are still loading; retry shortly")
+                header = request.headers.get("Authorization", "")
+                if not header.isascii():  # no token is; and bytes that are not UTF-8 arrive
+                    # as surrogates, which the token check could not even encode
+                    raise Unauthenticated("invalid bearer token")
                 principal = authenticate(
-                    request.headers.get("Authorization", ""),
-                    self.runtime.settings.admin_token,
-                    self.admin.tokens.tokens,
+                    header, self.runtime.settings.admin_token, self.admin.tokens.tokens
                 )
                 principal.require(spec.scope)
                 request["principal"] = principal
@@ -122,11 +147,15 @@ class ApiView(View):
         except HTTPException as exc:  # raised by aiohttp itself, e.g. 413 for a large body
             return self.reply({"error": exc.text or exc.reason}, exc.status)
         except Exception:
-            log.exception("admin API request failed: %s %s", request.method, request.path)
+            # %r: the path is the caller's text (a percent-encoded CR LF is decoded in it).
+            log.exception("admin API request failed: %s %r", request.method, request.path)
             return self.reply({"error": "internal error; the worker log has the details"}, 500)
 
-    def reply(self, body: Any, status: int = 200) -> Response:
-        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    def reply(
+        self, body: Any, status: int = 200, headers: dict[str, str] | None = None
+    ) -> Response:
+        if status == 401:
+            headers = {**(headers or {}), "WWW-Authenticate": "Bearer"}
         return self.bytes(
             codec.dumps(body), content_type="application/json", status=status, headers=headers
         )
@@ -144,6 +173,10 @@ class ApiView(View):
             raise ApiError(400, f"the body is not valid JSON: {exc}") from None
         if not isinstance(document, dict):
             raise ApiError(400, "the body must be a JSON object")
+        if nesting(document) > MAX_NESTING:  # what we could not even write to a topic
+            raise ApiError(
+                422, f"the body nests objects and arrays more than {MAX_NESTING} levels deep"
+            )
         return document
 
     async def body(self, request: Request, model: type[M]) -> M:

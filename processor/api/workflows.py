@@ -26,6 +26,8 @@ from topics.api import (
     SERVER_FIELDS,
     Deleted,
     DryRunResult,
+    PublicWorkflow,
+    SavedWorkflow,
     SecretRotation,
     TriggerResult,
     VersionList,
@@ -73,13 +75,24 @@ class WorkflowView(ApiView):
         async with self.admin.write_lock:
             current = self.workflow(request, workflow_id).workflow
             if current.status == status:
-                return self.reply(current)
+                return self.reply(PublicWorkflow.of(current))
             document = current.model_dump(mode="json", by_alias=True)
             new = {**document, "status": status, "version": current.version + 1}
             action: AuditAction = (
                 "workflow.activated" if status == "active" else "workflow.deactivated"
             )
-            return self.reply(await self.save(request, action, new, current))
+            return self.reply(_saved(await self.save(request, action, new, current), current))
+
+
+def _saved(workflow: Workflow, current: Workflow | None) -> PublicWorkflow:
+    """A saved workflow as its writer sees it: secrets as hints, and the inbound webhook
+    secret this write made, if it made one (at most one: the newest), which is never shown
+    again. A write that made none answers what a read would."""
+    before = {s.secret for s in current.inbound_secrets} if current is not None else set()
+    made = next((s.secret for s in workflow.inbound_secrets if s.secret not in before), None)
+    if made is None:
+        return PublicWorkflow.of(workflow)
+    return SavedWorkflow.of(workflow, inbound_secret=made)
 
 
 def _tenant_of(principal: Principal, document: dict[str, Any]) -> None:
@@ -108,13 +121,15 @@ class Workflows(WorkflowView):
             ),
             key=lambda w: w.id,
         )
-        return self.reply(WorkflowList(workflows=found, count=len(found)))
+        return self.reply(
+            WorkflowList(workflows=[PublicWorkflow.of(w) for w in found], count=len(found))
+        )
 
     @operation(
         "Create a workflow (a draft unless `status` says otherwise)",
         scope="write",
         body=WorkflowBody,
-        response=Workflow,
+        response=SavedWorkflow,
         status=201,
     )
     async def post(self, request: Request) -> Response:
@@ -134,20 +149,20 @@ class Workflows(WorkflowView):
             workflow = await self.save(
                 request, "workflow.created", {**document, "version": version}, None
             )
-        return self.reply(workflow, 201)
+        return self.reply(_saved(workflow, None), 201)
 
 
 @route("/workflows/{workflow_id}")
 class OneWorkflow(WorkflowView):
-    @operation("Read a workflow", response=Workflow)
+    @operation("Read a workflow (inbound webhook secrets as hints)", response=PublicWorkflow)
     async def get(self, request: Request, workflow_id: str) -> Response:
-        return self.reply(self.workflow(request, workflow_id).workflow)
+        return self.reply(PublicWorkflow.of(self.workflow(request, workflow_id).workflow))
 
     @operation(
         "Change a workflow (a new version; `version` in the body guards against lost updates)",
         scope="write",
         body=WorkflowBody,
-        response=Workflow,
+        response=SavedWorkflow,
     )
     async def put(self, request: Request, workflow_id: str) -> Response:
         document = await self.edited(request)
@@ -170,7 +185,7 @@ class OneWorkflow(WorkflowView):
             document.setdefault("status", current.status)
             new = {**document, "version": current.version + 1}
             workflow = await self.save(request, "workflow.updated", new, current)
-        return self.reply(workflow)
+        return self.reply(_saved(workflow, current))
 
     @operation("Delete a workflow (its versions and runs stay)", scope="write", response=Deleted)
     async def delete(self, request: Request, workflow_id: str) -> Response:
@@ -184,14 +199,14 @@ class OneWorkflow(WorkflowView):
 
 @route("/workflows/{workflow_id}/activate")
 class Activate(WorkflowView):
-    @operation("Activate a workflow (a new version)", scope="write", response=Workflow)
+    @operation("Activate a workflow (a new version)", scope="write", response=SavedWorkflow)
     async def post(self, request: Request, workflow_id: str) -> Response:
         return await self.change_status(request, workflow_id, "active")
 
 
 @route("/workflows/{workflow_id}/deactivate")
 class Deactivate(WorkflowView):
-    @operation("Deactivate a workflow (a new version)", scope="write", response=Workflow)
+    @operation("Deactivate a workflow (a new version)", scope="write", response=SavedWorkflow)
     async def post(self, request: Request, workflow_id: str) -> Response:
         return await self.change_status(request, workflow_id, "inactive")
 
@@ -199,10 +214,11 @@ class Deactivate(WorkflowView):
 @route("/workflows/{workflow_id}/webhook-secret")
 class RotateSecret(WorkflowView):
     @operation(
-        "Rotate the inbound webhook's signing secret (the old one works for `grace_seconds`)",
+        "Rotate the inbound webhook's signing secret (the old one works for `grace_seconds`); "
+        "the answer holds the new secret, once",
         scope="write",
         body=SecretRotation,
-        response=Workflow,
+        response=SavedWorkflow,
     )
     async def post(self, request: Request, workflow_id: str) -> Response:
         has_body = bool((await request.read()).strip())
@@ -216,7 +232,7 @@ class RotateSecret(WorkflowView):
             workflow = await self.save(
                 request, "workflow.secret_rotated", new, current, options.grace_seconds
             )
-        return self.reply(workflow)
+        return self.reply(_saved(workflow, current))
 
 
 @route("/workflows/{workflow_id}/test")
@@ -258,4 +274,5 @@ class Versions(WorkflowView):
         versions = [v for v in self.admin.versions.of(workflow_id) if principal.sees(v.tenant_id)]
         if not versions:
             raise NotFound(f"no workflow {workflow_id!r}")
-        return self.reply(VersionList(workflow_id=workflow_id, versions=versions))
+        shown = [PublicWorkflow.of(v) for v in versions]
+        return self.reply(VersionList(workflow_id=workflow_id, versions=shown))

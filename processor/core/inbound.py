@@ -3,7 +3,8 @@
 A delivery is accepted only if it is small enough, addressed to an active Webhook Received
 workflow, signed (``Coeflow-Signature: t=<unix time>,v1=<hex>``, HMAC-SHA256 over
 ``<t>.<raw body>`` with one of the workflow's live secrets), signed within the tolerance of
-our clock, carries a ``Coeflow-Delivery-Id`` not seen before, and its body is a JSON object.
+our clock, carries a ``Coeflow-Delivery-Id`` not seen before, and its body is a JSON object
+nested at most ``MAX_NESTING`` levels deep.
 The checks run cheapest and least revealing first: nothing about a workflow's state is said
 to a caller that cannot sign.
 """
@@ -22,6 +23,7 @@ from processor.core.compiler import CompiledWorkflow
 from topics import codec
 from topics.events import ChangeEvent
 from topics.inbound import WEBHOOK_RECORD_TYPE, InboundDelivery
+from topics.types import MAX_NESTING, nesting
 from topics.workflows import InboundSecret, Workflow
 
 SIGNATURE_HEADER = "Coeflow-Signature"
@@ -63,6 +65,12 @@ def accept_delivery(
         raise InboundRefused(400, f"the body is not valid UTF-8 JSON: {exc}") from None
     if not isinstance(payload, dict):
         raise InboundRefused(400, "the body must be a JSON object")
+    if nesting(payload) > MAX_NESTING:
+        # Refused for good (a 4xx the sender does not retry): the delivery could not be
+        # encoded for the topic (our JSON encoder stops at 254 levels), nor its run's record.
+        raise InboundRefused(
+            422, f"the body nests objects and arrays more than {MAX_NESTING} levels deep"
+        )
     return InboundDelivery(
         delivery_id=delivery_id,
         workflow_id=workflow_id,
@@ -83,14 +91,15 @@ def _check_signature(
             f"missing or malformed {SIGNATURE_HEADER} header "
             "(t=<unix time>,v1=<hex HMAC-SHA256 of '<t>.<raw body>'>)",
         )
-    signed_at = datetime.fromtimestamp(parsed[0], UTC)
-    skew = abs((now - signed_at).total_seconds())
+    # In seconds, not datetimes: a ``t`` past year 9999 is a refusal, not an OverflowError.
+    skew = abs(now.timestamp() - parsed[0])
     if skew > tolerance:
         raise InboundRefused(
             401,
-            f"signed at {signed_at.isoformat()}, {skew:.0f}s from this server's clock; "
+            f"signed at t={parsed[0]}, {skew:.0f}s from this server's clock; "
             f"deliveries must be signed within {tolerance:g}s",
         )
+    signed_at = datetime.fromtimestamp(parsed[0], UTC)
     live = [s.secret for s in workflow.inbound_secrets if s.live(now)]
     if not any(verify(secret, header or "", body) for secret in live):
         raise InboundRefused(401, "the signature matches none of the workflow's current secrets")

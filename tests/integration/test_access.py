@@ -136,7 +136,8 @@ async def test_every_change_is_an_audit_event(api: Api, bootstrap: str) -> None:
     )
     status, rotated = await admin.call("POST", f"{W}/{hook['id']}/webhook-secret")
     assert status == 200
-    secrets = [s["secret"] for s in rotated["inbound_secrets"]]
+    secrets = [hook["inbound_secret"], rotated["inbound_secret"]]
+    assert len(rotated["inbound_secrets"]) == 2 and None not in secrets
 
     expected = [
         "token.created",  # the operator made the admin token

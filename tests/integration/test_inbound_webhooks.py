@@ -61,7 +61,7 @@ async def test_signed_deliveries_run_the_workflow_and_bad_ones_publish_nothing(
             ],
         }
     )
-    workflow_id, secret = created["id"], created["inbound_secrets"][0]["secret"]
+    workflow_id, secret = created["id"], created["inbound_secret"]
     body = codec.dumps({"order": {"id": "o-1", "total": 250}})
 
     status, answer = await post(shared_worker, workflow_id, body, secret=secret, delivery="d-1")
@@ -99,7 +99,8 @@ async def test_signed_deliveries_run_the_workflow_and_bad_ones_publish_nothing(
         "POST", f"/api/v1/workflows/{workflow_id}/webhook-secret", {"grace_seconds": 3600}
     )
     assert status == 200 and len(rotated["inbound_secrets"]) == 2
-    new_secret = rotated["inbound_secrets"][0]["secret"]
+    new_secret = rotated["inbound_secret"]
+    assert new_secret != secret
     assert (await post(shared_worker, workflow_id, body, secret=new_secret, delivery="d-6"))[
         0
     ] == 202

@@ -1,0 +1,59 @@
+"""What the worker's web server answers when no view does: JSON errors for every path.
+
+Faust serves views through aiohttp, whose router answers an unknown path (404) or a method
+no view has (405, with ``Allow``) in plain text, and whose own ``HTTPException``s (413 for a
+body past ``client_max_size``) and unexpected errors outside a view's own handling become
+plain text too. This middleware, installed on the aiohttp application
+(``web_application_options`` in ``processor/app.py``), turns each into the JSON error body
+the API documents (``{"error": ...}``), keeping the status and headers such as ``Allow``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from topics import codec
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+_DROPPED_HEADERS = frozenset({"content-type", "content-length"})
+
+
+def json_error(status: int, error: str, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(
+        body=codec.dumps({"error": error}),
+        status=status,
+        content_type="application/json",
+        headers=headers,
+    )
+
+
+def _reason(request: web.Request, exc: web.HTTPException) -> str:
+    if isinstance(exc, web.HTTPNotFound):
+        return "no such endpoint; the API is under /api/v1 (see /api/v1/openapi.json)"
+    if isinstance(exc, web.HTTPMethodNotAllowed):
+        allowed = ", ".join(sorted(exc.allowed_methods))
+        return f"method {request.method} is not allowed here; allowed: {allowed}"
+    text = exc.text or ""
+    prefix = f"{exc.status}: "
+    return text.removeprefix(prefix) if text.startswith(prefix) else text or exc.reason
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400 or exc.content_type == "application/json":
+            raise
+        headers = {k: v for k, v in exc.headers.items() if k.lower() not in _DROPPED_HEADERS}
+        return json_error(exc.status, _reason(request, exc), headers)
+    except Exception:
+        # %r: the path is the caller's text (a percent-encoded CR LF is decoded in it).
+        log.exception("request failed: %s %r", request.method, request.path)
+        return json_error(500, "internal error; the worker log has the details")

@@ -1,0 +1,56 @@
+"""The worker's web server answers what no view answers in JSON: an unknown path, a method
+a path does not have (with ``Allow``), aiohttp's own errors, and unexpected exceptions."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from processor.api.middleware import json_errors
+
+
+async def ok(request: web.Request) -> web.Response:
+    return web.json_response({"ok": True})
+
+
+async def boom(request: web.Request) -> web.Response:
+    raise RuntimeError("a bug")
+
+
+async def big(request: web.Request) -> web.Response:
+    await request.read()
+    return web.json_response({"ok": True})
+
+
+def client() -> TestClient:
+    app = web.Application(middlewares=[json_errors], client_max_size=16)
+    app.router.add_get("/ok", ok)
+    app.router.add_put("/ok", ok)
+    app.router.add_get("/boom", boom)
+    app.router.add_post("/big", big)
+    return TestClient(TestServer(app))
+
+
+async def test_errors_are_json_with_their_status_and_headers() -> None:
+    async with client() as http:
+        response = await http.get("/nowhere")
+        assert (response.status, response.content_type) == (404, "application/json")
+        assert "no such endpoint" in (await response.json())["error"]
+
+        response = await http.patch("/ok")
+        assert (response.status, response.content_type) == (405, "application/json")
+        assert set(response.headers["Allow"].split(",")) == {"GET", "HEAD", "PUT"}
+        assert (await response.json())["error"].startswith("method PATCH is not allowed here")
+
+        response = await http.post("/big", data=b"x" * 100)
+        assert (response.status, response.content_type) == (413, "application/json")
+        assert "exceeded" in (await response.json())["error"]
+
+        response = await http.get("/boom")
+        assert (response.status, response.content_type) == (500, "application/json")
+        assert (await response.json()) == {
+            "error": "internal error; the worker log has the details"
+        }
+
+        response = await http.get("/ok")
+        assert (response.status, await response.json()) == (200, {"ok": True})
