@@ -1,4 +1,6 @@
-# The processor image: `coeflow worker` by default; also runs `python -m topics.admin`.
+# The worker image: `coeflow worker` by default; also runs `python -m topics.admin`. It holds
+# no embedded broker (the `embedded` extra): a deployment points COEFLOW_KAFKA_BOOTSTRAP at
+# Kafka. Versions are the ones the suite last passed with (constraints.txt).
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -8,13 +10,13 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     COEFLOW_DATA_DIR=/var/lib/coeflow
 
 WORKDIR /app
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md constraints.txt ./
 COPY coeflow ./coeflow
 COPY processor ./processor
 COPY actions ./actions
 COPY topics ./topics
 COPY executors ./executors
-RUN pip install '.[rocksdb]' \
+RUN pip install --constraint constraints.txt '.[rocksdb]' \
  && useradd --system --uid 10001 coeflow \
  && mkdir -p /var/lib/coeflow && chown coeflow /var/lib/coeflow
 

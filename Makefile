@@ -4,14 +4,14 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test unit integration faults bench soak lint format openapi clean
+.PHONY: run test unit integration faults bench soak lint format openapi constraints clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
 	  || { echo "Coeffection Workflows needs Python 3.11 or newer; run: make PYTHON=python3.11 ..."; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --constraint constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
 ## Run the product on this machine: embedded broker, worker, admin API and demo events.
@@ -52,6 +52,12 @@ format: $(STAMP)
 ## Write the admin API's OpenAPI document to docs/openapi.json (a test keeps the two equal).
 openapi: $(STAMP)
 	$(BIN)/python -c 'import sys; from processor.api.openapi import text; sys.stdout.write(text())' > docs/openapi.json
+
+## Pin constraints.txt to what is installed now (after changing a dependency and passing the suite).
+constraints: $(STAMP)
+	{ head -n 2 constraints.txt; $(BIN)/pip freeze --exclude-editable \
+	  | grep '==' | sed 's/^\([^=]*\)==/\L\1==/; s/_/-/g' | sort; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coeflow-data

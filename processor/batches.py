@@ -20,18 +20,34 @@ A rebalance, and a stop, wait for the batches in hand to be sent and committed b
 partitions go; a partition that arrives is processed only once its store is restored. With
 several input topics, partition *n* of each goes to the same worker (range assignment over
 topics of one partition count) and shares store *n*.
+
+A fetch whose records cannot be decoded (a compression codec missing here, a corrupt batch)
+holds only its partition: ``getmany`` raises for the whole call without naming the partition,
+and the partitions it drained before the bad one have moved past records it never returned. So
+every partition is read again from where this worker is, a while of fetches one partition at a
+time finds the bad one, and that one is paused at its position, logged and shown on /health,
+never committed past; the others go on (``_fetch``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
-from aiokafka.errors import CommitFailedError, KafkaError
+from aiokafka.errors import (
+    CommitFailedError,
+    ConsumerStoppedError,
+    CorruptRecordException,
+    IllegalOperation,
+    KafkaError,
+    UnsupportedCodecError,
+)
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.structs import ConsumerRecord
 from mode import Service
@@ -45,13 +61,41 @@ log = logging.getLogger(__name__)
 
 BATCH = 2000
 """Messages fetched and committed together: large enough to spread a commit's round trip."""
+ISOLATE_FOR = 10.0
+"""Seconds of fetching one partition at a time after a fetch could not be decoded, so that the
+error names its partition (it shows again within a fetch's round trip)."""
 _PARTITIONER = DefaultPartitioner()
 
 Produced = list[tuple[ConsumerRecord | None, list[Outbound]]]
 """A batch's outputs, each list with the input it came from (``None``: housekeeping)."""
+_Fetched = dict[TopicPartition, list[ConsumerRecord]]
 _Dispatched = tuple[list[tuple[set[int], asyncio.Future[Any]]], set[int]]
 """Record batches handed to the producer, each with the inputs whose outputs it holds, and
 the inputs that could not be handed over."""
+
+
+@dataclass(frozen=True)
+class HeldPartition:
+    """A partition paused at ``offset``, the first record it could not decode."""
+
+    topic: str
+    partition: int
+    offset: int
+    error: str
+
+
+def _undecodable(exc: Exception) -> bool:
+    """Whether ``getmany`` raised ``exc`` while reading a fetch's records: a codec aiokafka
+    cannot decode, a corrupt batch, or a decompressor's own error. aiokafka's other errors (the
+    group, authorisation, a stopped consumer) stay fatal, as they were."""
+    if isinstance(exc, UnsupportedCodecError | CorruptRecordException):
+        return True
+    return not isinstance(exc, KafkaError | ConsumerStoppedError | IllegalOperation)
+
+
+def _reason(exc: Exception) -> str:
+    text, kind = str(exc), type(exc).__name__
+    return text if text.startswith(kind) else f"{kind}: {text}"  # aiokafka's name themselves
 
 
 class BatchProcessor(Service):
@@ -74,6 +118,13 @@ class BatchProcessor(Service):
         """Partitions by topic, for keyed outputs (topics do not change partition counts)."""
         self._producer: AIOKafkaProducer | None = None
         self._consumer: AIOKafkaConsumer | None = None
+        self.held: dict[TopicPartition, HeldPartition] = {}
+        """Partitions paused because their records cannot be decoded (until a rebalance or a
+        restart reads them again)."""
+        self._read: dict[TopicPartition, int] = {}
+        """The offset after the last record ``getmany`` returned, by partition, since assigned:
+        where to read again when a fetch could not be decoded."""
+        self._isolate_until = 0.0
 
     def process(self, tp: TopicPartition, records: list[ConsumerRecord], now: datetime) -> Produced:
         """The outputs of ``records`` of ``tp``, whose store is ready."""
@@ -127,7 +178,7 @@ class BatchProcessor(Service):
         assert consumer is not None
         consumer.subscribe(list(self.topics), listener=_Rebalance(self))
         while not self.should_stop:
-            batches = await consumer.getmany(timeout_ms=200, max_records=BATCH)
+            batches = await self._fetch(consumer)
             async with self._batch:
                 if self.should_stop:
                     return  # stopping: the clients are closed, its next holder reads these
@@ -138,6 +189,103 @@ class BatchProcessor(Service):
                 chores = self.housekeeping(self.runtime.clock())
                 if chores:
                     await self._send([(None, chores)], self.runtime.clock())
+
+    async def _fetch(self, consumer: AIOKafkaConsumer) -> _Fetched:
+        """The next records, as ``getmany`` returns them, but for a partition whose records
+        cannot be decoded: that one is held (``_hold``) and the others go on."""
+        if time.monotonic() < self._isolate_until:
+            batches = await self._fetch_each(consumer)
+        else:
+            try:
+                batches = await consumer.getmany(timeout_ms=200, max_records=BATCH)
+            except Exception as exc:
+                if not _undecodable(exc):
+                    raise
+                # Raised for the whole fetch, naming no partition; the partitions drained before
+                # the bad one moved past records that were never returned: read them again.
+                log.warning(
+                    "%s: a fetch could not be decoded (%s); reading one partition at a time "
+                    "to find which",
+                    self.name,
+                    _reason(exc),
+                )
+                await self._rewind(consumer)
+                self._isolate_until = time.monotonic() + ISOLATE_FOR
+                return {}
+        for tp, records in batches.items():
+            self._read[tp] = records[-1].offset + 1
+        return batches
+
+    async def _fetch_each(self, consumer: AIOKafkaConsumer) -> _Fetched:
+        """What each partition has fetched, asked one by one, so that an error names its own
+        partition (and loses nothing of the others); a short wait when there is nothing."""
+        batches: _Fetched = {}
+        readable = sorted(consumer.assignment() - consumer.paused())
+        share = max(1, BATCH // max(1, len(readable)))
+        for tp in readable:
+            try:
+                fetched = await consumer.getmany(tp, timeout_ms=0, max_records=share)
+            except Exception as exc:
+                if not _undecodable(exc):
+                    raise
+                fetched = await self._up_to_undecodable(consumer, tp, share)
+            batches.update(fetched)
+        if not batches:
+            await asyncio.sleep(0.05)
+        return batches
+
+    async def _up_to_undecodable(
+        self, consumer: AIOKafkaConsumer, tp: TopicPartition, most: int
+    ) -> _Fetched:
+        """The records of ``tp`` before the first that cannot be decoded, read one at a time
+        (a fetch that raises returns none of its records and leaves the position where it
+        started), and ``tp`` held at that first one; at most ``most`` records per call."""
+        records: list[ConsumerRecord] = []
+        while len(records) < most:
+            try:
+                fetched = await consumer.getmany(tp, timeout_ms=1000, max_records=1)
+            except Exception as exc:
+                if not _undecodable(exc):
+                    raise
+                await self._hold(consumer, tp, exc)
+                break
+            if not fetched:
+                break  # the error did not come back
+            records += fetched[tp]
+        return {tp: records} if records else {}
+
+    async def _rewind(self, consumer: AIOKafkaConsumer) -> None:
+        """Move every partition back to the offset after the last record returned (the
+        committed one for a partition that returned none)."""
+        for tp in sorted(consumer.assignment()):
+            offset = self._read.get(tp)
+            if offset is None:
+                offset = await consumer.committed(tp)
+            if tp not in consumer.assignment():
+                continue  # revoked meanwhile
+            if offset is None:
+                await consumer.seek_to_beginning(tp)  # no commit yet: as auto_offset_reset
+            else:
+                consumer.seek(tp, offset)
+
+    async def _hold(self, consumer: AIOKafkaConsumer, tp: TopicPartition, exc: Exception) -> None:
+        """Pause ``tp`` where it is, at the record it could not decode."""
+        offset = await consumer.position(tp)
+        if tp not in consumer.assignment():
+            return  # revoked meanwhile: its next holder meets the error
+        consumer.pause(tp)
+        held = HeldPartition(tp.topic, tp.partition, offset, _reason(exc))
+        self.held[tp] = held
+        log.error(
+            "%s: cannot decode %s partition %d at offset %d (%s): the partition is held "
+            "there, nothing from that offset on processed or committed; the others go on (a "
+            "rebalance or a restart reads it again)",
+            self.name,
+            tp.topic,
+            tp.partition,
+            offset,
+            held.error,
+        )
 
     async def _settle(self) -> None:
         """Wait until the batch in flight is acknowledged and committed (or dead-lettered)."""
@@ -157,6 +305,7 @@ class BatchProcessor(Service):
                     # as it is assigned): read it again once it is ready.
                     self._consumer.seek(tp, records[0].offset)
                     self._consumer.pause(tp)
+                    self._read[tp] = records[0].offset
                 continue  # else revoked since it was fetched: its next holder reads it
             produced += self.process(tp, records, now)
             done[tp] = records[-1].offset + 1
@@ -278,6 +427,9 @@ class _Rebalance(ConsumerRebalanceListener):
         async with processor._batch:  # the batch in hand is sent and committed first
             await processor._settle()
             gone = {tp.partition for tp in revoked}
+            for tp in revoked:
+                processor.held.pop(tp, None)
+                processor._read.pop(tp, None)
             processor.partitions = [p for p in processor.partitions if p not in gone]
             processor.store.drop(sorted(gone))
 

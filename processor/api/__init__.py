@@ -46,6 +46,12 @@ def register_health(app: faust.App, runtime: Runtime) -> None:
                     "record_change_partitions": (
                         runtime.changes.partitions if runtime.changes is not None else []
                     ),
+                    # Paused because their records cannot be decoded: topic, partition, offset.
+                    "held_partitions": (
+                        [asdict(h) for h in runtime.changes.held.values()]
+                        if runtime.changes is not None
+                        else []
+                    ),
                     "processed": runtime.stats.summary(),
                 }
             if runtime.executors is not None:
