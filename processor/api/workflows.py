@@ -12,13 +12,13 @@ import uuid
 from typing import Any
 
 from faust.web import Request, Response
-from pydantic import ValidationError
 
-from coeflow.errors import Conflict, InvalidWorkflow, NotFound, Problem, problems_from
+from coeflow.addresses import Allowlist
+from coeflow.errors import Conflict, InvalidWorkflow, NotFound, Problem
 from processor.api.base import ApiView, operation, route
 from processor.core.access import Principal
 from processor.core.audit import workflow_change
-from processor.core.compiler import compile_workflow
+from processor.core.compiler import validate_workflow
 from processor.core.decide import dry_run
 from processor.core.inbound import with_secrets
 from processor.core.pipeline import decode_change
@@ -52,11 +52,8 @@ class WorkflowView(ApiView):
         rotate_grace: float | None = None,
     ) -> Workflow:
         now = self.runtime.clock()
-        try:
-            workflow = Workflow.model_validate({**document, "updated_at": now})
-        except ValidationError as exc:
-            raise InvalidWorkflow(problems_from(exc)) from None
-        compile_workflow(workflow)
+        allowlist = Allowlist.parse(self.runtime.settings.outbound_allowlist)
+        workflow = validate_workflow({**document, "updated_at": now}, allowlist).workflow
         workflow = with_secrets(workflow, current, now, rotate_grace=rotate_grace)
         actor = self.principal(request).actor
         await self.publish(workflow_change(action, current, workflow, actor, now))
