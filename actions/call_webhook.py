@@ -10,7 +10,7 @@ from pydantic_core import PydanticCustomError
 
 from actions.base import ActionParams, ActionType, HttpUrl, JsonWithMergeFields, templated
 
-_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _RESERVED_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection"})
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
@@ -38,7 +38,7 @@ class CallWebhook(ActionParams):
     @classmethod
     def _header_names(cls, headers: dict[str, str]) -> dict[str, str]:
         for name in headers:
-            if not _HEADER_NAME.match(name):
+            if not _HEADER_NAME.fullmatch(name):
                 raise ValueError(f"{name!r} is not a valid header name")
             if name.lower() in _RESERVED_HEADERS:
                 raise ValueError(f"header {name!r} is set by the executor and cannot be given")

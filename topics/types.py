@@ -45,11 +45,11 @@ def _check_duration(text: str) -> str:
 Duration = Annotated[str, AfterValidator(_check_duration)]
 """A relative time as written in a workflow (kept as text; see ``parse_duration``)."""
 
-_FIELD_PATH = re.compile(r"^[A-Za-z0-9_$-]+(\.[A-Za-z0-9_$-]+)*$")
+_FIELD_PATH = re.compile(r"[A-Za-z0-9_$-]+(\.[A-Za-z0-9_$-]+)*")
 
 
 def _check_field_path(text: str) -> str:
-    if not _FIELD_PATH.match(text):
+    if not _FIELD_PATH.fullmatch(text):  # not match(): its $ lets a trailing newline by
         raise ValueError(
             f"{text!r} is not a field path; write field names joined by dots, e.g. 'owner.name'"
         )

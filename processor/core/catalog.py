@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pydantic import ValidationError
 
 from coeflow.errors import InvalidWorkflow, problems_from
+from coeflow.redact import without_values
 from processor.core.compiler import CompiledWorkflow, compile_workflow
 from processor.core.index import WorkflowIndex
 from topics import codec
@@ -88,6 +89,10 @@ class WorkflowCatalog:
         self.index.remove(workflow_id)
 
     def _reject(self, workflow_id: str, reason: str) -> None:
-        log.error("workflow %r on the definitions topic cannot run: %s", workflow_id, reason)
+        log.error(
+            "workflow %r on the definitions topic cannot run: %s",
+            workflow_id,
+            without_values(reason),
+        )
         self._forget(workflow_id)
         self.rejected[workflow_id] = Rejected(workflow_id, reason)

@@ -124,7 +124,7 @@ class ScheduledParams(TriggerParams):
         return ZoneInfo(self.timezone)
 
 
-_TOP_LEVEL = re.compile(r"^[A-Za-z0-9_$-]+$")
+_TOP_LEVEL = re.compile(r"[A-Za-z0-9_$-]+")
 
 
 class RecordStalledParams(TriggerParams):
@@ -138,7 +138,7 @@ class RecordStalledParams(TriggerParams):
     @field_validator("field")
     @classmethod
     def _top_level(cls, value: str) -> str:
-        if not _TOP_LEVEL.match(value):
+        if not _TOP_LEVEL.fullmatch(value):
             raise ValueError(
                 f"{value!r} is not a top-level field name; a stall is measured on a field of "
                 "the record itself, such as 'stage'"

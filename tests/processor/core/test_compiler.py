@@ -108,3 +108,33 @@ def test_a_header_value_with_a_line_break_is_refused_at_save() -> None:
     assert problems == [
         "actions.0.headers.X-A: a header value is one line without control characters"
     ]
+
+
+@pytest.mark.parametrize(
+    ("part", "loc"),
+    [
+        ({"conditions": {"all": [{"field": "score\n", "op": "gte", "value": 1}]}}, "conditions"),
+        (
+            {
+                "actions": [
+                    {"type": "call_webhook", "url": "https://a.example/", "headers": {"X\n": "1"}}
+                ]
+            },
+            "actions.0.headers",
+        ),
+        (
+            {
+                "trigger": {
+                    "type": "record_stalled",
+                    "record_type": "deal",
+                    "field": "stage\n",
+                    "for": "1d",
+                }
+            },
+            "trigger.field",
+        ),
+    ],
+)
+def test_a_name_with_a_trailing_line_break_is_refused(part: dict[str, object], loc: str) -> None:
+    [problem] = problems_of({**SEED_WORKFLOW, **part})
+    assert problem.startswith(loc), problem
