@@ -131,6 +131,10 @@ def test_dunder_access_is_refused_when_saved(text: str) -> None:
         "{{ record.items }}",
         "{{ record.email.upper() }}",
         "{{ record.name.__len__() }}",
+        "{{ record.name['upper'] }}",
+        "{{ record.items[0]['real'] }}",
+        "{{ record.items|join(attribute='__class__') }}",
+        "{{ record.owner|attr('__class__') }}",
     ],
 )
 def test_at_render_time_nothing_reaches_python_objects(text: str) -> None:
