@@ -22,6 +22,7 @@ import json
 import math
 import operator
 import re
+import textwrap
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from functools import wraps
@@ -32,7 +33,7 @@ from urllib.parse import quote_from_bytes
 
 from jinja2 import Undefined
 from jinja2.exceptions import FilterArgumentError
-from jinja2.filters import do_indent, do_title, do_truncate, do_wordwrap, make_attrgetter
+from jinja2.filters import do_indent, do_title, do_truncate, make_attrgetter
 from markupsafe import Markup, escape
 
 MAX_VALUE_CHARS = 100_000
@@ -40,11 +41,14 @@ MAX_VALUE_CHARS = 100_000
 MAX_WIDTH = 1_000
 """Largest width: ``center``, ``indent``, ``wordwrap``, and ``%10s`` in ``format`` and ``%``."""
 MAX_PRECISION = 100
-"""Largest precision: ``%.2f`` in ``format`` and ``%``; ``round`` (either sign)."""
+"""Largest precision of a number: ``%.2f`` in ``format`` and ``%``; ``round`` (either sign).
+A text's precision (``%.200s``) only cuts it: at most ``MAX_VALUE_CHARS``."""
 MAX_INT_BITS = 4_096
 """Largest integer in arithmetic and number formatting (about 1,233 decimal digits)."""
 MAX_WRAP_CHARS = 10_000
 """Longest text ``wordwrap`` takes (wrapping is the slowest filter per character)."""
+MAX_WRAP_PARAGRAPH = 2_000
+"""Longest paragraph (line) ``wordwrap`` wraps: one paragraph is wrapped in one go."""
 MAX_JSON_INDENT = 16
 """Largest ``tojson(indent=...)``."""
 MAX_NUMBER_CHARS = 100
@@ -377,6 +381,18 @@ def _digits(what: str, digits: str, check: Callable[[str, Any], None]) -> int:
     return value
 
 
+def _check_text_precision(what: str, precision: Any) -> None:
+    if isinstance(precision, int) and abs(precision) > MAX_VALUE_CHARS:
+        raise MergeFieldLimit(
+            f"{what} precision {precision:,} is above the limit of {MAX_VALUE_CHARS:,}"
+        )
+
+
+def _precision_check(conversion: str) -> Callable[[str, Any], None]:
+    """A number's precision makes digits (``%.2f``); a text's only cuts it (``%.200s``)."""
+    return _check_text_precision if conversion in "sra" else check_precision
+
+
 def check_format(what: str, fmt: str) -> None:
     """Refuse a constant format string whose widths or precisions are over the limits."""
     for _, key, flags, width, precision, conversion in format_specs(fmt):
@@ -385,7 +401,7 @@ def check_format(what: str, fmt: str) -> None:
         if width not in ("", "*"):
             _digits(what, width, check_width)
         if precision not in (None, "", "*"):
-            _digits(what, precision, check_precision)
+            _digits(what, precision, _precision_check(conversion))
 
 
 def printf(what: str, fmt: str, args: Any) -> str:
@@ -424,10 +440,11 @@ def printf(what: str, fmt: str, args: Any) -> str:
             spec += str(star("width", check_width))
         elif width:
             spec += str(_digits(what, width, check_width))
+        check = _precision_check(conversion)
         if precision == "*":
-            spec += "." + str(star("precision", check_precision))
+            spec += "." + str(star("precision", check))
         elif precision is not None:
-            spec += "." + str(_digits(what, precision, check_precision) if precision else 0)
+            spec += "." + str(_digits(what, precision, check) if precision else 0)
         if conversion == "%":
             if spec != "%" or key is not None or precision is not None:
                 if key is None:
@@ -577,7 +594,23 @@ def _trim(value: Any, chars: str | None = None) -> str:
 
 @_op
 def _title(value: Any) -> str:
-    return _result(do_title(text(value, "title")), "title")
+    """Jinja's ``title``, a piece at a time: cut after a separator, a word is never split."""
+    s = text(value, "title")
+    out = []
+    start = 0
+    while start < len(s):
+        end = start + _TITLE_PIECE
+        if end < len(s):
+            separator = _TITLE_SEPARATOR.search(s, end)
+            end = separator.end() if separator else len(s)
+        out.append(do_title(s[start:end]))
+        start = end
+        tick()
+    return _result("".join(out), "title")
+
+
+_TITLE_PIECE = 8_192
+_TITLE_SEPARATOR = re.compile(r"[-\s({\[<]")  # what jinja's title splits words on
 
 
 @_op
@@ -738,7 +771,20 @@ def _wordwrap(
     size = len(s) * (1 + 2 * len(joint))  # at most a line per character, and per paragraph
     if size > MAX_VALUE_CHARS:
         raise too_long("wordwrap", size)
-    return str(do_wordwrap(ENV, s, width, break_long_words, joint, break_on_hyphens))
+    wrapper = textwrap.TextWrapper(
+        width=width,
+        expand_tabs=False,
+        replace_whitespace=False,
+        break_long_words=break_long_words,
+        break_on_hyphens=break_on_hyphens,
+    )
+    paragraphs = []
+    for line in s.splitlines():  # as jinja's wordwrap does, a paragraph at a time
+        if len(line) > MAX_WRAP_PARAGRAPH:
+            raise too_long("wordwrap (one paragraph)", len(line), MAX_WRAP_PARAGRAPH)
+        paragraphs.append(joint.join(wrapper.wrap(line)))
+        tick()
+    return joint.join(paragraphs)
 
 
 _WORD = re.compile(r"\w+")

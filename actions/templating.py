@@ -519,15 +519,16 @@ def compile_tree(value: Any) -> Any:
     return value
 
 
-def render_tree(tree: Any, context: Mapping[str, Any]) -> Any:
+def render_tree(tree: Any, context: Mapping[str, Any], budget: Budget | None = None) -> Any:
     """Render a compiled tree for one event; ``ActionRenderError`` says what went wrong.
-    The strings of one tree (an action's parameters) share one deadline."""
+    The strings of one tree (an action's parameters) share one deadline; pass one ``Budget``
+    to several calls (every action of a run) to share it among them."""
     if isinstance(tree, MergeText) and tree.pieces is not None:  # the hot path: plain reads
         try:
             return _render_plain(tree.pieces, context)
         except Exception as exc:
             raise _render_error(exc) from None
-    return _render(tree, context, Budget())
+    return _render(tree, context, budget or Budget())
 
 
 def _render(tree: Any, context: Mapping[str, Any], budget: Budget) -> Any:

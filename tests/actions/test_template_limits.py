@@ -152,6 +152,8 @@ def test_constant_sizes_are_refused_when_saved(text: str, expected: str) -> None
             "{{ record.k10|wordwrap(1, wrapstring=record.k10) }}",
             "wordwrap: a text of 200,010,000 characters",
         ),
+        ("{{ record.k10|wordwrap(79) }}", "wordwrap (one paragraph): a text of 10,000 characters"),
+        ("{{ record.words[:9000]|replace('m ', 'm\n')|wordwrap(1)|length }}", None),
         ("{{ 1|round(record.neg) }}", "round precision -999,999,999"),
         ("{{ record.n|round(record.neg, 'floor') }}", "round precision"),
         ("{{ record.name|tojson(indent=record.n) }}", "tojson indent 999,999,999"),
@@ -503,3 +505,25 @@ def test_messages_name_the_operation_and_the_limit() -> None:
         "merge field over a limit: repetition ('*'): a text of 200,000 characters is above "
         "the limit of 100,000"
     )
+
+
+def test_title_a_piece_at_a_time_is_jinjas_title() -> None:
+    from jinja2.filters import do_title
+
+    for text in ("aB-c (dE\tßx " * 9_000, "x" * 20_000 + " yZ" * 9_000, "a" + "-" * 30_000 + "b"):
+        assert merge_ops.FILTERS["title"](text[:80_000]) == do_title(text[:80_000])
+
+
+def test_calls_can_share_one_deadline() -> None:
+    """``build_commands`` could pass one budget for every action of a run (50 actions × 50 ms
+    is otherwise the most one event's rendering takes)."""
+    left = [[i] for i in range(100_000)]
+    context = {"record": {"l": left, "r": [[i] for i in range(100_000)]}}
+    context |= {"before": {}, "event": {}, "workflow": {}}
+    step = compile_tree({"body": "{% if record.l == record.r %}{% endif %}x" * 2})
+    budget = merge_ops.Budget()
+    started = time.perf_counter()
+    with pytest.raises(ActionRenderError, match="took longer than"):
+        for _ in range(50):
+            render_tree(step, context, budget)
+    assert time.perf_counter() - started < WALL_SECONDS

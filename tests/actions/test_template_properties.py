@@ -255,6 +255,22 @@ def test_text_is_str(value: Any) -> None:
     assert merge_ops.text(value) == str(value)
 
 
+prose = st.text(alphabet=st.sampled_from(list("aZ é-(\t\n{[<ßx")), max_size=400)
+
+
+@SETTINGS
+@given(s=prose, width=st.integers(1, 30), hyphens=st.booleans(), long_words=st.booleans())
+def test_bounded_filters_are_jinjas(s: str, width: int, hyphens: bool, long_words: bool) -> None:
+    from jinja2.filters import do_title, do_wordwrap
+
+    from actions.templating import ENV
+
+    assert merge_ops.FILTERS["title"](s) == do_title(s)
+    assert merge_ops.FILTERS["wordwrap"](s, width, long_words, None, hyphens) == do_wordwrap(
+        ENV, s, width, long_words, None, hyphens
+    )
+
+
 @SETTINGS
 @given(
     specs=st.lists(
