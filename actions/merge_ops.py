@@ -54,7 +54,8 @@ MAX_JSON_INDENT = 16
 MAX_NUMBER_CHARS = 100
 """``int`` and ``float`` read text of at most this length as a number (longer: the default)."""
 RENDER_DEADLINE_SECONDS = 0.05
-"""Wall-clock time one action's merge fields may take to render (rendering takes microseconds)."""
+"""Wall-clock time the merge fields of one run (all its actions) may take to render; rendering
+takes microseconds."""
 
 
 class MergeFieldLimit(Exception):
@@ -68,7 +69,8 @@ def too_long(what: str, size: int | None, limit: int = MAX_VALUE_CHARS) -> Merge
 
 
 class Budget:
-    """The deadline of one render (an action's parameters), started by its first template."""
+    """The deadline of one render (a run's actions, or one action's parameters), started by
+    its first template that Jinja renders."""
 
     __slots__ = ("deadline",)
 
@@ -90,7 +92,7 @@ def tick() -> None:
     if perf_counter() > BUDGET.get().deadline:
         raise MergeFieldLimit(
             f"rendering took longer than {RENDER_DEADLINE_SECONDS * 1000:g} ms, "
-            "the limit for one action's merge fields"
+            "the limit for the merge fields of one run"
         )
 
 

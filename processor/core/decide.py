@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from actions.templating import render_tree
+from actions.templating import Budget, render_tree
 from coeflow.errors import ActionRenderError
 from processor.core import ids
 from processor.core.compiler import CompiledWorkflow
@@ -239,10 +239,11 @@ def build_commands(
     context = merge_context(compiled, event)
     causation = Causation(run_id=run_id, workflow_id=workflow.id, depth=event.depth + 1)
     commands = []
+    budget = Budget()  # one deadline for all the run's merge fields, however many actions
     for step in compiled.actions:
         try:
             params = step.action.command_params(
-                render_tree(step.template, context), event.occurred_at
+                render_tree(step.template, context, budget), event.occurred_at
             )
         except ActionRenderError as exc:
             raise ActionRenderError(f"step {step.step} ({step.action.name}): {exc}") from None
