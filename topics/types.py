@@ -6,7 +6,7 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, AwareDatetime, StringConstraints
+from pydantic import AfterValidator, AwareDatetime, Field, StringConstraints
 
 NonEmptyStr = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 
@@ -74,17 +74,9 @@ def in_time_range(moment: datetime) -> bool:
         return False
 
 
-def _check_time(moment: datetime) -> datetime:
-    if not in_time_range(moment):
-        raise ValueError(
-            f"{moment.isoformat()} is outside the times this product handles "
-            f"({EARLIEST_TIME.date()} to {(LATEST_TIME - timedelta(days=1)).date()}, UTC)"
-        )
-    return moment
-
-
-EventTime = Annotated[AwareDatetime, AfterValidator(_check_time)]
-"""When something happened: an aware date and time within ``EARLIEST_TIME``–``LATEST_TIME``."""
+EventTime = Annotated[AwareDatetime, Field(ge=EARLIEST_TIME, lt=LATEST_TIME)]
+"""When something happened: an aware date and time within ``EARLIEST_TIME``–``LATEST_TIME``
+(checked by pydantic itself: a Python validator here cost a microsecond an event)."""
 
 MAX_NESTING = 64
 """Levels of objects and arrays a record snapshot or a workflow's JSON value may nest. Our

@@ -110,7 +110,7 @@ async def test_far_future_dates_and_strange_numbers_stop_nothing(
     assert len(reasons) == 4, reasons
     assert sum("not valid UTF-8 JSON" in r for r in reasons) == 2, reasons  # NaN, 1e400
     assert any("nests objects and arrays more than 64" in r for r in reasons), reasons
-    assert any("9999-12-31T23:00:00" in r and "outside the times" in r for r in reasons)
+    assert any("occurred_at: Input should be less than 3000-01-01" in r for r in reasons), reasons
     assert not any("failed:" in r for r in reasons), "no letter of a crash"
 
     statuses = {

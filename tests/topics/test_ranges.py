@@ -48,7 +48,9 @@ def test_a_duration_past_the_maximum_is_refused_with_its_reason(text: str, reaso
     ],
 )
 def test_an_event_time_out_of_range_is_refused(moment: str) -> None:
-    with pytest.raises(ValidationError, match="outside the times this product handles"):
+    with pytest.raises(
+        ValidationError, match=r"Input should be (less than 3000|greater than or equal to 1970)"
+    ):
         make_event(occurred_at=moment)
 
 
