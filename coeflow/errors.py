@@ -23,13 +23,18 @@ class Problem:
         return f"{self.loc}: {self.msg}" if self.loc else self.msg
 
 
+_VALUE_ERROR = "Value error, "
+"""What pydantic puts before the message of a ``ValueError`` our validators raise: the
+message says it all already."""
+
+
 def problems_from(exc: ValidationError, prefix: str = "") -> list[Problem]:
     """pydantic's errors as ``Problem``s, located under ``prefix`` (e.g. ``actions.0``)."""
     problems = []
     for err in exc.errors(include_url=False):
         parts = [prefix] if prefix else []
         parts.extend(str(part) for part in err["loc"])
-        problems.append(Problem(".".join(parts), err["msg"]))
+        problems.append(Problem(".".join(parts), err["msg"].removeprefix(_VALUE_ERROR)))
     return problems
 
 

@@ -68,10 +68,11 @@ class Decisions(ApiView):
                 "invalid query",
             )
         runs = self.admin.history.of_record((tenant, record_type, record_id))
-        active = [
-            w
+        active = [  # by the compiled trigger: a lead_score_threshold implies its record type
+            compiled.workflow
             for w in self.runtime.catalog.workflows(tenant)
             if w.status == "active"
-            and (w.trigger.model_extra or {}).get("record_type") == record_type
+            and (compiled := self.runtime.catalog.compiled(w.id)) is not None
+            and compiled.trigger.record_type == record_type
         ]
         return self.reply(explain_record(tenant, record_type, record_id, runs, active))

@@ -100,9 +100,15 @@ class ScheduledParams(TriggerParams):
     @field_validator("cron")
     @classmethod
     def _five_fields(cls, value: str) -> str:
-        if len(value.split()) != 5 or not croniter.is_valid(value):
+        if len(value.split()) != 5:
             raise ValueError(
                 f"{value!r} is not a 5-field cron expression (minute hour day month weekday)"
+            )
+        if not croniter.is_valid(value):
+            raise ValueError(
+                f"{value!r} is not a valid cron expression: each of its five fields (minute "
+                "0-59, hour 0-23, day 1-31, month 1-12, weekday 0-6) takes numbers in its "
+                "range, '*', lists, ranges and steps such as '*/15'"
             )
         try:
             croniter(value, datetime(2026, 1, 1)).get_next(datetime)

@@ -60,6 +60,14 @@ async def test_runs_of_the_seed_workflow_show_each_steps_outcome(api: Api, boots
 async def test_a_run_stopped_by_its_conditions_says_which_and_why(api: Api, bootstrap: str) -> None:
     acme = tenant()
     created = await api.create(seed_workflow(acme))
+    hot = await api.create(  # its trigger implies the record type: it watches leads too
+        seed_workflow(
+            acme,
+            id=f"wf-hot-{acme}",
+            trigger={"type": "lead_score_threshold", "threshold": 90},
+            conditions=None,
+        )
+    )
     await publish(bootstrap, RECORD_CHANGES, [(b"L-1", lead_created(acme, 1, score=40))])
     listing = await api.poll(f"{W}/{created['id']}/runs", lambda body: body["runs"])
     assert listing["runs"][0]["status"] == "conditions_not_met"
@@ -78,7 +86,9 @@ async def test_a_run_stopped_by_its_conditions_says_which_and_why(api: Api, boot
     status, why = await api.call("GET", f"/api/v1/records/lead/L-404/decisions?tenant_id={acme}")
     assert status == 200 and why["events"] == []
     assert why["summary"].startswith("no workflow's trigger matched any event of lead 'L-404'")
-    assert [w["workflow_id"] for w in why["active_workflows"]] == [created["id"]]
+    watching = sorted(w["workflow_id"] for w in why["active_workflows"])
+    assert watching == sorted([created["id"], hot["id"]])
+    assert "2 active workflow(s) watch lead records" in why["summary"], why["summary"]
     status, answer = await api.call("GET", "/api/v1/records/lead/L-1/decisions")
     assert status == 422 and answer["problems"][0]["loc"] == "tenant_id"
 

@@ -97,9 +97,7 @@ def test_conditions_nested_past_the_limit_are_refused_not_left_for_the_encoder()
     for _ in range(130):
         condition = {"not": condition}
     problems = problems_of({**SEED_WORKFLOW, "conditions": condition})
-    assert problems == [
-        "conditions: Value error, nests objects and arrays more than 64 levels deep"
-    ]
+    assert problems == ["conditions: nests objects and arrays more than 64 levels deep"]
 
 
 def test_a_header_value_with_a_line_break_is_refused_at_save() -> None:
