@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test unit integration faults bench soak lint format openapi constraints clean
+.PHONY: run test unit integration faults bench soak lint format openapi reference constraints clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
@@ -52,6 +52,10 @@ format: $(STAMP)
 ## Write the admin API's OpenAPI document to docs/openapi.json (a test keeps the two equal).
 openapi: $(STAMP)
 	$(BIN)/python -c 'import sys; from processor.api.openapi import text; sys.stdout.write(text())' > docs/openapi.json
+
+## Write docs/reference.md (triggers, operators, actions) from the models (a test keeps it equal).
+reference: $(STAMP)
+	$(BIN)/python -m coeflow.reference > docs/reference.md
 
 ## Pin constraints.txt to what is installed now (after changing a dependency and passing the suite).
 constraints: $(STAMP)

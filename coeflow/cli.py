@@ -373,3 +373,47 @@ class broker(AppCommand):
             )
             self.say(f"embedded Kafka-API broker listening on {running.bootstrap} (Ctrl-C stops)")
             await asyncio.Event().wait()
+
+
+OUR_COMMANDS = {
+    "dev": "Everything on this machine: embedded broker, worker, admin API (--demo: example data).",
+    "worker": "A worker against COEFLOW_KAFKA_BOOTSTRAP: what a deployment runs.",
+    "workflows": "Workflows as files: `coeflow workflows export` and `apply -f FILE`.",
+    "broker": "The embedded Kafka-API broker alone (Tansu, in memory), until Ctrl-C.",
+    "bench": "The benchmark: plain pipes against the processor; figures, JSON and a chart.",
+}
+"""Our commands, listed first by ``coeflow --help``, each with a line that is true."""
+
+_WEB_OPTIONS = {
+    "web_port": "Port of the admin API (default: COEFLOW_WEB_PORT, 6066).",
+    "web_bind": "Address the admin API binds to (default: COEFLOW_WEB_BIND, 127.0.0.1).",
+    "web_host": "Host name in the worker's own URL (default: the address it binds to).",
+}
+
+
+def describe_commands() -> None:
+    """Faust's command line, told about our commands: ours first with their own lines, then
+    Faust's; the admin API's options with the defaults this product really has. ``workflows``
+    and ``bench`` are dispatched by ``main`` before Faust; they are listed here so that
+    ``--help`` shows them."""
+    import click
+    from faust.cli.base import cli
+
+    cli.help = (
+        "Coeffection Workflows: the CRM's workflow automation engine.\n\n"
+        "`coeflow dev` runs it all on this machine; `coeflow COMMAND --help` says more. "
+        "The commands after ours are Faust's own."
+    )
+    for name in ("workflows", "bench"):
+        if name not in cli.commands:
+            cli.add_command(click.Command(name, add_help_option=False, help=OUR_COMMANDS[name]))
+    for name, line in OUR_COMMANDS.items():
+        cli.commands[name].short_help = line
+        for param in cli.commands[name].params:
+            if isinstance(param, click.Option) and param.name in _WEB_OPTIONS:
+                param.help = _WEB_OPTIONS[param.name]
+    theirs = sorted(set(cli.commands) - set(OUR_COMMANDS))
+    cli.list_commands = lambda ctx: [*OUR_COMMANDS, *theirs]  # type: ignore[method-assign]
+
+
+describe_commands()
