@@ -204,7 +204,12 @@ def apply(client: AdminClient, path: Path, dry_run: bool, out: TextIO) -> int:
 
 
 def main(argv: Sequence[str], settings: Settings) -> int:
-    parser = argparse.ArgumentParser(prog="coeflow workflows", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="coeflow workflows",
+        description="Workflows as files, through the admin API (COEFLOW_API_URL, "
+        "COEFLOW_API_TOKEN): export them as YAML or JSON, or apply a file, which creates or "
+        "updates the workflows that differ (--dry-run shows the diff and changes nothing).",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     exporting = commands.add_parser("export", help="write the workflows to a file or stdout")
     exporting.add_argument("-o", "--output", type=Path, help="file (default: stdout)")
