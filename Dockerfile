@@ -1,6 +1,6 @@
-# The worker image: `coeflow worker` by default; also runs `python -m topics.admin`. It holds
-# no embedded broker (the `embedded` extra): a deployment points COEFLOW_KAFKA_BOOTSTRAP at
-# Kafka. Versions are the ones the suite last passed with (constraints.txt).
+# The worker image: `coeflow worker` by default; also runs `python -m processor.topic_creation`.
+# It holds no embedded broker (the `embedded` extra): a deployment points
+# COEFLOW_KAFKA_BOOTSTRAP at Kafka. Versions are the ones the suite last passed with (constraints.txt).
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \

@@ -55,7 +55,7 @@ openapi: $(STAMP)
 
 ## Write docs/reference.md (triggers, operators, actions) from the models (a test keeps it equal).
 reference: $(STAMP)
-	$(BIN)/python -m coeflow.reference > docs/reference.md
+	$(BIN)/python -m coeflow.tools.reference > docs/reference.md
 
 ## Pin constraints.txt to what is installed now (after changing a dependency and passing the suite).
 constraints: $(STAMP)

@@ -1,5 +1,5 @@
-"""``python -m coeflow`` is the ``coeflow`` command."""
+"""``python -m coeflow`` is the ``coeflow`` command (the one import upward: an entry point)."""
 
-from coeflow.cli import main
+from coeflow.tools.cli import main
 
 main()

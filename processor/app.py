@@ -7,16 +7,17 @@ from typing import Any, cast
 import faust
 from faust.types import AppT
 
-from coeflow import crm_simulator, logsafe
+from coeflow import logsafe
 from coeflow.clock import Clock, utc_now
 from coeflow.settings import Settings
 from processor import (
-    api,
+    crm_simulator,
     executor_agents,
     inbound,
     scheduler,
     timers,
 )
+from processor.api import server
 from processor.api.middleware import json_errors
 from processor.changes import ChangeProcessor
 from processor.core.catalog import WorkflowCatalog
@@ -25,7 +26,7 @@ from processor.projections import AdminViews
 from processor.replica import DefinitionsReplica
 from processor.run_tracker import RunTracker
 from processor.runtime import Runtime
-from topics.admin import ensure_topics
+from processor.topic_creation import ensure_topics
 
 _LOGGING = {
     # Merged into the worker's logging setup: the handler passes everything, the root logger
@@ -113,7 +114,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> App:
         executor_agents.register(app, executors)
     runtime = Runtime(settings, catalog, replica, clock, executors)
     app.runtime = runtime
-    api.register_health(app, runtime)
+    server.register_health(app, runtime)
     if "processor" in settings.roles:
         app.add_dependency(replica)
         runtime.changes = ChangeProcessor(runtime, loop=app.loop)
@@ -125,7 +126,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> App:
         inbound.register(app, runtime)
         scheduler.register(app, runtime)
         timers.register(app, runtime)
-        api.register(app)
+        server.register(app)
     if "crm-simulator" in settings.roles:
         crm_simulator.register(app, runtime)
     return app

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from coeflow.demo import WELCOME_WORKFLOW
+from coeflow.tools.demo import WELCOME_WORKFLOW
 from topics.commands import ActionCommand
 from topics.events import ChangeEvent
 from topics.records import RecordState

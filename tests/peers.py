@@ -19,7 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from aiosmtpd.controller import Controller
 
-from coeflow.broker import free_port
+from coeflow.tools.broker import free_port
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from coeflow.reference import markdown
+from coeflow.tools.reference import markdown
 from processor.core.vocabulary import vocabulary
 
 ROOT = Path(__file__).parents[2]

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from coeflow.broker import EmbeddedBroker, free_port
-from coeflow.processes import TOKEN, WorkerProcess
 from coeflow.settings import Settings
+from coeflow.tools.broker import EmbeddedBroker, free_port
+from coeflow.tools.processes import TOKEN, WorkerProcess
+from processor.topic_creation import ensure_topics
 from tests.integration.harness import ISSUED_TOKENS, SIGNING_SECRET, Api, Peers
 from tests.peers import Canary, HttpPeer, SmtpPeer
-from topics.admin import ensure_topics
 
 
 @pytest.fixture(scope="session")

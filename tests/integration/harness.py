@@ -14,8 +14,8 @@ from typing import Any
 import aiohttp
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from coeflow.broker import EmbeddedBroker, free_port
-from coeflow.processes import TOKEN
+from coeflow.tools.broker import EmbeddedBroker, free_port
+from coeflow.tools.processes import TOKEN
 from tests.peers import Canary, HttpPeer, SmtpPeer
 from topics import codec
 from topics.catalog import ACTIONS_PREFIX, RUNS

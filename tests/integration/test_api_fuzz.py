@@ -10,7 +10,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 
-from coeflow.processes import WorkerProcess
+from coeflow.tools.processes import WorkerProcess
 from processor.api.openapi import document
 from tests.integration.harness import Api, tenant
 

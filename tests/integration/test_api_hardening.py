@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from coeflow.processes import TOKEN, WorkerProcess
 from coeflow.signing import signature_header
+from coeflow.tools.processes import TOKEN, WorkerProcess
 from tests.integration.harness import Api, seed_workflow, tenant, until
 from tests.integration.test_inbound_webhooks import post
 from topics import codec

@@ -23,7 +23,7 @@ from aiokafka.protocol.fetch import FetchRequest
 from aiokafka.record.memory_records import MemoryRecords
 from confluent_kafka import Producer
 
-from coeflow.processes import WorkerProcess
+from coeflow.tools.processes import WorkerProcess
 from tests.factories import make_command
 from tests.integration.harness import (
     Api,

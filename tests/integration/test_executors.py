@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from coeflow.processes import WorkerProcess
 from coeflow.signing import verify
+from coeflow.tools.processes import WorkerProcess
 from tests.factories import make_command
 from tests.integration.harness import (
     SIGNING_SECRET,

@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from coeflow.processes import WorkerProcess
-from coeflow.workload import EventSource, decided_runs, index_of, tenant, workflows
+from bench.workload import EventSource, decided_runs, index_of, tenant, workflows
+from coeflow.tools.processes import WorkerProcess
 from tests.integration.harness import Record, own_broker, publish, read_until, until
 from tests.peers import HttpPeer
 from topics import codec

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from coeflow.processes import WorkerProcess
+from coeflow.tools.processes import WorkerProcess
 from processor.core.ids import run_id
 from tests.integration.harness import (
     Api,

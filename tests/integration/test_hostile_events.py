@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from coeflow.processes import WorkerProcess
+from coeflow.tools.processes import WorkerProcess
 from tests.integration.harness import Api, lead_created, publish, read_until, seed_workflow, tenant
 from topics.catalog import DEAD_LETTER, RECORD_CHANGES, RUNS, TIMERS
 

@@ -9,8 +9,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from coeflow.processes import WorkerProcess
 from coeflow.signing import signature_header
+from coeflow.tools.processes import WorkerProcess
 from tests.integration.harness import Api, Peers, read_until, tenant, until
 from topics import codec
 from topics.catalog import INBOUND_WEBHOOKS, RUNS

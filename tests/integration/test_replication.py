@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from coeflow.processes import WorkerProcess
+from coeflow.tools.processes import WorkerProcess
 from tests.integration.harness import (
     Api,
     lead_created,

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from coeflow.processes import WorkerProcess
+from coeflow.tools.processes import WorkerProcess
 from processor.run_tracker import RunTracker
 from tests.factories import command_source, make_command
 from tests.integration.harness import (

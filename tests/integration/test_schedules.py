@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from coeflow.processes import WorkerProcess
+from coeflow.tools.processes import WorkerProcess
 from tests.integration.harness import Api, Record, fast_clock, own_broker, read_until
 from topics.catalog import DEAD_LETTER, RUNS, SCHEDULE_TICKS
 

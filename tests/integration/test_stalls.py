@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from coeflow.processes import WorkerProcess
+from coeflow.tools.processes import WorkerProcess
 from tests.integration.harness import (
     Api,
     Record,

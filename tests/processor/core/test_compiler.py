@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 
 from coeflow.addresses import Allowlist
-from coeflow.demo import EXAMPLE_WORKFLOWS
 from coeflow.errors import InvalidWorkflow
+from coeflow.tools.demo import EXAMPLE_WORKFLOWS
 from processor.core.compiler import compile_workflow, validate_workflow
 from tests.factories import SEED_WORKFLOW, Factory
 from topics.workflows import Workflow

@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from coeflow.broker import can_listen, free_port, port_in_use
-from coeflow.cli import (
+from coeflow.settings import Settings
+from coeflow.tools.broker import can_listen, free_port, port_in_use
+from coeflow.tools.cli import (
     admin_api_line,
     dev_peer_ports,
     dev_ports,
@@ -27,9 +28,8 @@ from coeflow.cli import (
     signing_line,
     taken_ports,
 )
-from coeflow.dev_peers import DevPeers, DevPort, PortTaken
-from coeflow.output import SturdyStream
-from coeflow.settings import Settings
+from coeflow.tools.dev_peers import DevPeers, DevPort, PortTaken
+from coeflow.tools.output import SturdyStream
 
 PORT_SETTINGS = (
     "COEFLOW_WEB_PORT",
@@ -399,10 +399,10 @@ def test_ctrl_c_stops_coeflow_dev_when_nobody_reads_its_output(tmp_path: Path) -
 
 _DEV_WITHOUT_ITS_CHECK = """
 import sys
-import coeflow.cli
-coeflow.cli.taken_ports = lambda ports: []  # as if the port was taken after dev checked it
+import coeflow.tools.cli
+coeflow.tools.cli.taken_ports = lambda ports: []  # as if the port was taken after dev checked it
 sys.argv = ["coeflow", "dev"]
-coeflow.cli.main()
+coeflow.tools.cli.main()
 """
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import aiohttp
 
-from coeflow.broker import free_port
+from coeflow.tools.broker import free_port
 
 TOKEN = "local-worker-token"
 """The admin token of workers started here (they listen on 127.0.0.1 only)."""

@@ -16,6 +16,7 @@ import logging
 import secrets
 import sys
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, cast
 
 from faust.cli import AppCommand, option
@@ -24,15 +25,15 @@ from mode import Service, ServiceT
 from mode import Worker as ModeWorker
 from pydantic import SecretStr
 
-from coeflow.broker import EmbeddedBroker, can_listen
-from coeflow.demo import DemoPublisher
-from coeflow.dev_peers import SINK_PORT, DevPeers, DevPort, PortTaken, sink_url
 from coeflow.errors import BrokerError
-from coeflow.output import survive_closed_pipes
 from coeflow.settings import Settings
+from coeflow.tools.broker import EmbeddedBroker, can_listen
+from coeflow.tools.demo import DemoPublisher
+from coeflow.tools.dev_peers import SINK_PORT, DevPeers, DevPort, PortTaken, sink_url
+from coeflow.tools.output import survive_closed_pipes
 from processor.app import Worker, create_app, runtime_of
 from processor.runtime import Runtime
-from topics.admin import ensure_topics
+from processor.topic_creation import ensure_topics
 from topics.catalog import ACTIONS_PREFIX, TopicSpec
 
 log = logging.getLogger("coeflow")
@@ -44,7 +45,7 @@ PROGRESS_EVERY = 10.0
 def dev_settings(settings: Settings, *, demo: bool = False) -> Settings:
     """``coeflow dev`` defaults: a fast group join on the embedded broker, an admin token, a
     webhook signing secret, one log line per run, the local outbox and sink (see
-    ``coeflow/dev_peers.py``) for email and SMS, and with ``demo`` the CRM simulator; anything
+    ``coeflow/tools/dev_peers.py``) for email and SMS, and with ``demo`` the CRM simulator; anything
     set explicitly in the environment wins."""
     explicit = settings.model_fields_set
     changes: dict[str, Any] = {}
@@ -195,18 +196,34 @@ collections free the same cycles a little later."""
 def main() -> None:
     survive_closed_pipes()  # `coeflow dev | tee log`: Ctrl-C ends tee, and must still end us
     if sys.argv[1:2] == ["bench"]:
-        from coeflow import bench  # matplotlib and the workload: only for this command
-
-        raise SystemExit(bench.main(sys.argv[2:]))
+        raise SystemExit(run_bench(sys.argv[2:]))
     settings = Settings()
     if sys.argv[1:2] == ["workflows"]:
-        from coeflow import workflow_files
+        from coeflow.tools import workflow_files
 
         raise SystemExit(workflow_files.main(sys.argv[2:], settings))
     if sys.argv[1:2] == ["dev"]:
         settings = dev_settings(settings, demo="--demo" in sys.argv[2:])
     gc.set_threshold(*GC_THRESHOLDS)
     create_app(settings, clock=settings.clock()).main()
+
+
+def run_bench(argv: list[str]) -> int:
+    """``coeflow bench``: the benchmark of the checkout this command runs from (``bench/``
+    beside the packages; it is not installed with the product). Matplotlib and the workload
+    are imported only for this command."""
+    checkout = Path(__file__).resolve().parents[2]
+    if not (checkout / "bench" / "run.py").exists():
+        sys.stderr.write(
+            "coeflow bench runs from a checkout of the project (make bench); this "
+            "installation has no bench/\n"
+        )
+        return 2
+    if str(checkout) not in sys.path:
+        sys.path.insert(0, str(checkout))
+    from bench import run
+
+    return run.main(argv)
 
 
 class dev(worker):

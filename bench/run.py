@@ -47,22 +47,22 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import ConsumerRecord, RecordMetadata
 
 from actions.registry import REGISTRY as ACTION_TYPES
-from coeflow.broker import EmbeddedBroker, free_port
-from coeflow.processes import WorkerProcess
-from coeflow.settings import Settings
-from coeflow.workload import (
+from bench.workload import (
     EventSource,
     decided_runs,
     index_of,
     unrelated_workflows,
     workflows,
 )
+from coeflow.settings import Settings
+from coeflow.tools.broker import EmbeddedBroker, free_port
+from coeflow.tools.processes import WorkerProcess
 from processor.changes import ChangeProcessor
 from processor.core.index import WorkflowIndex
 from processor.replica import write_fences
 from processor.run_tracker import RunTracker
+from processor.topic_creation import create_missing, ensure_topics
 from topics import codec
-from topics.admin import create_missing, ensure_topics
 from topics.catalog import (
     ACTION_OUTCOMES,
     DEFINITIONS,

@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 import yaml
 
-from coeflow.workflow_files import InvalidFile, check, load, plan, portable
+from coeflow.tools.workflow_files import InvalidFile, check, load, plan, portable
 from tests.factories import SEED_WORKFLOW
 
 SEED = {k: v for k, v in SEED_WORKFLOW.items() if k != "version"}

@@ -61,7 +61,7 @@ async def create_missing(
         await admin.close()
 
 
-if __name__ == "__main__":  # `python -m topics.admin`: the deployment's topic job
+if __name__ == "__main__":  # `python -m processor.topic_creation`: the deployment's topic job
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     created = asyncio.run(ensure_topics(Settings()))
     log.info("%d topics present", len(created))

@@ -12,8 +12,8 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from mode import Service
 
-from coeflow.dev_peers import sink_url
 from coeflow.settings import Settings
+from coeflow.tools.dev_peers import sink_url
 from processor.core.audit import workflow_change
 from processor.replica import DefinitionsReplica
 from topics import codec
@@ -21,7 +21,7 @@ from topics.audit import Actor
 from topics.catalog import RECORD_CHANGES
 from topics.workflows import Workflow
 
-log = logging.getLogger("coeflow.demo")
+log = logging.getLogger("coeflow.tools.demo")
 
 TENANT = "acme"
 _DEMO = Actor(kind="system", name="coeflow dev --demo")

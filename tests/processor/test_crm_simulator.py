@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from coeflow.crm_simulator import SimulatedCrm
+from processor.crm_simulator import SimulatedCrm
 from tests.factories import NOW, make_command, make_event
 
 
