@@ -22,10 +22,12 @@ from processor.api.middleware import json_errors
 from processor.changes import ChangeProcessor
 from processor.core.catalog import WorkflowCatalog
 from processor.executor_agents import ExecutorRole
+from processor.parts import Parts
 from processor.projections import AdminViews
 from processor.replica import DefinitionsReplica
 from processor.run_tracker import RunTracker
 from processor.runtime import Runtime
+from processor.stats import Stats
 from processor.topic_creation import ensure_topics
 
 _LOGGING = {
@@ -63,9 +65,11 @@ class Worker(faust.Worker):
 
 
 class App(faust.App):
-    """A Faust app that carries its runtime, for the commands Faust hands only the app."""
+    """A Faust app that carries its runtime and parts, for the commands Faust hands only the
+    app."""
 
     runtime: Runtime
+    parts: Parts
 
     async def on_first_start(self) -> None:
         if self.runtime.settings.create_topics:
@@ -75,6 +79,10 @@ class App(faust.App):
 
 def runtime_of(app: AppT) -> Runtime:
     return cast(App, app).runtime
+
+
+def parts_of(app: AppT) -> Parts:
+    return cast(App, app).parts
 
 
 def create_app(settings: Settings, *, clock: Clock = utc_now) -> App:
@@ -108,17 +116,17 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> App:
         logsafe.hide(settings.admin_token.get_secret_value())
     catalog = WorkflowCatalog()
     replica = DefinitionsReplica(settings, catalog, loop=app.loop)
-    executors = None
-    if "executors" in settings.roles:
-        executors = ExecutorRole(app, settings, clock, loop=app.loop)
-        executor_agents.register(app, executors)
-    runtime = Runtime(settings, catalog, replica, clock, executors)
+    runtime = Runtime(settings, catalog, replica, clock, stats=Stats(log_runs=settings.log_runs))
     app.runtime = runtime
-    server.register_health(app, runtime)
+    app.parts = parts = Parts()
+    if "executors" in settings.roles:
+        parts.executors = ExecutorRole(app, settings, clock, loop=app.loop)
+        executor_agents.register(app, parts.executors)
+    server.register_health(app, runtime, parts)
     if "processor" in settings.roles:
         app.add_dependency(replica)
-        runtime.changes = ChangeProcessor(runtime, loop=app.loop)
-        app.add_dependency(runtime.changes)
+        parts.changes = ChangeProcessor(runtime, loop=app.loop)
+        app.add_dependency(parts.changes)
         runtime.admin = AdminViews.create(settings, clock, loop=app.loop)
         for service in runtime.admin.services:
             app.add_dependency(service)

@@ -13,7 +13,6 @@ from typing import Any
 from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
 
-from processor.agents import account
 from processor.batches import BatchProcessor, Produced
 from processor.core.pipeline import process_change
 from processor.record_state import RecordStates
@@ -42,7 +41,7 @@ class ChangeProcessor(BatchProcessor):
             messages = outcome.messages  # the outcome is this loop's: extended in place
             if outcome.state is not None:
                 messages.append(states.apply(tp.partition, outcome.state))
-            account(runtime, outcome, record)
+            runtime.stats.count(outcome, record)
             if messages:
                 produced.append((record, messages))
         return produced

@@ -24,11 +24,11 @@ from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
 from pydantic import ValidationError
 
-from processor.agents import describe_run, run_log
 from processor.batches import BatchProcessor, Produced
 from processor.core.pipeline import Outbound
 from processor.core.progress import RunProgress, track
 from processor.runtime import Runtime
+from processor.stats import describe_run, run_log
 from processor.stores import ChangelogStore
 from topics import codec
 from topics.catalog import ACTION_OUTCOMES, RUNS, run_progress_changelog

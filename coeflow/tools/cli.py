@@ -31,7 +31,8 @@ from coeflow.tools.broker import EmbeddedBroker, can_listen
 from coeflow.tools.demo import DemoPublisher
 from coeflow.tools.dev_peers import SINK_PORT, DevPeers, DevPort, PortTaken, sink_url
 from coeflow.tools.output import survive_closed_pipes
-from processor.app import Worker, create_app, runtime_of
+from processor.app import Worker, create_app, parts_of, runtime_of
+from processor.parts import Parts
 from processor.runtime import Runtime
 from processor.topic_creation import ensure_topics
 from topics.catalog import ACTIONS_PREFIX, TopicSpec
@@ -272,7 +273,7 @@ class dev(worker):
             self.say(line)
         if demo:
             self.app.add_dependency(DemoPublisher(settings, runtime.replica, loop=loop))
-        self.app.add_dependency(DevReporter(self.app, runtime, loop=loop))
+        self.app.add_dependency(DevReporter(self.app, runtime, parts_of(self.app), loop=loop))
         return super().as_service(loop, *args, **kwargs)
 
     @property
@@ -331,14 +332,14 @@ class DevReporter(Service):
     """What `coeflow dev` tells its terminal: one ``ready`` line once definitions are loaded and
     partitions assigned, then a progress line every ``PROGRESS_EVERY`` seconds with new events."""
 
-    def __init__(self, app: Any, runtime: Runtime, **kwargs: Any) -> None:
+    def __init__(self, app: Any, runtime: Runtime, parts: Parts, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.app, self.runtime = app, runtime
+        self.app, self.runtime, self.parts = app, runtime, parts
 
     @Service.task
     async def _report(self) -> None:
         await self.runtime.replica.ready.wait()
-        changes = self.runtime.changes
+        changes = self.parts.changes
         while not self.should_stop and not (changes is None or changes.partitions):
             await self.sleep(0.2)
         settings = self.runtime.settings
@@ -363,7 +364,7 @@ class DevReporter(Service):
                 )
 
     def _actions(self) -> str:
-        executors = self.runtime.executors
+        executors = self.parts.executors
         if executors is None:
             return ""
         done = executors.runner.stats

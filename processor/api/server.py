@@ -10,6 +10,7 @@ from faust.web import Request, Response, View
 
 from processor.api.base import ROUTES
 from processor.api.openapi import OpenApi  # noqa: F401  (imports every view into ROUTES)
+from processor.parts import Parts
 from processor.runtime import Runtime
 from topics import codec
 
@@ -19,7 +20,7 @@ def register(app: faust.App) -> None:
         app.page(path)(view)
 
 
-def register_health(app: faust.App, runtime: Runtime) -> None:
+def register_health(app: faust.App, runtime: Runtime, parts: Parts) -> None:
     """``GET /health`` (no token): readiness and what this worker holds and has done, for
     whichever roles it runs."""
 
@@ -39,18 +40,18 @@ def register_health(app: faust.App, runtime: Runtime) -> None:
                     # has each one with its reason).
                     "rejected_workflows": len(runtime.catalog.rejected),
                     "record_change_partitions": (
-                        runtime.changes.partitions if runtime.changes is not None else []
+                        parts.changes.partitions if parts.changes is not None else []
                     ),
                     # Paused because their records cannot be decoded: topic, partition, offset.
                     "held_partitions": (
-                        [asdict(h) for h in runtime.changes.held.values()]
-                        if runtime.changes is not None
+                        [asdict(h) for h in parts.changes.held.values()]
+                        if parts.changes is not None
                         else []
                     ),
                     "processed": runtime.stats.summary(),
                 }
-            if runtime.executors is not None:
-                executors = runtime.executors
+            if parts.executors is not None:
+                executors = parts.executors
                 ready = ready and executors.synced.is_set()
                 body["executors"] = {
                     "synced": executors.synced.is_set(),

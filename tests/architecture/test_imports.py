@@ -1,9 +1,9 @@
 """Imports run one way, from the floor up, and never in a circle (the README's map).
 
 Read from the source, not by importing it: every ``import`` of one of our modules, at any
-depth of a module (``TYPE_CHECKING`` blocks and function bodies included), must point to a
-layer at or below the importer's; and the imports that run when a module loads must form no
-circle.
+depth of a module (function bodies included), must point to a layer at or below the
+importer's; and the imports at module level (``TYPE_CHECKING`` blocks included: a circle of
+types is a circle a reader follows too) must form no circle.
 """
 
 from __future__ import annotations
@@ -50,18 +50,17 @@ def modules() -> dict[str, Path]:
 MODULES = modules()
 
 
-def imports(path: Path, *, loading_only: bool) -> Iterator[tuple[str, int]]:
-    """Our modules that ``path`` imports, with the line; ``loading_only``: only those that run
-    when it loads (module level, outside ``if TYPE_CHECKING``)."""
+def imports(path: Path, *, module_level: bool) -> Iterator[tuple[str, int]]:
+    """Our modules that ``path`` imports, with the line; ``module_level``: only the imports
+    at the top of the module (and in its ``if TYPE_CHECKING:`` blocks), not in functions."""
 
     def walk(nodes: list[ast.stmt]) -> Iterator[ast.stmt]:
         for node in nodes:
             if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
-                if not loading_only:
-                    yield from walk(node.body)
+                yield from walk(node.body)
                 continue
             yield node
-            if not loading_only:
+            if not module_level:
                 for child in ast.walk(node):
                     if child is not node and isinstance(child, ast.Import | ast.ImportFrom):
                         yield child
@@ -82,7 +81,7 @@ def test_every_import_points_down_or_sideways() -> None:
     upward = [
         f"{module} (line {line}) imports {target}"
         for module, path in MODULES.items()
-        for target, line in imports(path, loading_only=False)
+        for target, line in imports(path, module_level=False)
         if layer(target) > layer(module)
     ]
     assert not upward, "imports against the layers:\n" + "\n".join(sorted(set(upward)))
@@ -90,7 +89,7 @@ def test_every_import_points_down_or_sideways() -> None:
 
 def test_no_module_imports_itself_in_a_circle() -> None:
     graph = {
-        module: {t for t, _ in imports(path, loading_only=True) if t != module}
+        module: {t for t, _ in imports(path, module_level=True) if t != module}
         for module, path in MODULES.items()
     }
     circles = []

@@ -1,10 +1,10 @@
-"""The agent's own helpers; the agent runs against the real broker in tests/integration."""
+"""What the log says of runs; the counts run against the real broker in tests/integration."""
 
 from __future__ import annotations
 
-from processor.agents import describe_run
 from processor.core.compiler import compile_workflow
 from processor.core.decide import run_workflow
+from processor.stats import describe_run
 from tests.factories import NOW, Factory
 
 

@@ -1,0 +1,86 @@
+"""What a worker has done since it started, and what its log says of each message: counts for
+``/health`` and `coeflow dev`'s progress line, a line per dead letter and per crash, and with
+``COEFLOW_LOG_RUNS`` one line per run (no value from a record: ``coeflow.redact``)."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from coeflow.redact import shown, without_values
+from processor.core.pipeline import Outcome, Position, source_of
+from topics.runs import RunRecord, SourcePosition
+
+log = logging.getLogger(__name__)
+run_log = logging.getLogger("coeflow.runs")
+
+
+@dataclass
+class Stats:
+    """``events`` counts every message that can run workflows (record changes, deliveries,
+    ticks, fired timers)."""
+
+    log_runs: bool = False
+    events: int = 0
+    dead_letters: int = 0
+    runs: Counter[str] = field(default_factory=Counter)
+
+    def count(self, outcome: Outcome, at: Position) -> None:
+        """Count what one message did, and say what an operator needs to hear of it."""
+        self.events += 1
+        if not outcome.runs and outcome.dead_letter is None:
+            return
+        _report(outcome, source_of(at))
+        self.dead_letters += outcome.dead_letter is not None
+        self.runs.update(run.record.status for run in outcome.runs)
+        if self.log_runs:
+            for done in outcome.runs:
+                run_log.info(describe_run(done.record))
+
+    def summary(self) -> dict[str, Any]:
+        return {"events": self.events, "dead_letters": self.dead_letters, "runs": dict(self.runs)}
+
+
+def _report(outcome: Outcome, source: SourcePosition) -> None:
+    where = f"{source.topic}:{source.partition}@{source.offset}"
+    if outcome.error is not None:
+        log.error("dead-lettered %s", where, exc_info=outcome.error)
+    elif outcome.dead_letter is not None:
+        log.warning("dead-lettered %s: %s", where, without_values(outcome.dead_letter.error))
+    for run in outcome.runs:
+        if run.crash is not None:
+            log.error(
+                "run %s of workflow %s failed unexpectedly (%s)",
+                run.record.run_id,
+                run.record.workflow_id,
+                where,
+                exc_info=run.crash,
+            )
+
+
+def describe_run(r: RunRecord) -> str:
+    """One readable line per run, for the terminal of ``coeflow dev``: what happened and why,
+    with no value from the record (``coeflow.redact``); the run record has them all."""
+    head = (
+        f"run {r.workflow_id} v{r.workflow_version} on {r.record.type} {r.record.id} "
+        f"({r.trigger}): {r.status}"
+    )
+    if r.status == "actions_issued":
+        return f"{head} → {', '.join(a.type for a in r.actions)}"
+    if r.completed_at is not None:
+        return f"{head}: " + ", ".join(
+            f"{a.type} ✓"
+            if a.status == "succeeded"
+            else f"{a.type} ✗ {without_values(a.error or '')}"
+            for a in r.actions
+        )
+    if r.status == "conditions_not_met":
+        failed = [
+            f"{c.field} {c.op} {c.expected!r} (was {shown(c.actual)})"
+            for c in r.conditions
+            if not c.passed
+        ]
+        return f"{head}: {'; '.join(failed)}"
+    return f"{head}: {without_values(r.error or '')}"
