@@ -6,7 +6,7 @@ from typing import Annotated
 
 from pydantic import StringConstraints
 
-from actions.base import ActionParams, ActionType, Text
+from actions.params import ActionParams, ActionType, Text
 
 
 class AddNote(ActionParams):

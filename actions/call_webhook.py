@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from pydantic import Field, StringConstraints, field_validator
 from pydantic_core import PydanticCustomError
 
-from actions.base import ActionParams, ActionType, HttpUrl, JsonWithMergeFields, templated
+from actions.params import ActionParams, ActionType, HttpUrl, JsonWithMergeFields, templated
 
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _RESERVED_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection"})

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from actions.base import ActionParams, ActionType, Ref
+from actions.params import ActionParams, ActionType, Ref
 
 
 class ChangeStatus(ActionParams):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from actions.base import ActionParams, ActionType, Line, Ref, Text
+from actions.params import ActionParams, ActionType, Line, Ref, Text
 
 
 class CreateCase(ActionParams):

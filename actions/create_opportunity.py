@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import Field
 
-from actions.base import ActionParams, ActionType, Line, Ref
+from actions.params import ActionParams, ActionType, Line, Ref
 from topics.types import Duration, parse_duration
 
 

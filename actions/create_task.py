@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from actions.base import ActionParams, ActionType, Line, Ref, Text
+from actions.params import ActionParams, ActionType, Line, Ref, Text
 from topics.types import Duration, parse_duration
 
 

@@ -18,7 +18,7 @@ from actions import (
     send_sms,
     update_field,
 )
-from actions.base import ActionType
+from actions.params import ActionType
 from coeflow.errors import InvalidWorkflow, Problem
 
 REGISTRY: Mapping[str, ActionType] = {

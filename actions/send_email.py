@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from actions.base import ActionParams, ActionType, Email, Line, Text
+from actions.params import ActionParams, ActionType, Email, Line, Text
 
 
 class SendEmail(ActionParams):

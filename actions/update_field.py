@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from actions.base import ActionParams, ActionType, JsonWithMergeFields
+from actions.params import ActionParams, ActionType, JsonWithMergeFields
 from topics.types import FieldPath
 
 

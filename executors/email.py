@@ -8,7 +8,7 @@ from email.utils import formatdate
 import aiosmtplib
 
 from coeflow.errors import PermanentEffectError, TransientEffectError
-from executors.base import ExecutorContext
+from executors.interface import ExecutorContext
 from topics.commands import ActionCommand
 
 

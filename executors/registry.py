@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from executors.base import Executor, ExecutorContext
 from executors.email import EmailExecutor
+from executors.interface import Executor, ExecutorContext
 from executors.slack import SlackExecutor
 from executors.sms import SmsExecutor
 from executors.webhook import WebhookExecutor

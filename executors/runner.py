@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from coeflow.clock import Clock
 from coeflow.errors import EffectError, PermanentEffectError, TransientEffectError
 from coeflow.redact import redacted
-from executors.base import Executor
+from executors.interface import Executor
 from executors.ledger import ActionLedger
 from executors.policy import RetryPolicy, attempt_outcome
 from topics.commands import ActionCommand

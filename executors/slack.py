@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from coeflow.signing import IDEMPOTENCY_HEADER
-from executors.base import ExecutorContext
+from executors.interface import ExecutorContext
 from topics import codec
 from topics.commands import ActionCommand
 

@@ -6,7 +6,7 @@ import base64
 
 from coeflow.errors import PermanentEffectError
 from coeflow.signing import IDEMPOTENCY_HEADER
-from executors.base import ExecutorContext
+from executors.interface import ExecutorContext
 from topics.commands import ActionCommand
 
 

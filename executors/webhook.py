@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from coeflow.errors import PermanentEffectError
 from coeflow.signing import IDEMPOTENCY_HEADER, SIGNATURE_HEADER, signature_header
-from executors.base import ExecutorContext
+from executors.interface import ExecutorContext
 from topics import codec
 from topics.commands import ActionCommand
 

@@ -17,13 +17,13 @@ from typing import Any, cast
 import faust
 from faust.streams import Stream
 
+from processor.byte_topics import byte_topic
 from processor.core.pipeline import (
-    OneWorkflowTrigger,
+    NamedWorkflowRunner,
     Outcome,
     Position,
 )
-from processor.delivery import Deliveries, letter_instead, producer_send
-from processor.raw import raw_topic
+from processor.delivery import Deliveries, dead_letter_fallback, producer_send
 from processor.replica import FENCE_KEY
 from processor.runtime import Runtime
 
@@ -63,13 +63,13 @@ def register_runs_agent(
             await deliveries.submit(
                 outcome.messages,
                 on_stored=event.ack,
-                fallback=letter_instead(message, runtime.settings, now),
+                fallback=dead_letter_fallback(message, runtime.settings, now),
             )
 
-    app.agent(raw_topic(app, topic), name=name)(run)
+    app.agent(byte_topic(app, topic), name=name)(run)
 
 
-def one_workflow(trigger: OneWorkflowTrigger[Any]) -> Process:
+def one_workflow(trigger: NamedWorkflowRunner[Any]) -> Process:
     """``Process`` for messages that each name the one workflow they run."""
 
     def process(

@@ -13,9 +13,9 @@ from coeflow.settings import Settings
 from processor import (
     crm_simulator,
     executor_agents,
-    inbound,
+    inbound_webhooks,
     scheduler,
-    timers,
+    timer_service,
 )
 from processor.api import server
 from processor.api.middleware import json_errors
@@ -131,9 +131,9 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> App:
         for service in runtime.admin.services:
             app.add_dependency(service)
         app.add_dependency(RunTracker(runtime, loop=app.loop))
-        inbound.register(app, runtime)
+        inbound_webhooks.register(app, runtime)
         scheduler.register(app, runtime)
-        timers.register(app, runtime)
+        timer_service.register(app, runtime)
         server.register(app)
     if "crm-simulator" in settings.roles:
         crm_simulator.register(app, runtime)

@@ -53,7 +53,7 @@ from aiokafka.structs import ConsumerRecord
 from mode import Service
 
 from processor.core.pipeline import Outbound, Outcome
-from processor.delivery import Fallback, deliver, letter_instead
+from processor.delivery import Fallback, dead_letter_fallback, deliver
 from processor.runtime import Runtime
 from processor.stores import ChangelogStore
 
@@ -66,10 +66,10 @@ ISOLATE_FOR = 10.0
 error names its partition (it shows again within a fetch's round trip)."""
 _PARTITIONER = DefaultPartitioner()
 
-Produced = list[tuple[ConsumerRecord | None, list[Outbound]]]
+OutputsByInput = list[tuple[ConsumerRecord | None, list[Outbound]]]
 """A batch's outputs, each list with the input it came from (``None``: housekeeping)."""
 _Fetched = dict[TopicPartition, list[ConsumerRecord]]
-_Dispatched = tuple[list[tuple[set[int], asyncio.Future[Any]]], set[int]]
+_HandedOver = tuple[list[tuple[set[int], asyncio.Future[Any]]], set[int]]
 """Record batches handed to the producer, each with the inputs whose outputs it holds, and
 the inputs that could not be handed over."""
 
@@ -126,7 +126,9 @@ class BatchProcessor(Service):
         where to read again when a fetch could not be decoded."""
         self._isolate_until = 0.0
 
-    def process(self, tp: TopicPartition, records: list[ConsumerRecord], now: datetime) -> Produced:
+    def process(
+        self, tp: TopicPartition, records: list[ConsumerRecord], now: datetime
+    ) -> OutputsByInput:
         """The outputs of ``records`` of ``tp``, whose store is ready."""
         raise NotImplementedError
 
@@ -295,7 +297,7 @@ class BatchProcessor(Service):
 
     async def _handle(self, batches: dict[TopicPartition, list[ConsumerRecord]]) -> None:
         now = self.runtime.clock()
-        produced: Produced = []
+        produced: OutputsByInput = []
         done: dict[TopicPartition, int] = {}
         assert self._consumer is not None
         for tp, records in batches.items():
@@ -313,15 +315,15 @@ class BatchProcessor(Service):
         await self._settle()  # the previous batch is committed before this one
         self._in_flight = asyncio.ensure_future(self._finish(produced, dispatched, done, now))
 
-    async def _send(self, produced: Produced, now: datetime) -> None:
+    async def _send(self, produced: OutputsByInput, now: datetime) -> None:
         """Send outputs that no input is committed for, and wait until they are held."""
         await self._settle()
         await self._finish(produced, await self._dispatch(produced), {}, now)
 
     async def _finish(
         self,
-        produced: Produced,
-        dispatched: _Dispatched,
+        produced: OutputsByInput,
+        dispatched: _HandedOver,
         done: dict[TopicPartition, int],
         now: datetime,
     ) -> None:
@@ -334,7 +336,11 @@ class BatchProcessor(Service):
                 failed |= members
         for n in sorted(failed):
             record, messages = produced[n]
-            fallback = self._keeping(messages, record, now) if record is not None else None
+            fallback = (
+                self._letter_keeping_store_changes(messages, record, now)
+                if record is not None
+                else None
+            )
             await deliver(self._send_one, messages, fallback)
         if not done:
             return
@@ -344,7 +350,7 @@ class BatchProcessor(Service):
         except CommitFailedError as exc:  # the group moved on: the next holder repeats these
             log.warning("%s: commit refused after a rebalance (%s)", self.name, exc)
 
-    async def _dispatch(self, produced: Produced) -> _Dispatched:
+    async def _dispatch(self, produced: OutputsByInput) -> _HandedOver:
         """Hand every output to the producer: the futures of its record batches, each with
         the inputs whose outputs it holds, and the inputs that could not be handed over.
 
@@ -381,9 +387,11 @@ class BatchProcessor(Service):
                 sent.append((members, await self._send_batch(batch, topic, partition)))
         return sent, failed
 
-    def _keeping(self, messages: list[Outbound], record: ConsumerRecord, now: datetime) -> Fallback:
+    def _letter_keeping_store_changes(
+        self, messages: list[Outbound], record: ConsumerRecord, now: datetime
+    ) -> Fallback:
         """An input's dead letter that still carries its store's changes: they are kept."""
-        letter = letter_instead(record, self.settings, now)
+        letter = dead_letter_fallback(record, self.settings, now)
         changes = [m for m in messages if m.topic == self.store.topic]
 
         def fallback(reason: str) -> Outcome:

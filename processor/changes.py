@@ -13,7 +13,7 @@ from typing import Any
 from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
 
-from processor.batches import BatchProcessor, Produced
+from processor.batches import BatchProcessor, OutputsByInput
 from processor.core.pipeline import process_change
 from processor.record_state import RecordStates
 from processor.runtime import Runtime
@@ -31,10 +31,12 @@ class ChangeProcessor(BatchProcessor):
     async def wait_until_startable(self) -> None:
         await self.runtime.replica.ready.wait()  # never match against half-loaded definitions
 
-    def process(self, tp: TopicPartition, records: list[ConsumerRecord], now: datetime) -> Produced:
+    def process(
+        self, tp: TopicPartition, records: list[ConsumerRecord], now: datetime
+    ) -> OutputsByInput:
         runtime, settings, states = self.runtime, self.settings, self.states
         index, state_of = runtime.catalog.index, states.of(tp.partition)
-        produced: Produced = []
+        produced: OutputsByInput = []
         for record in records:
             key, value = record.key, record.value
             outcome = process_change(key, value, record, index, settings, now, state_of)

@@ -24,10 +24,10 @@ from pydantic import ValidationError
 from actions.registry import REGISTRY
 from coeflow.errors import InvalidEvent
 from executors.registry import EXECUTORS
+from processor.byte_topics import byte_topic
 from processor.core.ids import derived_id
 from processor.core.pipeline import Outbound, decode_change, source_of
 from processor.delivery import deliver, producer_send
-from processor.raw import raw_topic
 from processor.runtime import Runtime
 from topics import codec
 from topics.catalog import ACTION_OUTCOMES, RECORD_CHANGES, action_topic
@@ -153,7 +153,7 @@ def register(app: faust.App, runtime: Runtime) -> None:
     crm = SimulatedCrm()
     send = producer_send(app)
 
-    @app.agent(raw_topic(app, RECORD_CHANGES), name="crm-simulator-records")
+    @app.agent(byte_topic(app, RECORD_CHANGES), name="crm-simulator-records")
     async def observe(stream: faust.StreamT[bytes]) -> None:
         async for value in stream:
             try:
@@ -163,7 +163,7 @@ def register(app: faust.App, runtime: Runtime) -> None:
 
     topics = [action_topic(name) for name in MUTATIONS]
 
-    @app.agent(raw_topic(app, *topics), name="crm-simulator-commands")
+    @app.agent(byte_topic(app, *topics), name="crm-simulator-commands")
     async def apply(stream: faust.StreamT[bytes]) -> None:
         async for event in cast(Stream[bytes], stream).noack().events():
             message = event.message

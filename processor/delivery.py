@@ -28,7 +28,7 @@ Send = Callable[[Outbound], Awaitable[Awaitable[Any]]]
 """Queue one message with the producer; the returned future resolves once it is stored."""
 
 
-def letter_instead(message: Any, settings: Settings, now: datetime) -> Fallback:
+def dead_letter_fallback(message: Any, settings: Settings, now: datetime) -> Fallback:
     """The ``Fallback`` for outputs of ``message`` (a Faust message) that the broker refuses:
     a dead letter of the message itself, so it is accounted for."""
     return partial(

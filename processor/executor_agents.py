@@ -21,15 +21,15 @@ from mode import Service
 from coeflow.clock import Clock
 from coeflow.errors import InvalidCommand
 from coeflow.settings import Settings
-from executors.base import ExecutorContext, decode_command
+from executors.interface import ExecutorContext, decode_command
 from executors.ledger import ActionLedger
 from executors.policy import RetryPolicy
 from executors.registry import EXECUTORS
 from executors.runner import ActionRunner
+from processor.byte_topics import byte_topic
 from processor.core.pipeline import Outbound, dead_letter, source_of
 from processor.delivery import deliver, producer_send
-from processor.ownership import Held, OwnedWork, register_owned_work
-from processor.raw import raw_topic
+from processor.ownership import OwnedWork, TopicPartitionName, register_owned_work
 from processor.replica import OutcomeReplica
 from topics import codec
 from topics.catalog import ACTION_OUTCOMES, action_topic
@@ -75,7 +75,7 @@ class ExecutorRole(OwnedWork):
         await self.runner.close()
         await self.context.aclose()
 
-    def on_released(self, lost: frozenset[Held]) -> None:
+    def on_released(self, lost: frozenset[TopicPartitionName]) -> None:
         released = self.runner.release(lost)
         if released:
             log.info("%d waiting actions moved to another worker", released)
@@ -121,7 +121,7 @@ def register(app: faust.App, role: ExecutorRole) -> None:
 
 
 def _register_agent(app: faust.App, role: ExecutorRole, action_type: str) -> None:
-    commands = raw_topic(app, action_topic(action_type))
+    commands = byte_topic(app, action_topic(action_type))
     send = producer_send(app)
 
     async def execute(stream: faust.StreamT[bytes]) -> None:

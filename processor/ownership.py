@@ -34,7 +34,7 @@ def owner_partition(key: str, partitions: int) -> int:
     return zlib.crc32(key.encode()) % partitions
 
 
-Held = tuple[str, int]
+TopicPartitionName = tuple[str, int]
 """(topic, partition): what the consumer group gave this worker."""
 
 
@@ -48,14 +48,14 @@ class OwnedWork(Service):
     ) -> None:
         super().__init__(**kwargs)
         self.app, self.state_log, self.topics = app, state_log, frozenset(topics)
-        self.held: frozenset[Held] = frozenset()
+        self.held: frozenset[TopicPartitionName] = frozenset()
         self.synced = asyncio.Event()
         self._generation = 0
 
     def on_init_dependencies(self) -> list[Service]:
         return [self.state_log]
 
-    def on_released(self, lost: frozenset[Held]) -> None:
+    def on_released(self, lost: frozenset[TopicPartitionName]) -> None:
         """Partitions this worker no longer holds."""
 
     def on_synced(self) -> None:

@@ -24,7 +24,7 @@ from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
 from pydantic import ValidationError
 
-from processor.batches import BatchProcessor, Produced
+from processor.batches import BatchProcessor, OutputsByInput
 from processor.core.pipeline import Outbound
 from processor.core.progress import RunProgress, track
 from processor.runtime import Runtime
@@ -55,8 +55,10 @@ class RunTracker(BatchProcessor):
         super().__init__(runtime, store, **kwargs)
         self._swept = runtime.clock()
 
-    def process(self, tp: TopicPartition, records: list[ConsumerRecord], now: datetime) -> Produced:
-        store, produced = self.store.partition(tp.partition), Produced()
+    def process(
+        self, tp: TopicPartition, records: list[ConsumerRecord], now: datetime
+    ) -> OutputsByInput:
+        store, produced = self.store.partition(tp.partition), OutputsByInput()
         for record in records:
             if record.key is None:
                 continue

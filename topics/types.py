@@ -64,7 +64,7 @@ EARLIEST_TIME = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST_TIME = datetime(3000, 1, 1, tzinfo=UTC)
 """Event times outside [``EARLIEST_TIME``, ``LATEST_TIME``) are refused where they enter: a
 time in year 9999 plus a day is past what ``datetime`` can hold, and no CRM change happens
-then. A *field* of a record may hold any date; see ``processor/core/timers.py``."""
+then. A *field* of a record may hold any date; see ``processor/core/timer_rules.py``."""
 
 
 def in_time_range(moment: datetime) -> bool:

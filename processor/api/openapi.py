@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from processor.api import runs, tokens, workflows  # noqa: F401  (their views join ROUTES)
-from processor.api.base import API, ROUTES, ApiView, Operation, operation, route
+from processor.api.views import API, ROUTES, ApiView, Operation, operation, route
 from topics.api import ErrorBody
 
 _METHODS = ("get", "post", "put", "delete")

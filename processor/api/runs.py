@@ -6,7 +6,7 @@ from __future__ import annotations
 from faust.web import Request, Response
 
 from coeflow.errors import InvalidInput, NotFound, Problem
-from processor.api.base import ApiView, operation, route
+from processor.api.views import ApiView, operation, route
 from processor.core.history import explain_record, run_detail
 from topics.api import RecordDecisions, RunDetail, RunPage, RunQuery, TenantQuery
 

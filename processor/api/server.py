@@ -8,8 +8,8 @@ from typing import Any
 import faust
 from faust.web import Request, Response, View
 
-from processor.api.base import ROUTES
 from processor.api.openapi import OpenApi  # noqa: F401  (imports every view into ROUTES)
+from processor.api.views import ROUTES
 from processor.parts import Parts
 from processor.runtime import Runtime
 from topics import codec

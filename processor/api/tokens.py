@@ -5,7 +5,7 @@ from __future__ import annotations
 from faust.web import Request, Response
 
 from coeflow.errors import InvalidInput, NotFound, Problem
-from processor.api.base import ApiView, operation, route
+from processor.api.views import ApiView, operation, route
 from processor.core.access import mint
 from processor.core.audit import token_change
 from topics.access import TokenCreated, TokenList, TokenRequest, TokenView

@@ -15,12 +15,12 @@ from faust.web import Request, Response
 
 from coeflow.addresses import Allowlist
 from coeflow.errors import Conflict, InvalidWorkflow, NotFound, Problem
-from processor.api.base import ApiView, operation, route
+from processor.api.views import ApiView, operation, route
 from processor.core.access import Principal
 from processor.core.audit import workflow_change
 from processor.core.compiler import validate_workflow
 from processor.core.decide import dry_run
-from processor.core.inbound import with_secrets
+from processor.core.deliveries import with_secrets
 from processor.core.pipeline import decode_change
 from topics.api import (
     SERVER_FIELDS,

@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from actions.base import ActionType
+from actions.params import ActionType
 from actions.registry import REGISTRY, resolve_action
 from actions.templating import compile_tree
 from coeflow.addresses import Allowlist, refused_url

@@ -19,11 +19,11 @@ from coeflow.errors import InvalidEvent, Problem, problems_from
 from coeflow.settings import Settings
 from processor.core.compiler import CompiledWorkflow
 from processor.core.decide import Position, Run, decide, run_guarded, source_of
-from processor.core.inbound import delivery_event
+from processor.core.deliveries import delivery_event
 from processor.core.index import WorkflowIndex
 from processor.core.records import StateChange, apply_change, state_key
 from processor.core.schedule import late_note, tick_event
-from processor.core.timers import (
+from processor.core.timer_rules import (
     INVOICE_OVERDUE,
     RECORD_STALLED,
     fired_event,
@@ -126,7 +126,7 @@ def crashed(
     return outcome
 
 
-class Occasion(Protocol):
+class NamesOneWorkflow(Protocol):
     """What runs one named workflow rather than every matching one: an inbound delivery, a
     scheduled tick."""
 
@@ -134,17 +134,17 @@ class Occasion(Protocol):
     def workflow_id(self) -> str: ...
 
 
-OccasionT = TypeVar("OccasionT", bound=BaseModel)
+MessageT = TypeVar("MessageT", bound=BaseModel)
 
 
 @dataclass(frozen=True, slots=True)
-class OneWorkflowTrigger(Generic[OccasionT]):
+class NamedWorkflowRunner(Generic[MessageT]):
     """How messages of one topic run the single workflow they name."""
 
     kind: str
-    model: type[OccasionT]
-    event: Callable[[OccasionT], ChangeEvent]
-    note: Callable[[OccasionT], str | None] = lambda occasion: None
+    model: type[MessageT]
+    event: Callable[[MessageT], ChangeEvent]
+    note: Callable[[MessageT], str | None] = lambda message: None
 
     def process(
         self,
@@ -160,19 +160,19 @@ class OneWorkflowTrigger(Generic[OccasionT]):
         letter."""
         source = source_of(position)
         try:
-            occasion = self.model.model_validate(codec.loads(value or b"null"))
+            message = self.model.model_validate(codec.loads(value or b"null"))
         except (orjson.JSONDecodeError, ValidationError) as exc:
             reason = f"not a valid {self.model.__name__}: {exc}"
             return dead_letter(key, value, source, reason, settings, now)
         try:
-            compiled = compiled_of(cast(Occasion, occasion).workflow_id)
+            compiled = compiled_of(cast(NamesOneWorkflow, message).workflow_id)
             if compiled is None or compiled.kind.name != self.kind or not compiled.active:
                 return Outcome()
-            event = self.event(occasion)
+            event = self.event(message)
             run = run_guarded(
                 compiled, event, max_depth=settings.max_causation_depth, source=source, now=now
             )
-            note = self.note(occasion)
+            note = self.note(message)
             if note is not None:
                 run = Run(run.record.model_copy(update={"note": note}), run.commands, run.crash)
             runs = [run]
@@ -181,8 +181,8 @@ class OneWorkflowTrigger(Generic[OccasionT]):
             return crashed(key, value, position, exc, settings, now)
 
 
-RUN_BY_DELIVERY = OneWorkflowTrigger("webhook_received", InboundDelivery, delivery_event)
-RUN_BY_TICK = OneWorkflowTrigger("scheduled", ScheduledTick, tick_event, late_note)
+RUN_BY_DELIVERY = NamedWorkflowRunner("webhook_received", InboundDelivery, delivery_event)
+RUN_BY_TICK = NamedWorkflowRunner("scheduled", ScheduledTick, tick_event, late_note)
 
 
 def timer_change(event: ChangeEvent, index: WorkflowIndex) -> list[Outbound]:

@@ -85,7 +85,8 @@ class WebhookReceivedParams(TriggerParams):
 
 
 class InvoiceOverdueParams(TriggerParams):
-    """Fired by a timer when an unpaid invoice's due date has passed (processor/core/timers.py)."""
+    """Fired by a timer when an unpaid invoice's due date has passed
+    (processor/core/timer_rules.py)."""
 
     record_type: Literal["invoice"] = "invoice"
 
@@ -135,7 +136,7 @@ _TOP_LEVEL = re.compile(r"[A-Za-z0-9_$-]+")
 
 class RecordStalledParams(TriggerParams):
     """Fired by a timer when ``field`` (a top-level field) has kept its value for ``for``:
-    once per stall episode, which a new value of the field ends (processor/core/timers.py).
+    once per stall episode, which a new value of the field ends (processor/core/timer_rules.py).
     The workflow's conditions, such as "status is open", are checked when it fires."""
 
     field: NonEmptyStr = "stage"

@@ -14,8 +14,8 @@ import pytest
 from coeflow.errors import OutboundBlocked, PermanentEffectError, TransientEffectError
 from coeflow.settings import Settings
 from coeflow.signing import verify
-from executors.base import ExecutorContext
 from executors.email import EmailExecutor
+from executors.interface import ExecutorContext
 from executors.slack import SlackExecutor
 from executors.sms import SmsExecutor
 from executors.webhook import WebhookExecutor

@@ -17,7 +17,7 @@ from aiokafka.errors import KafkaConnectionError, UnsupportedCodecError
 from aiokafka.structs import ConsumerRecord
 
 from coeflow.settings import Settings
-from processor.batches import BatchProcessor, HeldPartition, Produced
+from processor.batches import BatchProcessor, HeldPartition, OutputsByInput
 from processor.core.catalog import WorkflowCatalog
 from processor.core.pipeline import Outbound
 from processor.replica import DefinitionsReplica
@@ -174,7 +174,9 @@ class Echo(BatchProcessor):
     async def on_start(self) -> None:  # the fakes instead of aiokafka's clients
         self._consumer, self._producer = self.fake_consumer, self.fake_producer
 
-    def process(self, tp: TopicPartition, records: list[ConsumerRecord], now: datetime) -> Produced:
+    def process(
+        self, tp: TopicPartition, records: list[ConsumerRecord], now: datetime
+    ) -> OutputsByInput:
         return [(r, [Outbound(OUT, r.key, r.value, tp.partition)]) for r in records]
 
 

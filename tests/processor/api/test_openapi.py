@@ -4,8 +4,8 @@ from pathlib import Path
 
 import schemathesis
 
-from processor.api.base import ROUTES
 from processor.api.openapi import document, text
+from processor.api.views import ROUTES
 
 CHECKED_IN = Path(__file__).parents[3] / "docs" / "openapi.json"
 

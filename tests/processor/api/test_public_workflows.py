@@ -7,9 +7,9 @@ from datetime import timedelta
 
 from processor.api.openapi import document
 from processor.api.workflows import _saved
-from processor.core.inbound import with_secrets
+from processor.core.deliveries import with_secrets
 from tests.factories import NOW
-from tests.processor.core.test_inbound import hook_workflow
+from tests.processor.core.test_deliveries import hook_workflow
 from topics import codec
 from topics.api import PublicWorkflow, SavedWorkflow, secret_hint
 

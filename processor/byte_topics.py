@@ -6,7 +6,7 @@ from __future__ import annotations
 from faust.types import AppT, TopicT
 
 
-def raw_topic(app: AppT, *names: str) -> TopicT:
+def byte_topic(app: AppT, *names: str) -> TopicT:
     return app.topic(
         *names,
         key_type=bytes,

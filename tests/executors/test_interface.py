@@ -4,7 +4,7 @@ import pytest
 
 from coeflow.errors import InvalidCommand
 from coeflow.redact import redacted
-from executors.base import decode_command
+from executors.interface import decode_command
 from tests.factories import make_command
 from topics import codec
 

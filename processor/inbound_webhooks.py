@@ -1,6 +1,6 @@
 """Inbound webhooks in a worker: the URL that accepts deliveries, and the agent that runs them.
 
-``POST /hooks/{workflow_id}`` checks a delivery (``processor/core/inbound.py``), publishes it to
+``POST /hooks/{workflow_id}`` checks a delivery (``processor/core/deliveries.py``), publishes it to
 ``workflow.inbound-webhooks`` and answers 202 once this worker has read it back; anything else
 gets its 4xx with the reason and publishes nothing. Every worker keeps the delivery ids of the
 recent past (``DeliveryReplica``): older deliveries are refused by their timestamp anyway, so
@@ -24,7 +24,7 @@ from faust.web import Request, Response, View
 from coeflow.errors import InboundRefused
 from coeflow.settings import Settings
 from processor.agents import one_workflow, register_runs_agent
-from processor.core.inbound import accept_delivery
+from processor.core.deliveries import accept_delivery
 from processor.core.pipeline import RUN_BY_DELIVERY
 from processor.replica import ModelReplica
 from processor.runtime import Runtime

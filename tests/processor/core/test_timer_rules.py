@@ -8,8 +8,8 @@ import pytest
 from processor.core.compiler import compile_workflow
 from processor.core.index import WorkflowIndex
 from processor.core.pipeline import process_change, process_timer
-from processor.core.timers import invoice_timer, overdue_from
-from processor.timers import TimerReplica
+from processor.core.timer_rules import invoice_timer, overdue_from
+from processor.timer_service import TimerReplica
 from tests.factories import NOW, make_event, make_workflow, no_state, source
 from topics import codec
 from topics.records import RecordState

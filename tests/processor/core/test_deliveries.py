@@ -9,7 +9,7 @@ from coeflow.errors import InboundRefused
 from coeflow.settings import Settings
 from coeflow.signing import signature_header
 from processor.core.compiler import CompiledWorkflow, compile_workflow
-from processor.core.inbound import accept_delivery, delivery_event, with_secrets
+from processor.core.deliveries import accept_delivery, delivery_event, with_secrets
 from processor.core.pipeline import RUN_BY_DELIVERY
 from tests.factories import NOW, make_workflow, source
 from topics import codec

@@ -10,7 +10,7 @@ from coeflow.errors import InboundRefused
 from coeflow.signing import signature_header
 from processor.core.compiler import compile_workflow
 from tests.factories import NOW
-from tests.processor.core.test_inbound import accept, headers, hook_workflow
+from tests.processor.core.test_deliveries import accept, headers, hook_workflow
 from topics import codec
 from topics.types import MAX_NESTING
 
