@@ -17,6 +17,7 @@ from aiokafka.errors import KafkaConnectionError, UnsupportedCodecError
 from aiokafka.structs import ConsumerRecord
 
 from coeflow.settings import Settings
+from processor.batch_reading import BatchReader
 from processor.batches import BatchProcessor, HeldPartition, OutputsByInput
 from processor.core.catalog import WorkflowCatalog
 from processor.core.pipeline import Outbound
@@ -121,6 +122,9 @@ class FakeConsumer:
                 break
         return drained
 
+    async def start(self) -> None:
+        pass
+
     async def stop(self) -> None:
         pass
 
@@ -156,6 +160,9 @@ class FakeProducer:
         future.set_result(None)
         return future
 
+    async def start(self) -> None:
+        pass
+
     async def stop(self) -> None:
         pass
 
@@ -171,8 +178,8 @@ class Echo(BatchProcessor):
         self.fake_consumer, self.fake_producer = consumer, FakeProducer()
         self.partitions = sorted(p.partition for p in consumer.logs)
 
-    async def on_start(self) -> None:  # the fakes instead of aiokafka's clients
-        self._consumer, self._producer = self.fake_consumer, self.fake_producer
+    def make_clients(self) -> Any:  # the fakes instead of aiokafka's clients
+        return self.fake_consumer, self.fake_producer
 
     def process(
         self, tp: TopicPartition, records: list[ConsumerRecord], now: datetime
@@ -280,8 +287,7 @@ async def test_other_kafka_errors_still_stop_the_worker(settings: Settings) -> N
     """Not a decoding error (the connection, the group): raised as before, nothing held."""
     consumer = FakeConsumer({tp(0): 5}, {tp(0): 0})
     consumer.error = KafkaConnectionError("broker gone")
-    processor = echo(settings, consumer)
-    processor._consumer = consumer
+    reader = BatchReader("echo", consumer)  # type: ignore[arg-type]
     with pytest.raises(KafkaConnectionError):
-        await processor._fetch(consumer)
-    assert processor.held == {}
+        await reader.fetch()
+    assert reader.held == {}
