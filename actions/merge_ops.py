@@ -54,8 +54,8 @@ MAX_JSON_INDENT = 16
 MAX_NUMBER_CHARS = 100
 """``int`` and ``float`` read text of at most this length as a number (longer: the default)."""
 RENDER_DEADLINE_SECONDS = 0.05
-"""Wall-clock time the merge fields of one run (all its actions) may take to render; rendering
-takes microseconds."""
+"""Wall-clock time the merge fields of one event (every action of every run it starts) may take
+to render; rendering takes microseconds."""
 
 
 class MergeFieldLimit(Exception):
@@ -92,7 +92,7 @@ def tick() -> None:
     if perf_counter() > BUDGET.get().deadline:
         raise MergeFieldLimit(
             f"rendering took longer than {RENDER_DEADLINE_SECONDS * 1000:g} ms, "
-            "the limit for the merge fields of one run"
+            "the limit for the merge fields of one event (all the runs it starts)"
         )
 
 

@@ -76,7 +76,17 @@ class Settings(BaseSettings):
     run_history_max_runs: Annotated[int, Field(ge=1)] = Field(
         default=50_000,
         description="Runs the run history keeps in all, whatever the workflow (the oldest go "
-        "first): its memory bound on every worker serving the API, about 2 KB per run.",
+        "first): a bound on every worker serving the API, with `COEFLOW_RUN_HISTORY_MAX_BYTES`.",
+    )
+    run_history_per_tenant: Annotated[int, Field(ge=1)] = Field(
+        default=10_000,
+        description="Runs the run history keeps per tenant (its oldest go first): one "
+        "tenant's flood of runs evicts its own, never another tenant's.",
+    )
+    run_history_max_bytes: Annotated[int, Field(ge=1 << 20)] = Field(
+        default=512 << 20,
+        description="Bytes of run records the run history keeps in all (runs embed their "
+        "events); a tenant keeps at most a quarter of it.",
     )
     max_causation_depth: Annotated[int, Field(ge=0)] = Field(
         default=8,

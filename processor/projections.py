@@ -127,6 +127,9 @@ class AdminViews:
             per_workflow=settings.run_history_per_workflow,
             max_age=timedelta(days=settings.run_history_days),
             max_runs=settings.run_history_max_runs,
+            per_tenant=settings.run_history_per_tenant,
+            max_bytes=settings.run_history_max_bytes,
+            tenant_bytes=settings.run_history_max_bytes // 4,
         )
         tokens = TokenReplica(settings, **service_kwargs)
         versions = VersionReplica(settings, **service_kwargs)

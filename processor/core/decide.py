@@ -71,15 +71,19 @@ def decide(
     fires on its operation. The tenant is checked again: no index bug may cross tenants.
 
     Never raises: a workflow that fails unexpectedly gets a ``failed`` run, and the others'
-    runs go on."""
+    runs go on. The runs share one rendering deadline: however many workflows a tenant gives
+    one record type, an event's merge fields take at most that long."""
     runs = []
+    budget = Budget()  # one deadline for the merge fields of every run the event starts
     for compiled in candidates:
         try:
             if compiled.workflow.tenant_id != event.tenant_id or not compiled.kind.matches(
                 compiled.trigger, event
             ):
                 continue
-            run = run_workflow(compiled, event, max_depth=max_depth, source=source, now=now)
+            run = run_workflow(
+                compiled, event, max_depth=max_depth, source=source, now=now, budget=budget
+            )
         except Exception as exc:
             run = crashed_run(compiled, event, exc, source=source, now=now)
         runs.append(run)
@@ -157,8 +161,10 @@ def run_workflow(
     max_depth: int,
     source: Position | None,
     now: datetime,
+    budget: Budget | None = None,
 ) -> Run:
-    """The run of a workflow whose trigger matched ``event``."""
+    """The run of a workflow whose trigger matched ``event``; its merge fields render within
+    ``budget`` (a deadline of its own if none is given)."""
     run_id = _run_id(compiled, event)
 
     def record(
@@ -184,7 +190,7 @@ def run_workflow(
     ):
         return record("conditions_not_met", conditions)
     try:
-        commands = build_commands(compiled, event, run_id, now)
+        commands = build_commands(compiled, event, run_id, now, budget or Budget())
     except ActionRenderError as exc:
         return record("failed", conditions, error=str(exc))
     return record("actions_issued", conditions, commands)
@@ -232,14 +238,13 @@ def _run_record(
 
 
 def build_commands(
-    compiled: CompiledWorkflow, event: ChangeEvent, run_id: str, now: datetime
+    compiled: CompiledWorkflow, event: ChangeEvent, run_id: str, now: datetime, budget: Budget
 ) -> tuple[ActionCommand, ...]:
     """Render every action for ``event``; all or nothing (``ActionRenderError`` names the step)."""
     workflow = compiled.workflow
     context = merge_context(compiled, event)
     causation = Causation(run_id=run_id, workflow_id=workflow.id, depth=event.depth + 1)
     commands = []
-    budget = Budget()  # one deadline for all the run's merge fields, however many actions
     for step in compiled.actions:
         try:
             params = step.action.command_params(

@@ -57,9 +57,15 @@ class IndexedRun(BaseModel):
     decided_at: datetime
 
 
+PAGE_MAX_BYTES = 8 << 20
+"""A page of runs holds at most this many bytes of run records (at least one run): runs embed
+their events, up to 1 MiB each, and a page of 200 of those was 200 MB in one answer."""
+
+
 @dataclass(slots=True)
 class _Entry:
     value: bytes
+    tenant_id: str
     workflow_id: str
     record: RecordKey
     status: str
@@ -75,11 +81,30 @@ class RunPage:
 
 
 class RunHistory:
+    """The runs the admin API shows, bounded per workflow, per record, per tenant (runs and
+    bytes: one tenant's flood evicts its own runs, never another's) and in all (runs and
+    bytes, the oldest first)."""
+
     def __init__(
-        self, per_workflow: int, max_age: timedelta, max_runs: int, per_record: int = 50
+        self,
+        per_workflow: int,
+        max_age: timedelta,
+        max_runs: int,
+        per_record: int = 50,
+        *,
+        per_tenant: int | None = None,
+        max_bytes: int | None = None,
+        tenant_bytes: int | None = None,
     ) -> None:
         self.per_workflow, self.max_age, self.max_runs = per_workflow, max_age, max_runs
         self.per_record = per_record
+        self.per_tenant = per_tenant or max_runs
+        self.max_bytes = max_bytes or 1 << 62
+        self.tenant_bytes = tenant_bytes or self.max_bytes
+        self._bytes = 0
+        self._tenants: dict[str, dict[str, None]] = {}
+        """Each tenant's run ids in the order they arrived, and (``_tenant_size``) their bytes."""
+        self._tenant_size: dict[str, int] = {}
         self._runs: dict[str, _Entry] = {}  # in the order they arrived: the global bound
         self._by_workflow: dict[str, list[tuple[float, str]]] = {}
         self._by_record: dict[RecordKey, list[str]] = {}  # lists: a deque costs 600 bytes
@@ -94,16 +119,20 @@ class RunHistory:
         run = IndexedRun.model_validate_json(value)
         entry = self._runs.get(run.run_id)
         if entry is not None:  # the run again: completed, or read twice
+            self._count(entry.tenant_id, len(value) - len(entry.value))
             entry.value, entry.status = value, run.status
+            self._bound(entry.tenant_id)
             return
         position = (run.decided_at.timestamp(), run.run_id)
         runs = self._by_workflow.get(run.workflow_id, [])
         if len(runs) >= self.per_workflow and position < runs[0]:
             return  # completed after it left the history: it would be the first to go
         record = (run.tenant_id, run.record.type, run.record.id)
-        entry = _Entry(value, run.workflow_id, record, run.status, position)
+        entry = _Entry(value, run.tenant_id, run.workflow_id, record, run.status, position)
         entry.attempts = self._pending.pop(run.run_id, {})
         self._runs[run.run_id] = entry
+        self._tenants.setdefault(run.tenant_id, {})[run.run_id] = None
+        self._count(run.tenant_id, len(value))
         runs = self._by_workflow.setdefault(run.workflow_id, runs)
         bisect.insort(runs, position)
         of_record = self._by_record.setdefault(record, [])
@@ -112,7 +141,22 @@ class RunHistory:
             del of_record[0]
         while len(runs) > self.per_workflow:
             self._evict(runs[0][1])
-        while len(self._runs) > self.max_runs:
+        self._bound(run.tenant_id)
+
+    def _count(self, tenant_id: str, size: int) -> None:
+        self._bytes += size
+        self._tenant_size[tenant_id] = self._tenant_size.get(tenant_id, 0) + size
+
+    def _bound(self, tenant_id: str) -> None:
+        """Evict the tenant's oldest runs past its bounds, then the oldest of all past the
+        history's (kept apart, a tenant's flood takes none of another's runs until the whole
+        history is full)."""
+        own = self._tenants.get(tenant_id, {})
+        while own and (
+            len(own) > self.per_tenant or self._tenant_size[tenant_id] > self.tenant_bytes
+        ):
+            self._evict(next(iter(own)))
+        while self._runs and (len(self._runs) > self.max_runs or self._bytes > self.max_bytes):
             self._evict(next(iter(self._runs)))
 
     def add_outcome(self, outcome: ActionOutcome) -> None:
@@ -168,12 +212,16 @@ class RunHistory:
         floor = since.timestamp() if since is not None else float("-inf")
         found: list[RunRecord] = []
         index = end - 1
+        size = 0
         while index >= 0 and runs[index][0] >= floor and len(found) < limit:
             entry = self._runs[runs[index][1]]
+            if found and size + len(entry.value) > PAGE_MAX_BYTES:
+                break  # the page is full by size: the cursor goes on from this run
             if (status is None or entry.status == status) and (run := _decoded(entry)) is not None:
                 found.append(run)
+                size += len(entry.value)
             index -= 1
-        more = index >= 0 and runs[index][0] >= floor and len(found) == limit
+        more = index >= 0 and runs[index][0] >= floor  # stopped by the limit or the size
         next_cursor = encode_cursor(runs[index + 1]) if more else None
         return RunPage(found, next_cursor)
 
@@ -187,6 +235,11 @@ class RunHistory:
 
     def _evict(self, run_id: str) -> None:
         entry = self._runs.pop(run_id)
+        own = self._tenants[entry.tenant_id]
+        del own[run_id]
+        self._count(entry.tenant_id, -len(entry.value))
+        if not own:
+            del self._tenants[entry.tenant_id], self._tenant_size[entry.tenant_id]
         runs = self._by_workflow[entry.workflow_id]
         del runs[bisect.bisect_left(runs, entry.position)]
         if not runs:

@@ -175,3 +175,51 @@ def test_a_run_is_indexed_from_a_few_fields_and_an_invalid_one_is_left_out_when_
     assert [r.run_id for r in page] == [good.run_id], "the invalid one left out"
     assert runs.get(indexed_only["run_id"]) is None
     assert runs.of_record(("acme", "lead", "L-2")) == []
+
+
+def tenant_run(tenant: str, n: int, *, pad: int = 0) -> RunRecord:
+    run = a_run(minutes=n)
+    return run.model_copy(
+        update={
+            "tenant_id": tenant,
+            "workflow_id": f"wf-{tenant}-{n % 7}",
+            "run_id": f"{tenant}-{n}",
+            "note": "x" * pad if pad else None,
+        }
+    )
+
+
+def test_a_tenants_flood_evicts_its_own_runs_never_anothers() -> None:
+    runs = RunHistory(per_workflow=1000, max_age=timedelta(days=1), max_runs=1000, per_tenant=100)
+    add(runs, *(tenant_run("acme", n) for n in range(20)))
+    add(runs, *(tenant_run("evil", n) for n in range(5000)))
+    assert all(runs.get(f"acme-{n}") is not None for n in range(20)), "acme keeps every run"
+    assert len(runs) == 20 + 100 and runs.get("evil-4999") is not None
+    assert runs.get("evil-0") is None, "the flood lost its own oldest"
+
+
+def test_bytes_bound_the_history_per_tenant_and_in_all() -> None:
+    one = len(codec.dumps(tenant_run("acme", 0, pad=10_000)))
+    runs = RunHistory(
+        per_workflow=1000,
+        max_age=timedelta(days=1),
+        max_runs=1000,
+        max_bytes=one * 10,
+        tenant_bytes=one * 4 + 500,  # run ids differ in length by a few bytes
+    )
+    add(runs, *(tenant_run("acme", n, pad=10_000) for n in range(3)))
+    add(runs, *(tenant_run("evil", n, pad=10_000) for n in range(50)))
+    assert all(runs.get(f"acme-{n}") is not None for n in range(3))
+    assert sum(runs.get(f"evil-{n}") is not None for n in range(50)) == 4
+    assert runs._bytes <= one * 10
+
+
+def test_a_page_stops_at_its_size_and_its_cursor_goes_on() -> None:
+    runs = history()
+    big = [tenant_run("acme", n * 7, pad=3 << 20) for n in range(4)]  # one workflow, 3 MiB each
+    add(runs, *big)
+    first = runs.page("wf-acme-0", limit=100)
+    assert len(first.runs) == 2 and first.next_cursor is not None  # 6 MiB, then the 8 MiB bound
+    second = runs.page("wf-acme-0", limit=100, cursor=first.next_cursor)
+    assert len(second.runs) == 2 and second.next_cursor is None
+    assert {r.run_id for r in first.runs + second.runs} == {r.run_id for r in big}
