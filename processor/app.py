@@ -18,7 +18,7 @@ from processor import (
     timer_service,
 )
 from processor.api import server
-from processor.api.middleware import json_errors
+from processor.api.middleware import HANDLER_OPTIONS, json_errors
 from processor.changes import ChangeProcessor
 from processor.core.catalog import WorkflowCatalog
 from processor.executor_agents import ExecutorRole
@@ -109,7 +109,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> App:
         web_bind=settings.web_bind,
         web_host=settings.web_bind,
         logging_config=_LOGGING,
-        web_application_options={"middlewares": [json_errors]},
+        web_application_options={"middlewares": [json_errors], "handler_args": HANDLER_OPTIONS},
         Worker=Worker,
     )
     if settings.admin_token is not None:

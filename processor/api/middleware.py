@@ -44,8 +44,17 @@ def _reason(request: web.Request, exc: web.HTTPException) -> str:
     return text.removeprefix(prefix) if text.startswith(prefix) else text or exc.reason
 
 
+HANDLER_OPTIONS = {"auto_decompress": False}
+"""For aiohttp's request handler: bodies are read as sent. Decompressing them is work a caller
+chooses the size of before any check (1 MB of gzip is 1 GiB of zeros: seconds of the event
+loop, token or not); no endpoint here takes a compressed body."""
+
+
 @web.middleware
 async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
+    if encoding not in ("", "identity"):
+        return json_error(415, "compressed request bodies are not accepted; send plain JSON")
     try:
         return await handler(request)
     except web.HTTPException as exc:

@@ -9,6 +9,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+import aiohttp
 import pytest
 
 from coeflow.signing import signature_header
@@ -245,3 +246,24 @@ async def test_the_log_carries_no_tokens_and_no_forged_lines(
     for secret in ("abc\x01def", "abc\\x01def", tenant_secret, TOKEN, "абв"):
         assert secret not in text, secret
     assert "Traceback" not in text, text
+
+
+async def test_a_gzip_bomb_is_refused_before_it_inflates(shared_worker: WorkerProcess) -> None:
+    """256 KB of gzip that would be 256 MiB of zeros, with no token: answered at once."""
+    import time
+    import zlib
+
+    squeeze = zlib.compressobj(9, zlib.DEFLATED, 31)
+    bomb = b"".join(squeeze.compress(bytes(1 << 20)) for _ in range(256)) + squeeze.flush()
+    rss = shared_worker.rss_bytes()
+    async with aiohttp.ClientSession() as http:
+        for path in ("/nope", "/api/v1/tokens", "/hooks/wf-none"):
+            started = time.monotonic()
+            async with http.post(
+                shared_worker.url + path, data=bomb, headers={"Content-Encoding": "gzip"}
+            ) as response:
+                took = time.monotonic() - started
+                assert response.status == 415, (path, response.status)
+                assert "compressed" in (await response.json())["error"]
+            assert took < 0.5, f"{path}: {took:.2f}s"
+    assert shared_worker.rss_bytes() - rss < 32 << 20

@@ -54,3 +54,29 @@ async def test_errors_are_json_with_their_status_and_headers() -> None:
 
         response = await http.get("/ok")
         assert (response.status, await response.json()) == (200, {"ok": True})
+
+
+async def test_a_compressed_body_is_refused_before_anything_inflates_it() -> None:
+    import time
+    import zlib
+
+    from processor.api.middleware import HANDLER_OPTIONS
+
+    squeeze = zlib.compressobj(9, zlib.DEFLATED, 31)  # gzip
+    bomb = b"".join(squeeze.compress(bytes(1 << 20)) for _ in range(64)) + squeeze.flush()
+    app = web.Application(middlewares=[json_errors], handler_args=HANDLER_OPTIONS)
+    reached: list[int] = []
+
+    async def reads(request: web.Request) -> web.Response:
+        reached.append(len(await request.read()))
+        return web.json_response({"ok": True})
+
+    app.router.add_post("/in", reads)
+    async with TestClient(TestServer(app)) as http:
+        started = time.monotonic()
+        response = await http.post("/in", data=bomb, headers={"Content-Encoding": "gzip"})
+        took = time.monotonic() - started
+        assert response.status == 415 and "compressed" in (await response.json())["error"]
+        assert reached == [] and took < 1.0, f"{len(bomb)} bytes of gzip took {took:.2f}s"
+        response = await http.post("/in", data=b"{}")
+        assert response.status == 200 and reached == [2]
