@@ -10,8 +10,8 @@ from pydantic import AfterValidator, AwareDatetime, Field, StringConstraints
 
 NonEmptyStr = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 
-_DURATION = re.compile(r"(\d+)\s*([smhdw])")
-_DURATION_FULL = re.compile(r"^\s*(?:\d+\s*[smhdw]\s*)+$")
+_DURATION = re.compile(r"([0-9]+)\s*([smhdw])")  # not \d: it takes every script's digits
+_DURATION_FULL = re.compile(r"\s*(?:[0-9]+\s*[smhdw]\s*)+")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _DURATION_MAX_CHARS = 64
 
@@ -23,7 +23,7 @@ With event times bounded by ``LATEST_TIME``, no time computed from one can overf
 def parse_duration(text: str) -> timedelta:
     """``"2d"``, ``"90m"``, ``"1d12h"``, ``"30s"`` → a timedelta of at most ``MAX_DURATION``.
     Raises ``ValueError`` with the reason."""
-    if len(text) > _DURATION_MAX_CHARS or not _DURATION_FULL.match(text):
+    if len(text) > _DURATION_MAX_CHARS or not _DURATION_FULL.fullmatch(text):
         raise ValueError(
             f"{text[:_DURATION_MAX_CHARS]!r} is not a duration; write a number and a unit "
             "(s, m, h, d, w), for example '30s', '15m', '2h', '2d' or '1d12h'"

@@ -71,8 +71,10 @@ def dev_settings(settings: Settings, *, demo: bool = False) -> Settings:
             "sms_api_url": sink_url("/sms", settings.dev_sink_port),
             "sms_from": settings.sms_from or "+15550000000",
         }
-    if "outbound_allowlist" not in explicit:
-        changes["outbound_allowlist"] = ("127.0.0.1",)  # the demo's Slack posts to the sink
+    if demo and "outbound_allowlist" not in explicit:
+        # The demo's Slack workflow posts to the local sink. Only with --demo: the allowlist
+        # opens every port of 127.0.0.1, the admin API's among them, to Call Webhook.
+        changes["outbound_allowlist"] = ("127.0.0.1",)
     return settings.model_copy(update=changes)
 
 

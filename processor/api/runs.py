@@ -10,6 +10,9 @@ from processor.api.views import ApiView, operation, route
 from processor.core.history import explain_record, run_detail
 from topics.api import RecordDecisions, RunDetail, RunPage, RunQuery, TenantQuery
 
+MAX_NAME = 256
+"""A record type or id is at most this long (``topics.types.NonEmptyStr``)."""
+
 
 @route("/workflows/{workflow_id}/runs")
 class WorkflowRuns(ApiView):
@@ -60,6 +63,8 @@ class Decisions(ApiView):
         response=RecordDecisions,
     )
     async def get(self, request: Request, record_type: str, record_id: str) -> Response:
+        if len(record_type) > MAX_NAME or len(record_id) > MAX_NAME:
+            raise NotFound(f"no record of that type and id (each is at most {MAX_NAME} characters)")
         asked = self.query(request, TenantQuery)
         tenant = self.tenant_scope(request, asked.tenant_id)
         if tenant is None:

@@ -174,6 +174,10 @@ class OneWorkflow(WorkflowView):
                     [Problem("tenant_id", "a workflow cannot move to another tenant")]
                 )
             expected = document.pop("version", None)
+            if expected is not None and (type(expected) is not int or expected < 1):
+                raise InvalidWorkflow(
+                    [Problem("version", "the version you edited: a whole number, 1 or more")]
+                )
             if expected is not None and expected != current.version:
                 raise Conflict(
                     f"workflow {workflow_id!r} is at version {current.version}, not {expected}; "

@@ -120,6 +120,12 @@ def delivery_event(delivery: InboundDelivery) -> ChangeEvent:
     )
 
 
+MAX_LIVE_SECRETS = 3
+"""Secrets a workflow's inbound webhook accepts at once: the newest and the two before it during
+their grace (a rotation past that ends the oldest at once). Every check tries each one, and
+every version of the workflow carries them."""
+
+
 def with_secrets(
     workflow: Workflow,
     current: Workflow | None,
@@ -141,4 +147,4 @@ def with_secrets(
         kept = [s for s in kept if s.live(now)]
     if rotate_grace is not None or not kept:
         kept.insert(0, InboundSecret(secret=f"whsec_{secrets.token_urlsafe(32)}", created_at=now))
-    return workflow.model_copy(update={"inbound_secrets": kept})
+    return workflow.model_copy(update={"inbound_secrets": kept[:MAX_LIVE_SECRETS]})

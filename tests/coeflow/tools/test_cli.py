@@ -432,3 +432,11 @@ def test_a_port_taken_at_the_last_moment_is_one_line_too(
     ]
     assert "Traceback" not in output and "AttributeError" not in output
     assert not _processes_with(broker), "the embedded broker outlived coeflow dev"
+
+
+def test_only_the_demo_opens_loopback_to_outbound_calls() -> None:
+    """The allowlist opens every port of 127.0.0.1 (the admin API's too): for the demo's Slack
+    posts to the sink, and nothing else."""
+    plain = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert dev_settings(plain).outbound_allowlist == ()
+    assert dev_settings(plain, demo=True).outbound_allowlist == ("127.0.0.1",)
