@@ -136,3 +136,11 @@ def test_a_header_value_with_a_line_break_is_refused_at_save() -> None:
 def test_a_name_with_a_trailing_line_break_is_refused(part: dict[str, object], loc: str) -> None:
     [problem] = problems_of({**SEED_WORKFLOW, **part})
     assert problem.startswith(loc), problem
+
+
+def test_a_workflow_with_too_many_merge_fields_is_refused_before_they_are_parsed() -> None:
+    body = " ".join(["{{ record.name|title }}"] * 20)
+    actions = [{"type": "add_note", "body": body} for _ in range(26)]  # 520 fields
+    assert problems_of({**SEED_WORKFLOW, "actions": actions}) == [
+        "actions: 520 merge fields in all; a workflow may have 500"
+    ]

@@ -159,3 +159,15 @@ def test_a_delivery_becomes_a_run_of_its_workflow_with_the_payload_as_record(
         b"wf-x", codec.dumps(delivery), source(), lambda w: None, settings, NOW
     )
     assert gone.messages == [] and gone.runs == []
+
+
+def test_a_webhook_keeps_at_most_three_live_secrets_however_often_it_rotates() -> None:
+    from processor.core.deliveries import MAX_LIVE_SECRETS, with_secrets
+    from tests.factories import NOW, make_workflow
+
+    workflow = make_workflow(trigger={"type": "webhook_received"}, conditions=None)
+    current = with_secrets(workflow, None, NOW)
+    for _ in range(20):
+        current = with_secrets(current, current, NOW, rotate_grace=86_400)
+    assert len(current.inbound_secrets) == MAX_LIVE_SECRETS == 3
+    assert current.inbound_secrets[0].expires_at is None, "the newest first, without an end"
