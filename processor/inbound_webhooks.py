@@ -24,7 +24,7 @@ from faust.web import Request, Response, View
 from coeflow.errors import InboundRefused
 from coeflow.settings import Settings
 from processor.agents import one_workflow, register_runs_agent
-from processor.core.deliveries import accept_delivery
+from processor.core.deliveries import accept_delivery, signature_key
 from processor.core.pipeline import RUN_BY_DELIVERY
 from processor.replica import ModelReplica
 from processor.runtime import Runtime
@@ -38,7 +38,8 @@ _VISIBLE_WITHIN = 10.0
 
 
 class DeliveryReplica(ModelReplica[InboundDelivery]):
-    """The (workflow, delivery id) pairs received in the last ``window``."""
+    """The (workflow, delivery id) pairs received in the last ``window``, and (workflow,
+    ``signature_key``) pairs: an id is not signed, the signature is."""
 
     topic = INBOUND_WEBHOOKS
     model = InboundDelivery
@@ -50,6 +51,10 @@ class DeliveryReplica(ModelReplica[InboundDelivery]):
 
     def on_value(self, key: bytes | None, delivery: InboundDelivery) -> None:
         self._seen[(delivery.workflow_id, delivery.delivery_id)] = delivery.received_at
+        if delivery.signature is not None:
+            self._seen[(delivery.workflow_id, signature_key(delivery.signature))] = (
+                delivery.received_at
+            )
         cutoff = delivery.received_at - self.window
         while self._seen and next(iter(self._seen.values())) < cutoff:
             self._seen.popitem(last=False)

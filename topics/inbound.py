@@ -26,6 +26,8 @@ class InboundDelivery(BaseModel):
     signed_at: EventTime
     received_at: EventTime
     payload: dict[str, Any]
+    signature: str | None = None
+    """The ``v1`` that verified it: a delivery sent again under another id carries the same."""
 
     @property
     def event_id(self) -> str:

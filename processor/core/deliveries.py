@@ -11,6 +11,7 @@ to a caller that cannot sign.
 
 from __future__ import annotations
 
+import hmac
 import secrets
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
@@ -18,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 import orjson
 
 from coeflow.errors import InboundRefused
-from coeflow.signing import parse_header, verify
+from coeflow.signing import parse_header, signature
 from processor.core.compiler import CompiledWorkflow
 from topics import codec
 from topics.events import ChangeEvent
@@ -49,7 +50,7 @@ def accept_delivery(
     if compiled is None or compiled.kind.name != TRIGGER:
         raise InboundRefused(404, f"no inbound webhook for workflow {workflow_id!r}")
     workflow = compiled.workflow
-    signed_at = _check_signature(workflow, headers.get(SIGNATURE_HEADER), body, now, tolerance)
+    signed_at, mac = _check_signature(workflow, headers.get(SIGNATURE_HEADER), body, now, tolerance)
     if workflow.status != "active":
         raise InboundRefused(409, f"workflow {workflow_id!r} is {workflow.status}, not active")
     delivery_id = headers.get(DELIVERY_HEADER, "").strip()
@@ -59,6 +60,11 @@ def accept_delivery(
         )
     if seen(workflow_id, delivery_id):
         raise InboundRefused(409, f"delivery {delivery_id!r} was already received (a replay)")
+    if seen(workflow_id, signature_key(mac)):
+        # The id is not signed: a captured delivery sent again under a new id is this.
+        raise InboundRefused(
+            409, "this signature was already received with another delivery id (a replay)"
+        )
     try:
         payload = codec.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -78,12 +84,21 @@ def accept_delivery(
         signed_at=signed_at,
         received_at=now,
         payload=payload,
+        signature=mac,
     )
+
+
+def signature_key(mac: str) -> str:
+    """How a delivery's signature is remembered beside the delivery ids (which never start so:
+    they are the sender's, but a ``sig:`` one collides only with itself)."""
+    return f"sig:{mac}"
 
 
 def _check_signature(
     workflow: Workflow, header: str | None, body: bytes, now: datetime, tolerance: float
-) -> datetime:
+) -> tuple[datetime, str]:
+    """When the delivery was signed, and the signature (``v1``) that one of the workflow's
+    live secrets makes of it."""
     parsed = parse_header(header or "")
     if parsed is None:
         raise InboundRefused(
@@ -100,10 +115,11 @@ def _check_signature(
             f"deliveries must be signed within {tolerance:g}s",
         )
     signed_at = datetime.fromtimestamp(parsed[0], UTC)
-    live = [s.secret for s in workflow.inbound_secrets if s.live(now)]
-    if not any(verify(secret, header or "", body) for secret in live):
-        raise InboundRefused(401, "the signature matches none of the workflow's current secrets")
-    return signed_at
+    for secret in (s.secret for s in workflow.inbound_secrets if s.live(now)):
+        expected = signature(secret, parsed[0], body)
+        if any(hmac.compare_digest(given, expected) for given in parsed[1]):
+            return signed_at, expected
+    raise InboundRefused(401, "the signature matches none of the workflow's current secrets")
 
 
 def delivery_event(delivery: InboundDelivery) -> ChangeEvent:

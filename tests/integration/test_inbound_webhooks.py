@@ -64,7 +64,10 @@ async def test_signed_deliveries_run_the_workflow_and_bad_ones_publish_nothing(
     workflow_id, secret = created["id"], created["inbound_secret"]
     body = codec.dumps({"order": {"id": "o-1", "total": 250}})
 
-    status, answer = await post(shared_worker, workflow_id, body, secret=secret, delivery="d-1")
+    first_at = int(time.time())
+    status, answer = await post(
+        shared_worker, workflow_id, body, secret=secret, delivery="d-1", signed_at=first_at
+    )
     assert (status, answer) == (202, {"accepted": True, "delivery_id": "d-1"})
 
     refused = [
@@ -80,6 +83,10 @@ async def test_signed_deliveries_run_the_workflow_and_bad_ones_publish_nothing(
             signed_at=time.time() - 600,
         ),
         await post(shared_worker, workflow_id, body, secret=secret, delivery="d-1"),
+        # d-1 captured and sent again under a new id: the id is not signed, the signature is.
+        await post(
+            shared_worker, workflow_id, body, secret=secret, delivery="d-8", signed_at=first_at
+        ),
         await post(
             shared_worker,
             workflow_id,
@@ -89,10 +96,11 @@ async def test_signed_deliveries_run_the_workflow_and_bad_ones_publish_nothing(
         ),
         await post(shared_worker, f"wf-none-{acme}", body, secret=secret, delivery="d-5"),
     ]
-    assert [s for s, _ in refused] == [401, 401, 409, 413, 404]
+    assert [s for s, _ in refused] == [401, 401, 409, 409, 413, 404]
     assert "matches none" in refused[0][1]["error"]
     assert "must be signed within 300s" in refused[1][1]["error"]
     assert "already received" in refused[2][1]["error"]
+    assert "signature was already received with another delivery id" in refused[3][1]["error"]
 
     # Rotation: the new secret works, and the old one during its grace period.
     status, rotated = await api.call(
@@ -104,7 +112,10 @@ async def test_signed_deliveries_run_the_workflow_and_bad_ones_publish_nothing(
     assert (await post(shared_worker, workflow_id, body, secret=new_secret, delivery="d-6"))[
         0
     ] == 202
-    assert (await post(shared_worker, workflow_id, body, secret=secret, delivery="d-7"))[0] == 202
+    old_secret_again = await post(  # the same body again, signed at another second: new
+        shared_worker, workflow_id, body, secret=secret, delivery="d-7", signed_at=first_at - 1
+    )
+    assert old_secret_again[0] == 202
 
     accepted = await read_until(
         bootstrap,

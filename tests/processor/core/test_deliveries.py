@@ -171,3 +171,37 @@ def test_a_webhook_keeps_at_most_three_live_secrets_however_often_it_rotates() -
         current = with_secrets(current, current, NOW, rotate_grace=86_400)
     assert len(current.inbound_secrets) == MAX_LIVE_SECRETS == 3
     assert current.inbound_secrets[0].expires_at is None, "the newest first, without an end"
+
+
+def test_a_captured_delivery_sent_again_under_a_new_id_is_a_replay() -> None:
+    """The delivery id is not signed; the signature is, and it is remembered with the ids."""
+    from processor.inbound_webhooks import DeliveryReplica
+
+    workflow = hook_workflow()
+    compiled = compile_workflow(workflow)
+    replica = DeliveryReplica(Settings(_env_file=None))  # type: ignore[call-arg]
+    hdrs = headers(workflow)
+    first = accept_delivery(
+        compiled,
+        workflow_id="wf-hook",
+        headers={**hdrs, "Coeflow-Delivery-Id": "orig"},
+        body=BODY,
+        now=NOW,
+        tolerance=300,
+        max_bytes=1024,
+        seen=replica.seen,
+    )
+    assert first.signature is not None
+    replica.on_value(None, first)
+    with pytest.raises(InboundRefused) as refused:
+        accept_delivery(
+            compiled,
+            workflow_id="wf-hook",
+            headers={**hdrs, "Coeflow-Delivery-Id": "orig-1"},
+            body=BODY,
+            now=NOW,
+            tolerance=300,
+            max_bytes=1024,
+            seen=replica.seen,
+        )
+    assert refused.value.status == 409 and "signature was already received" in str(refused.value)
