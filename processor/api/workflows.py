@@ -8,6 +8,7 @@ replicas hold them. Writes on one worker are serialised, so versions count up on
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any
 
@@ -15,13 +16,14 @@ from faust.web import Request, Response
 
 from coeflow.addresses import Allowlist
 from coeflow.errors import Conflict, InvalidWorkflow, NotFound, Problem
-from processor.api.views import ApiView, operation, route
+from processor.api.views import ApiError, ApiView, operation, route
 from processor.core.access import Principal
 from processor.core.audit import workflow_change
 from processor.core.compiler import validate_workflow
 from processor.core.decide import dry_run
 from processor.core.deliveries import with_secrets
 from processor.core.pipeline import decode_change
+from processor.core.rates import RateLimit
 from topics.api import (
     SERVER_FIELDS,
     Deleted,
@@ -236,6 +238,10 @@ class RotateSecret(WorkflowView):
         return self.reply(_saved(workflow, current))
 
 
+DRY_RUNS = RateLimit(per_second=10, burst=20)
+"""Dry runs per tenant: each may take its merge fields' deadline of the worker's event loop."""
+
+
 @route("/workflows/{workflow_id}/test")
 class DryRun(WorkflowView):
     @operation(
@@ -245,6 +251,13 @@ class DryRun(WorkflowView):
     )
     async def post(self, request: Request, workflow_id: str) -> Response:
         compiled = self.workflow(request, workflow_id)
+        wait = DRY_RUNS.allow(compiled.workflow.tenant_id, time.monotonic())
+        if wait is not None:
+            raise ApiError(
+                429,
+                f"too many dry runs for this tenant; at most {DRY_RUNS.per_second:g} a second",
+                retry_after_seconds=round(wait, 2),
+            )
         settings = self.runtime.settings
         event = decode_change(await request.read(), settings.max_event_bytes)
         decision = dry_run(
