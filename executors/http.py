@@ -1,7 +1,8 @@
 """HTTP for the executors: one aiohttp session per worker, and what a response means.
 
-aiohttp rather than httpx: against the same local peer with 200 calls in flight, httpx did 98
-requests/s (its connection pool slows down as concurrency grows) and aiohttp 1,749.
+aiohttp rather than httpx: against the same local peer with many calls in flight, httpx's
+connection pool slowed down as concurrency grew, and aiohttp did many times its requests a
+second (docs/performance.md, "The executors' HTTP client").
 """
 
 from __future__ import annotations

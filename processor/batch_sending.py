@@ -2,7 +2,7 @@
 without waiting one by one; what the broker refuses is sent again alone.
 
 A ``send`` per output costs a coroutine, a future and the accumulator's bookkeeping per
-message, which was a sixth of the worker's time (docs/performance.md); so outputs go as record
+message, a large share of the worker's time (docs/performance.md); so outputs go as record
 batches, one or more per partition. An output larger than a batch may be goes alone. An input
 whose outputs failed is sent again alone, retried while the broker cannot take it; refused for
 good, its input becomes a dead letter that still carries its store's changes.

@@ -1,7 +1,7 @@
 """A batched path's commits: one batch in flight, settled in order.
 
 Waiting for a batch's acknowledgements and commit overlaps the next batch's processing: waiting
-in turn left the worker idle for about a tenth of its time (docs/performance.md). A batch's
+in turn left the worker idle for a share of its time (docs/performance.md). A batch's
 offsets are committed only once the broker holds all its outputs, and only after every earlier
 batch's: nothing is committed that was not processed and stored. A commit the group refuses
 (it moved on in a rebalance) is left to the partitions' next holder, which repeats those

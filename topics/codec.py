@@ -21,9 +21,8 @@ def _default(value: Any) -> Any:
 def dumps(value: Any) -> bytes:
     """Encode models, and plain data holding models, as compact UTF-8 JSON.
 
-    Copied once: orjson's result keeps the memory block of its output buffer (measured: 4 KB
-    behind a 500-byte value), which tables holding many values multiply (a 200,000-record
-    state took 1 GB instead of 300 MB)."""
+    Copied once: orjson's result keeps the memory block of its output buffer (kilobytes
+    behind a short value), which tables holding many values multiply (docs/performance.md)."""
     return bytes(memoryview(orjson.dumps(value, default=_default, option=_DUMP_OPTIONS)))
 
 

@@ -6,8 +6,8 @@ Time-based triggers read it: a stalled record is one whose field has not changed
 
 A typed dict rather than a model, its times ISO 8601 strings, and no copy of the record (the
 change itself has it): the record-change path reads, folds and writes one state per change,
-and a model with the record's fields, built, encoded and parsed per change, cost 17 µs (a new
-record) to 29 µs (a known one) of a change's 50-70 (docs/performance.md).
+and a model with the record's fields, built, encoded and parsed per change, cost a large part
+of a change's time (docs/performance.md has the figures).
 ``RECORD_STATE`` is its pydantic schema: it checks a state from outside (tests, tools) as
 strictly as a model would.
 """

@@ -192,7 +192,7 @@ def _sms_to_sink(settings: Settings) -> bool:
 GC_THRESHOLDS = (20_000, 20, 20)
 """The cyclic collector's thresholds in a worker (Python's are 700, 10, 10). Deciding a change
 allocates dozens of short-lived containers, and with the defaults a young collection ran every
-few changes: 12-18 % of the core's time, measured (docs/performance.md). Fewer, larger young
+few changes: a large share of the core's time (docs/performance.md). Fewer, larger young
 collections free the same cycles a little later."""
 
 

@@ -2,5 +2,5 @@
 
 Views live by subject: ``workflows``, ``runs``, ``tokens``, ``openapi``; ``base`` has what
 they share; ``server`` registers them with the app, with ``/health``. Every view is declared
-once in ``base.ROUTES``, which both the app and the OpenAPI document read.
+once in ``views.ROUTES``, which both the app and the OpenAPI document read.
 """

@@ -1,4 +1,4 @@
-"""Imports run one way, from the floor up, and never in a circle (the README's map).
+"""Imports run one way, from the floor up, and never in a circle (CONTRIBUTING.md's map).
 
 Read from the source, not by importing it: every ``import`` of one of our modules, at any
 depth of a module (function bodies included), must point to a layer at or below the
