@@ -13,7 +13,8 @@ from processor.core.vocabulary import vocabulary
 _HEAD = """# Reference: triggers, operators, actions
 
 Generated from the models that validate workflows (`make reference`; a test fails when this
-file is stale). The contract is [`contract.md`](contract.md); [`workflows.md`](workflows.md) shows them at work.
+file is stale). The contract is [`contract.md`](contract.md); [`workflows.md`](workflows.md)
+shows them at work.
 Text parameters of actions take merge fields (`{{record.email}}`); durations such as `due_in`
 take `30s`, `15m`, `2h`, `2d`, `1w`, `1d12h`, at most `3650d`.
 """
