@@ -24,7 +24,7 @@ from processor.core.catalog import WorkflowCatalog
 from processor.executor_agents import ExecutorRole
 from processor.parts import Parts
 from processor.projections import AdminViews
-from processor.replica import DefinitionsReplica
+from processor.replica import DefinitionsReplica, OutcomeReplica
 from processor.run_tracker import RunTracker
 from processor.runtime import Runtime
 from processor.stats import Stats
@@ -119,15 +119,18 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> App:
     runtime = Runtime(settings, catalog, replica, clock, stats=Stats(log_runs=settings.log_runs))
     app.runtime = runtime
     app.parts = parts = Parts()
-    if "executors" in settings.roles:
-        parts.executors = ExecutorRole(app, settings, clock, loop=app.loop)
+    outcomes = OutcomeReplica(settings, loop=app.loop)  # one reader of the outcome log
+    if "executors" in settings.roles:  # its state log: the role runs it
+        parts.executors = ExecutorRole(app, settings, clock, outcomes, loop=app.loop)
         executor_agents.register(app, parts.executors)
     server.register_health(app, runtime, parts)
     if "processor" in settings.roles:
         app.add_dependency(replica)
         parts.changes = ChangeProcessor(runtime, loop=app.loop)
         app.add_dependency(parts.changes)
-        runtime.admin = AdminViews.create(settings, clock, loop=app.loop)
+        runtime.admin = AdminViews.create(settings, clock, outcomes, loop=app.loop)
+        if parts.executors is None:
+            app.add_dependency(outcomes)
         for service in runtime.admin.services:
             app.add_dependency(service)
         app.add_dependency(RunTracker(runtime, loop=app.loop))

@@ -46,9 +46,12 @@ class ExecutorRole(OwnedWork):
     Its state log is the outcome log: after each assignment it is fenced, then the actions
     waiting for another attempt in the partitions this worker holds are resumed."""
 
-    def __init__(self, app: AppT, settings: Settings, clock: Clock, **kwargs: Any) -> None:
+    def __init__(
+        self, app: AppT, settings: Settings, clock: Clock, outcomes: OutcomeReplica, **kwargs: Any
+    ) -> None:
         self.ledger = ActionLedger()
-        self.replica = OutcomeReplica(settings, self.ledger, loop=kwargs.get("loop"))
+        self.replica = outcomes  # the worker's one reader of the outcome log: its state log
+        outcomes.folds.append(self.ledger.apply)
         topics = [action_topic(name) for name in EXECUTORS]
         super().__init__(app, self.replica, topics, **kwargs)
         self.settings, self.clock = settings, clock

@@ -19,10 +19,9 @@ from mode import Service
 from coeflow.clock import Clock
 from coeflow.settings import Settings
 from processor.core.history import RunHistory
-from processor.replica import ModelReplica, TopicReplica
+from processor.replica import ModelReplica, OutcomeReplica, TopicReplica
 from topics.access import ApiToken
-from topics.catalog import ACTION_OUTCOMES, API_TOKENS, RUNS, WORKFLOW_VERSIONS
-from topics.outcomes import ActionOutcome
+from topics.catalog import API_TOKENS, RUNS, WORKFLOW_VERSIONS
 from topics.workflows import Workflow
 
 log = logging.getLogger(__name__)
@@ -87,19 +86,6 @@ class RunReplica(TopicReplica):
             log.warning("run history: skipping an undecodable run (key %r): %s", key, exc)
 
 
-class OutcomeHistoryReplica(ModelReplica[ActionOutcome]):
-    topic = ACTION_OUTCOMES
-    model = ActionOutcome
-    fenced = False
-
-    def __init__(self, settings: Settings, history: RunHistory, **kwargs: Any) -> None:
-        super().__init__(settings, **kwargs)
-        self.history = history
-
-    def on_value(self, key: bytes | None, item: ActionOutcome) -> None:
-        self.history.add_outcome(item)
-
-
 class HistoryExpiry(Service):
     """Drops runs past their age from the history, once a minute."""
 
@@ -122,7 +108,11 @@ class AdminViews:
     """Admin writes on one worker, one at a time: versions count up one by one."""
 
     @classmethod
-    def create(cls, settings: Settings, clock: Clock, **service_kwargs: Any) -> AdminViews:
+    def create(
+        cls, settings: Settings, clock: Clock, outcomes: OutcomeReplica, **service_kwargs: Any
+    ) -> AdminViews:
+        """The projections; the run history folds the worker's one reader of the outcome log
+        (``outcomes``), which whoever makes it runs."""
         history = RunHistory(
             per_workflow=settings.run_history_per_workflow,
             max_age=timedelta(days=settings.run_history_days),
@@ -137,9 +127,9 @@ class AdminViews:
             tokens,
             versions,
             RunReplica(settings, history, **service_kwargs),
-            OutcomeHistoryReplica(settings, history, **service_kwargs),
             HistoryExpiry(history, clock, **service_kwargs),
         ]
+        outcomes.folds.append(history.add_outcome)
         return cls(tokens, versions, history, services)
 
     def ready(self) -> bool:

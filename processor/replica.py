@@ -26,7 +26,6 @@ from mode import Service
 from pydantic import BaseModel, ValidationError
 
 from coeflow.settings import Settings
-from executors.ledger import ActionLedger
 from processor.core.catalog import WorkflowCatalog
 from topics import codec
 from topics.catalog import ACTION_OUTCOMES, DEFINITIONS
@@ -209,17 +208,21 @@ class DefinitionsReplica(TopicReplica):
 
 
 class OutcomeReplica(ModelReplica[ActionOutcome]):
-    """Every action's outcomes, folded into the executors' ledger."""
+    """Every action's outcomes, read once per worker and decoded once, folded into each part
+    that keeps them (the executors' ledger, the run history: ``folds``)."""
 
     topic = ACTION_OUTCOMES
     model = ActionOutcome
 
-    def __init__(self, settings: Settings, ledger: ActionLedger, **kwargs: Any) -> None:
+    def __init__(self, settings: Settings, **kwargs: Any) -> None:
         super().__init__(settings, **kwargs)
-        self.ledger = ledger
+        self.folds: list[Callable[[ActionOutcome], object]] = []
+        self.applied = 0
 
     def on_value(self, key: bytes | None, item: ActionOutcome) -> None:
-        self.ledger.apply(item)
+        self.applied += 1
+        for fold in self.folds:
+            fold(item)
 
     def describe(self) -> str:
-        return f"{len(self.ledger)} actions"
+        return f"{self.applied} outcomes"
