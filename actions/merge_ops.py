@@ -322,6 +322,16 @@ _CONVERSIONS = frozenset("diouxXeEfFgGcrsa%")
 _NUMERIC = frozenset("diouxXeEfFgG")
 
 
+def _count_at(fmt: str, j: int) -> tuple[str, int]:
+    """The width or precision at ``j`` (``"*"``, digits, or ``""``) and where it ends."""
+    if j < len(fmt) and fmt[j] == "*":
+        return "*", j + 1
+    start = j
+    while j < len(fmt) and fmt[j] in "0123456789":
+        j += 1
+    return fmt[start:j], j
+
+
 def format_specs(fmt: str) -> Iterator[tuple[str, str | None, str, str, str | None, str]]:
     """``fmt`` as (literal text, key, flags, width, precision, conversion) per conversion, the
     way Python's ``%`` reads it; the last item has conversion ``""`` (the rest of the text).
@@ -347,23 +357,10 @@ def format_specs(fmt: str) -> Iterator[tuple[str, str | None, str, str, str | No
         while j < n and fmt[j] in "-+ #0":
             j += 1
         flags = fmt[start:j]
-        start = j
-        if j < n and fmt[j] == "*":
-            j += 1
-        else:
-            while j < n and fmt[j] in "0123456789":
-                j += 1
-        width = fmt[start:j]
+        width, j = _count_at(fmt, j)
         precision = None
         if j < n and fmt[j] == ".":
-            j += 1
-            start = j
-            if j < n and fmt[j] == "*":
-                j += 1
-            else:
-                while j < n and fmt[j] in "0123456789":
-                    j += 1
-            precision = fmt[start:j]
+            precision, j = _count_at(fmt, j + 1)
         if j < n and fmt[j] in "hlL":
             j += 1
         if j >= n:

@@ -180,28 +180,23 @@ def test_a_captured_delivery_sent_again_under_a_new_id_is_a_replay() -> None:
     workflow = hook_workflow()
     compiled = compile_workflow(workflow)
     replica = DeliveryReplica(Settings(_env_file=None))  # type: ignore[call-arg]
-    hdrs = headers(workflow)
-    first = accept_delivery(
-        compiled,
-        workflow_id="wf-hook",
-        headers={**hdrs, "Coeflow-Delivery-Id": "orig"},
-        body=BODY,
-        now=NOW,
-        tolerance=300,
-        max_bytes=1024,
-        seen=replica.seen,
-    )
-    assert first.signature is not None
-    replica.on_value(None, first)
-    with pytest.raises(InboundRefused) as refused:
-        accept_delivery(
+    signed = headers(workflow)
+
+    def deliver(delivery_id: str) -> InboundDelivery:
+        return accept_delivery(
             compiled,
             workflow_id="wf-hook",
-            headers={**hdrs, "Coeflow-Delivery-Id": "orig-1"},
+            headers={**signed, "Coeflow-Delivery-Id": delivery_id},
             body=BODY,
             now=NOW,
             tolerance=300,
             max_bytes=1024,
             seen=replica.seen,
         )
+
+    first = deliver("orig")
+    assert first.signature is not None
+    replica.on_value(None, first)
+    with pytest.raises(InboundRefused) as refused:
+        deliver("orig-1")
     assert refused.value.status == 409 and "signature was already received" in str(refused.value)
