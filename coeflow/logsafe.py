@@ -21,6 +21,8 @@ import logging
 import re
 import traceback
 
+from coeflow.redact import without_values
+
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 _BEARER = re.compile(r"(?i)\b(bearer)\s+[^\s,;\"']+")
@@ -85,13 +87,15 @@ def clean(text: str) -> str:
 
 def format_exception(exc: BaseException) -> str:
     """A traceback like ``traceback.format_exception``'s, each exception's text (which may
-    quote a request) escaped onto its line and redacted."""
+    quote a request or a record) escaped onto its line, redacted, and without quoted values,
+    email addresses or phone numbers (``coeflow.redact.without_values``)."""
     chunks = []
     for chunk in traceback.TracebackException.from_exception(exc).format():
         if chunk in _SEPARATORS or chunk.lstrip().startswith(_TRUSTED_CHUNKS):
             chunks.append(chunk)
         else:
-            chunks.append(clean(chunk.removesuffix("\n")) + "\n")
+            # An exception's text may quote a record it was raised on: no values in the log.
+            chunks.append(clean(without_values(chunk.removesuffix("\n"))) + "\n")
     return "".join(chunks).removesuffix("\n")
 
 

@@ -119,7 +119,9 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> App:
     runtime = Runtime(settings, catalog, replica, clock, stats=Stats(log_runs=settings.log_runs))
     app.runtime = runtime
     app.parts = parts = Parts()
-    outcomes = OutcomeReplica(settings, loop=app.loop)  # one reader of the outcome log
+    # One reader of the outcome log. Fenced only where the executors' ledger must be complete
+    # before they act: a processor alone serves its run history from what it has read so far.
+    outcomes = OutcomeReplica(settings, fenced="executors" in settings.roles, loop=app.loop)
     if "executors" in settings.roles:  # its state log: the role runs it
         parts.executors = ExecutorRole(app, settings, clock, outcomes, loop=app.loop)
         executor_agents.register(app, parts.executors)

@@ -107,9 +107,9 @@ class BatchProcessor(Service):
 
     async def on_start(self) -> None:
         consumer, producer = self.make_clients()
+        self._producer = producer  # stopped by on_stop, also if the consumer fails to start
         await producer.start()
         await consumer.start()
-        self._producer = producer
         self._parts = (
             consumer,
             BatchReader(self.name, consumer),

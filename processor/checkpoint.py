@@ -26,10 +26,6 @@ class Checkpoint:
         self._in_flight: asyncio.Future[None] | None = None
         """The last batch handed over: its acknowledgements, then its commit."""
 
-    @property
-    def in_flight(self) -> bool:
-        return self._in_flight is not None and not self._in_flight.done()
-
     async def settle(self) -> None:
         """Wait until the batch in flight is acknowledged and committed (or dead-lettered)."""
         in_flight, self._in_flight = self._in_flight, None

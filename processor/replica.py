@@ -214,8 +214,9 @@ class OutcomeReplica(ModelReplica[ActionOutcome]):
     topic = ACTION_OUTCOMES
     model = ActionOutcome
 
-    def __init__(self, settings: Settings, **kwargs: Any) -> None:
+    def __init__(self, settings: Settings, *, fenced: bool = True, **kwargs: Any) -> None:
         super().__init__(settings, **kwargs)
+        self.fenced = fenced
         self.folds: list[Callable[[ActionOutcome], object]] = []
         self.applied = 0
 

@@ -27,7 +27,8 @@ class InboundDelivery(BaseModel):
     received_at: EventTime
     payload: dict[str, Any]
     signature: str | None = None
-    """The ``v1`` that verified it: a delivery sent again under another id carries the same."""
+    """What was signed: ``t`` and the SHA-256 of the body. A delivery sent again under another
+    id (the id is not signed) carries the same, whichever secret it is signed with."""
 
     @property
     def event_id(self) -> str:

@@ -11,6 +11,7 @@ to a caller that cannot sign.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import secrets
 from collections.abc import Callable, Mapping
@@ -50,7 +51,7 @@ def accept_delivery(
     if compiled is None or compiled.kind.name != TRIGGER:
         raise InboundRefused(404, f"no inbound webhook for workflow {workflow_id!r}")
     workflow = compiled.workflow
-    signed_at, mac = _check_signature(workflow, headers.get(SIGNATURE_HEADER), body, now, tolerance)
+    signed_at = _check_signature(workflow, headers.get(SIGNATURE_HEADER), body, now, tolerance)
     if workflow.status != "active":
         raise InboundRefused(409, f"workflow {workflow_id!r} is {workflow.status}, not active")
     delivery_id = headers.get(DELIVERY_HEADER, "").strip()
@@ -60,7 +61,8 @@ def accept_delivery(
         )
     if seen(workflow_id, delivery_id):
         raise InboundRefused(409, f"delivery {delivery_id!r} was already received (a replay)")
-    if seen(workflow_id, signature_key(mac)):
+    fingerprint = f"{signed_at.timestamp():.0f}:{hashlib.sha256(body).hexdigest()}"
+    if seen(workflow_id, signature_key(fingerprint)):
         # The id is not signed: a captured delivery sent again under a new id is this.
         raise InboundRefused(
             409, "this signature was already received with another delivery id (a replay)"
@@ -84,21 +86,21 @@ def accept_delivery(
         signed_at=signed_at,
         received_at=now,
         payload=payload,
-        signature=mac,
+        signature=fingerprint,
     )
 
 
-def signature_key(mac: str) -> str:
-    """How a delivery's signature is remembered beside the delivery ids (which never start so:
-    they are the sender's, but a ``sig:`` one collides only with itself)."""
-    return f"sig:{mac}"
+def signature_key(fingerprint: str) -> str:
+    """How a delivery's signed content (its ``t`` and the SHA-256 of its body, whichever secret
+    signed it: a sender signs with two during a rotation) is remembered beside the delivery
+    ids."""
+    return f"sig:{fingerprint}"
 
 
 def _check_signature(
     workflow: Workflow, header: str | None, body: bytes, now: datetime, tolerance: float
-) -> tuple[datetime, str]:
-    """When the delivery was signed, and the signature (``v1``) that one of the workflow's
-    live secrets makes of it."""
+) -> datetime:
+    """When the delivery was signed, if one of the workflow's live secrets signed it."""
     parsed = parse_header(header or "")
     if parsed is None:
         raise InboundRefused(
@@ -118,7 +120,7 @@ def _check_signature(
     for secret in (s.secret for s in workflow.inbound_secrets if s.live(now)):
         expected = signature(secret, parsed[0], body)
         if any(hmac.compare_digest(given, expected) for given in parsed[1]):
-            return signed_at, expected
+            return signed_at
     raise InboundRefused(401, "the signature matches none of the workflow's current secrets")
 
 

@@ -127,6 +127,9 @@ class RunHistory:
         runs = self._by_workflow.get(run.workflow_id, [])
         if len(runs) >= self.per_workflow and position < runs[0]:
             return  # completed after it left the history: it would be the first to go
+        own = self._tenants.get(run.tenant_id)
+        if own and len(own) >= self.per_tenant and position < self._runs[next(iter(own))].position:
+            return  # likewise past the tenant's bound: it would push out a newer run
         record = (run.tenant_id, run.record.type, run.record.id)
         entry = _Entry(value, run.tenant_id, run.workflow_id, record, run.status, position)
         entry.attempts = self._pending.pop(run.run_id, {})

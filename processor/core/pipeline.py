@@ -39,7 +39,7 @@ from topics.records import RecordState
 from topics.runs import SourcePosition
 from topics.schedule import ScheduledTick
 from topics.timers import Timer
-from topics.types import MAX_NESTING, nesting
+from topics.types import MAX_NESTING, within_nesting
 
 
 class Outbound(NamedTuple):
@@ -245,8 +245,8 @@ def decode_change(value: bytes | None, max_bytes: int) -> ChangeEvent:
 
     orjson reads the bytes as strictly as the admin API does: ``NaN``, ``Infinity`` and
     numbers too large for a double are refused, and an integer beyond 64 bits is read as a
-    double. A snapshot deeper than ``MAX_NESTING`` is refused (it is counted only when the
-    value has that many brackets at all, which few do)."""
+    double. A snapshot deeper than ``MAX_NESTING`` is refused (measured only when the value has
+    that many brackets at all, by orjson: ``within_nesting``)."""
     if value is None:
         raise InvalidEvent(
             [], "tombstone (null value): crm.record-changes carries ChangeEvents only"
@@ -263,7 +263,7 @@ def decode_change(value: bytes | None, max_bytes: int) -> ChangeEvent:
         raise InvalidEvent([], f"not valid UTF-8 JSON: {exc}") from None
     if value.count(b"{") + value.count(b"[") > MAX_NESTING and isinstance(document, dict):
         for name in ("before", "after"):
-            if nesting(document.get(name)) > MAX_NESTING:
+            if not within_nesting(document.get(name)):
                 raise InvalidEvent(
                     [Problem(name, f"nests objects and arrays more than {MAX_NESTING} levels")]
                 )

@@ -21,8 +21,12 @@ class RateLimit:
         tokens = min(self.burst, tokens + (now - then) * self.per_second)
         if tokens >= 1:
             self._buckets[key] = (tokens - 1, now)
-            if len(self._buckets) > 100_000:  # a bound on keys: the fullest first
-                self._buckets = {k: v for k, v in self._buckets.items() if v[0] < self.burst}
+            if len(self._buckets) > 100_000:  # a bound on keys: drop those refilled by now
+                self._buckets = {
+                    k: (t, at)
+                    for k, (t, at) in self._buckets.items()
+                    if t + (now - at) * self.per_second < self.burst
+                }
             return None
         self._buckets[key] = (tokens, now)
         return (1 - tokens) / self.per_second

@@ -96,10 +96,10 @@ def test_a_traceback_keeps_its_frames_but_escapes_and_redacts_exception_texts(
 
 def test_format_exception_on_its_own() -> None:
     try:
-        raise KeyError("\x1b[31mred")
-    except KeyError as exc:
+        raise RuntimeError("\x1b[31mred")
+    except RuntimeError as exc:
         text = format_exception(exc)
-    assert text.endswith("KeyError: '\\x1b[31mred'")
+    assert text.endswith("RuntimeError: \\x1b[31mred")
 
 
 def test_an_unparsable_request_is_one_line_without_its_content(
@@ -118,3 +118,14 @@ def test_a_record_that_cannot_be_formatted_is_left_to_the_handler() -> None:
     record = logging.LogRecord("x", logging.INFO, __file__, 1, "%d", ("not a number",), None)
     assert SafeLogFilter().filter(record) is True
     assert record.args == ("not a number",)
+
+
+def test_a_traceback_carries_no_value_an_exception_quotes() -> None:
+    quoted = repr("ada.lovelace@example.com")  # as a record's value reaches a message
+    try:
+        raise ValueError(f"{quoted} is not a number; call +49" + "15112345678")
+    except ValueError as exc:
+        text = logsafe.format_exception(exc)
+    assert "ada.lovelace" not in text and "4915112345678" not in text
+    assert text.startswith("Traceback (most recent call last):")
+    assert text.endswith("ValueError: '…' is not a number; call +49***78")

@@ -200,3 +200,34 @@ def test_a_captured_delivery_sent_again_under_a_new_id_is_a_replay() -> None:
     with pytest.raises(InboundRefused) as refused:
         deliver("orig-1")
     assert refused.value.status == 409 and "signature was already received" in str(refused.value)
+
+
+def test_a_replay_signed_with_the_other_secret_of_a_rotation_is_refused_too() -> None:
+    """During a rotation a sender signs with both secrets; a replay carrying only the other
+    signature is the same signed content."""
+    from processor.inbound_webhooks import DeliveryReplica
+
+    before = hook_workflow()
+    rotated = with_secrets(before, before, NOW, rotate_grace=3600)
+    compiled = compile_workflow(rotated)
+    new, old = (s.secret for s in rotated.inbound_secrets[:2])
+    t = int(NOW.timestamp())
+    both = f"{signature_header(new, t, BODY)},v1={signature_header(old, t, BODY).split('v1=')[1]}"
+    replica = DeliveryReplica(Settings(_env_file=None))  # type: ignore[call-arg]
+
+    def deliver(signature: str, delivery_id: str) -> InboundDelivery:
+        hdrs = {"Coeflow-Signature": signature, "Coeflow-Delivery-Id": delivery_id}
+        return accept_delivery(
+            compiled,
+            workflow_id="wf-hook",
+            headers=hdrs,
+            body=BODY,
+            now=NOW,
+            tolerance=300,
+            max_bytes=1024,
+            seen=replica.seen,
+        )
+
+    replica.on_value(None, deliver(both, "d-1"))
+    with pytest.raises(InboundRefused, match="signature was already received"):
+        deliver(signature_header(old, t, BODY), "d-2")
