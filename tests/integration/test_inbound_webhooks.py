@@ -109,9 +109,10 @@ async def test_signed_deliveries_run_the_workflow_and_bad_ones_publish_nothing(
     assert status == 200 and len(rotated["inbound_secrets"]) == 2
     new_secret = rotated["inbound_secret"]
     assert new_secret != secret
-    assert (await post(shared_worker, workflow_id, body, secret=new_secret, delivery="d-6"))[
-        0
-    ] == 202
+    new_secret_answer = await post(  # signed at another second: the same body, but not a replay
+        shared_worker, workflow_id, body, secret=new_secret, delivery="d-6", signed_at=first_at - 2
+    )
+    assert new_secret_answer[0] == 202
     old_secret_again = await post(  # the same body again, signed at another second: new
         shared_worker, workflow_id, body, secret=secret, delivery="d-7", signed_at=first_at - 1
     )
