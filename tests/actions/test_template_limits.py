@@ -27,7 +27,9 @@ from actions.templating import (
 )
 from coeflow.errors import ActionRenderError
 
-WALL_SECONDS = 0.2
+WALL_SECONDS = 2.0
+"""A loose bound, not a timing: the bombs took 20 s and more; this catches a render that is
+no longer bounded, on a loaded machine too (speed is the bench's to measure)."""
 PEAK_BYTES = 4_000_000
 
 BIG = "x" * 100_000
@@ -471,7 +473,7 @@ def test_a_template_at_the_token_limit_compiles_once_and_renders_fast() -> None:
     tree = compile_tree(text)
     started = time.perf_counter()
     assert render_tree(tree, CONTEXT).startswith("Hello ADA! Hello ADA!")
-    assert time.perf_counter() - started < 0.02
+    assert time.perf_counter() - started < WALL_SECONDS
 
 
 # -- output --------------------------------------------------------------------------------

@@ -54,7 +54,7 @@ def test_a_dry_run_over_a_limit_fails_quickly_with_the_limit(
     compiled = compile_workflow(note_workflow(workflow_factory, body))  # type: ignore[arg-type]
     started = time.perf_counter()
     decision = dry_run(compiled, event_factory(after=after), max_depth=8, now=NOW)
-    assert time.perf_counter() - started < 0.2
+    assert time.perf_counter() - started < 2.0  # loose: the bombs took 20 s; no timing
     assert decision.run is not None
     record = decision.run.record
     assert record.status == "failed" and decision.run.commands == ()
