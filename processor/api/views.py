@@ -32,7 +32,7 @@ from processor.runtime import Runtime
 from topics import codec
 from topics.access import Scope
 from topics.catalog import API_TOKENS, DEFINITIONS, WORKFLOW_VERSIONS
-from topics.types import MAX_NESTING, nesting
+from topics.types import MAX_NESTING, within_nesting
 
 log = logging.getLogger(__name__)
 
@@ -173,7 +173,7 @@ class ApiView(View):
             raise ApiError(400, f"the body is not valid JSON: {exc}") from None
         if not isinstance(document, dict):
             raise ApiError(400, "the body must be a JSON object")
-        if nesting(document) > MAX_NESTING:  # what we could not even write to a topic
+        if not within_nesting(document):  # what we could not even write to a topic
             raise ApiError(
                 422, f"the body nests objects and arrays more than {MAX_NESTING} levels deep"
             )

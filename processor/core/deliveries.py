@@ -25,7 +25,7 @@ from processor.core.compiler import CompiledWorkflow
 from topics import codec
 from topics.events import ChangeEvent
 from topics.inbound import WEBHOOK_RECORD_TYPE, InboundDelivery
-from topics.types import MAX_NESTING, nesting
+from topics.types import MAX_NESTING, within_nesting
 from topics.workflows import InboundSecret, Workflow
 
 SIGNATURE_HEADER = "Coeflow-Signature"
@@ -73,7 +73,7 @@ def accept_delivery(
         raise InboundRefused(400, f"the body is not valid UTF-8 JSON: {exc}") from None
     if not isinstance(payload, dict):
         raise InboundRefused(400, "the body must be a JSON object")
-    if nesting(payload) > MAX_NESTING:
+    if not within_nesting(payload):
         # Refused for good (a 4xx the sender does not retry): the delivery could not be
         # encoded for the topic (our JSON encoder stops at 254 levels), nor its run's record.
         raise InboundRefused(
