@@ -6,7 +6,7 @@ A workflow itself is ``topics.workflows.Workflow``; a run, ``topics.runs.RunReco
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Self, cast
+from typing import Annotated, Any, Literal, Self, cast
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, create_model
 
@@ -245,3 +245,51 @@ class RecordDecisions(BaseModel):
     """The record's recent events that matched some workflow's trigger, newest first."""
     active_workflows: list[WatchingWorkflow]
     """The tenant's active workflows on this record type, whether they matched or not."""
+
+
+JsonSchema = Annotated[dict[str, Any], Field(description="A JSON Schema (draft 2020-12)")]
+
+
+class TriggerKindInfo(BaseModel):
+    type: str
+    fires_on: list[str] | None = Field(
+        description="The record operations it can fire on; `null` for kinds fired by something "
+        "else (a delivery, the clock, a timer)"
+    )
+    summary: str | None = None
+    parameters: JsonSchema
+    """The trigger's parameters besides `type`, from the model that validates them."""
+
+
+ValueKind = Literal["none", "scalar", "list", "any"]
+
+
+class OperatorInfo(BaseModel):
+    op: str
+    aliases: list[str]
+    value: str
+    """What a condition's `value` must be, in words."""
+    value_kind: ValueKind
+    """The same for a program: no value, one scalar, a list of scalars, any JSON value."""
+    compares_before: bool
+    """Whether it compares the field's value before the change with the one after."""
+    fits: list[str]
+    """The field types (of `field_types`) it can pass for; on others it never passes."""
+
+
+class ActionTypeInfo(BaseModel):
+    type: str
+    summary: str
+    topic: str
+    parameters: JsonSchema
+    """The action's parameters besides `type`, from the model that validates them."""
+
+
+class Catalog(BaseModel):
+    """Every trigger kind, condition operator and action type, from the registries."""
+
+    triggers: list[TriggerKindInfo]
+    operators: list[OperatorInfo]
+    actions: list[ActionTypeInfo]
+    field_types: list[str]
+    """The field types an operator's `fits` names."""

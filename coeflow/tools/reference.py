@@ -31,12 +31,13 @@ def markdown() -> str:
         out.append(f"Record operations it fires on: {fires}.\n")
         out.append(_table(trigger["parameters"]))
     out.append("## Condition operators (`op`)\n")
-    out.append("| op | aliases | value | compares before and after |")
-    out.append("| --- | --- | --- | --- |")
+    out.append("| op | aliases | value | compares before and after | fits fields of type |")
+    out.append("| --- | --- | --- | --- | --- |")
     for op in words["operators"]:
         aliases = ", ".join(f"`{a}`" for a in op["aliases"]) or "none"
         both = "yes" if op["compares_before"] else "no"
-        out.append(f"| `{op['op']}` | {aliases} | {op['value']} | {both} |")
+        fits = "any" if op["fits"] == words["field_types"] else ", ".join(op["fits"])
+        out.append(f"| `{op['op']}` | {aliases} | {op['value']} | {both} | {fits} |")
     out.append("\n## Actions (`actions[].type`)\n")
     for action in words["actions"]:
         out.append(f"### `{action['type']}`\n")

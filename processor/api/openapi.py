@@ -2,6 +2,11 @@
 each method's ``operation``) and the pydantic models of its bodies, so it cannot drift from
 the code. Served at ``/api/v1/openapi.json``; ``docs/openapi.json`` is a copy a test keeps
 equal (``make openapi`` writes it).
+
+A workflow's trigger and actions are described as unions discriminated by ``type``, one member
+per trigger kind and action type with the schema of the model that validates its parameters,
+so a client generator gets real types. Validation stays with the compiler (one place): the
+topics' ``TriggerSpec`` and ``ActionSpec`` keep only ``type`` and hand the rest to the kind.
 """
 
 from __future__ import annotations
@@ -15,8 +20,10 @@ from faust.web import Request, Response
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
-from processor.api import runs, tokens, workflows  # noqa: F401  (their views join ROUTES)
+from actions.registry import REGISTRY as ACTIONS
+from processor.api import catalog, runs, tokens, workflows  # noqa: F401  (views join ROUTES)
 from processor.api.views import API, ROUTES, ApiView, Operation, operation, route
+from processor.core.triggers import KINDS
 from topics.api import ErrorBody
 
 _METHODS = ("get", "post", "put", "delete")
@@ -42,6 +49,8 @@ def document() -> dict[str, Any]:
         if (spec := getattr(getattr(view, method), "operation", None)) is not None
     ]
     used: list[tuple[type[BaseModel], JsonSchemaMode]] = [(ErrorBody, "serialization")]
+    used += [(kind.params, "validation") for kind in KINDS]
+    used += [(action.params, "validation") for action in ACTIONS.values()]
     for _, _, spec in operations:
         if spec.body is not None:
             used.append((spec.body, "validation"))
@@ -50,6 +59,7 @@ def document() -> dict[str, Any]:
     refs, schemas = models_json_schema(
         list(dict.fromkeys(used)), ref_template="#/components/schemas/{model}"
     )
+    components = _with_unions(schemas.get("$defs", {}))
     paths: dict[str, dict[str, Any]] = {}
     for path, method, spec in operations:
         paths.setdefault(path, {})[method] = _operation(path, method, spec, refs)
@@ -64,11 +74,50 @@ def document() -> dict[str, Any]:
         },
         "paths": paths,
         "components": {
-            "schemas": schemas.get("$defs", {}),
+            "schemas": components,
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
         "security": [{"bearer": []}],
     }
+
+
+def _with_unions(schemas: dict[str, Any]) -> dict[str, Any]:
+    """``schemas`` with ``TriggerSpec`` and ``ActionSpec`` as unions on ``type``: a member
+    per trigger kind and action type, its parameter model's schema with ``type`` its name."""
+    out = dict(schemas)
+    params = {kind.params.__name__ for kind in KINDS} | {
+        a.params.__name__ for a in ACTIONS.values()
+    }
+    triggers = {kind.name: (kind.params.__name__, "Trigger") for kind in KINDS}
+    actions = {a.name: (a.params.__name__, "Action") for a in ACTIONS.values()}
+    for spec, members in (("TriggerSpec", triggers), ("ActionSpec", actions)):
+        mapping: dict[str, str] = {}
+        for name, (model, suffix) in members.items():
+            member = _camel(name) + suffix
+            schema = dict(schemas[model])
+            properties = {k: v for k, v in schema.get("properties", {}).items() if k != "type"}
+            required = [r for r in schema.get("required", []) if r != "type"]
+            out[member] = {
+                **schema,
+                "title": member,
+                "properties": {"type": {"const": name, "type": "string"}, **properties},
+                "required": ["type", *required],
+            }
+            mapping[name] = f"#/components/schemas/{member}"
+        out[spec] = {
+            "description": schemas[spec].get("description", ""),
+            "oneOf": [{"$ref": ref} for ref in mapping.values()],
+            "discriminator": {"propertyName": "type", "mapping": mapping},
+        }
+    text = orjson.dumps({k: v for k, v in out.items() if k not in params}).decode()
+    for model in params:  # the models themselves, unless something else refers to one
+        if f'"#/components/schemas/{model}"' not in text:
+            del out[model]
+    return dict(sorted(out.items()))
+
+
+def _camel(name: str) -> str:
+    return "".join(part.capitalize() for part in name.split("_"))
 
 
 def _operation(

@@ -34,6 +34,28 @@ class ValueShape(Enum):
         return True
 
 
+FIELD_TYPES: tuple[str, ...] = ("string", "number", "boolean", "list", "object")
+"""The JSON types a record field may hold, as the builder tells them apart (``field_type``)."""
+_EVERY = frozenset(FIELD_TYPES)
+_TEXT, _ORDERED = frozenset({"string"}), frozenset({"string", "number"})
+_SCALARS = frozenset({"string", "number", "boolean"})
+
+
+def field_type(value: Any) -> str | None:
+    """A field value's type among ``FIELD_TYPES`` (``None`` for null or a missing field)."""
+    if isinstance(value, bool):
+        return "boolean"
+    if is_number(value):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "list"
+    if isinstance(value, dict):
+        return "object"
+    return None
+
+
 Test = Callable[[Any, Any, Any], bool]
 """``test(before, after, expected)``: ``before``/``after`` are the field's values or MISSING."""
 
@@ -45,6 +67,9 @@ class Operator:
     value: ValueShape
     uses_before: bool = False
     aliases: tuple[str, ...] = ()
+    fits: frozenset[str] = _EVERY
+    """The field types (``FIELD_TYPES``) its test can pass for: on any other it answers
+    ``False``, so the builder offers it only for these."""
 
 
 def _is_scalar(value: Any) -> bool:
@@ -155,16 +180,26 @@ _S = ValueShape
 OPERATORS: tuple[Operator, ...] = (
     Operator("eq", _eq, _S.ANY, aliases=("=", "==", "equals", "is")),
     Operator("ne", _ne, _S.ANY, aliases=("!=", "not_equals", "is_not")),
-    Operator("gt", _ordered(lambda a, e: a > e), _S.SCALAR, aliases=(">", "greater_than")),
-    Operator("gte", _ordered(lambda a, e: a >= e), _S.SCALAR, aliases=(">=", "at_least")),
-    Operator("lt", _ordered(lambda a, e: a < e), _S.SCALAR, aliases=("<", "less_than")),
-    Operator("lte", _ordered(lambda a, e: a <= e), _S.SCALAR, aliases=("<=", "at_most")),
-    Operator("in", _in, _S.LIST, aliases=("one_of",)),
+    Operator(
+        "gt", _ordered(lambda a, e: a > e), _S.SCALAR, aliases=(">", "greater_than"), fits=_ORDERED
+    ),
+    Operator(
+        "gte", _ordered(lambda a, e: a >= e), _S.SCALAR, aliases=(">=", "at_least"), fits=_ORDERED
+    ),
+    Operator(
+        "lt", _ordered(lambda a, e: a < e), _S.SCALAR, aliases=("<", "less_than"), fits=_ORDERED
+    ),
+    Operator(
+        "lte", _ordered(lambda a, e: a <= e), _S.SCALAR, aliases=("<=", "at_most"), fits=_ORDERED
+    ),
+    Operator("in", _in, _S.LIST, aliases=("one_of",), fits=_SCALARS),
     Operator("not_in", _not_in, _S.LIST, aliases=("none_of",)),
-    Operator("contains", _contains, _S.SCALAR, aliases=("includes",)),
-    Operator("not_contains", _not_contains, _S.SCALAR, aliases=("excludes",)),
-    Operator("starts_with", _starts_with, _S.SCALAR),
-    Operator("ends_with", _ends_with, _S.SCALAR),
+    Operator("contains", _contains, _S.SCALAR, aliases=("includes",), fits=_TEXT | {"list"}),
+    Operator(
+        "not_contains", _not_contains, _S.SCALAR, aliases=("excludes",), fits=_TEXT | {"list"}
+    ),
+    Operator("starts_with", _starts_with, _S.SCALAR, fits=_TEXT),
+    Operator("ends_with", _ends_with, _S.SCALAR, fits=_TEXT),
     Operator("is_empty", _is_empty, _S.NONE, aliases=("empty",)),
     Operator("is_not_empty", _is_not_empty, _S.NONE, aliases=("not_empty",)),
     Operator("changed", _changed, _S.NONE, uses_before=True),

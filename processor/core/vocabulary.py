@@ -1,8 +1,9 @@
 """Everything a workflow may say, read from the registries: each trigger kind with the
 operations it fires on, each condition operator with the value it takes, each action type,
 and the JSON Schema of every one's parameters, generated from the pydantic models that
-validate them. The reference in ``docs/reference.md`` is written from this; nothing lists a
-parameter a second time.
+validate them. The reference in ``docs/reference.md`` and the admin API's catalog
+(``GET /api/v1/catalog``, which the builder's forms read) are written from this; nothing lists
+a parameter a second time.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from actions.registry import REGISTRY as ACTIONS
-from processor.core.operators import OPERATORS
+from processor.core.operators import FIELD_TYPES, OPERATORS
 from processor.core.triggers import KINDS
 
 
@@ -31,7 +32,9 @@ def vocabulary() -> dict[str, Any]:
                 "op": op.name,
                 "aliases": list(op.aliases),
                 "value": op.value.value,
+                "value_kind": op.value.name.lower(),
                 "compares_before": op.uses_before,
+                "fits": [t for t in FIELD_TYPES if t in op.fits],
             }
             for op in OPERATORS
         ],
@@ -44,6 +47,7 @@ def vocabulary() -> dict[str, Any]:
             }
             for action in ACTIONS.values()
         ],
+        "field_types": list(FIELD_TYPES),
     }
 
 
