@@ -29,6 +29,7 @@ from processor.run_tracker import RunTracker
 from processor.runtime import Runtime
 from processor.stats import Stats
 from processor.topic_creation import ensure_topics
+from processor.web import server as web_app
 
 _LOGGING = {
     # Merged into the worker's logging setup: the handler passes everything, the root logger
@@ -121,7 +122,9 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> App:
     app.parts = parts = Parts()
     # One reader of the outcome log. Fenced only where the executors' ledger must be complete
     # before they act: a processor alone serves its run history from what it has read so far.
-    outcomes = OutcomeReplica(settings, fenced="executors" in settings.roles, loop=app.loop)
+    outcomes = OutcomeReplica(
+        settings, fenced="executors" in settings.roles, decodes=runtime.decodes, loop=app.loop
+    )
     if "executors" in settings.roles:  # its state log: the role runs it
         parts.executors = ExecutorRole(app, settings, clock, outcomes, loop=app.loop)
         executor_agents.register(app, parts.executors)
@@ -130,7 +133,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> App:
         app.add_dependency(replica)
         parts.changes = ChangeProcessor(runtime, loop=app.loop)
         app.add_dependency(parts.changes)
-        runtime.admin = AdminViews.create(settings, clock, outcomes, loop=app.loop)
+        runtime.admin = AdminViews.create(settings, clock, outcomes, runtime.decodes, loop=app.loop)
         if parts.executors is None:
             app.add_dependency(outcomes)
         for service in runtime.admin.services:
@@ -140,6 +143,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> App:
         scheduler.register(app, runtime)
         timer_service.register(app, runtime)
         server.register(app)
+        web_app.register(app)
     if "crm-simulator" in settings.roles:
         crm_simulator.register(app, runtime)
     return app

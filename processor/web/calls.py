@@ -1,0 +1,98 @@
+"""The web app's calls of the admin API, in process: the same views, the same checks.
+
+A page never reads the catalog or the history itself for what the API serves. It asks the
+API's own view, through aiohttp's router, with the session's token in the ``Authorization``
+header of a request made from the page's request (``BaseRequest.clone``): authentication,
+scopes, tenant scoping, validation and the errors are the API's, in one place, and a page
+shows exactly what a JSON client would get. No socket is opened; the body is the API's JSON,
+decoded again (a page of runs is small; the cost is measured against nothing we could save).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, cast
+
+from aiohttp import web
+from yarl import URL
+
+from topics import codec
+
+API = "/api/v1"
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What the API answered: its status and decoded JSON body."""
+
+    status: int
+    body: Any
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+    @property
+    def error(self) -> str:
+        """The API's reason for a refusal (``{"error": ...}``), or the status."""
+        if isinstance(self.body, dict) and isinstance(self.body.get("error"), str):
+            return cast(str, self.body["error"])
+        return f"the API answered {self.status}"
+
+    @property
+    def problems(self) -> list[dict[str, str]]:
+        """A 422's problems, each ``{"loc": ..., "msg": ...}``."""
+        if isinstance(self.body, dict) and isinstance(self.body.get("problems"), list):
+            return [p for p in self.body["problems"] if isinstance(p, dict)]
+        return []
+
+
+class ApiCaller:
+    """Calls the admin API's views for one page request, as the holder of ``token``."""
+
+    def __init__(self, request: web.Request, token: str) -> None:
+        self._request, self._token = request, token
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Mapping[str, str | int | None] | None = None,
+        body: Any = None,
+    ) -> Answer:
+        """``method`` on ``/api/v1`` + ``path`` (already quoted: use ``quote`` for names
+        that come from users); ``query`` items that are ``None`` are left out."""
+        url = URL(API + path)
+        if query:
+            url = url.with_query({k: str(v) for k, v in query.items() if v is not None})
+        headers = {"Authorization": f"Bearer {self._token}", "Accept": "application/json"}
+        raw = b""
+        if body is not None:
+            raw = codec.dumps(body)
+            headers["Content-Type"] = "application/json"
+        inner = self._request.clone(method=method, rel_url=url, headers=headers)
+        # What aiohttp's request handler does before a handler runs (web_app._handle): the
+        # body is set as read, and the route is resolved; the view then dispatches as usual.
+        inner._read_bytes = raw
+        match = await self._request.app.router.resolve(inner)
+        if match.http_exception is not None:
+            return Answer(match.http_exception.status, {"error": match.http_exception.reason})
+        inner._match_info = match
+        response = await match.handler(inner)
+        payload = cast(web.Response, response).body
+        data = bytes(cast(bytes, payload)) if payload else b""
+        return Answer(response.status, codec.loads(data) if data else None)
+
+    async def get(self, path: str, **query: str | int | None) -> Answer:
+        return await self.call("GET", path, query=query)
+
+    async def post(self, path: str, body: Any = None, **query: str | int | None) -> Answer:
+        return await self.call("POST", path, body=body, query=query)
+
+    async def put(self, path: str, body: Any) -> Answer:
+        return await self.call("PUT", path, body=body)
+
+    async def delete(self, path: str) -> Answer:
+        return await self.call("DELETE", path)
