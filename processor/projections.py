@@ -14,12 +14,15 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from aiokafka.structs import ConsumerRecord
 from mode import Service
 
 from coeflow.clock import Clock
 from coeflow.settings import Settings
+from processor.admin_logs import AuditReplica, DeadLetterReplica
 from processor.core.history import RunHistory
 from processor.replica import ModelReplica, OutcomeReplica, TopicReplica
+from processor.shared_decoding import SharedDecodes, index_run
 from topics.access import ApiToken
 from topics.catalog import API_TOKENS, RUNS, WORKFLOW_VERSIONS
 from topics.workflows import Workflow
@@ -70,12 +73,35 @@ class VersionReplica(ModelReplica[Workflow]):
 
 
 class RunReplica(TopicReplica):
+    """The run history's copy of ``workflow.runs``; it shares what it reads of each run with the
+    run tracker (``decodes``), which reads the runs of its partitions in its own group."""
+
     topic = RUNS
     fenced = False
+    reader = "run-replica"
 
-    def __init__(self, settings: Settings, history: RunHistory, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        history: RunHistory,
+        decodes: SharedDecodes | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(settings, **kwargs)
         self.history = history
+        self.decodes = decodes
+        if decodes is not None:
+            decodes.join(self.reader, self.topic, lambda partition, value: True)
+
+    def apply_record(self, record: ConsumerRecord) -> None:
+        if self.decodes is None or record.value is None:
+            self.apply(record.key, record.value)
+            return
+        run = self.decodes.decoded(
+            self.reader, self.topic, record.partition, record.offset, record.value, index_run
+        )
+        if run is not None:
+            self.history.add_run(record.value, run)
 
     def apply(self, key: bytes | None, value: bytes | None) -> None:
         if value is None:
@@ -104,15 +130,23 @@ class AdminViews:
     versions: VersionReplica
     history: RunHistory
     services: list[Service]
+    audit: AuditReplica
+    dead_letters: DeadLetterReplica
     write_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     """Admin writes on one worker, one at a time: versions count up one by one."""
 
     @classmethod
     def create(
-        cls, settings: Settings, clock: Clock, outcomes: OutcomeReplica, **service_kwargs: Any
+        cls,
+        settings: Settings,
+        clock: Clock,
+        outcomes: OutcomeReplica,
+        decodes: SharedDecodes | None = None,
+        **service_kwargs: Any,
     ) -> AdminViews:
         """The projections; the run history folds the worker's one reader of the outcome log
-        (``outcomes``), which whoever makes it runs."""
+        (``outcomes``), which whoever makes it runs, and shares its decoding of the runs with
+        the run tracker (``decodes``)."""
         history = RunHistory(
             per_workflow=settings.run_history_per_workflow,
             max_age=timedelta(days=settings.run_history_days),
@@ -123,14 +157,18 @@ class AdminViews:
         )
         tokens = TokenReplica(settings, **service_kwargs)
         versions = VersionReplica(settings, **service_kwargs)
+        audit = AuditReplica(settings, **service_kwargs)
+        dead_letters = DeadLetterReplica(settings, **service_kwargs)
         services: list[Service] = [
             tokens,
             versions,
-            RunReplica(settings, history, **service_kwargs),
+            audit,
+            dead_letters,
+            RunReplica(settings, history, decodes, **service_kwargs),
             HistoryExpiry(history, clock, **service_kwargs),
         ]
         outcomes.folds.append(history.add_outcome)
-        return cls(tokens, versions, history, services)
+        return cls(tokens, versions, history, services, audit, dead_letters)
 
     def ready(self) -> bool:
         return self.tokens.ready.is_set() and self.versions.ready.is_set()

@@ -22,11 +22,13 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.structs import ConsumerRecord
 from mode import Service
 from pydantic import BaseModel, ValidationError
 
 from coeflow.settings import Settings
 from processor.core.catalog import WorkflowCatalog
+from processor.shared_decoding import SharedDecodes, decode_outcome
 from topics import codec
 from topics.catalog import ACTION_OUTCOMES, DEFINITIONS
 from topics.outcomes import ActionOutcome
@@ -100,7 +102,7 @@ class TopicReplica(Service):
             batches = await consumer.getmany(timeout_ms=200, max_records=2000)
             for tp, records in batches.items():
                 for n, record in enumerate(records, 1):
-                    self.apply(record.key, record.value)
+                    self.apply_record(record)
                     if n % _YIELD_EVERY == 0:  # compiling is CPU work: let the API and agent in
                         await asyncio.sleep(0)
                 self._applied[tp.partition] = records[-1].offset
@@ -135,6 +137,10 @@ class TopicReplica(Service):
             await consumer.topics()  # refreshes the metadata
             await self.sleep(0.5)
         return []
+
+    def apply_record(self, record: ConsumerRecord) -> None:
+        """Apply one record; a replica that shares its decoding needs where it was read."""
+        self.apply(record.key, record.value)
 
     def apply(self, key: bytes | None, value: bytes | None) -> None:
         raise NotImplementedError
@@ -209,16 +215,38 @@ class DefinitionsReplica(TopicReplica):
 
 class OutcomeReplica(ModelReplica[ActionOutcome]):
     """Every action's outcomes, read once per worker and decoded once, folded into each part
-    that keeps them (the executors' ledger, the run history: ``folds``)."""
+    that keeps them (the executors' ledger, the run history: ``folds``). The run tracker, which
+    reads the outcomes of its partitions in its own group, shares the decoding (``decodes``)."""
 
     topic = ACTION_OUTCOMES
     model = ActionOutcome
+    reader = "outcome-replica"
 
-    def __init__(self, settings: Settings, *, fenced: bool = True, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        fenced: bool = True,
+        decodes: SharedDecodes | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(settings, **kwargs)
         self.fenced = fenced
         self.folds: list[Callable[[ActionOutcome], object]] = []
         self.applied = 0
+        self.decodes = decodes
+        if decodes is not None:
+            decodes.join(self.reader, self.topic, lambda partition, value: True)
+
+    def apply_record(self, record: ConsumerRecord) -> None:
+        if self.decodes is None or record.value is None:
+            self.apply(record.key, record.value)
+            return
+        item = self.decodes.decoded(
+            self.reader, self.topic, record.partition, record.offset, record.value, decode_outcome
+        )
+        if item is not None:
+            self.on_value(record.key, item)
 
     def on_value(self, key: bytes | None, item: ActionOutcome) -> None:
         self.applied += 1

@@ -11,6 +11,11 @@ after ``STALE_AFTER``, checked every ``SWEEP_EVERY``.
 A run usually comes before its outcomes: its progress is then kept with the run's bytes as
 they were read, and the run is decoded only when an outcome arrives (a run decoded, its
 progress built and encoded cost about as much as deciding it).
+
+The worker's replicas read the same two topics (all partitions, outside any group: the run
+history, the outcome replica), so what both read is decoded once (``Runtime.decodes``,
+``processor/shared_decoding.py``): an outcome, and the status of a run that issued actions,
+are taken as the replica decoded them if it came first, and left for it if the tracker did.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from processor.batches import BatchProcessor, OutputsByInput
 from processor.core.pipeline import Outbound
 from processor.core.progress import RunProgress, track
 from processor.runtime import Runtime
+from processor.shared_decoding import decode_outcome, index_run
 from processor.stats import describe_run, run_log
 from processor.stores import ChangelogStore
 from topics import codec
@@ -42,6 +48,8 @@ SWEEP_EVERY = timedelta(hours=1)
 _ISSUED = b'"actions_issued"'
 """Every run record that issued actions holds this (our codec writes compact JSON); a record
 without it has nothing for the tracker. Holding it is not enough: ``track`` checks the status."""
+_NO_ACTIONS = b'"actions":[]'
+"""A run record without actions holds this; one with actions holds it only inside its event."""
 
 
 class RunTracker(BatchProcessor):
@@ -54,6 +62,15 @@ class RunTracker(BatchProcessor):
         )
         super().__init__(runtime, store, **kwargs)
         self._swept = runtime.clock()
+        self.decodes = runtime.decodes
+        self.decodes.join(self.name, RUNS, self._wants_run)
+        self.decodes.join(self.name, ACTION_OUTCOMES, self._holds)
+
+    def _holds(self, partition: int, value: bytes) -> bool:
+        return partition in self.partitions
+
+    def _wants_run(self, partition: int, value: bytes) -> bool:
+        return partition in self.partitions and _ISSUED in value
 
     def process(
         self, tp: TopicPartition, records: list[ConsumerRecord], now: datetime
@@ -64,11 +81,11 @@ class RunTracker(BatchProcessor):
                 continue
             stored = store.get(record.key)
             if tp.topic == RUNS and stored is None:
-                first = _first_progress(record.value, now)
+                first = self._first_progress(record, now)
                 if first is not None:
                     produced.append((record, [self.store.put(tp.partition, record.key, first)]))
-                    continue
-            item = _decode(tp.topic, record.value)
+                continue  # a run that waits for nothing, or not a run
+            item = self._decode(tp.topic, record)
             if item is None:
                 continue
             before = _load(stored)
@@ -85,7 +102,47 @@ class RunTracker(BatchProcessor):
                 messages.append(Outbound(RUNS, record.key, codec.dumps(completed)))
             if messages:
                 produced.append((record, messages))
+        if records:
+            self.decodes.passed(self.name, tp.topic, tp.partition, records[-1].offset + 1)
         return produced
+
+    async def release(self, revoked: set[TopicPartition]) -> None:
+        await super().release(revoked)
+        gone = {tp.partition for tp in revoked}
+        for topic in self.topics:
+            self.decodes.forget(self.name, topic, gone)
+
+    def _decode(self, topic: str, record: ConsumerRecord) -> RunRecord | ActionOutcome | None:
+        value = record.value
+        if value is None:  # a fence in the outcome log
+            return None
+        if topic == ACTION_OUTCOMES:  # decoded once for this worker (the outcome replica's too)
+            return self.decodes.decoded(
+                self.name, topic, record.partition, record.offset, value, decode_outcome
+            )
+        if _ISSUED not in value:
+            return None  # most runs issue nothing to wait for: skip them without decoding
+        try:  # a run read after its outcomes: the whole record (what the replica reads is less)
+            return codec.decode(value, RunRecord)
+        except (ValueError, ValidationError) as exc:
+            log.warning("run tracker: skipping an undecodable run record: %s", exc)
+            return None
+
+    def _first_progress(self, record: ConsumerRecord, now: datetime) -> bytes | None:
+        """The progress of a run read before any of its outcomes, holding the run's bytes
+        unchanged; ``None`` when the run does not wait for outcomes, or is not a run. The
+        run's status is what the run history reads of it too (``decodes``: read once)."""
+        value = record.value
+        if value is None or _ISSUED not in value:
+            return None
+        run = self.decodes.decoded(
+            self.name, RUNS, record.partition, record.offset, value, index_run
+        )
+        if run is None or run.status != "actions_issued":
+            return None
+        if _NO_ACTIONS in value and not _issues_actions(value):
+            return None
+        return codec.dumps({"run": orjson.Fragment(value), "steps": {}, "updated_at": now})
 
     def housekeeping(self, now: datetime) -> list[Outbound]:
         """Forget the progress of runs not heard of for ``STALE_AFTER`` (and of any run kept
@@ -105,32 +162,14 @@ class RunTracker(BatchProcessor):
         return forgotten
 
 
-def _decode(topic: str, value: bytes | None) -> RunRecord | ActionOutcome | None:
-    if value is None:  # a fence in the outcome log
-        return None
-    if topic == RUNS and _ISSUED not in value:
-        return None  # most runs issue nothing to wait for: skip them without decoding
-    model: type[RunRecord] | type[ActionOutcome] = RunRecord if topic == RUNS else ActionOutcome
-    try:
-        return codec.decode(value, model)
-    except (ValueError, ValidationError) as exc:
-        log.warning("run tracker: skipping an undecodable message on %s: %s", topic, exc)
-        return None
-
-
-def _first_progress(value: bytes | None, now: datetime) -> bytes | None:
-    """The progress of a run read before any of its outcomes, holding the run's bytes
-    unchanged; ``None`` when the run does not wait for outcomes (or is not a run: ``_decode``
-    says why)."""
-    if value is None or _ISSUED not in value:
-        return None
+def _issues_actions(value: bytes) -> bool:
+    """Whether the run record ``value`` lists actions, read whole: ``_NO_ACTIONS`` was found in
+    it, but an event's field may hold those bytes too."""
     try:
         run = codec.loads(value)
     except ValueError:
-        return None
-    if not isinstance(run, dict) or run.get("status") != "actions_issued" or not run.get("actions"):
-        return None
-    return codec.dumps({"run": orjson.Fragment(value), "steps": {}, "updated_at": now})
+        return False
+    return isinstance(run, dict) and bool(run.get("actions"))
 
 
 def _load(value: bytes | None) -> RunProgress | None:

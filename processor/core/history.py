@@ -113,10 +113,11 @@ class RunHistory:
     def __len__(self) -> int:
         return len(self._runs)
 
-    def add_run(self, value: bytes) -> None:
-        """Keep the run record ``value``; ``ValueError`` (a ``ValidationError`` among them)
-        if it is not one."""
-        run = IndexedRun.model_validate_json(value)
+    def add_run(self, value: bytes, run: IndexedRun | None = None) -> None:
+        """Keep the run record ``value`` (``run``: its indexed fields, if already read);
+        ``ValueError`` (a ``ValidationError`` among them) if it is not one."""
+        if run is None:
+            run = IndexedRun.model_validate_json(value)
         entry = self._runs.get(run.run_id)
         if entry is not None:  # the run again: completed, or read twice
             self._count(entry.tenant_id, len(value) - len(entry.value))

@@ -96,8 +96,12 @@ def test_a_run_read_first_is_kept_as_read_and_one_without_actions_is_not_kept(
     assert runs.store.partition(PARTITION).get(b"run-2") is None
 
 
-JUNK = b'{"run_id":"run-1","status":"actions_issued","actions":[{"step":"x"}]}'
-"""Looks like a run waiting for outcomes, but is not a valid run."""
+JUNK = (
+    b'{"run_id":"run-1","tenant_id":"t","workflow_id":"w","record":{"type":"lead","id":"L-1"},'
+    b'"status":"actions_issued","decided_at":"2026-01-01T00:00:00Z","actions":[{"step":"x"}]}'
+)
+"""Looks like a run waiting for outcomes (what is read of a run first, its indexed fields, is
+valid), but is not a valid run."""
 
 
 def keep_junk(runs: RunTracker) -> None:
@@ -114,6 +118,14 @@ def test_an_invalid_run_kept_unread_is_dropped_when_its_outcome_comes(settings: 
     kept = runs.store.partition(PARTITION).get(b"run-1")
     assert [topic for topic, _ in sent] == [runs.store.topic] and kept is not None
     assert codec.decode(kept, RunProgress).run is None, "the outcome starts afresh"
+
+
+def test_a_run_record_whose_indexed_fields_do_not_decode_is_not_kept(settings: Settings) -> None:
+    runs = tracker(settings)
+    value = b'{"run_id":"run-1","status":"actions_issued","actions":[{"step":"x"}]}'
+    record = ConsumerRecord(RUNS, PARTITION, 0, 0, 0, b"run-1", value, None, 5, 1, ())
+    assert runs.process(TopicPartition(RUNS, PARTITION), [record], NOW) == []
+    assert runs.store.partition(PARTITION).get(b"run-1") is None
 
 
 def test_an_invalid_run_kept_unread_goes_at_the_next_sweep(settings: Settings) -> None:
