@@ -10,7 +10,9 @@ from typing import Annotated, Any, Literal, Self, cast
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, create_model
 
+from topics.audit import AuditAction, AuditEvent
 from topics.commands import ActionCommand
+from topics.dead_letter import DeadLetter
 from topics.events import RecordRef
 from topics.outcomes import OutcomeStatus
 from topics.runs import ConditionResult, RunRecord, RunStatus, StepStatus
@@ -174,6 +176,22 @@ class RunQuery(BaseModel):
     limit: Annotated[int, Field(ge=1, le=200)] = 50
 
 
+Name = Annotated[str, Field(min_length=1, max_length=256)]
+"""A record type, record id, workflow id or tenant id in a query: at most this long."""
+
+
+class RunSearch(RunQuery):
+    """The runs of all of a tenant's workflows (the operator's token: of every tenant, or the
+    one ``tenant_id`` names)."""
+
+    tenant_id: Name | None = None
+    """Operators only: a tenant's token searches its own tenant."""
+    workflow_id: Name | None = None
+    record_type: Name | None = None
+    record_id: Name | None = None
+    """Only the runs of this record's events (with ``record_type``, of that type only)."""
+
+
 class RunPage(BaseModel):
     runs: list[RunRecord]
     """Newest first."""
@@ -293,3 +311,50 @@ class Catalog(BaseModel):
     actions: list[ActionTypeInfo]
     field_types: list[str]
     """The field types an operator's `fits` names."""
+
+
+class AuditQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    tenant_id: Name | None = None
+    """Operators only: a tenant's token reads its own tenant's log."""
+    subject_type: Literal["workflow", "token"] | None = None
+    subject_id: Name | None = None
+    """One workflow's (or token's) changes: the Versions tab's "who changed it and when"."""
+    action: AuditAction | None = None
+    since: AwareDatetime | None = None
+    """Changes made at or after this time."""
+    until: AwareDatetime | None = None
+    """Changes made before this time."""
+    cursor: Annotated[str, Field(max_length=32)] | None = None
+    """The ``next_cursor`` of the previous page."""
+    limit: Annotated[int, Field(ge=1, le=200)] = 50
+
+
+class AuditEntry(AuditEvent):
+    """An audit event as the API shows it: with the workflow version it made (or deleted)."""
+
+    version: int | None = None
+
+
+class AuditPage(BaseModel):
+    events: list[AuditEntry]
+    """Newest first."""
+    next_cursor: str | None = None
+
+
+class DeadLetterQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    topic: Name | None = None
+    """Only the letters of messages read from this topic."""
+    since: AwareDatetime | None = None
+    until: AwareDatetime | None = None
+    cursor: Annotated[str, Field(max_length=32)] | None = None
+    limit: Annotated[int, Field(ge=1, le=200)] = 50
+
+
+class DeadLetterPage(BaseModel):
+    dead_letters: list[DeadLetter]
+    """Newest first: each with its source position, the reason, and the message (base64)."""
+    next_cursor: str | None = None

@@ -1,5 +1,6 @@
-"""The run history: a workflow's runs, one run in full, and why a record's events did or did
-not run workflows. Served from this worker's history (``processor/projections.py``)."""
+"""The run history: a workflow's runs, the runs of all of a tenant's workflows, one run in
+full, and why a record's events did or did not run workflows. Served from this worker's
+history (``processor/projections.py``)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from faust.web import Request, Response
 from coeflow.errors import InvalidInput, NotFound, Problem
 from processor.api.views import ApiView, operation, route
 from processor.core.history import explain_record, run_detail
-from topics.api import RecordDecisions, RunDetail, RunPage, RunQuery, TenantQuery
+from topics.api import RecordDecisions, RunDetail, RunPage, RunQuery, RunSearch, TenantQuery
 
 MAX_NAME = 256
 """A record type or id is at most this long (``topics.types.NonEmptyStr``)."""
@@ -37,6 +38,41 @@ class WorkflowRuns(ApiView):
             until=asked.until,
             cursor=asked.cursor,
         )
+        runs = [r for r in page.runs if principal.sees(r.tenant_id)]
+        return self.reply(RunPage(runs=runs, next_cursor=page.next_cursor))
+
+
+@route("/runs")
+class Runs(ApiView):
+    @operation(
+        "The runs of all of a tenant's workflows, newest first; filter by workflow, status, "
+        "time and record, page with `cursor`",
+        query=RunSearch,
+        response=RunPage,
+    )
+    async def get(self, request: Request) -> Response:
+        asked = self.query(request, RunSearch)
+        tenant = self.tenant_scope(request, asked.tenant_id)
+        history = self.admin.history
+        workflows = history.workflows_of(tenant)
+        if asked.workflow_id is not None:
+            workflows = [w for w in workflows if w == asked.workflow_id]
+        record = (asked.record_type, asked.record_id) if asked.record_id is not None else None
+        if record is None and asked.record_type is not None:
+            raise InvalidInput(
+                [Problem("record_type", "narrows record_id: give the record's id too")],
+                "invalid query",
+            )
+        page = history.search(
+            workflows,
+            limit=asked.limit,
+            status=asked.status,
+            since=asked.since,
+            until=asked.until,
+            cursor=asked.cursor,
+            record=record,
+        )
+        principal = self.principal(request)
         runs = [r for r in page.runs if principal.sees(r.tenant_id)]
         return self.reply(RunPage(runs=runs, next_cursor=page.next_cursor))
 

@@ -31,13 +31,14 @@ from processor.replica import TopicReplica
 from processor.runtime import Runtime
 from topics import codec
 from topics.access import Scope
-from topics.catalog import API_TOKENS, DEFINITIONS, WORKFLOW_VERSIONS
+from topics.catalog import API_TOKENS, AUDIT, DEFINITIONS, WORKFLOW_VERSIONS
 from topics.types import MAX_NESTING, within_nesting
 
 log = logging.getLogger(__name__)
 
 API = "/api/v1"
 _WRITE_VISIBLE_TIMEOUT = 10.0
+_AUDIT_VISIBLE_TIMEOUT = 2.0
 
 M = TypeVar("M", bound=BaseModel)
 Handler = TypeVar("Handler", bound=Callable[..., Awaitable[Response]])
@@ -223,6 +224,13 @@ class ApiView(View):
             WORKFLOW_VERSIONS: self.admin.versions,
         }
         for message, metadata in zip(messages, stored, strict=True):
+            if message.topic == AUDIT:
+                # Best effort, so the Versions tab shows who made the change at once: the
+                # audit log is not fenced (a worker just started may still be reading it),
+                # and the change is made whether or not its event is read back.
+                await self.admin.audit.wait_applied(
+                    metadata.partition, metadata.offset, within=_AUDIT_VISIBLE_TIMEOUT
+                )
             replica = replicas.get(message.topic)
             if replica is not None and not await replica.wait_applied(
                 metadata.partition, metadata.offset, within=_WRITE_VISIBLE_TIMEOUT

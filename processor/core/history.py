@@ -14,8 +14,10 @@ from __future__ import annotations
 import base64
 import binascii
 import bisect
+import heapq
 import logging
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -207,27 +209,64 @@ class RunHistory:
     ) -> RunPage:
         """Runs of a workflow, newest first: those decided at or after ``since`` and before
         ``until``, after ``cursor`` (the previous page's ``next_cursor``)."""
-        runs = self._by_workflow.get(workflow_id, [])
-        end = len(runs)
-        if until is not None:
-            end = bisect.bisect_left(runs, (until.timestamp(), ""))
-        if cursor is not None:
-            end = min(end, bisect.bisect_left(runs, decode_cursor(cursor)))
+        return self.search(
+            [workflow_id], limit=limit, status=status, since=since, until=until, cursor=cursor
+        )
+
+    def workflows_of(self, tenant_id: str | None) -> list[str]:
+        """The workflows with kept runs of ``tenant_id`` (``None``: of every tenant)."""
+        return [
+            workflow_id
+            for workflow_id, runs in self._by_workflow.items()
+            if tenant_id is None or self._runs[runs[0][1]].tenant_id == tenant_id
+        ]
+
+    def search(
+        self,
+        workflow_ids: Iterable[str],
+        *,
+        limit: int,
+        status: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        cursor: str | None = None,
+        record: tuple[str | None, str] | None = None,
+    ) -> RunPage:
+        """Runs of any of ``workflow_ids``, newest first, as ``page`` filters them, and of
+        ``record`` ((record type or ``None`` for any, record id)) when it is given. Each
+        workflow's runs are already in order; their merge is read from the newest down and
+        stops at the page's end, decoding only the runs it returns."""
         floor = since.timestamp() if since is not None else float("-inf")
+        ceiling = (until.timestamp(), "") if until is not None else None
+        after = decode_cursor(cursor) if cursor is not None else None
+        lanes = []
+        for workflow_id in workflow_ids:
+            runs = self._by_workflow.get(workflow_id, [])
+            end = len(runs)
+            if ceiling is not None:
+                end = bisect.bisect_left(runs, ceiling)
+            if after is not None:
+                end = min(end, bisect.bisect_left(runs, after))
+            lanes.append(runs[end - 1 :: -1] if end > 0 else [])
         found: list[RunRecord] = []
-        index = end - 1
         size = 0
-        while index >= 0 and runs[index][0] >= floor and len(found) < limit:
-            entry = self._runs[runs[index][1]]
-            if found and size + len(entry.value) > PAGE_MAX_BYTES:
-                break  # the page is full by size: the cursor goes on from this run
-            if (status is None or entry.status == status) and (run := _decoded(entry)) is not None:
+        last: tuple[float, str] | None = None  # the last run looked at: the cursor's place
+        for position in heapq.merge(*lanes, reverse=True):
+            if position[0] < floor:
+                break
+            entry = self._runs[position[1]]
+            if len(found) >= limit or (found and size + len(entry.value) > PAGE_MAX_BYTES):
+                # full by count or by size: the cursor goes on from this run
+                return RunPage(found, encode_cursor(last) if last is not None else None)
+            last = position
+            if (
+                (status is None or entry.status == status)
+                and (record is None or _of_record(entry.record, record))
+                and (run := _decoded(entry)) is not None
+            ):
                 found.append(run)
                 size += len(entry.value)
-            index -= 1
-        more = index >= 0 and runs[index][0] >= floor  # stopped by the limit or the size
-        next_cursor = encode_cursor(runs[index + 1]) if more else None
-        return RunPage(found, next_cursor)
+        return RunPage(found, None)
 
     def of_record(self, record: RecordKey) -> list[RunRecord]:
         """The kept runs of one record's events, newest first."""
@@ -263,6 +302,11 @@ def _decoded(entry: _Entry) -> RunRecord | None:
     except (ValueError, ValidationError) as exc:
         log.warning("run history: leaving out an undecodable run: %s", exc)
         return None
+
+
+def _of_record(key: RecordKey, wanted: tuple[str | None, str]) -> bool:
+    record_type, record_id = wanted
+    return key[2] == record_id and (record_type is None or key[1] == record_type)
 
 
 def encode_cursor(position: tuple[float, str]) -> str:

@@ -1,0 +1,98 @@
+"""The recent part of an append-only log, for the admin API's audit and dead-letter views.
+Pure: a replica feeds it, the API pages through it.
+
+Each lane (a tenant's audit events; the dead letters are one lane) keeps its newest items,
+bounded in count and bytes, so one tenant's flood of changes evicts its own oldest events,
+never another tenant's. An item's place is the order it was read in (``seq``): the cursor of
+a page is the last place it showed.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+from coeflow.errors import InvalidInput, Problem
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Kept(Generic[T]):
+    seq: int
+    item: T
+    size: int
+
+
+@dataclass(slots=True)
+class _Lane(Generic[T]):
+    items: deque[Kept[T]] = field(default_factory=deque)
+    size: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    items: list[T]
+    next_cursor: str | None
+
+
+class RecentLog(Generic[T]):
+    """The newest items of each lane: at most ``per_lane`` items and ``lane_bytes`` bytes."""
+
+    def __init__(self, per_lane: int, lane_bytes: int) -> None:
+        self.per_lane, self.lane_bytes = per_lane, lane_bytes
+        self._lanes: dict[str, _Lane[T]] = {}
+        self._seq = 0
+
+    def __len__(self) -> int:
+        return sum(len(lane.items) for lane in self._lanes.values())
+
+    def add(self, lane: str, item: T, size: int) -> None:
+        kept = self._lanes.setdefault(lane, _Lane())
+        self._seq += 1
+        kept.items.append(Kept(self._seq, item, size))
+        kept.size += size
+        while len(kept.items) > 1 and (
+            len(kept.items) > self.per_lane or kept.size > self.lane_bytes
+        ):
+            kept.size -= kept.items.popleft().size
+
+    def lanes(self) -> list[str]:
+        return list(self._lanes)
+
+    def page(
+        self,
+        lanes: Iterable[str],
+        *,
+        limit: int,
+        where: Callable[[T], bool] = lambda _: True,
+        cursor: str | None = None,
+    ) -> Page[T]:
+        """The newest items of ``lanes`` that ``where`` keeps, before ``cursor`` (the previous
+        page's ``next_cursor``), newest first."""
+        before = decode_cursor(cursor) if cursor is not None else None
+        streams = [
+            reversed(self._lanes[lane].items)
+            for lane in dict.fromkeys(lanes)
+            if lane in self._lanes
+        ]
+        found: list[T] = []
+        last: int | None = None
+        for kept in heapq.merge(*streams, key=lambda k: k.seq, reverse=True):
+            if before is not None and kept.seq >= before:
+                continue
+            if len(found) >= limit:
+                return Page(found, str(last))
+            last = kept.seq
+            if where(kept.item):
+                found.append(kept.item)
+        return Page(found, None)
+
+
+def decode_cursor(cursor: str) -> int:
+    if cursor.isascii() and cursor.isdigit() and len(cursor) <= 18:
+        return int(cursor)
+    raise InvalidInput([Problem("cursor", "not a cursor this API gave out")], "invalid query")
