@@ -34,7 +34,7 @@ class Stats:
             return
         _report(outcome, source_of(at))
         self.dead_letters += outcome.dead_letter is not None
-        self.runs.update(run.record.status for run in outcome.runs)
+        self.runs.update(run.status for run in outcome.runs)
         if self.log_runs:
             for done in outcome.runs:
                 run_log.info(describe_run(done.record))

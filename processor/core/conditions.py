@@ -1,7 +1,9 @@
 """Compile a condition tree once into a closure that evaluates it and explains every leaf.
 
 Every leaf is evaluated (no short-circuit), so a run record can show each condition's actual
-value: the answer to "why didn't it fire?".
+value: the answer to "why didn't it fire?". A result is a ``ConditionResult``
+(``topics/runs.py``) as plain data, the run record's own: built on the hot path, it is not
+validated (``tests/processor/core/test_outputs.py`` shows that it validates).
 """
 
 from __future__ import annotations
@@ -12,11 +14,12 @@ from typing import Any
 from coeflow.errors import InvalidWorkflow, Problem
 from processor.core import operators
 from processor.core.paths import MISSING, compile_path, lookup, plain
-from topics.runs import ConditionResult
 from topics.workflows import AllOf, AnyOf, Condition, ConditionLeaf, NotOf
 
 Snapshot = Mapping[str, Any] | None
-Evaluator = Callable[[Snapshot, Snapshot, list[ConditionResult]], bool]
+ConditionDoc = dict[str, Any]
+"""One leaf's ``ConditionResult`` as plain data: field, op, expected, actual, passed."""
+Evaluator = Callable[[Snapshot, Snapshot, list[ConditionDoc]], bool]
 """``evaluate(before, after, results)``: appends one result per leaf, returns the verdict."""
 
 
@@ -42,7 +45,7 @@ def _compile(node: Condition, loc: str, problems: list[Problem]) -> Evaluator:
 
 
 def _all(children: list[Evaluator]) -> Evaluator:
-    def evaluate(before: Snapshot, after: Snapshot, out: list[ConditionResult]) -> bool:
+    def evaluate(before: Snapshot, after: Snapshot, out: list[ConditionDoc]) -> bool:
         verdicts = [child(before, after, out) for child in children]
         return all(verdicts)
 
@@ -50,7 +53,7 @@ def _all(children: list[Evaluator]) -> Evaluator:
 
 
 def _any(children: list[Evaluator]) -> Evaluator:
-    def evaluate(before: Snapshot, after: Snapshot, out: list[ConditionResult]) -> bool:
+    def evaluate(before: Snapshot, after: Snapshot, out: list[ConditionDoc]) -> bool:
         verdicts = [child(before, after, out) for child in children]
         return any(verdicts)
 
@@ -58,7 +61,7 @@ def _any(children: list[Evaluator]) -> Evaluator:
 
 
 def _not(child: Evaluator) -> Evaluator:
-    def evaluate(before: Snapshot, after: Snapshot, out: list[ConditionResult]) -> bool:
+    def evaluate(before: Snapshot, after: Snapshot, out: list[ConditionDoc]) -> bool:
         return not child(before, after, out)
 
     return evaluate
@@ -81,18 +84,18 @@ def _leaf(leaf: ConditionLeaf, loc: str, problems: list[Problem]) -> Evaluator:
     test, expected, field, name = op.test, leaf.value, leaf.field, op.name
     uses_before = op.uses_before
 
-    def evaluate(before: Snapshot, after: Snapshot, out: list[ConditionResult]) -> bool:
+    def evaluate(before: Snapshot, after: Snapshot, out: list[ConditionDoc]) -> bool:
         now = lookup(after, keys)
         was = lookup(before, keys) if uses_before else MISSING
         passed = test(was, now, expected)
         actual = {"from": plain(was), "to": plain(now)} if uses_before else plain(now)
         out.append(
-            ConditionResult(field=field, op=name, expected=expected, actual=actual, passed=passed)
+            {"field": field, "op": name, "expected": expected, "actual": actual, "passed": passed}
         )
         return passed
 
     return evaluate
 
 
-def _never(_before: Snapshot, _after: Snapshot, _out: list[ConditionResult]) -> bool:
+def _never(_before: Snapshot, _after: Snapshot, _out: list[ConditionDoc]) -> bool:
     return False

@@ -1,6 +1,13 @@
 """What one workflow does with one event: the run record and the commands to issue.
 
 Pure: the caller passes the time and where the event was read; nothing here does IO.
+
+What we build ourselves is not validated on the way out: a run record and its commands are
+plain data in the shape of ``RunRecord`` and ``ActionCommand`` (``topics/runs.py``,
+``topics/commands.py``), encoded once. The models stay the one schema:
+``tests/processor/core/test_outputs.py`` shows, with generated workflows and events, that
+every document validates as its topic's model. ``Run.record`` and ``Run.commands`` give the
+models, validated, for what reads a run off the hot path (a dry run, the tests).
 """
 
 from __future__ import annotations
@@ -10,13 +17,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+import orjson
+
 from actions.templating import Budget, render_tree
 from coeflow.errors import ActionRenderError
 from processor.core import ids
 from processor.core.compiler import CompiledWorkflow
+from processor.core.conditions import ConditionDoc
+from topics import codec
 from topics.commands import ActionCommand
-from topics.events import Causation, ChangeEvent
-from topics.runs import ConditionResult, IssuedAction, RunRecord, RunStatus, SourcePosition
+from topics.events import ChangeEvent
+from topics.runs import ConditionResult, RunRecord, RunStatus, SourcePosition
+
+Document = dict[str, Any]
+"""A message as plain data in the shape of its topic's model, encoded once."""
 
 
 class Position(Protocol):
@@ -41,11 +55,39 @@ def source_of(position: Position) -> SourcePosition:
 
 @dataclass(frozen=True, slots=True)
 class Run:
-    record: RunRecord
-    commands: tuple[ActionCommand, ...]
+    document: Document
+    """The run record as ``workflow.runs`` carries it (a ``RunRecord``); its ``event`` is the
+    trigger event's original bytes (an ``orjson.Fragment``) when it was read from bytes."""
+    command_documents: tuple[Document, ...] = ()
+    """The ``ActionCommand`` of each action issued, in step order."""
     crash: BaseException | None = None
     """What made this run ``failed`` unexpectedly (a bug, or an input no check foresaw), for
     the worker's log; the run record says it in words."""
+
+    @property
+    def status(self) -> RunStatus:
+        status: RunStatus = self.document["status"]
+        return status
+
+    @property
+    def run_id(self) -> str:
+        run_id: str = self.document["run_id"]
+        return run_id
+
+    @property
+    def record(self) -> RunRecord:
+        """The run record, validated."""
+        event = self.document.get("event")
+        if isinstance(event, orjson.Fragment):
+            return RunRecord.model_validate(
+                {**self.document, "event": codec.loads(codec.dumps(event))}
+            )
+        return RunRecord.model_validate(self.document)
+
+    @property
+    def commands(self) -> tuple[ActionCommand, ...]:
+        """The commands, validated."""
+        return tuple(ActionCommand.model_validate(c) for c in self.command_documents)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +107,7 @@ def decide(
     max_depth: int,
     source: Position | None,
     now: datetime,
+    embedded: Any = None,
 ) -> list[Run]:
     """The runs that ``event`` starts among ``candidates`` (one per matching trigger), which
     ``WorkflowIndex.candidates`` chose: of the event's record type, of a trigger kind that
@@ -72,7 +115,9 @@ def decide(
 
     Never raises: a workflow that fails unexpectedly gets a ``failed`` run, and the others'
     runs go on. The runs share one rendering deadline: however many workflows a tenant gives
-    one record type, an event's merge fields take at most that long."""
+    one record type, an event's merge fields take at most that long. ``embedded`` is the event
+    as the run records carry it (its original bytes as an ``orjson.Fragment``; ``None``: the
+    event itself)."""
     runs = []
     budget = Budget()  # one deadline for the merge fields of every run the event starts
     for compiled in candidates:
@@ -82,10 +127,16 @@ def decide(
             ):
                 continue
             run = run_workflow(
-                compiled, event, max_depth=max_depth, source=source, now=now, budget=budget
+                compiled,
+                event,
+                max_depth=max_depth,
+                source=source,
+                now=now,
+                budget=budget,
+                embedded=embedded,
             )
         except Exception as exc:
-            run = crashed_run(compiled, event, exc, source=source, now=now)
+            run = crashed_run(compiled, event, exc, source=source, now=now, embedded=embedded)
         runs.append(run)
     return runs
 
@@ -112,16 +163,18 @@ def crashed_run(
     *,
     source: Position | None,
     now: datetime,
+    embedded: Any = None,
 ) -> Run:
     """The ``failed`` run of a workflow whose decision raised: it says so, and issues nothing."""
     reason = (
         f"the run could not be decided ({type(exc).__name__}: {exc}); nothing was issued, "
         "and the worker log has the details"
     )
-    record = _run_record(
+    document = _run_document(
         compiled, event, _run_id(compiled, event), "failed", source, now, error=reason
     )
-    return Run(record, (), exc)
+    document["event"] = event if embedded is None else embedded
+    return Run(document, (), exc)
 
 
 def _triggered(compiled: CompiledWorkflow, event: ChangeEvent) -> bool:
@@ -137,7 +190,7 @@ def dry_run(
     compiled: CompiledWorkflow, event: ChangeEvent, *, max_depth: int, now: datetime
 ) -> Decision:
     """The full decision for one workflow, conditions included even when the trigger missed."""
-    conditions: list[ConditionResult] = []
+    conditions: list[ConditionDoc] = []
     if compiled.condition is not None:
         compiled.condition(event.before, event.record, conditions)
     triggered = _triggered(compiled, event)
@@ -149,7 +202,7 @@ def dry_run(
     return Decision(
         tenant_matches=compiled.workflow.tenant_id == event.tenant_id,
         trigger_matches=triggered,
-        conditions=tuple(conditions),
+        conditions=tuple(ConditionResult.model_validate(c) for c in conditions),
         run=run,
     )
 
@@ -162,38 +215,36 @@ def run_workflow(
     source: Position | None,
     now: datetime,
     budget: Budget | None = None,
+    embedded: Any = None,
 ) -> Run:
     """The run of a workflow whose trigger matched ``event``; its merge fields render within
-    ``budget`` (a deadline of its own if none is given)."""
+    ``budget`` (a deadline of its own if none is given). ``embedded``: as in ``decide``."""
     run_id = _run_id(compiled, event)
-
-    def record(
-        status: RunStatus,
-        conditions: list[ConditionResult] | tuple[()] = (),
-        commands: tuple[ActionCommand, ...] = (),
-        error: str | None = None,
-    ) -> Run:
-        return Run(
-            _run_record(compiled, event, run_id, status, source, now, conditions, commands, error),
-            commands,
-        )
-
+    conditions: list[ConditionDoc] = []
+    commands: tuple[Document, ...] = ()
+    error = None
+    status: RunStatus
     if event.depth > max_depth:
-        return record(
-            "loop_blocked",
-            error=f"causation depth {event.depth} exceeds the limit of {max_depth} "
-            "(COEFLOW_MAX_CAUSATION_DEPTH): workflows are triggering each other in a loop",
+        status = "loop_blocked"
+        error = (
+            f"causation depth {event.depth} exceeds the limit of {max_depth} "
+            "(COEFLOW_MAX_CAUSATION_DEPTH): workflows are triggering each other in a loop"
         )
-    conditions: list[ConditionResult] = []
-    if compiled.condition is not None and not compiled.condition(
+    elif compiled.condition is not None and not compiled.condition(
         event.before, event.record, conditions
     ):
-        return record("conditions_not_met", conditions)
-    try:
-        commands = build_commands(compiled, event, run_id, now, budget or Budget())
-    except ActionRenderError as exc:
-        return record("failed", conditions, error=str(exc))
-    return record("actions_issued", conditions, commands)
+        status = "conditions_not_met"
+    else:
+        try:
+            commands = build_commands(compiled, event, run_id, now, budget or Budget())
+            status = "actions_issued"
+        except ActionRenderError as exc:
+            status, error = "failed", str(exc)
+    document = _run_document(
+        compiled, event, run_id, status, source, now, conditions, commands, error
+    )
+    document["event"] = event if embedded is None else embedded
+    return Run(document, commands)
 
 
 def _run_id(compiled: CompiledWorkflow, event: ChangeEvent) -> str:
@@ -201,49 +252,66 @@ def _run_id(compiled: CompiledWorkflow, event: ChangeEvent) -> str:
     return ids.run_id(workflow.id, workflow.version, event.event_id)
 
 
-def _run_record(
+def _run_document(
     compiled: CompiledWorkflow,
     event: ChangeEvent,
     run_id: str,
     status: RunStatus,
     source: Position | None,
     now: datetime,
-    conditions: list[ConditionResult] | tuple[()] = (),
-    commands: tuple[ActionCommand, ...] = (),
+    conditions: list[ConditionDoc] | tuple[()] = (),
+    commands: tuple[Document, ...] = (),
     error: str | None = None,
-) -> RunRecord:
+) -> Document:
+    """A ``RunRecord`` as plain data, every field written (its ``event`` is the caller's)."""
     workflow = compiled.workflow
-    return RunRecord(
-        run_id=run_id,
-        tenant_id=workflow.tenant_id,
-        workflow_id=workflow.id,
-        workflow_version=workflow.version,
-        workflow_name=workflow.name,
-        event_id=event.event_id,
-        record=event.record_ref,
-        trigger=compiled.kind.name,
-        status=status,
-        conditions=list(conditions),
-        actions=[
-            IssuedAction(step=c.step, type=c.type, action_id=c.action_id, params=c.params)
+    return {
+        "run_id": run_id,
+        "tenant_id": workflow.tenant_id,
+        "workflow_id": workflow.id,
+        "workflow_version": workflow.version,
+        "workflow_name": workflow.name,
+        "event_id": event.event_id,
+        "record": {"type": event.record_type, "id": event.record_id},
+        "trigger": compiled.kind.name,
+        "status": status,
+        "conditions": conditions if type(conditions) is list else list(conditions),
+        "actions": [
+            {
+                "step": c["step"],
+                "type": c["type"],
+                "action_id": c["action_id"],
+                "params": c["params"],
+                "status": "pending",
+                "attempts": 0,
+                "detail": None,
+                "error": None,
+            }
             for c in commands
         ],
-        error=error,
-        depth=event.depth,
-        source=source_of(source) if source is not None else None,
-        occurred_at=event.occurred_at,
-        decided_at=now,
-        event=event,
-    )
+        "error": error,
+        "depth": event.depth,
+        "source": (
+            None
+            if source is None
+            else {"topic": source.topic, "partition": source.partition, "offset": source.offset}
+        ),
+        "occurred_at": event.occurred_at,
+        "decided_at": now,
+        "completed_at": None,
+        "note": None,
+    }
 
 
 def build_commands(
     compiled: CompiledWorkflow, event: ChangeEvent, run_id: str, now: datetime, budget: Budget
-) -> tuple[ActionCommand, ...]:
-    """Render every action for ``event``; all or nothing (``ActionRenderError`` names the step)."""
+) -> tuple[Document, ...]:
+    """Render every action for ``event``; all or nothing (``ActionRenderError`` names the step).
+    Each is an ``ActionCommand`` as plain data."""
     workflow = compiled.workflow
     context = merge_context(compiled, event)
-    causation = Causation(run_id=run_id, workflow_id=workflow.id, depth=event.depth + 1)
+    causation = {"run_id": run_id, "workflow_id": workflow.id, "depth": event.depth + 1}
+    record = {"type": event.record_type, "id": event.record_id}
     commands = []
     for step in compiled.actions:
         try:
@@ -253,19 +321,19 @@ def build_commands(
         except ActionRenderError as exc:
             raise ActionRenderError(f"step {step.step} ({step.action.name}): {exc}") from None
         commands.append(
-            ActionCommand(
-                action_id=ids.action_id(run_id, step.step),
-                run_id=run_id,
-                tenant_id=workflow.tenant_id,
-                workflow_id=workflow.id,
-                workflow_version=workflow.version,
-                step=step.step,
-                type=step.action.name,
-                params=params,
-                record=event.record_ref,
-                causation=causation,
-                issued_at=now,
-            )
+            {
+                "action_id": ids.action_id(run_id, step.step),
+                "run_id": run_id,
+                "tenant_id": workflow.tenant_id,
+                "workflow_id": workflow.id,
+                "workflow_version": workflow.version,
+                "step": step.step,
+                "type": step.action.name,
+                "record": record,
+                "params": params,
+                "causation": causation,
+                "issued_at": now,
+            }
         )
     return tuple(commands)
 

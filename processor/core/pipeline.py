@@ -34,6 +34,7 @@ from topics import codec
 from topics.catalog import DEAD_LETTER, RUNS, TIMERS, action_topic
 from topics.dead_letter import DeadLetter
 from topics.events import ChangeEvent
+from topics.hot_events import fast_change
 from topics.inbound import InboundDelivery
 from topics.records import RecordState
 from topics.runs import SourcePosition
@@ -91,7 +92,12 @@ def process_change(
         candidates = index.candidates(event)
         runs = (  # the source is made a SourcePosition only for the runs it starts
             decide(
-                event, candidates, max_depth=settings.max_causation_depth, source=position, now=now
+                event,
+                candidates,
+                max_depth=settings.max_causation_depth,
+                source=position,
+                now=now,
+                embedded=orjson.Fragment(value),  # the run records carry the bytes as read
             )
             if candidates  # most events: no workflow of this tenant watches this record type
             else []
@@ -174,7 +180,7 @@ class NamedWorkflowRunner(Generic[MessageT]):
             )
             note = self.note(message)
             if note is not None:
-                run = Run(run.record.model_copy(update={"note": note}), run.commands, run.crash)
+                run = Run({**run.document, "note": note}, run.command_documents, run.crash)
             runs = [run]
             return Outcome(messages=encode_runs(runs), runs=runs)
         except Exception as exc:  # a bug or a message no check foresaw: never stop
@@ -243,10 +249,16 @@ def process_timer(
 def decode_change(value: bytes | None, max_bytes: int) -> ChangeEvent:
     """The ChangeEvent in ``value``; ``InvalidEvent`` with reasons a person can act on.
 
-    orjson reads the bytes as strictly as the admin API does: ``NaN``, ``Infinity`` and
-    numbers too large for a double are refused, and an integer beyond 64 bits is read as a
-    double. A snapshot deeper than ``MAX_NESTING`` is refused (measured only when the value has
-    that many brackets at all, by orjson: ``within_nesting``)."""
+    Most events are read by msgspec's typed decoder (``topics/hot_events.py``), whose
+    ``HotChangeEvent`` has every field and property of a ``ChangeEvent`` the core reads; what it
+    leaves (rare shapes, and every invalid event) is decoded the careful way below, which says
+    why an event is refused. ``tests/topics/test_hot_events.py`` shows both ways accept and
+    refuse the same events, with equal values.
+
+    The careful way: orjson reads the bytes as strictly as the admin API does: ``NaN``,
+    ``Infinity`` and numbers too large for a double are refused, and an integer beyond 64 bits
+    is read as a double. A snapshot deeper than ``MAX_NESTING`` is refused (measured only when
+    the value has that many brackets at all, by orjson: ``within_nesting``)."""
     if value is None:
         raise InvalidEvent(
             [], "tombstone (null value): crm.record-changes carries ChangeEvents only"
@@ -257,6 +269,9 @@ def decode_change(value: bytes | None, max_bytes: int) -> ChangeEvent:
             f"value of {len(value)} bytes exceeds the limit of {max_bytes} bytes "
             "(COEFLOW_MAX_EVENT_BYTES)",
         )
+    fast = fast_change(value)
+    if fast is not None:
+        return cast(ChangeEvent, fast)  # duck-typed: the same fields and properties
     try:
         document = orjson.loads(value)
     except orjson.JSONDecodeError as exc:
@@ -282,15 +297,14 @@ def encode_runs(runs: list[Run]) -> list[Outbound]:
             messages += _encoded(run)
         except Exception as exc:
             runs[n] = run = Run(
-                run.record.model_copy(
-                    update={
-                        "status": "failed",
-                        "actions": [],
-                        "event": None,
-                        "error": f"the run could not be encoded ({type(exc).__name__}: {exc}); "
-                        "nothing was issued",
-                    }
-                ),
+                {
+                    **run.document,
+                    "status": "failed",
+                    "actions": [],
+                    "event": None,
+                    "error": f"the run could not be encoded ({type(exc).__name__}: {exc}); "
+                    "nothing was issued",
+                },
                 (),
                 exc,
             )
@@ -300,10 +314,11 @@ def encode_runs(runs: list[Run]) -> list[Outbound]:
 
 def _encoded(run: Run) -> list[Outbound]:
     messages = [
-        Outbound(action_topic(command.type), command.action_id.encode(), codec.dumps(command))
-        for command in run.commands
+        Outbound(action_topic(command["type"]), command["action_id"].encode(), codec.dumps(command))
+        for command in run.command_documents
     ]
-    messages.append(Outbound(RUNS, run.record.run_id.encode(), codec.dumps(run.record)))
+    document = run.document
+    messages.append(Outbound(RUNS, document["run_id"].encode(), codec.dumps(document)))
     return messages
 
 

@@ -18,9 +18,9 @@ CONDITION: TypeAdapter[Any] = TypeAdapter(Condition)
 def evaluate(
     tree: dict[str, Any], after: dict[str, Any], before: dict[str, Any] | None = None
 ) -> tuple[bool, list[ConditionResult]]:
-    results: list[ConditionResult] = []
+    results: list[dict[str, Any]] = []
     verdict = compile_condition(CONDITION.validate_python(tree))(before, after, results)
-    return verdict, results
+    return verdict, [ConditionResult.model_validate(r, strict=True) for r in results]
 
 
 def leaf(field: str, op: str, value: Any = None) -> dict[str, Any]:
