@@ -47,6 +47,13 @@ class Settings(BaseSettings):
         "below its group.min.session.timeout.ms (6 s by default); the embedded broker holds "
         "every JoinGroup for half of it, so `coeflow dev` lowers it to 2 s.",
     )
+    fetch_wait: Annotated[float, Field(gt=0, le=10)] = Field(
+        default=0.05,
+        description="Seconds a worker's fetch may wait at the broker for records that are not "
+        "there yet. The embedded broker does not answer a waiting fetch as records arrive: a "
+        "fetch allowed 0.5 s (the Kafka clients' default) answered 200 ms late, one allowed "
+        "0.05 s within a few ms. Lower answers sooner; an idle worker then asks more often.",
+    )
     web_port: Annotated[int, Field(ge=1, le=65535)] = Field(
         default=6066, description="Port of the admin API."
     )

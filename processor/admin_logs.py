@@ -36,6 +36,7 @@ _DEAD_LETTERS = "dead-letters"
 
 class AuditReplica(TopicReplica):
     topic = AUDIT
+    read_back = True
     fenced = False
 
     def __init__(self, settings: Settings, **kwargs: Any) -> None:

@@ -101,6 +101,7 @@ class BatchProcessor(Service):
             heartbeat_interval_ms=int(settings.group_session_timeout * 250),
             max_partition_fetch_bytes=4 << 20,
             fetch_max_bytes=32 << 20,
+            fetch_max_wait_ms=int(settings.fetch_wait * 1000),  # what is there, not a full batch
             partition_assignment_strategy=(RangePartitionAssignor,),
         )
         return consumer, producer

@@ -42,6 +42,7 @@ class DeliveryReplica(ModelReplica[InboundDelivery]):
     ``signature_key``) pairs: an id is not signed, the signature is."""
 
     topic = INBOUND_WEBHOOKS
+    read_back = True
     model = InboundDelivery
 
     def __init__(self, settings: Settings, **kwargs: Any) -> None:

@@ -34,6 +34,7 @@ _EXPIRE_EVERY = 60.0
 
 class TokenReplica(ModelReplica[ApiToken]):
     topic = API_TOKENS
+    read_back = True
     model = ApiToken
 
     def __init__(self, settings: Settings, **kwargs: Any) -> None:
@@ -51,6 +52,7 @@ class VersionReplica(ModelReplica[Workflow]):
     """Every saved version of every workflow, deleted ones included."""
 
     topic = WORKFLOW_VERSIONS
+    read_back = True
     model = Workflow
 
     def __init__(self, settings: Settings, **kwargs: Any) -> None:

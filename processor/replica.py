@@ -65,6 +65,11 @@ class TopicReplica(Service):
     fenced = True
     """Whether ``ready`` waits for fences written at start. A replica that serves whatever it
     has read so far (the run history) writes none and is ready at once."""
+    read_back = False
+    """Whether a write waits until this replica has read it (the API's read-your-writes): its
+    fetches then wait at the broker at most ``COEFLOW_FETCH_WAIT``, not the client's half
+    second, most of which the embedded broker lets pass before it answers. Only these: each
+    idle fetch that ends is another request to the broker."""
 
     def __init__(self, settings: Settings, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -82,6 +87,7 @@ class TopicReplica(Service):
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
+            fetch_max_wait_ms=int(self.settings.fetch_wait * 1000) if self.read_back else 500,
         )
         await self._consumer.start()
 
@@ -201,6 +207,7 @@ class DefinitionsReplica(TopicReplica):
     """Every workflow definition, compiled into the catalog the agent matches against."""
 
     topic = DEFINITIONS
+    read_back = True
 
     def __init__(self, settings: Settings, catalog: WorkflowCatalog, **kwargs: Any) -> None:
         super().__init__(settings, **kwargs)
