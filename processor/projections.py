@@ -19,6 +19,7 @@ from mode import Service
 
 from coeflow.clock import Clock
 from coeflow.settings import Settings
+from processor.admin_logs import AuditReplica, DeadLetterReplica
 from processor.core.history import RunHistory
 from processor.replica import ModelReplica, OutcomeReplica, TopicReplica
 from processor.shared_decoding import SharedDecodes, index_run
@@ -33,6 +34,7 @@ _EXPIRE_EVERY = 60.0
 
 class TokenReplica(ModelReplica[ApiToken]):
     topic = API_TOKENS
+    read_back = True
     model = ApiToken
 
     def __init__(self, settings: Settings, **kwargs: Any) -> None:
@@ -50,6 +52,7 @@ class VersionReplica(ModelReplica[Workflow]):
     """Every saved version of every workflow, deleted ones included."""
 
     topic = WORKFLOW_VERSIONS
+    read_back = True
     model = Workflow
 
     def __init__(self, settings: Settings, **kwargs: Any) -> None:
@@ -129,6 +132,8 @@ class AdminViews:
     versions: VersionReplica
     history: RunHistory
     services: list[Service]
+    audit: AuditReplica
+    dead_letters: DeadLetterReplica
     write_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     """Admin writes on one worker, one at a time: versions count up one by one."""
 
@@ -154,14 +159,18 @@ class AdminViews:
         )
         tokens = TokenReplica(settings, **service_kwargs)
         versions = VersionReplica(settings, **service_kwargs)
+        audit = AuditReplica(settings, **service_kwargs)
+        dead_letters = DeadLetterReplica(settings, **service_kwargs)
         services: list[Service] = [
             tokens,
             versions,
+            audit,
+            dead_letters,
             RunReplica(settings, history, decodes, **service_kwargs),
             HistoryExpiry(history, clock, **service_kwargs),
         ]
         outcomes.folds.append(history.add_outcome)
-        return cls(tokens, versions, history, services)
+        return cls(tokens, versions, history, services, audit, dead_letters)
 
     def ready(self) -> bool:
         return self.tokens.ready.is_set() and self.versions.ready.is_set()
