@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test unit integration faults bench soak lint format openapi reference constraints clean
+.PHONY: run test unit integration faults bench soak lint format openapi reference constraints clean chromium
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
@@ -18,15 +18,26 @@ $(STAMP): pyproject.toml constraints.txt
 run: $(STAMP)
 	$(BIN)/coeflow dev --demo
 
-## Run the whole suite: lint, types, unit and integration tests.
-test: $(STAMP) lint
+## Run the whole suite: lint, types, unit, integration and browser tests.
+test: $(STAMP) chromium lint
 	$(BIN)/pytest
 
 unit: $(STAMP)
 	$(BIN)/pytest -m "not integration"
 
-integration: $(STAMP)
+integration: $(STAMP) chromium
 	$(BIN)/pytest -m integration
+
+## Debian's chromium, which the browser tests drive (Playwright cannot download its own
+## browsers here); installed once, as root, and a no-op when it is there.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Debian's chromium for the browser tests"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else \
+	    echo "the browser tests need chromium: sudo apt-get install -y chromium"; exit 1; \
+	  fi; }
 
 ## Fault tests at full size (the suite runs them with 12,000 events): kills, rescaling, poison.
 faults: $(STAMP)
