@@ -15,7 +15,7 @@ strictly as a model would.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, NotRequired
 
 from pydantic import AfterValidator, AwareDatetime, TypeAdapter
 from typing_extensions import TypedDict  # pydantic reads its annotations on Python 3.11
@@ -42,6 +42,10 @@ class RecordState(TypedDict):
     offset: int
     """Where the last change applied was read in ``crm.record-changes`` (a record's changes
     share one partition): a change read again after a restart is not applied twice."""
+    watch: NotRequired[str]
+    """Which ``record_stalled`` workflows (id and version) watched the record's type when the
+    state was written: a state is kept only while some do, so one written under other watchers
+    may have missed changes since, and counts as none (``processor/core/records.py``)."""
 
 
 RECORD_STATE: TypeAdapter[RecordState] = TypeAdapter(RecordState)

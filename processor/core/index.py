@@ -51,10 +51,16 @@ class WorkflowIndex:
         kinds = self._by_record_type.get((tenant, record_type))  # asked twice per change
         return kinds.get(kind, ()) if kinds else ()
 
-    def candidates(self, event: ChangeEvent) -> list[CompiledWorkflow]:
-        """Active workflows of the event's tenant and record type whose trigger kind can fire
-        on the event's operation."""
-        kinds = self._by_record_type.get((event.tenant_id, event.record_type))
+    def kinds_of(self, tenant: str, record_type: str) -> Bucket | None:
+        """The active workflows of one tenant and record type by trigger kind, or ``None``:
+        the one lookup the hot path makes for an event that nothing watches."""
+        return self._by_record_type.get((tenant, record_type))
+
+    def candidates(self, event: ChangeEvent, kinds: Bucket | None = None) -> list[CompiledWorkflow]:
+        """Active workflows of the event's tenant and record type (``kinds``, when the caller
+        has looked them up) whose trigger kind can fire on the event's operation."""
+        if kinds is None:
+            kinds = self._by_record_type.get((event.tenant_id, event.record_type))
         if not kinds:
             return []
         found: list[CompiledWorkflow] = []

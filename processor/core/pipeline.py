@@ -21,7 +21,7 @@ from processor.core.compiler import CompiledWorkflow
 from processor.core.decide import Position, Run, decide, run_guarded, source_of
 from processor.core.deliveries import delivery_event
 from processor.core.index import WorkflowIndex
-from processor.core.records import StateChange, apply_change, state_key
+from processor.core.records import StateChange, apply_change, state_key, watch_of
 from processor.core.schedule import late_note, tick_event
 from processor.core.timer_rules import (
     INVOICE_OVERDUE,
@@ -84,12 +84,21 @@ def process_change(
     except InvalidEvent as exc:
         return dead_letter(key, value, source_of(position), str(exc), settings, now)
     try:
-        state = apply_change(
-            state_of(state_key(event.tenant_id, event.record_type, event.record_id)),
-            event,
-            position.offset,
+        kinds = index.kinds_of(event.tenant_id, event.record_type)
+        if not kinds:  # most events: nothing of this tenant watches this record type
+            return Outcome()
+        waiting = kinds.get(RECORD_STALLED, ())
+        state = (  # a record state only where a stall workflow needs it
+            apply_change(
+                state_of(state_key(event.tenant_id, event.record_type, event.record_id)),
+                event,
+                position.offset,
+                watch_of(waiting),
+            )
+            if waiting
+            else None
         )
-        candidates = index.candidates(event)
+        candidates = index.candidates(event, kinds)
         runs = (  # the source is made a SourcePosition only for the runs it starts
             decide(
                 event,
@@ -99,14 +108,15 @@ def process_change(
                 now=now,
                 embedded=orjson.Fragment(value),  # the run records carry the bytes as read
             )
-            if candidates  # most events: no workflow of this tenant watches this record type
+            if candidates
             else []
         )
         outcome = Outcome(messages=encode_runs(runs), runs=runs, state=state)
     except Exception as exc:  # a bug or a pathological event: never lose it, never stop
         return crashed(key, value, position, exc, settings, now)
     try:
-        outcome.messages += timer_change(event, index)
+        if INVOICE_OVERDUE in kinds:
+            outcome.messages += timer_change(event, index)
         outcome.messages += stall_change(event, state, index, now)
     except Exception as exc:  # the runs go out; the letter says which timers could not be set
         letter = crashed(key, value, position, exc, settings, now, what="arming its timers")

@@ -247,10 +247,39 @@ def test_a_replayed_change_changes_no_state_and_arms_nothing(settings: Any) -> N
     assert world.states["acme/deal/D-1"] == state and world.timers[key] == timer
 
 
-def test_records_are_kept_without_any_stall_workflow_and_arm_nothing(settings: Any) -> None:
+def test_records_are_kept_only_where_a_stall_workflow_watches(settings: Any) -> None:
+    world = StallWorld(settings, {**STALLED, "id": "wf-other", "tenant_id": "globex"})
+    world.change("created", 0, after=DEAL)
+    world.change("updated", 1, before=DEAL, after={**DEAL, "stage": "won"})
+    assert world.timers == {} and world.states == {}
+
+
+def _stage_timer_due(world: StallWorld) -> datetime:
+    [timer] = world.timers.values()
+    return timer.due_at
+
+
+def test_a_stall_workflow_activated_later_counts_from_the_next_change(settings: Any) -> None:
     world = StallWorld(settings)
     world.change("created", 0, after=DEAL)
-    assert world.timers == {} and set(world.states["acme/deal/D-1"]["changed_at"]) == set(DEAL)
+    world.change("updated", 1, before=DEAL, after={**DEAL, "amount": 200})
+    world.index.put(compile_workflow(make_workflow(**STALLED)))
+    world.change("updated", 3, before={**DEAL, "amount": 200}, after={**DEAL, "amount": 300})
+    assert _stage_timer_due(world) == world.T0 + timedelta(days=3 + 7)
+
+
+def test_a_state_kept_before_a_gap_in_watching_counts_as_none(settings: Any) -> None:
+    world = StallWorld(settings, STALLED)
+    world.change("created", 0, after=DEAL)
+    assert _stage_timer_due(world) == world.T0 + timedelta(days=7)
+    world.index.remove("wf-stalled")  # nobody watches: the stage's change below is not kept
+    moved = {**DEAL, "stage": "negotiation"}
+    world.change("updated", 2, before=DEAL, after=moved)
+    world.index.put(compile_workflow(make_workflow(**STALLED, version=2)))
+    world.change("updated", 4, before=moved, after={**moved, "amount": 300})
+    due = [t.due_at for t in world.timers.values() if t.workflow_id == "wf-stalled"]
+    assert due == [world.T0 + timedelta(days=4 + 7)]  # not day 7, from the stale state's stage
+    assert world.states["acme/deal/D-1"]["watch"] == "wf-stalled@2"
 
 
 @pytest.mark.parametrize(
