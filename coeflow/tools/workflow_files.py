@@ -13,6 +13,7 @@ import argparse
 import difflib
 import sys
 from collections.abc import Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TextIO
@@ -185,14 +186,8 @@ def apply(client: AdminClient, path: Path, dry_run: bool, out: TextIO) -> int:
     changes = plan(desired, current)
     for change in changes:
         out.write(change.diff)
-    for change in changes:
-        if dry_run or change.kind == "unchanged":
-            continue
-        if change.kind == "create":
-            client.call("POST", "/workflows", change.document)
-        else:
-            body = {**change.document, "version": change.version}
-            client.call("PUT", f"/workflows/{change.workflow_id}", body)
+    if not dry_run:
+        send_changes(client, [c for c in changes if c.kind != "unchanged"])
     counts = {kind: sum(c.kind == kind for c in changes) for kind in ("create", "update")}
     unchanged = len(changes) - sum(counts.values())
     verb = "would create" if dry_run else "created"
@@ -201,6 +196,50 @@ def apply(client: AdminClient, path: Path, dry_run: bool, out: TextIO) -> int:
         f"{counts['update']}, unchanged {unchanged}\n"
     )
     return 0
+
+
+AT_ONCE = 8
+"""Requests of an ``apply`` in flight together. Each write answers once the worker has read
+it back, a round trip through the broker; one after another, a thousand workflows were a
+thousand round trips end to end."""
+
+
+def send_changes(client: AdminClient, changes: Sequence[Change]) -> None:
+    """Make ``changes`` through the API, ``AT_ONCE`` at a time; after a refusal none is
+    started, those in flight finish, and the first refusal is raised (what was made stays)."""
+    with ThreadPoolExecutor(max_workers=AT_ONCE) as pool:
+        pending: set[Future[Any]] = set()
+        failure: ApiFailure | None = None
+        for change in changes:
+            if len(pending) >= AT_ONCE:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                failure = failure or _refusal(done)
+            if failure is not None:
+                break
+            pending.add(pool.submit(_send, client, change))
+        done, _ = wait(pending)
+        failure = failure or _refusal(done)
+    if failure is not None:
+        raise failure
+
+
+def _send(client: AdminClient, change: Change) -> None:
+    if change.kind == "create":
+        client.call("POST", "/workflows", change.document)
+    else:
+        body = {**change.document, "version": change.version}
+        client.call("PUT", f"/workflows/{change.workflow_id}", body)
+
+
+def _refusal(done: set[Future[Any]]) -> ApiFailure | None:
+    """The first refusal among ``done`` (any other error is raised as it is)."""
+    for future in done:
+        exc = future.exception()
+        if isinstance(exc, ApiFailure):
+            return exc
+        if exc is not None:
+            raise exc
+    return None
 
 
 def main(argv: Sequence[str], settings: Settings) -> int:

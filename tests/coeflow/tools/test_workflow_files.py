@@ -1,12 +1,24 @@
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from coeflow.tools.workflow_files import InvalidFile, check, load, plan, portable
+from coeflow.tools.workflow_files import (
+    AT_ONCE,
+    ApiFailure,
+    Change,
+    InvalidFile,
+    check,
+    load,
+    plan,
+    portable,
+    send_changes,
+)
 from tests.factories import SEED_WORKFLOW
 
 SEED = {k: v for k, v in SEED_WORKFLOW.items() if k != "version"}
@@ -81,3 +93,53 @@ def test_what_a_file_leaves_out_or_spells_as_the_default_changes_nothing() -> No
     exported = portable(current())
     assert "version" not in exported and "updated_at" not in exported
     assert [c.kind for c in plan([exported], {"wf-welcome": current()})] == ["unchanged"]
+
+
+class _SlowApi:
+    """An admin API whose every write takes a while; counts the writes in flight at once and
+    refuses the workflow ids in ``refused``."""
+
+    def __init__(self, refused: frozenset[str] = frozenset()) -> None:
+        self.refused = refused
+        self.calls: list[tuple[str, str]] = []
+        self.in_flight = self.most_in_flight = 0
+        self._lock = threading.Lock()
+
+    def call(self, method: str, path: str, body: Any = None) -> Any:
+        with self._lock:
+            self.calls.append((method, path))
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            time.sleep(0.02)
+            if body["id"] in self.refused:
+                raise ApiFailure(f"{method} {path}: 409 taken")
+            return body
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+
+
+def _creates(count: int) -> list[Change]:
+    return [Change("create", f"wf-{n}", {**SEED, "id": f"wf-{n}"}) for n in range(count)]
+
+
+def test_apply_sends_its_writes_several_at_a_time() -> None:
+    api = _SlowApi()
+    updates = [Change("update", "wf-u", {**SEED, "id": "wf-u"}, version=3)]
+    began = time.monotonic()
+    send_changes(api, [*_creates(40), *updates])  # type: ignore[arg-type]
+    took = time.monotonic() - began
+    assert api.most_in_flight == AT_ONCE
+    assert sorted(api.calls) == sorted(
+        [*(("POST", "/workflows") for _ in range(40)), ("PUT", "/workflows/wf-u")]
+    )
+    assert took < 41 * 0.02 / 2  # one after another would take them all end to end
+
+
+def test_after_a_refusal_apply_starts_no_more_writes_and_raises_it() -> None:
+    api = _SlowApi(refused=frozenset({"wf-2"}))
+    with pytest.raises(ApiFailure, match="409 taken"):
+        send_changes(api, _creates(100))  # type: ignore[arg-type]
+    assert len(api.calls) < 100
+    assert len(api.calls) <= 2 + 2 * AT_ONCE  # those already in flight, and one more round
