@@ -72,7 +72,13 @@ class ApiCaller:
         if body is not None:
             raw = codec.dumps(body)
             headers["Content-Type"] = "application/json"
-        inner = self._request.clone(method=method, rel_url=url, headers=headers)
+        # aiohttp refuses to clone a request whose body was read (a page's form): the clone
+        # gets its own body below, so the page's is set aside while it is made.
+        read, self._request._read_bytes = self._request._read_bytes, None
+        try:
+            inner = self._request.clone(method=method, rel_url=url, headers=headers)
+        finally:
+            self._request._read_bytes = read
         # What aiohttp's request handler does before a handler runs (web_app._handle): the
         # body is set as read, and the route is resolved; the view then dispatches as usual.
         inner._read_bytes = raw
