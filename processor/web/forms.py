@@ -699,6 +699,8 @@ def _condition_from_tree(node: _Node, depth: int) -> Any:
         if (child := _condition_from_tree(sub, depth + 1)) is not OMIT
     ]
     if kind == "not":
+        if len(children) > 1:  # a group changed to "not": not (all of them), none lost
+            return {"not": {"all": children}}
         return {"not": children[0] if children else {}}  # empty: the API says what is missing
     return {kind: children}
 
