@@ -54,6 +54,13 @@ class Settings(BaseSettings):
         "fetch allowed 0.5 s (the Kafka clients' default) answered 200 ms late, one allowed "
         "0.05 s within a few ms. Lower answers sooner; an idle worker then asks more often.",
     )
+    processes: Annotated[int, Field(ge=1, le=64)] = Field(
+        default=1,
+        description="Worker processes `coeflow worker` starts on this machine, in one consumer "
+        "group, so that one command uses every core (`--processes` says the same). Process *n* "
+        "(from 0) serves the admin API on `COEFLOW_WEB_PORT` + *n* and keeps its files under "
+        "`COEFLOW_DATA_DIR`/process-*n*; one that exits stops the others.",
+    )
     web_port: Annotated[int, Field(ge=1, le=65535)] = Field(
         default=6066, description="Port of the admin API."
     )

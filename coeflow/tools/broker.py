@@ -72,8 +72,9 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
-def _die_with_parent() -> None:
-    """Runs in the broker's child process: end it when the process that started it dies."""
+def die_with_parent() -> None:
+    """Runs in a child process (the broker, a worker of ``--processes``): end it when the
+    process that started it dies."""
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
@@ -117,7 +118,7 @@ class EmbeddedBroker:
             stderr=subprocess.STDOUT,
             # Its own session: a Ctrl-C in the terminal stops the worker first, then us it.
             start_new_session=True,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
         deadline = time.monotonic() + timeout
         while not port_in_use(self.host, self.port):

@@ -1,6 +1,7 @@
 """``coeflow``: the Faust app's own command line, plus ``dev`` and ``broker``.
 
-- ``coeflow worker``: Faust's worker, against ``COEFLOW_KAFKA_BOOTSTRAP``.
+- ``coeflow worker [--processes N]``: Faust's worker, against ``COEFLOW_KAFKA_BOOTSTRAP``
+  (N of them in one consumer group: ``coeflow/tools/processes.py``).
 - ``coeflow dev [--demo]``: broker (embedded unless configured), topics, worker and admin API
   in one process; prints a line with ``ready`` once events can flow.
 - ``coeflow broker``: the embedded broker alone.
@@ -31,6 +32,7 @@ from coeflow.tools.broker import EmbeddedBroker, can_listen
 from coeflow.tools.demo import DemoPublisher
 from coeflow.tools.dev_peers import SINK_PORT, DevPeers, DevPort, PortTaken, sink_url
 from coeflow.tools.output import survive_closed_pipes
+from coeflow.tools.processes import PROCESSES_OPTION, processes_asked, run_processes
 from processor.app import Worker, create_app, parts_of, runtime_of
 from processor.parts import Parts
 from processor.runtime import Runtime
@@ -205,6 +207,12 @@ def main() -> None:
         from coeflow.tools import workflow_files
 
         raise SystemExit(workflow_files.main(sys.argv[2:], settings))
+    if sys.argv[1:2] == ["worker"]:
+        rest = sys.argv[2:]
+        count = processes_asked(rest, settings)
+        if count > 1:
+            raise SystemExit(run_processes(count, rest, settings))
+        sys.argv[2:] = rest
     if sys.argv[1:2] == ["dev"]:
         settings = dev_settings(settings, demo="--demo" in sys.argv[2:])
     gc.set_threshold(*GC_THRESHOLDS)
@@ -432,6 +440,15 @@ def describe_commands() -> None:
         for param in cli.commands[name].params:
             if isinstance(param, click.Option) and param.name in _WEB_OPTIONS:
                 param.help = _WEB_OPTIONS[param.name]
+    cli.commands["worker"].params.append(
+        click.Option(
+            [PROCESSES_OPTION],
+            type=int,
+            expose_value=False,  # taken by main before Faust parses the rest
+            help="Worker processes on this machine, in one consumer group (default: "
+            "COEFLOW_PROCESSES, 1); process n serves the admin API on COEFLOW_WEB_PORT + n.",
+        )
+    )
     theirs = sorted(set(cli.commands) - set(OUR_COMMANDS))
     cli.list_commands = lambda ctx: [*OUR_COMMANDS, *theirs]  # type: ignore[method-assign]
 
