@@ -148,6 +148,25 @@ class VersionList(BaseModel):
 class TriggerResult(BaseModel):
     type: str
     matched: bool
+    reason: str = ""
+    """Why it fired or did not, in words: for a score threshold the threshold and the score
+    before and after, for a stage change the from and to wanted and the actual values."""
+    values: dict[str, Any] = Field(default_factory=dict)
+    """The values the reason compares, as data."""
+
+
+class ConditionNode(BaseModel):
+    """A workflow's condition tree with each group's verdict: a ``not`` that held reads as
+    a group that passed over a leaf that did not."""
+
+    kind: Literal["all", "any", "not", "leaf"]
+    loc: str
+    """Where it is in the workflow (``conditions.all.0``), as a 422 names it."""
+    passed: bool
+    children: list[ConditionNode] = Field(default_factory=list)
+    """A group's conditions, in order (empty for a leaf)."""
+    result: ConditionResult | None = None
+    """A leaf's field, operator, expected and actual value."""
 
 
 class DryRunResult(BaseModel):
@@ -157,6 +176,9 @@ class DryRunResult(BaseModel):
     tenant_matches: bool
     trigger: TriggerResult
     conditions: list[ConditionResult]
+    """Each leaf, in the order of the tree; ``condition_tree`` has the groups' verdicts."""
+    condition_tree: ConditionNode | None = None
+    """The conditions as the workflow nests them, each group with its verdict."""
     outcome: str
     error: str | None = None
     commands: list[ActionCommand]
@@ -221,6 +243,9 @@ class RunDetail(BaseModel):
     """The run's latest record: the trigger event, each condition with its actual value."""
     steps: list[StepHistory]
     """Each issued action with its rendered parameters and every attempt the executors made."""
+    condition_tree: ConditionNode | None = None
+    """The run's conditions as its workflow version nests them, each group with its verdict
+    (absent when that version is no longer known, or has no conditions)."""
 
 
 class TenantQuery(BaseModel):
@@ -237,8 +262,20 @@ class WorkflowDecision(BaseModel):
     workflow_name: str
     status: RunStatus
     stopped_by: list[ConditionResult]
-    """The conditions that did not hold (empty when the run went on)."""
+    """The leaves whose results made the conditions fail (empty when the run went on): under
+    a ``not``, a leaf that passed."""
+    condition_tree: ConditionNode | None = None
     error: str | None = None
+
+
+class NotTriggered(BaseModel):
+    """An active workflow that did not run for an event: why its trigger did not fire."""
+
+    workflow_id: str
+    workflow_name: str
+    trigger: str
+    reason: str
+    values: dict[str, Any] = Field(default_factory=dict)
 
 
 class EventDecisions(BaseModel):
@@ -247,6 +284,9 @@ class EventDecisions(BaseModel):
     occurred_at: datetime
     runs: list[WorkflowDecision]
     """One per workflow whose trigger matched the event."""
+    not_triggered: list[NotTriggered] = Field(default_factory=list)
+    """The other active workflows on the record type, each with why its trigger did not fire
+    for this event."""
 
 
 class WatchingWorkflow(BaseModel):
@@ -358,3 +398,29 @@ class DeadLetterPage(BaseModel):
     dead_letters: list[DeadLetter]
     """Newest first: each with its source position, the reason, and the message (base64)."""
     next_cursor: str | None = None
+
+
+class DiffQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    from_version: Annotated[int, Field(ge=1)]
+    to_version: Annotated[int, Field(ge=1)] | None = None
+    """The newest version when absent."""
+
+
+class FieldChange(BaseModel):
+    path: str
+    """The field that differs, dotted with list indexes: `actions.1.subject`."""
+    kind: Literal["added", "removed", "changed"]
+    before: Any = None
+    after: Any = None
+
+
+class VersionDiff(BaseModel):
+    workflow_id: str
+    from_version: int
+    to_version: int
+    changes: list[FieldChange]
+    """In document order; `version` and `updated_at` (which every version changes) left out."""
+    truncated: bool
+    """More changes than the answer lists."""

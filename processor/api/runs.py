@@ -8,8 +8,10 @@ from faust.web import Request, Response
 
 from coeflow.errors import InvalidInput, NotFound, Problem
 from processor.api.views import ApiView, operation, route
-from processor.core.history import explain_record, run_detail
+from processor.core.explain import condition_tree, explain_record
+from processor.core.history import run_detail
 from topics.api import RecordDecisions, RunDetail, RunPage, RunQuery, RunSearch, TenantQuery
+from topics.workflows import Workflow
 
 MAX_NAME = 256
 """A record type or id is at most this long (``topics.types.NonEmptyStr``)."""
@@ -42,8 +44,14 @@ class WorkflowRuns(ApiView):
         return self.reply(RunPage(runs=runs, next_cursor=page.next_cursor))
 
 
+class HistoryView(ApiView):
+    def version(self, workflow_id: str, version: int) -> Workflow | None:
+        """The saved version a run ran (deleted workflows' too), if this worker knows it."""
+        return self.admin.versions.versions.get(workflow_id, {}).get(version)
+
+
 @route("/runs")
-class Runs(ApiView):
+class Runs(HistoryView):
     @operation(
         "The runs of all of a tenant's workflows, newest first; filter by workflow, status, "
         "time and record, page with `cursor`",
@@ -78,7 +86,7 @@ class Runs(ApiView):
 
 
 @route("/runs/{run_id}")
-class OneRun(ApiView):
+class OneRun(HistoryView):
     @operation(
         "One run: the trigger event, each condition with its actual value, each action with "
         "its rendered parameters and every attempt",
@@ -88,11 +96,16 @@ class OneRun(ApiView):
         found = self.admin.history.get(run_id)
         if found is None or not self.principal(request).sees(found[0].tenant_id):
             raise NotFound(f"no run {run_id!r} (or it left the history)")
-        return self.reply(run_detail(*found))
+        detail = run_detail(*found)
+        run = found[0]
+        saved = self.version(run.workflow_id, run.workflow_version)
+        if saved is not None:
+            detail.condition_tree = condition_tree(saved.conditions, run.conditions)
+        return self.reply(detail)
 
 
 @route("/records/{record_type}/{record_id}/decisions")
-class Decisions(ApiView):
+class Decisions(HistoryView):
     @operation(
         "Why a record's recent events did or did not run workflows",
         query=TenantQuery,
@@ -110,10 +123,11 @@ class Decisions(ApiView):
             )
         runs = self.admin.history.of_record((tenant, record_type, record_id))
         active = [  # by the compiled trigger: a lead_score_threshold implies its record type
-            compiled.workflow
+            compiled
             for w in self.runtime.catalog.workflows(tenant)
             if w.status == "active"
             and (compiled := self.runtime.catalog.compiled(w.id)) is not None
             and compiled.trigger.record_type == record_type
         ]
-        return self.reply(explain_record(tenant, record_type, record_id, runs, active))
+        explained = explain_record(tenant, record_type, record_id, runs, active, self.version)
+        return self.reply(explained)

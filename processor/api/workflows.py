@@ -22,8 +22,10 @@ from processor.core.audit import workflow_change
 from processor.core.compiler import validate_workflow
 from processor.core.decide import dry_run
 from processor.core.deliveries import with_secrets
+from processor.core.explain import condition_tree
 from processor.core.pipeline import decode_change
 from processor.core.rates import RateLimit
+from processor.core.triggers import explain_trigger
 from topics.api import (
     SERVER_FIELDS,
     Deleted,
@@ -39,6 +41,7 @@ from topics.api import (
 )
 from topics.audit import AuditAction
 from topics.events import ChangeEvent
+from topics.runs import ConditionResult
 from topics.workflows import Workflow
 
 
@@ -259,19 +262,33 @@ class DryRun(WorkflowView):
                 retry_after_seconds=round(wait, 2),
             )
         settings = self.runtime.settings
-        event = decode_change(await request.read(), settings.max_event_bytes)
+        raw = await request.read()
+        event = decode_change(raw, settings.max_event_bytes)  # refused with the reasons
+        if not isinstance(event, ChangeEvent):
+            # The hot decoder's event (``topics/hot_events.py``) has equal values; the run
+            # record a dry run shows embeds the event as the model (a run decided on the hot
+            # path embeds its bytes instead).
+            event = ChangeEvent.model_validate_json(raw)
         decision = dry_run(
             compiled, event, max_depth=settings.max_causation_depth, now=self.runtime.clock()
         )
         run = decision.run
+        why = explain_trigger(compiled.kind, compiled.trigger, compiled.workflow.tenant_id, event)
+        conditions = [ConditionResult.model_validate(c) for c in decision.conditions]
         return self.reply(
             DryRunResult(
                 workflow_id=workflow_id,
                 workflow_version=compiled.workflow.version,
                 workflow_status=compiled.workflow.status,
                 tenant_matches=decision.tenant_matches,
-                trigger=TriggerResult(type=compiled.kind.name, matched=decision.trigger_matches),
-                conditions=list(decision.conditions),
+                trigger=TriggerResult(
+                    type=compiled.kind.name,
+                    matched=decision.trigger_matches,
+                    reason=why.reason,
+                    values=dict(why.values),
+                ),
+                conditions=conditions,
+                condition_tree=condition_tree(compiled.workflow.conditions, conditions),
                 outcome=run.record.status if run else "not_triggered",
                 error=run.record.error if run else None,
                 commands=list(run.commands) if run else [],

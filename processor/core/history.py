@@ -27,17 +27,12 @@ from coeflow.errors import InvalidInput, Problem
 from topics import codec
 from topics.api import (
     Attempt,
-    EventDecisions,
-    RecordDecisions,
     RunDetail,
     StepHistory,
-    WatchingWorkflow,
-    WorkflowDecision,
 )
 from topics.events import RecordRef
 from topics.outcomes import ActionOutcome
 from topics.runs import RunRecord, RunStatus, StepStatus
-from topics.workflows import Workflow
 
 log = logging.getLogger(__name__)
 
@@ -354,61 +349,3 @@ def run_detail(run: RunRecord, attempts: dict[int, list[ActionOutcome]]) -> RunD
             )
         )
     return RunDetail(run=run, steps=steps)
-
-
-def explain_record(
-    tenant_id: str,
-    record_type: str,
-    record_id: str,
-    runs: list[RunRecord],
-    active: list[Workflow],
-) -> RecordDecisions:
-    """A record's recent events that matched triggers, grouped by event, each workflow with
-    the conditions that stopped it; and the active workflows that could have run."""
-    events: dict[str, EventDecisions] = {}
-    for run in runs:
-        event = events.get(run.event_id)
-        if event is None:
-            event = events[run.event_id] = EventDecisions(
-                event_id=run.event_id,
-                operation=run.event.operation if run.event is not None else None,
-                occurred_at=run.occurred_at,
-                runs=[],
-            )
-        event.runs.append(
-            WorkflowDecision(
-                run_id=run.run_id,
-                workflow_id=run.workflow_id,
-                workflow_version=run.workflow_version,
-                workflow_name=run.workflow_name,
-                status=run.status,
-                stopped_by=(
-                    [c for c in run.conditions if not c.passed]
-                    if run.status == "conditions_not_met"
-                    else []  # an "any" can hold with some of its conditions false
-                ),
-                error=run.error,
-            )
-        )
-    watching = [
-        WatchingWorkflow(workflow_id=w.id, name=w.name, trigger=w.trigger.type)
-        for w in sorted(active, key=lambda w: w.id)
-    ]
-    if events:
-        stopped = sum(r.status == "conditions_not_met" for r in runs)
-        summary = (
-            f"{len(runs)} run(s) over {len(events)} event(s) of this {record_type}; "
-            f"{stopped} stopped by their conditions"
-        )
-    else:
-        summary = (
-            f"no workflow's trigger matched any event of {record_type} {record_id!r} in the "
-            f"run history; {len(watching)} active workflow(s) watch {record_type} records"
-        )
-    return RecordDecisions(
-        tenant_id=tenant_id,
-        record=RecordRef(type=record_type, id=record_id),
-        summary=summary,
-        events=list(events.values()),
-        active_workflows=watching,
-    )

@@ -1,7 +1,9 @@
 """The trigger kind registry: what each ``trigger.type`` means for a record change.
 
 A kind declares its parameter model (validated when a workflow is saved), the operations it
-can fire on (so the index skips it for the others), and a pure ``matches`` test.
+can fire on (so the index skips it for the others), a pure ``matches`` test, and ``explain``:
+why it did or did not fire for an event, in words and with the values it compared (the dry
+run's and the why-not answer's; ``explain_trigger`` adds what every kind shares).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from coeflow.errors import InvalidWorkflow, Problem, problems_from
 from processor.core.operators import is_number, same
-from processor.core.paths import MISSING, compile_path, lookup
+from processor.core.paths import MISSING, compile_path, lookup, plain
 from topics.events import ChangeEvent, Operation
 from topics.types import Duration, FieldPath, NonEmptyStr, parse_duration
 from topics.workflows import TriggerSpec
@@ -168,11 +170,27 @@ P = TypeVar("P", bound=TriggerParams)
 
 
 @dataclass(frozen=True, slots=True)
+class Explanation:
+    """Why a trigger did or did not fire for one event: a sentence, and the values it
+    compared (the threshold and the score before and after, a field's from and to...)."""
+
+    matched: bool
+    reason: str
+    values: Mapping[str, Any]
+
+
+Explain = Callable[[P, ChangeEvent, bool], tuple[str, Mapping[str, Any]]]
+"""``explain(params, event, matched)``: the reason and values, for an event of the kind's
+record type and of an operation it fires on (``explain_trigger`` says why for the others)."""
+
+
+@dataclass(frozen=True, slots=True)
 class TriggerKind(Generic[P]):
     name: str
     params: type[P]
     operations: frozenset[Operation]
     matches: Callable[[P, ChangeEvent], bool]
+    explain: Explain[P]
 
 
 _STATUS, _ESCALATED, _SCORE = ("status",), ("escalated",), ("score",)
@@ -204,39 +222,169 @@ def _score_crosses(p: LeadScoreThresholdParams, event: ChangeEvent) -> bool:
     return before is MISSING or before is None or (is_number(before) and before < p.threshold)
 
 
+_SHOWN = 80
+"""Characters of a value a reason quotes (the values themselves are in ``values``)."""
+
+
+def shown(value: Any) -> str:
+    """A value as a reason quotes it: JSON-like, cut to ``_SHOWN`` characters."""
+    if value is MISSING:
+        return "missing"
+    text = "null" if value is None else repr(value)
+    if isinstance(value, bool):
+        text = "true" if value else "false"
+    return text if len(text) <= _SHOWN else text[: _SHOWN - 1] + "…"
+
+
+def _created_why(p: TriggerParams, e: ChangeEvent, matched: bool) -> tuple[str, dict[str, Any]]:
+    return f"the {e.record_type} was created", {"operation": e.operation}
+
+
+_CHANGED_SHOWN = 20
+"""Changed fields an explanation lists (a record may have thousands)."""
+
+
+def _updated_why(p: TriggerParams, e: ChangeEvent, matched: bool) -> tuple[str, dict[str, Any]]:
+    before, after = e.before or {}, e.after or {}
+    changed = [
+        k for k in {**before, **after} if not same(before.get(k, MISSING), after.get(k, MISSING))
+    ]
+    values = {"changed_fields": changed[:_CHANGED_SHOWN], "changed_count": len(changed)}
+    if not matched:
+        return "the update changed nothing: the record is the same before and after", values
+    more = f" and {len(changed) - _CHANGED_SHOWN} more" if len(changed) > _CHANGED_SHOWN else ""
+    return f"the update changed {', '.join(changed[:_CHANGED_SHOWN])}{more}", values
+
+
+def _field_why(p: FieldChangeParams, e: ChangeEvent, matched: bool) -> tuple[str, dict[str, Any]]:
+    before, after = lookup(e.before, p.keys), lookup(e.after, p.keys)
+    values: dict[str, Any] = {"field": p.field, "before": plain(before), "after": plain(after)}
+    wants = []
+    if "from_" in p.model_fields_set:
+        values["from"] = p.from_
+        wants.append(f"from {shown(p.from_)}")
+    if "to" in p.model_fields_set:
+        values["to"] = p.to
+        wants.append(f"to {shown(p.to)}")
+    went = f"{p.field} changed from {shown(before)} to {shown(after)}"
+    if same(before, after):
+        return f"{p.field} did not change (it is {shown(after)})", values
+    if matched:
+        return went, values
+    return f"{went}; the trigger wants a change {' '.join(wants)}", values
+
+
+def _becomes_why(field: str, value: Any) -> Explain[TriggerParams]:
+    keys = (field,)
+
+    def explain(p: TriggerParams, e: ChangeEvent, matched: bool) -> tuple[str, dict[str, Any]]:
+        before, after = lookup(e.before, keys), lookup(e.after, keys)
+        values = {"field": field, "wants": value, "before": plain(before), "after": plain(after)}
+        if matched:
+            return f"{field} became {shown(value)} (it was {shown(before)})", values
+        if not same(after, value):
+            return f"{field} is {shown(after)} after the change, not {shown(value)}", values
+        return f"{field} was {shown(value)} already before the change", values
+
+    return explain
+
+
+def _score_why(
+    p: LeadScoreThresholdParams, e: ChangeEvent, matched: bool
+) -> tuple[str, dict[str, Any]]:
+    before, after = lookup(e.before, _SCORE), lookup(e.after, _SCORE)
+    values = {"threshold": p.threshold, "before": plain(before), "after": plain(after)}
+    limit = shown(p.threshold)
+    if matched:
+        if e.operation == "created":
+            return f"the lead was created with score {shown(after)}, at least {limit}", values
+        return f"score went from {shown(before)} to {shown(after)}, reaching {limit}", values
+    if not is_number(after):
+        return f"score is {shown(after)} after the change, not a number", values
+    if after < p.threshold:
+        return f"score {shown(after)} is below the threshold {limit}", values
+    if is_number(before):
+        return (
+            f"score was {shown(before)} before the change, at least {limit} already: it fires "
+            "when the score reaches the threshold from below",
+            values,
+        )
+    return f"score was {shown(before)} before the change, not a number", values
+
+
+def _fired_by(what: str | Callable[[Any], str]) -> Explain[Any]:
+    """The explanation of a kind fired by something other than a record change."""
+
+    def explain(p: TriggerParams, e: ChangeEvent, matched: bool) -> tuple[str, dict[str, Any]]:
+        return f"fired by {what(p) if callable(what) else what}, never by a record change", {}
+
+    return explain
+
+
 CREATED: frozenset[Operation] = frozenset({"created"})
 UPDATED: frozenset[Operation] = frozenset({"updated"})
 SAVED: frozenset[Operation] = frozenset({"created", "updated"})
 
 KINDS: tuple[TriggerKind[Any], ...] = (
-    TriggerKind("record_created", TriggerParams, CREATED, lambda p, e: True),
-    TriggerKind("record_updated", TriggerParams, UPDATED, _record_updated),
-    TriggerKind("field_value_changed", FieldChangeParams, UPDATED, _field_changed),
-    TriggerKind("status_changed", StatusChangedParams, UPDATED, _field_changed),
-    TriggerKind("pipeline_stage_changed", StageChangedParams, UPDATED, _field_changed),
+    TriggerKind("record_created", TriggerParams, CREATED, lambda p, e: True, _created_why),
+    TriggerKind("record_updated", TriggerParams, UPDATED, _record_updated, _updated_why),
+    TriggerKind("field_value_changed", FieldChangeParams, UPDATED, _field_changed, _field_why),
+    TriggerKind("status_changed", StatusChangedParams, UPDATED, _field_changed, _field_why),
+    TriggerKind("pipeline_stage_changed", StageChangedParams, UPDATED, _field_changed, _field_why),
     TriggerKind(
         "task_completed",
         TaskCompletedParams,
         UPDATED,
         lambda p, e: _becomes(e, _STATUS, "completed"),
+        _becomes_why("status", "completed"),
     ),
     TriggerKind(
         "case_escalated",
         CaseEscalatedParams,
         UPDATED,
         lambda p, e: _becomes(e, _ESCALATED, True),
+        _becomes_why("escalated", True),
     ),
     TriggerKind(
         "contract_signed",
         ContractSignedParams,
         SAVED,
         lambda p, e: _becomes(e, _STATUS, "signed"),
+        _becomes_why("status", "signed"),
     ),
-    TriggerKind("lead_score_threshold", LeadScoreThresholdParams, SAVED, _score_crosses),
-    TriggerKind("webhook_received", WebhookReceivedParams, frozenset(), lambda p, e: True),
-    TriggerKind("scheduled", ScheduledParams, frozenset(), lambda p, e: True),
-    TriggerKind("invoice_overdue", InvoiceOverdueParams, frozenset(), lambda p, e: True),
-    TriggerKind("record_stalled", RecordStalledParams, frozenset(), lambda p, e: True),
+    TriggerKind(
+        "lead_score_threshold", LeadScoreThresholdParams, SAVED, _score_crosses, _score_why
+    ),
+    TriggerKind(
+        "webhook_received",
+        WebhookReceivedParams,
+        frozenset(),
+        lambda p, e: True,
+        _fired_by("a signed delivery to the workflow's inbound webhook URL"),
+    ),
+    TriggerKind(
+        "scheduled",
+        ScheduledParams,
+        frozenset(),
+        lambda p, e: True,
+        _fired_by(lambda p: f"the clock (cron {p.cron!r} in {p.timezone})"),
+    ),
+    TriggerKind(
+        "invoice_overdue",
+        InvoiceOverdueParams,
+        frozenset(),
+        lambda p, e: True,
+        _fired_by("a timer once an unpaid invoice's due date has passed"),
+    ),
+    TriggerKind(
+        "record_stalled",
+        RecordStalledParams,
+        frozenset(),
+        lambda p, e: True,
+        _fired_by(
+            lambda p: f"a timer once a {p.record_type}'s {p.field} has kept its value for {p.for_}"
+        ),
+    ),
 )
 
 REGISTRY: Mapping[str, TriggerKind[Any]] = {kind.name: kind for kind in KINDS}
@@ -248,6 +396,37 @@ KINDS_BY_OPERATION: Mapping[str, tuple[str, ...]] = {
     op: tuple(k.name for k in KINDS if op in k.operations)
     for op in ("created", "updated", "deleted")
 }
+
+
+def explain_trigger(
+    kind: TriggerKind[Any], params: TriggerParams, tenant_id: str, event: ChangeEvent
+) -> Explanation:
+    """Whether a workflow of ``tenant_id`` with this trigger fires for ``event``, and why: the
+    checks the processor makes (``decide``: the tenant, the record type, the operation, then
+    the kind's test), the first that fails named, or the kind's own explanation."""
+    if event.tenant_id != tenant_id:
+        return Explanation(False, "the event belongs to another tenant", {})
+    if not kind.operations:
+        reason, values = kind.explain(params, event, False)
+        return Explanation(False, reason, values)
+    if event.record_type != params.record_type:
+        return Explanation(
+            False,
+            f"it watches {params.record_type} records; this event is of a "
+            f"{shown(event.record_type)}",
+            {"record_type": params.record_type},
+        )
+    if event.operation not in kind.operations:
+        fires = " or ".join(sorted(kind.operations))
+        return Explanation(
+            False,
+            f"it fires when a {params.record_type} is {fires}; this event is "
+            f"{shown(event.operation)}",
+            {"operation": event.operation},
+        )
+    matched = kind.matches(params, event)
+    reason, values = kind.explain(params, event, matched)
+    return Explanation(matched, reason, values)
 
 
 def resolve_trigger(spec: TriggerSpec) -> tuple[TriggerKind[Any], TriggerParams]:

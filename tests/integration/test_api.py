@@ -154,8 +154,14 @@ async def test_a_dry_run_shows_the_decision_and_emits_nothing(api: Api, bootstra
     event = lead_created(acme, 1, score=40)
     status, decision = await api.call("POST", f"{W}/{created['id']}/test", event)
     assert status == 200 and decision["emitted"] is False
-    assert decision["trigger"] == {"type": "record_created", "matched": True}
+    assert decision["trigger"] == {
+        "type": "record_created",
+        "matched": True,
+        "reason": "the lead was created",
+        "values": {"operation": "created"},
+    }
     assert decision["outcome"] == "conditions_not_met"
+    assert decision["condition_tree"]["passed"] is False
     assert decision["conditions"][0]["actual"] == 40 and decision["commands"] == []
 
     status, decision = await api.call(

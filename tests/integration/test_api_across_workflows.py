@@ -152,3 +152,107 @@ async def test_dead_letters_are_the_operators(api: Api, bootstrap: str) -> None:
     reader = await api.as_tenant(tenant(), scope="read")
     assert (await reader.call("GET", "/api/v1/dead-letters"))[0] == 403
     assert (await api.call("GET", "/api/v1/dead-letters?limit=1000"))[0] == 422
+
+
+async def test_explanations_read_right_in_the_dry_run_the_run_and_the_why_not(
+    api: Api, bootstrap: str
+) -> None:
+    acme = tenant()
+    owner = await api.as_tenant(acme)
+    guarded = await owner.create(
+        seed_workflow(
+            acme,
+            id=f"wf-guard-{acme}",
+            conditions={"not": {"field": "country", "op": "in", "value": ["ZZ"]}},
+        )
+    )
+    hot = await owner.create(
+        seed_workflow(
+            acme,
+            id=f"wf-hot-{acme}",
+            name="Hot lead",
+            trigger={"type": "lead_score_threshold", "threshold": 80},
+            conditions=None,
+        )
+    )
+    lead = lead_created(acme, 1, score=72)
+    lead["after"]["country"] = "DE"
+    status, dry = await owner.call("POST", f"{W}/{guarded['id']}/test", lead)
+    assert status == 200 and dry["outcome"] == "actions_issued"
+    tree = dry["condition_tree"]
+    assert tree["kind"] == "not" and tree["passed"] is True
+    assert (
+        tree["children"][0]["passed"] is False and tree["children"][0]["result"]["actual"] == "DE"
+    )
+    assert dry["trigger"]["reason"] == "the lead was created"
+
+    status, cold = await owner.call("POST", f"{W}/{hot['id']}/test", lead)
+    assert status == 200 and cold["trigger"]["matched"] is False
+    assert cold["trigger"]["reason"] == "score 72 is below the threshold 80.0"
+    assert cold["trigger"]["values"] == {"threshold": 80.0, "before": None, "after": 72}
+
+    blocked = lead_created(acme, 2, score=72)
+    blocked["after"]["country"] = "ZZ"
+    await publish(bootstrap, RECORD_CHANGES, [(b"L-2", blocked)])
+    runs = await owner.poll("/api/v1/runs?record_id=L-2", lambda body: body["runs"])
+    (run,) = runs["runs"]
+    assert run["status"] == "conditions_not_met"
+    status, detail = await owner.call("GET", f"/api/v1/runs/{run['run_id']}")
+    assert status == 200 and detail["condition_tree"]["kind"] == "not"
+    assert detail["condition_tree"]["passed"] is False
+
+    status, why = await owner.call("GET", "/api/v1/records/lead/L-2/decisions")
+    assert status == 200
+    assert "2 active workflow(s) watch lead records" in why["summary"]
+    assert {w["workflow_id"] for w in why["active_workflows"]} == {guarded["id"], hot["id"]}
+    (event,) = why["events"]
+    (decision,) = event["runs"]
+    assert [(c["field"], c["passed"]) for c in decision["stopped_by"]] == [("country", True)]
+    (other,) = event["not_triggered"]
+    assert other["workflow_id"] == hot["id"] and "below the threshold 80.0" in other["reason"]
+
+
+async def test_a_version_a_diff_between_any_two_and_restore_as_draft(api: Api) -> None:
+    acme = tenant()
+    owner, stranger = await api.as_tenant(acme), await api.as_tenant(tenant())
+    created = await owner.create(seed_workflow(acme))
+    path = f"{W}/{created['id']}"
+    changed = {**created, "name": "Renamed", "version": 1}
+    changed["actions"] = created["actions"][:1]
+    status, v2 = await owner.call("PUT", path, changed)
+    assert status == 200 and v2["version"] == 2
+
+    status, first = await owner.call("GET", f"{path}/versions/1")
+    assert status == 200 and first["name"] == created["name"] and first["version"] == 1
+    status, body = await owner.call("GET", f"{path}/diff?from_version=1")
+    assert status == 200 and (body["from_version"], body["to_version"]) == (1, 2)
+    paths = {c["path"]: c for c in body["changes"]}
+    assert paths["name"]["before"] == created["name"] and paths["name"]["after"] == "Renamed"
+    assert paths["actions.1"]["kind"] == "removed" and not body["truncated"]
+    assert "version" not in paths and "updated_at" not in paths
+
+    status, restored = await owner.call("POST", f"{path}/versions/1/restore")
+    assert status == 200 and restored["version"] == 3 and restored["status"] == "draft"
+    assert restored["name"] == created["name"] and restored["actions"] == created["actions"]
+    status, same = await owner.call("GET", f"{path}/diff?from_version=1&to_version=3")
+    assert [c["path"] for c in same["changes"]] == ["status"]  # active then, a draft now
+    audit = await owner.poll(
+        f"/api/v1/audit?subject_id={created['id']}", lambda body: len(body["events"]) == 3
+    )
+    assert [e["version"] for e in audit["events"]] == [3, 2, 1]
+
+    for method, where in [
+        ("GET", f"{path}/versions/1"),
+        ("GET", f"{path}/diff?from_version=1"),
+        ("POST", f"{path}/versions/1/restore"),
+    ]:
+        status, _ = await stranger.call(method, where)
+        assert status == 404, (method, where)
+    reader = await api.as_tenant(acme, scope="read")
+    assert (await reader.call("POST", f"{path}/versions/1/restore"))[0] == 403
+    for bad in ["9", "0", "x", "١", "1" * 30]:
+        status, body = await owner.call("GET", f"{path}/versions/{bad}")
+        assert status == 404 and "has no version" in body["error"], bad
+    for query in ["", "from_version=0", "from_version=x", "from_version=1&to_version=-1"]:
+        assert (await owner.call("GET", f"{path}/diff?{query}"))[0] == 422, query
+    assert (await owner.call("GET", f"{path}/diff?from_version=7"))[0] == 404

@@ -7,7 +7,7 @@ import pytest
 from coeflow.errors import InvalidInput
 from processor.core.compiler import compile_workflow
 from processor.core.decide import run_workflow
-from processor.core.history import RunHistory, explain_record, run_detail
+from processor.core.history import RunHistory, run_detail
 from processor.core.progress import track
 from tests.factories import NOW, command_source, make_command, make_event, make_workflow
 from topics import codec
@@ -130,30 +130,6 @@ def test_a_run_shows_each_attempt_and_then_its_completed_record() -> None:
     record, _ = runs.get(run.run_id) or pytest.fail("run missing")
     assert record.status == "succeeded" and record.event is not None
     assert runs.page("wf-welcome", limit=5, status="succeeded").runs[0].run_id == run.run_id
-
-
-def test_a_record_explains_which_workflows_ran_and_which_condition_stopped_them() -> None:
-    runs = history()
-    stopped, passed = a_run(10, record_id="L-9"), a_run(90, minutes=1, record_id="L-9")
-    add(runs, stopped, passed, a_run(90, record_id="L-10"))
-    explained = explain_record("acme", "lead", "L-9", runs.of_record(("acme", "lead", "L-9")), [])
-    assert [e.event_id for e in explained.events] == [passed.event_id, stopped.event_id]
-    newest, oldest = explained.events
-    assert newest.runs[0].status == "actions_issued" and newest.runs[0].stopped_by == []
-    assert oldest.runs[0].status == "conditions_not_met"
-    assert [(c.field, c.actual) for c in oldest.runs[0].stopped_by] == [("score", 10)]
-    assert oldest.operation == "created"
-    assert "1 stopped by their conditions" in explained.summary
-
-
-def test_a_record_that_matched_no_trigger_says_so() -> None:
-    watching = make_workflow(id="wf-watch", name="Watch leads")
-    explained = explain_record("acme", "lead", "L-404", [], [watching])
-    assert explained.events == []
-    assert "no workflow's trigger matched any event of lead 'L-404'" in explained.summary
-    assert [(w.workflow_id, w.trigger) for w in explained.active_workflows] == [
-        ("wf-watch", "record_created")
-    ]
 
 
 @pytest.mark.parametrize("cursor", ["nonsense", "bm9uc2Vuc2U", "WzEsMl0"])

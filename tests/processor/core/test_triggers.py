@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from coeflow.errors import InvalidWorkflow
-from processor.core.triggers import KINDS_BY_OPERATION, REGISTRY, resolve_trigger
+from processor.core.triggers import KINDS_BY_OPERATION, REGISTRY, explain_trigger, resolve_trigger
 from tests.factories import make_event
 from topics.events import ChangeEvent
 from topics.workflows import TriggerSpec
@@ -264,3 +266,138 @@ def test_invoice_overdue_is_for_invoices_and_never_fires_on_a_change() -> None:
     assert params.record_type == "invoice" and kind.operations == frozenset()
     with pytest.raises(InvalidWorkflow, match="record_type"):
         resolve_trigger(TriggerSpec(type="invoice_overdue", record_type="deal"))
+
+
+# Explanations: why a trigger fired or did not, one per kind, with the values it compared.
+
+
+def why(trigger: dict[str, Any], event: ChangeEvent) -> tuple[bool, str, dict[str, Any]]:
+    kind, params = resolve_trigger(TriggerSpec.model_validate(trigger))
+    explained = explain_trigger(kind, params, "acme", event)
+    assert explained.matched is fires(trigger, event)  # the verdict is the processor's
+    return explained.matched, explained.reason, dict(explained.values)
+
+
+def test_a_score_threshold_says_the_threshold_and_the_scores() -> None:
+    trigger = {"type": "lead_score_threshold", "threshold": 80}
+    lead = "lead"
+    assert why(trigger, updated({"score": 40}, {"score": 60}, lead)) == (
+        False,
+        "score 60 is below the threshold 80.0",
+        {"threshold": 80.0, "before": 40, "after": 60},
+    )
+    matched, reason, values = why(trigger, updated({"score": 85}, {"score": 90}, lead))
+    assert not matched and "was 85 before the change, at least 80.0 already" in reason
+    assert values == {"threshold": 80.0, "before": 85, "after": 90}
+    assert why(trigger, updated({"score": 40}, {"score": 80}, lead))[:2] == (
+        True,
+        "score went from 40 to 80, reaching 80.0",
+    )
+    assert why(trigger, updated({}, {"score": "high"}, lead))[1] == (
+        "score is 'high' after the change, not a number"
+    )
+    assert why(trigger, created({"score": 95}, lead))[1] == (
+        "the lead was created with score 95, at least 80.0"
+    )
+
+
+def test_a_stage_change_says_the_from_and_to_wanted_and_the_actual_values() -> None:
+    trigger = {"type": "pipeline_stage_changed", "record_type": "deal", "from": "a", "to": "won"}
+    assert why(trigger, updated({"stage": "b"}, {"stage": "won"})) == (
+        False,
+        "stage changed from 'b' to 'won'; the trigger wants a change from 'a' to 'won'",
+        {"field": "stage", "before": "b", "after": "won", "from": "a", "to": "won"},
+    )
+    assert why(trigger, updated({"stage": "a"}, {"stage": "won"}))[:2] == (
+        True,
+        "stage changed from 'a' to 'won'",
+    )
+    assert (
+        why(trigger, updated({"stage": "a"}, {"stage": "a"}))[1]
+        == "stage did not change (it is 'a')"
+    )
+    loose = {"type": "field_value_changed", "record_type": "deal", "field": "amount"}
+    assert why(loose, updated({}, {"amount": 5}))[1] == "amount changed from missing to 5"
+
+
+def test_kinds_that_watch_a_value_say_what_they_wait_for() -> None:
+    task = {"type": "task_completed"}
+    assert why(task, updated({"status": "open"}, {"status": "waiting"}, "task"))[1] == (
+        "status is 'waiting' after the change, not 'completed'"
+    )
+    assert why(task, updated({"status": "completed"}, {"status": "completed", "x": 1}, "task"))[
+        1
+    ] == ("status was 'completed' already before the change")
+    case = {"type": "case_escalated"}
+    assert why(case, updated({"escalated": False}, {"escalated": True}, "case"))[:2] == (
+        True,
+        "escalated became true (it was false)",
+    )
+    assert why({"type": "record_updated", "record_type": "deal"}, updated({"a": 1}, {"a": 1}))[
+        1
+    ] == ("the update changed nothing: the record is the same before and after")
+    matched, reason, values = why(
+        {"type": "record_updated", "record_type": "deal"}, updated({"a": 1}, {"a": 2, "b": 3})
+    )
+    assert matched and reason == "the update changed a, b" and values["changed_count"] == 2
+
+
+def test_the_shared_checks_come_first_with_their_reason() -> None:
+    trigger = {"type": "record_created", "record_type": "lead"}
+    assert (
+        why(trigger, created({}, "deal"))[1] == "it watches lead records; this event is of a 'deal'"
+    )
+    assert why(trigger, updated({}, {"a": 1}, "lead"))[1] == (
+        "it fires when a lead is created; this event is 'updated'"
+    )
+    kind, params = resolve_trigger(TriggerSpec.model_validate(trigger))
+    other = explain_trigger(kind, params, "globex", created({}, "lead"))
+    assert not other.matched and other.reason == "the event belongs to another tenant"
+
+
+@pytest.mark.parametrize(
+    ("trigger", "says"),
+    [
+        ({"type": "webhook_received"}, "fired by a signed delivery to the workflow's inbound"),
+        ({"type": "scheduled", "cron": "0 9 * * 1", "timezone": "Europe/Berlin"}, "the clock"),
+        ({"type": "invoice_overdue"}, "once an unpaid invoice's due date has passed"),
+        ({"type": "record_stalled", "record_type": "deal", "for": "3d"}, "stage has kept"),
+    ],
+)
+def test_kinds_not_fired_by_record_changes_say_what_fires_them(
+    trigger: dict[str, Any], says: str
+) -> None:
+    matched, reason, _ = why(trigger, created({}, "lead"))
+    assert not matched and says in reason and reason.endswith("never by a record change")
+
+
+def test_every_kind_has_an_explanation() -> None:
+    assert all(callable(kind.explain) for kind in REGISTRY.values())
+
+
+def test_a_long_value_is_cut_in_the_reason_and_whole_in_the_values() -> None:
+    trigger = {"type": "status_changed", "record_type": "deal", "to": "won"}
+    long = "x" * 10_000
+    matched, reason, values = why(trigger, updated({"status": "a"}, {"status": long}))
+    assert not matched and len(reason) < 300 and values["after"] == long
+
+
+SCORES = st.one_of(st.none(), st.integers(-5, 120), st.text(max_size=3), st.booleans())
+
+
+@given(
+    before=SCORES,
+    after=SCORES,
+    operation=st.sampled_from(["created", "updated"]),
+    threshold=st.integers(0, 100),
+)
+def test_the_explanation_agrees_with_the_processor_on_every_score(
+    before: Any, after: Any, operation: str, threshold: int
+) -> None:
+    event = make_event(
+        operation=operation,
+        before={"score": before} if operation == "updated" else None,
+        after={"score": after},
+    )
+    _, reason, values = why({"type": "lead_score_threshold", "threshold": threshold}, event)
+    assert reason and values["threshold"] == threshold
