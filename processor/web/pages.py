@@ -12,11 +12,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 from urllib.parse import quote
 
 import jinja2
+import orjson
 from aiohttp import web
 from faust.web import View
 
@@ -75,8 +77,37 @@ templates = jinja2.Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
+
+
+def _when(value: Any) -> str:
+    """An API time (ISO 8601) as ``2026-12-01 11:02:03 UTC``; what is not one, as given."""
+    if not isinstance(value, str):
+        return "" if value is None else str(value)
+    try:
+        at = datetime.fromisoformat(value)
+    except ValueError:
+        return value
+    if at.tzinfo is not None:
+        at = at.astimezone(UTC)
+    return at.strftime("%Y-%m-%d %H:%M:%S") + (" UTC" if at.tzinfo is not None else "")
+
+
+def _json(value: Any) -> str:
+    """A JSON value, indented, for ``<pre>`` (escaped by autoescape like any text)."""
+    return orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode()
+
+
+def _words(name: Any) -> str:
+    """A registry name in words: ``lead_score_threshold`` → ``Lead score threshold``."""
+    text = str(name).replace("_", " ").replace("-", " ").strip()
+    return text[:1].upper() + text[1:]
+
+
 templates.filters["q"] = lambda value: quote(str(value), safe="")
 """``{{ id|q }}``: a value as one URL path segment."""
+templates.filters["when"] = _when
+templates.filters["json"] = _json
+templates.filters["words"] = _words
 
 Handler = Callable[["Page"], Awaitable[web.StreamResponse]]
 

@@ -210,3 +210,17 @@ async def test_a_too_long_token_is_refused_before_any_check(
 ) -> None:
     response = await signed_in(client, "x" * 10_000)
     assert response.status == 401 and len(fake.sessions) == 0
+
+
+async def test_a_form_page_calls_the_api_after_reading_its_form(
+    client: TestClient[Any, Any], fake: Fake
+) -> None:
+    """The CSRF check reads the form before the page calls the API with a clone of the
+    request (which aiohttp refuses for a request whose body was read, unless set aside)."""
+    await signed_in(client, OPERATOR)
+    response = await client.post(
+        "/tenant", data={"tenant_id": "", "csrf_token": csrf_of(fake)}, allow_redirects=False
+    )
+    assert response.status == 422
+    assert "Name a tenant" in await response.text()
+    assert fake.api_calls == [("GET", "/api/v1/workflows", f"Bearer {OPERATOR}")]

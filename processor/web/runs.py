@@ -1,0 +1,97 @@
+"""Runs: one run in full, the runs of all of a tenant's workflows, and "Why didn't it run?"."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from aiohttp import web
+
+from processor.web.pages import Page, PageError, Redirect, page
+from processor.web.workflows import MAX_FILTER, POLL_SECONDS, RUN_STATUSES, _run_filters
+
+FAILED_STEPS = frozenset({"failed"})
+
+
+@page("/runs/{run_id}")
+async def run_page(page: Page) -> web.StreamResponse:
+    detail = await page.require(page.api.get("/runs/" + quote(page.match["run_id"], safe="")))
+    run = detail["run"]
+    steps = detail["steps"]
+    failed = [s for s in steps if s["status"] in FAILED_STEPS]
+    return page.render("run.html", run=run, steps=steps, failed=failed)
+
+
+async def _search(page: Page) -> dict[str, Any]:
+    shown, api, problems = _run_filters(page)
+    shown["workflow_id"] = page.query.get("workflow_id", "").strip()[:MAX_FILTER]
+    shown["record_type"] = page.query.get("record_type", "").strip()[:MAX_FILTER]
+    for name in ("workflow_id", "record_type"):
+        if shown[name]:
+            api[name] = shown[name]
+    runs: list[dict[str, Any]] = []
+    next_cursor = None
+    if not problems:
+        got = await page.api.get("/runs", **page.tenant_query, **api)
+        if got.status == 401:
+            raise Redirect("/sign-in")
+        if got.ok:
+            runs, next_cursor = got.body["runs"], got.body.get("next_cursor")
+        elif got.status == 422:
+            problems = [f"{p['loc']}: {p['msg']}" for p in got.problems] or [got.error]
+        else:
+            raise PageError(got.status, got.error)
+    keep = {k: v for k, v in shown.items() if v and k != "cursor"}
+    return {
+        "runs": runs,
+        "filters": shown,
+        "problems": problems,
+        "statuses": RUN_STATUSES,
+        "older": urlencode({**keep, "cursor": next_cursor}) if next_cursor else None,
+        "filter_query": urlencode(keep),
+        "live": not shown["cursor"],
+        "poll_seconds": POLL_SECONDS,
+        "poll_url": "/runs/list",
+        "show_workflow": True,
+    }
+
+
+@page("/runs")
+async def runs_search(page: Page) -> web.StreamResponse:
+    if page.tenant_id is None:
+        raise Redirect("/tenant")
+    return page.render("runs.html", **await _search(page))
+
+
+@page("/runs/list")
+async def runs_search_fragment(page: Page) -> web.StreamResponse:
+    if page.tenant_id is None:
+        raise Redirect("/tenant")
+    return page.render("runs_table.html", **await _search(page))
+
+
+@page("/why")
+async def why(page: Page) -> web.StreamResponse:
+    """A record's recent decisions: which workflows' triggers matched, which condition
+    stopped each, with the values (the API's explanation)."""
+    if page.tenant_id is None:
+        raise Redirect("/tenant")
+    record_type = page.query.get("record_type", "").strip()[:MAX_FILTER]
+    record_id = page.query.get("record_id", "").strip()[:MAX_FILTER]
+    answer, problem = None, None
+    if record_type and record_id:
+        path = f"/records/{quote(record_type, safe='')}/{quote(record_id, safe='')}/decisions"
+        got = await page.api.get(path, **page.tenant_query)
+        if got.status == 401:
+            raise Redirect("/sign-in")
+        if got.ok:
+            answer = got.body
+        elif got.status in (404, 422):
+            problem = got.error
+        else:
+            raise PageError(got.status, got.error)
+    elif record_type or record_id:
+        problem = "Give both the record type and the record id."
+    return page.render(
+        "why.html", record_type=record_type, record_id=record_id, answer=answer, problem=problem
+    )

@@ -1,0 +1,319 @@
+"""Settings → Workflows: the list, and a workflow's detail page with its tabs (Runs,
+Versions, Settings), its Runs tab's self-updating list, Activate/Deactivate, a diff between
+two versions and "restore as draft"."""
+
+from __future__ import annotations
+
+import difflib
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import orjson
+from aiohttp import web
+
+from processor.web.pages import Page, PageError, Redirect, page
+
+STATUSES = ("draft", "active", "inactive")
+RUN_STATUSES = (
+    "actions_issued",
+    "succeeded",
+    "partially_failed",
+    "failed",
+    "conditions_not_met",
+    "loop_blocked",
+)
+FAILED = frozenset({"failed", "partially_failed", "loop_blocked"})
+"""The run statuses the list counts as failures."""
+COUNT_CAP = 1000
+"""Runs of the last 24 hours counted per workflow at most; past it the list says "1000+"."""
+PAGE_SIZE = 200
+RUNS_PER_PAGE = 25
+POLL_SECONDS = 3
+RANGES = {"1h": timedelta(hours=1), "24h": timedelta(hours=24), "7d": timedelta(days=7)}
+"""The Runs tab's time ranges (besides "any time" and a custom one)."""
+MAX_FILTER = 256
+
+
+def path_of(workflow_id: str, *rest: str) -> str:
+    return "/workflows/" + "/".join([quote(workflow_id, safe=""), *rest])
+
+
+async def _counts(page: Page, workflow_id: str, since: datetime) -> dict[str, Any]:
+    """The runs of the last 24 hours (up to ``COUNT_CAP``), the failures among them and the
+    newest run, from the API's runs of the workflow."""
+    runs, failures, cursor, newest = 0, 0, None, None
+    path = path_of(workflow_id, "runs")  # the API's path is the page's
+    while runs < COUNT_CAP:
+        got = await page.require(
+            page.api.get(path, since=since.isoformat(), limit=PAGE_SIZE, cursor=cursor)
+        )
+        batch = got["runs"]
+        if newest is None and batch:
+            newest = batch[0]
+        runs += len(batch)
+        failures += sum(1 for r in batch if r["status"] in FAILED)
+        cursor = got.get("next_cursor")
+        if not cursor or not batch:
+            break
+    if newest is None:  # none in 24 hours: the last one ever, if the history holds one
+        older = await page.require(page.api.get(path, limit=1))
+        newest = older["runs"][0] if older["runs"] else None
+    capped = runs >= COUNT_CAP and cursor is not None
+    return {"runs": runs, "failures": failures, "last": newest, "capped": capped}
+
+
+def _matches(workflow: dict[str, Any], text: str) -> bool:
+    if not text:
+        return True
+    trigger = workflow.get("trigger") or {}
+    haystack = " ".join(
+        str(x) for x in (workflow.get("name"), workflow.get("id"), *trigger.values())
+    )
+    return text.casefold() in haystack.casefold()
+
+
+@page("/workflows")
+async def workflow_list(page: Page) -> web.StreamResponse:
+    if page.tenant_id is None:
+        raise Redirect("/tenant")
+    status = page.query.get("status", "")
+    text = page.query.get("q", "").strip()[:MAX_FILTER]
+    asked = {**page.tenant_query, "status": status if status in STATUSES else None}
+    listed = await page.require(page.api.get("/workflows", **asked))
+    shown = [w for w in listed["workflows"] if _matches(w, text)]
+    shown.sort(key=lambda w: (str(w.get("name", "")).casefold(), w["id"]))
+    since = page.runtime.clock() - timedelta(hours=24)
+    rows = [{"workflow": w, **await _counts(page, w["id"], since)} for w in shown]
+    return page.render(
+        "workflows.html",
+        rows=rows,
+        status_filter=status,
+        text=text,
+        statuses=STATUSES,
+        total=listed["count"],
+    )
+
+
+def _run_filters(page: Page) -> tuple[dict[str, str], dict[str, str | int | None], list[str]]:
+    """The Runs tab's filters as asked (to show and to repeat in links), the API query they
+    make, and what is wrong with them."""
+    q = page.query
+    shown = {
+        name: q.get(name, "").strip()[:MAX_FILTER]
+        for name in ("status", "range", "from", "to", "record_id", "cursor")
+    }
+    problems: list[str] = []
+    api: dict[str, str | int | None] = {"limit": RUNS_PER_PAGE}
+    if shown["status"] in RUN_STATUSES:
+        api["status"] = shown["status"]
+    elif shown["status"]:
+        problems.append(f"status: pick one of the list, not {shown['status']!r}")
+    now = page.runtime.clock()
+    if shown["range"] in RANGES:
+        api["since"] = (now - RANGES[shown["range"]]).isoformat()
+    for name, key in (("from", "since"), ("to", "until")):
+        if shown[name]:
+            try:
+                at = datetime.fromisoformat(shown[name])
+            except ValueError:
+                problems.append(f"{name}: a date and time, such as 2026-12-01T09:30")
+                continue
+            api[key] = (at if at.tzinfo else at.replace(tzinfo=now.tzinfo)).isoformat()
+    if shown["record_id"]:
+        api["record_id"] = shown["record_id"]
+    if shown["cursor"]:
+        api["cursor"] = shown["cursor"]
+    return shown, api, problems
+
+
+async def _runs(page: Page, workflow_id: str) -> dict[str, Any]:
+    """What the runs table shows: a page of the workflow's runs, newest first."""
+    shown, api, problems = _run_filters(page)
+    runs: list[dict[str, Any]] = []
+    next_cursor = None
+    if not problems:
+        got = await page.api.get("/runs", **page.tenant_query, workflow_id=workflow_id, **api)
+        if got.status == 401:
+            raise Redirect("/sign-in")
+        if got.ok:
+            runs, next_cursor = got.body["runs"], got.body.get("next_cursor")
+        elif got.status == 422:
+            problems = [f"{p['loc']}: {p['msg']}" for p in got.problems] or [got.error]
+        else:
+            raise PageError(got.status, got.error)
+    keep = {k: v for k, v in shown.items() if v and k != "cursor"}
+    return {
+        "runs": runs,
+        "filters": shown,
+        "problems": problems,
+        "statuses": RUN_STATUSES,
+        "older": urlencode({**keep, "cursor": next_cursor}) if next_cursor else None,
+        "filter_query": urlencode(keep),
+        "live": not shown["cursor"],
+        "poll_seconds": POLL_SECONDS,
+    }
+
+
+async def _workflow(page: Page) -> dict[str, Any]:
+    workflow_id = page.match["workflow_id"]
+    body: dict[str, Any] = await page.require(page.api.get(path_of(workflow_id)))
+    return body
+
+
+@page("/workflows/{workflow_id}")
+async def workflow_detail(page: Page) -> web.StreamResponse:
+    raise Redirect(path_of(page.match["workflow_id"], "runs"))
+
+
+@page("/workflows/{workflow_id}/runs")
+async def runs_tab(page: Page) -> web.StreamResponse:
+    workflow = await _workflow(page)
+    return page.render(
+        "workflow_runs.html", workflow=workflow, tab="runs", **await _runs(page, workflow["id"])
+    )
+
+
+@page("/workflows/{workflow_id}/runs/list")
+async def runs_fragment(page: Page) -> web.StreamResponse:
+    """The Runs tab's table alone: what htmx polls while the tab is open."""
+    workflow = await _workflow(page)  # another tenant's workflow: 404, as on the API
+    return page.render("runs_table.html", workflow=workflow, **await _runs(page, workflow["id"]))
+
+
+async def _versions(page: Page, workflow: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every version, newest first, each with who saved it and when (the audit log)."""
+    workflow_id = workflow["id"]
+    listed = await page.require(page.api.get(path_of(workflow_id, "versions")))
+    audit = await page.api.get(
+        "/audit",
+        **page.tenant_query,
+        subject_type="workflow",
+        subject_id=workflow_id,
+        limit=200,
+    )
+    made: dict[int, dict[str, Any]] = {}
+    if audit.ok:
+        for event in audit.body.get("events", []):
+            version = event.get("version")
+            if isinstance(version, int) and version not in made:
+                made[version] = event
+    return [{"workflow": v, "audit": made.get(v["version"])} for v in listed["versions"]]
+
+
+def _document(workflow: dict[str, Any]) -> str:
+    """A version as the diff compares it: what a user wrote, not what the server stamps."""
+    shown = {
+        k: v for k, v in workflow.items() if k not in ("updated_at", "inbound_secrets", "version")
+    }
+    return orjson.dumps(shown, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode()
+
+
+def diff_lines(older: dict[str, Any], newer: dict[str, Any]) -> list[tuple[str, str]]:
+    """(kind, line) of a unified diff between two versions: ``add``, ``del``, ``ctx``,
+    ``hunk``."""
+    lines = difflib.unified_diff(
+        _document(older).splitlines(),
+        _document(newer).splitlines(),
+        fromfile=f"version {older['version']}",
+        tofile=f"version {newer['version']}",
+        lineterm="",
+        n=3,
+    )
+    kinds = []
+    for line in lines:
+        if line.startswith(("---", "+++", "@@")):
+            kinds.append(("hunk", line))
+        elif line.startswith("+"):
+            kinds.append(("add", line))
+        elif line.startswith("-"):
+            kinds.append(("del", line))
+        else:
+            kinds.append(("ctx", line))
+    return kinds
+
+
+def _version_number(text: str) -> int | None:
+    return int(text) if text.isascii() and text.isdigit() and len(text) < 10 else None
+
+
+@page("/workflows/{workflow_id}/versions")
+async def versions_tab(page: Page) -> web.StreamResponse:
+    workflow = await _workflow(page)
+    versions = await _versions(page, workflow)
+    by_number = {v["workflow"]["version"]: v["workflow"] for v in versions}
+    older = _version_number(page.query.get("from", ""))
+    newer = _version_number(page.query.get("to", ""))
+    diff, problem = None, None
+    if older is not None or newer is not None:
+        if older not in by_number or newer not in by_number:
+            problem = "Pick two versions that exist."
+        else:
+            diff = diff_lines(by_number[older], by_number[newer])
+    numbers = sorted(by_number, reverse=True)
+    return page.render(
+        "workflow_versions.html",
+        workflow=workflow,
+        tab="versions",
+        versions=versions,
+        numbers=numbers,
+        older=older if older is not None else (numbers[1] if len(numbers) > 1 else numbers[0]),
+        newer=newer if newer is not None else numbers[0],
+        diff=diff,
+        problem=problem,
+        error=None,
+    )
+
+
+@page("/workflows/{workflow_id}/versions/{version}/restore", methods=("POST",))
+async def restore(page: Page) -> web.StreamResponse:
+    """A new version with an old one's definition, as a draft (so it runs only once someone
+    activates it again); the API's PUT checks it as any change, guarded by the version."""
+    workflow = await _workflow(page)
+    number = _version_number(page.match["version"])
+    versions = await page.require(page.api.get(path_of(workflow["id"], "versions")))
+    old = next((v for v in versions["versions"] if v["version"] == number), None)
+    if old is None:
+        raise PageError(
+            404, f"workflow {workflow['id']!r} has no version {page.match['version']!r}"
+        )
+    body = {
+        k: v for k, v in old.items() if k not in ("updated_at", "inbound_secrets", "inbound_secret")
+    }
+    body |= {"status": "draft", "version": workflow["version"]}
+    saved = await page.api.put(path_of(workflow["id"]), body)
+    if saved.status == 401:
+        raise Redirect("/sign-in")
+    if not saved.ok:
+        problems = "; ".join(f"{p['loc']}: {p['msg']}" for p in saved.problems)
+        raise PageError(saved.status, saved.error + (f" ({problems})" if problems else ""))
+    raise Redirect(path_of(workflow["id"], "versions"))
+
+
+@page("/workflows/{workflow_id}/settings")
+async def settings_tab(page: Page) -> web.StreamResponse:
+    workflow = await _workflow(page)
+    return page.render("workflow_settings.html", workflow=workflow, tab="settings")
+
+
+async def _set_status(page: Page, action: str) -> web.StreamResponse:
+    workflow_id = page.match["workflow_id"]
+    answer = await page.api.post(path_of(workflow_id, action))
+    if answer.status == 401:
+        raise Redirect("/sign-in")
+    if not answer.ok:
+        problems = "; ".join(f"{p['loc']}: {p['msg']}" for p in answer.problems)
+        raise PageError(answer.status, answer.error + (f" ({problems})" if problems else ""))
+    back = (await page.form()).get("back", "")
+    tab = back if back in ("runs", "versions", "settings") else "runs"
+    raise Redirect(path_of(workflow_id, tab))
+
+
+@page("/workflows/{workflow_id}/activate", methods=("POST",))
+async def activate(page: Page) -> web.StreamResponse:
+    return await _set_status(page, "activate")
+
+
+@page("/workflows/{workflow_id}/deactivate", methods=("POST",))
+async def deactivate(page: Page) -> web.StreamResponse:
+    return await _set_status(page, "deactivate")
