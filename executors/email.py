@@ -6,6 +6,7 @@ from email.message import EmailMessage
 from email.utils import formatdate
 
 import aiosmtplib
+from pydantic import validate_email
 
 from coeflow.errors import PermanentEffectError, TransientEffectError
 from executors.interface import ExecutorContext
@@ -19,15 +20,25 @@ def message_id(action_id: str, sender: str) -> str:
     return f"<{action_id}@{domain}>"
 
 
+def address(value: str, name: str) -> str:
+    """An address checked in full, normalised: the processor checks a rendered one for its
+    shape only (``actions/params.py``). The reason names the parameter, not the address."""
+    try:
+        return validate_email(value)[1]
+    except Exception as exc:
+        reason = str(exc).replace(value, "…")
+        raise PermanentEffectError(f"{name} is not a valid email address: {reason}") from None
+
+
 def build_message(command: ActionCommand, sender: str) -> EmailMessage:
     params = command.params
     message = EmailMessage()
     message["From"] = sender
-    message["To"] = params["to"]
+    message["To"] = address(params["to"], "to")
     if params.get("cc"):
-        message["Cc"] = ", ".join(params["cc"])
+        message["Cc"] = ", ".join(address(cc, "cc") for cc in params["cc"])
     if params.get("reply_to"):
-        message["Reply-To"] = params["reply_to"]
+        message["Reply-To"] = address(params["reply_to"], "reply_to")
     message["Subject"] = params["subject"]
     message["Message-ID"] = message_id(command.action_id, sender)
     message["Date"] = formatdate(command.issued_at.timestamp(), usegmt=True)

@@ -106,13 +106,22 @@ def test_relative_times_become_absolute_from_the_event_time() -> None:
     assert "close_in" not in opportunity
 
 
-def test_rendered_values_are_checked_in_full() -> None:
+def test_rendered_values_are_checked() -> None:
     """A merge field that renders to garbage fails the run instead of issuing a bad command."""
     action = REGISTRY["send_email"]
-    with pytest.raises(ActionRenderError, match="to"):
-        action.command_params({"to": "", "subject": "x", "body": "y"}, ANCHOR)
-    with pytest.raises(ActionRenderError, match="to"):
-        action.command_params({"to": "{{record.email}}", "subject": "x", "body": "y"}, ANCHOR)
+    for to in ("", "{{record.email}}", "ada lovelace@example.com", "ada@example", "a@b@c.com"):
+        with pytest.raises(ActionRenderError, match="to"):
+            action.command_params({"to": to, "subject": "x", "body": "y"}, ANCHOR)
+
+
+def test_a_rendered_address_is_checked_for_its_shape_and_a_saved_one_in_full() -> None:
+    """On the hot path an address is checked for its shape (the email executor checks it in
+    full before sending); a literal one in a workflow is checked in full when it is saved."""
+    action = REGISTRY["send_email"]
+    rendered = {"to": " ada@-example.com ", "subject": "x", "body": "y", "cc": ["b@example.com"]}
+    assert action.command_params(rendered, ANCHOR)["to"] == "ada@-example.com"
+    with pytest.raises(InvalidWorkflow, match="to"):
+        action.validate_definition({**rendered, "to": "ada@-example.com"}, "actions.0")
 
 
 def test_phone_numbers_are_normalised() -> None:

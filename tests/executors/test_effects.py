@@ -98,6 +98,24 @@ async def test_a_refused_recipient_is_permanent_and_an_unreachable_server_transi
     await down.aclose()
 
 
+@pytest.mark.parametrize(
+    ("params", "name"),
+    [
+        ({"to": "ada@-example.com"}, "to"),
+        ({"to": "ada@example.com", "cc": ["b@example.com", "a..b@example.com"]}, "cc"),
+        ({"to": "ada@example.com", "reply_to": "ada@exa_mple.com"}, "reply_to"),
+    ],
+)
+async def test_an_address_the_processor_let_by_for_its_shape_is_checked_in_full(
+    context: ExecutorContext, smtp: SmtpPeer, params: dict[str, Any], name: str
+) -> None:
+    command = make_command("send_email", {"subject": "s", "body": "b", **params})
+    with pytest.raises(PermanentEffectError, match=f"^{name} is not a valid email address") as e:
+        await EmailExecutor(context).perform(command)
+    assert "example.com" not in str(e.value)  # the reason names the parameter, not the address
+    assert smtp.messages == []
+
+
 async def test_email_without_an_smtp_server_fails_saying_which_setting(http: HttpPeer) -> None:
     context = ExecutorContext.create(peer_settings(25, http, smtp_host=None), lambda: CLOCK_NOW)
     command = make_command("send_email", {"to": "ada@example.com", "subject": "s", "body": "b"})
