@@ -91,17 +91,13 @@ class RunReplica(TopicReplica):
     ) -> None:
         super().__init__(settings, **kwargs)
         self.history = history
-        self.decodes = decodes
-        if decodes is not None:
-            decodes.join(self.reader, self.topic, lambda partition, value: True)
+        self.shared = decodes.join(self.reader, self.topic) if decodes is not None else None
 
     def apply_record(self, record: ConsumerRecord) -> None:
-        if self.decodes is None or record.value is None:
+        if self.shared is None or record.value is None:
             self.apply(record.key, record.value)
             return
-        run = self.decodes.decoded(
-            self.reader, self.topic, record.partition, record.offset, record.value, index_run
-        )
+        run = self.shared.decoded(record.partition, record.offset, record.value, index_run)
         if run is not None:
             self.history.add_run(record.value, run)
 

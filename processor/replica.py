@@ -241,17 +241,13 @@ class OutcomeReplica(ModelReplica[ActionOutcome]):
         self.fenced = fenced
         self.folds: list[Callable[[ActionOutcome], object]] = []
         self.applied = 0
-        self.decodes = decodes
-        if decodes is not None:
-            decodes.join(self.reader, self.topic, lambda partition, value: True)
+        self.shared = decodes.join(self.reader, self.topic) if decodes is not None else None
 
     def apply_record(self, record: ConsumerRecord) -> None:
-        if self.decodes is None or record.value is None:
+        if self.shared is None or record.value is None:
             self.apply(record.key, record.value)
             return
-        item = self.decodes.decoded(
-            self.reader, self.topic, record.partition, record.offset, record.value, decode_outcome
-        )
+        item = self.shared.decoded(record.partition, record.offset, record.value, decode_outcome)
         if item is not None:
             self.on_value(record.key, item)
 

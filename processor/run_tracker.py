@@ -62,9 +62,10 @@ class RunTracker(BatchProcessor):
         )
         super().__init__(runtime, store, **kwargs)
         self._swept = runtime.clock()
-        self.decodes = runtime.decodes
-        self.decodes.join(self.name, RUNS, self._wants_run)
-        self.decodes.join(self.name, ACTION_OUTCOMES, self._holds)
+        self.shared = {
+            RUNS: runtime.decodes.join(self.name, RUNS, self._wants_run),
+            ACTION_OUTCOMES: runtime.decodes.join(self.name, ACTION_OUTCOMES, self._holds),
+        }
 
     def _holds(self, partition: int, value: bytes) -> bool:
         return partition in self.partitions
@@ -103,22 +104,22 @@ class RunTracker(BatchProcessor):
             if messages:
                 produced.append((record, messages))
         if records:
-            self.decodes.passed(self.name, tp.topic, tp.partition, records[-1].offset + 1)
+            self.shared[tp.topic].passed(tp.partition, records[-1].offset + 1)
         return produced
 
     async def release(self, revoked: set[TopicPartition]) -> None:
         await super().release(revoked)
         gone = {tp.partition for tp in revoked}
-        for topic in self.topics:
-            self.decodes.forget(self.name, topic, gone)
+        for reader in self.shared.values():
+            reader.forget(gone)
 
     def _decode(self, topic: str, record: ConsumerRecord) -> RunRecord | ActionOutcome | None:
         value = record.value
         if value is None:  # a fence in the outcome log
             return None
         if topic == ACTION_OUTCOMES:  # decoded once for this worker (the outcome replica's too)
-            return self.decodes.decoded(
-                self.name, topic, record.partition, record.offset, value, decode_outcome
+            return self.shared[topic].decoded(
+                record.partition, record.offset, value, decode_outcome
             )
         if _ISSUED not in value:
             return None  # most runs issue nothing to wait for: skip them without decoding
@@ -135,9 +136,7 @@ class RunTracker(BatchProcessor):
         value = record.value
         if value is None or _ISSUED not in value:
             return None
-        run = self.decodes.decoded(
-            self.name, RUNS, record.partition, record.offset, value, index_run
-        )
+        run = self.shared[RUNS].decoded(record.partition, record.offset, value, index_run)
         if run is None or run.status != "actions_issued":
             return None
         if _NO_ACTIONS in value and not _issues_actions(value):

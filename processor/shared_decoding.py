@@ -11,17 +11,15 @@ already past it. They can share the decoding: whichever reader comes to a messag
 decodes it and leaves the result for the other, which takes it instead of decoding again.
 
 What is left for a reader waits only while that reader has yet to come to the message (by the
-position it last reported) and would want it (``wants``); the oldest goes first past
-``LIMIT`` entries, so a reader that stops or falls far behind costs memory that is bounded, and
+position it last reported) and would want it (``wants``); the oldest goes first past ``LIMIT``
+entries a reader, so a reader that stops or falls far behind costs memory that is bounded, and
 then decodes for itself as before.
 """
 
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from pydantic import ValidationError
@@ -35,87 +33,94 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 LIMIT = 10_000
-"""Decoded messages kept for the other reader, at most (a few MB of outcomes)."""
+"""Decoded messages kept for one reader, at most (a few MB of outcomes)."""
 
 Wants = Callable[[int, bytes], bool]
 """Whether a reader will want the message ``value`` of ``partition`` (say, of the partitions it
 holds, and of the kind it does not skip by a byte test)."""
-
-
-@dataclass
-class _Reader:
-    name: str
-    wants: Wants
-
 
 _UNDECODABLE: Any = object()
 """Left for the other reader when a message does not decode: it skips it without trying (the
 first reader logged why)."""
 
 
-class SharedDecodes:
-    """The decoded messages the readers of each topic leave for each other in one worker."""
+class TopicReader:
+    """One reader of one topic in a worker, with what the other readers left for it decoded."""
 
-    def __init__(self, limit: int = LIMIT) -> None:
-        self.limit = limit
-        self._readers: dict[str, list[_Reader]] = {}
-        self._left: OrderedDict[tuple[str, str, int, int], Any] = OrderedDict()
-        """(reader, topic, partition, offset) → what was decoded for that reader."""
-        self._next: dict[tuple[str, str, int], int] = {}
-        """(reader, topic, partition) → the offset the reader comes to next."""
+    def __init__(self, name: str, wants: Wants | None, limit: int) -> None:
+        self.name, self.wants, self.limit = name, wants, limit
+        self.others: list[TopicReader] = []
+        self.left: dict[tuple[int, int], Any] = {}
+        """(partition, offset) → the message decoded by another reader, oldest first."""
+        self.next: dict[int, int] = {}
+        """Partition → the offset this reader comes to next."""
         self.decodes = 0
-        """Messages decoded by a reader (for the measurements and the tests)."""
-        self.shared = 0
-        """Messages a reader took decoded from another instead."""
-
-    def join(self, reader: str, topic: str, wants: Wants) -> None:
-        """``reader`` reads ``topic``; of its messages it wants those ``wants`` accepts."""
-        self._readers.setdefault(topic, []).append(_Reader(reader, wants))
-
-    def passed(self, reader: str, topic: str, partition: int, offset: int) -> None:
-        """``reader`` has read ``partition`` of ``topic`` up to ``offset`` (not included)."""
-        self._next[(reader, topic, partition)] = offset
+        """Messages this reader decoded (for the measurements and the tests)."""
+        self.taken = 0
+        """Messages it took decoded from another reader instead."""
 
     def decoded(
-        self,
-        reader: str,
-        topic: str,
-        partition: int,
-        offset: int,
-        value: bytes,
-        decode: Callable[[bytes], T | None],
+        self, partition: int, offset: int, value: bytes, decode: Callable[[bytes], T | None]
     ) -> T | None:
         """The message at ``offset``, decoded by ``decode`` (``None``: it does not decode, and
         ``decode`` said why), or taken as another reader left it."""
-        self._next[(reader, topic, partition)] = offset + 1
-        item = self._left.pop((reader, topic, partition, offset), None)
-        if item is not None:
-            self.shared += 1
-            return None if item is _UNDECODABLE else item
+        self.next[partition] = offset + 1
+        if self.left:
+            item = self.left.pop((partition, offset), None)
+            if item is not None:
+                self.taken += 1
+                return None if item is _UNDECODABLE else item  # type: ignore[no-any-return]
         result = decode(value)
         self.decodes += 1
-        for other in self._readers.get(topic, ()):
-            if (
-                other.name != reader
-                and self._next.get((other.name, topic, partition), 0) <= offset
-                and other.wants(partition, value)
+        for other in self.others:
+            if other.next.get(partition, 0) <= offset and (
+                other.wants is None or other.wants(partition, value)
             ):
-                self._left[(other.name, topic, partition, offset)] = (
-                    _UNDECODABLE if result is None else result
-                )
-                if len(self._left) > self.limit:
-                    self._left.popitem(last=False)
+                left = other.left
+                left[(partition, offset)] = _UNDECODABLE if result is None else result
+                if len(left) > other.limit:
+                    del left[next(iter(left))]
         return result
 
-    def forget(self, reader: str, topic: str, partitions: set[int]) -> None:
-        """``reader`` no longer reads ``partitions`` of ``topic``: drop what was left for it."""
-        for key in [k for k in self._left if k[:2] == (reader, topic) and k[2] in partitions]:
-            del self._left[key]
+    def passed(self, partition: int, offset: int) -> None:
+        """This reader has read ``partition`` up to ``offset`` (not included)."""
+        self.next[partition] = offset
+
+    def forget(self, partitions: set[int]) -> None:
+        """This reader no longer reads ``partitions``: drop what was left for it there."""
+        for key in [key for key in self.left if key[0] in partitions]:
+            del self.left[key]
         for partition in partitions:
-            self._next.pop((reader, topic, partition), None)
+            self.next.pop(partition, None)
+
+
+class SharedDecodes:
+    """The readers of each topic in one worker, which leave what they decode for each other."""
+
+    def __init__(self, limit: int = LIMIT) -> None:
+        self.limit = limit
+        self._readers: dict[str, list[TopicReader]] = {}
+
+    def join(self, name: str, topic: str, wants: Wants | None = None) -> TopicReader:
+        """A reader of ``topic`` (``wants``: which of its messages it reads; all if ``None``)."""
+        reader = TopicReader(name, wants, self.limit)
+        readers = self._readers.setdefault(topic, [])
+        for other in readers:
+            other.others.append(reader)
+            reader.others.append(other)
+        readers.append(reader)
+        return reader
+
+    @property
+    def decodes(self) -> int:
+        return sum(r.decodes for readers in self._readers.values() for r in readers)
+
+    @property
+    def taken(self) -> int:
+        return sum(r.taken for readers in self._readers.values() for r in readers)
 
     def __len__(self) -> int:
-        return len(self._left)
+        return sum(len(r.left) for readers in self._readers.values() for r in readers)
 
 
 def decode_outcome(value: bytes) -> ActionOutcome | None:

@@ -43,61 +43,56 @@ def _parse(value: bytes) -> object | None:
     return codec.loads(value) if value != b"junk" else None
 
 
-def always(partition: int, value: bytes) -> bool:
-    return True
-
-
 def test_whichever_reader_comes_first_decodes_and_the_other_takes_it() -> None:
     shared = SharedDecodes()
-    shared.join("replica", T, always)
-    shared.join("tracker", T, always)
+    replica, tracker = shared.join("replica", T), shared.join("tracker", T)
     calls, decode = counting(_parse)
 
-    first = shared.decoded("replica", T, 0, 0, b'{"n":0}', decode)
-    assert shared.decoded("tracker", T, 0, 0, b'{"n":0}', decode) is first
-    second = shared.decoded("tracker", T, 0, 1, b'{"n":1}', decode)
-    assert shared.decoded("replica", T, 0, 1, b'{"n":1}', decode) is second
-    assert calls == [b'{"n":0}', b'{"n":1}'] and (shared.decodes, shared.shared) == (2, 2)
+    first = replica.decoded(0, 0, b'{"n":0}', decode)
+    assert tracker.decoded(0, 0, b'{"n":0}', decode) is first
+    second = tracker.decoded(0, 1, b'{"n":1}', decode)
+    assert replica.decoded(0, 1, b'{"n":1}', decode) is second
+    assert calls == [b'{"n":0}', b'{"n":1}'] and (shared.decodes, shared.taken) == (2, 2)
     assert len(shared) == 0, "nothing is kept once taken"
 
 
 def test_nothing_is_left_for_a_reader_that_does_not_want_it_or_is_past_it() -> None:
     shared = SharedDecodes()
-    shared.join("replica", T, always)
-    shared.join("tracker", T, lambda partition, value: partition == 1 and b"issued" in value)
-    shared.decoded("replica", T, 0, 0, b'"issued"', _parse)  # not the tracker's partition
-    shared.decoded("replica", T, 1, 0, b'"none"', _parse)  # skipped by its byte test
+    replica = shared.join("replica", T)
+    tracker = shared.join("tracker", T, lambda partition, value: partition == 1 and b"!" in value)
+    shared.join("reader-of-another-topic", "other")
+    replica.decoded(0, 0, b'"!"', _parse)  # not the tracker's partition
+    replica.decoded(1, 0, b'"-"', _parse)  # skipped by its byte test
     assert len(shared) == 0
-    shared.passed("tracker", T, 1, 5)
-    shared.decoded("replica", T, 1, 4, b'"issued"', _parse)  # the tracker is past it
+    tracker.passed(1, 5)
+    replica.decoded(1, 4, b'"!"', _parse)  # the tracker is past it
     assert len(shared) == 0
-    shared.decoded("replica", T, 1, 5, b'"issued"', _parse)
-    assert len(shared) == 1
+    replica.decoded(1, 5, b'"!"', _parse)
+    assert len(tracker.left) == 1 and len(shared) == 1
 
 
 def test_an_undecodable_message_is_tried_once() -> None:
     shared = SharedDecodes()
-    shared.join("replica", T, always)
-    shared.join("tracker", T, always)
+    replica, tracker = shared.join("replica", T), shared.join("tracker", T)
     calls, decode = counting(_parse)
-    assert shared.decoded("replica", T, 0, 0, b"junk", decode) is None
-    assert shared.decoded("tracker", T, 0, 0, b"junk", decode) is None
+    assert replica.decoded(0, 0, b"junk", decode) is None
+    assert tracker.decoded(0, 0, b"junk", decode) is None
     assert calls == [b"junk"]
 
 
 def test_what_is_left_is_bounded_and_forgotten_with_the_partition() -> None:
     shared = SharedDecodes(limit=3)
-    shared.join("replica", T, always)
-    shared.join("tracker", T, always)
+    replica, tracker = shared.join("replica", T), shared.join("tracker", T)
     for offset in range(5):
-        shared.decoded("replica", T, 0, offset, b"1", _parse)
+        replica.decoded(0, offset, b"1", _parse)
+    replica.decoded(1, 0, b"1", _parse)
     assert len(shared) == 3
     calls, decode = counting(_parse)
-    shared.decoded("tracker", T, 0, 1, b"1", decode)  # the oldest went
-    shared.decoded("tracker", T, 0, 2, b"1", decode)
+    tracker.decoded(0, 2, b"1", decode)  # the oldest went
+    tracker.decoded(0, 3, b"1", decode)
     assert len(calls) == 1 and len(shared) == 2
-    shared.forget("tracker", T, {0})
-    assert len(shared) == 0
+    tracker.forget({0})
+    assert list(tracker.left) == [(1, 0)] and 0 not in tracker.next
 
 
 @given(
@@ -109,23 +104,21 @@ def test_each_reader_gets_every_message_decoded_in_any_interleaving(
     values: list[int], order: list[bool], limit: int
 ) -> None:
     shared = SharedDecodes(limit=limit)
-    shared.join("a", T, always)
-    shared.join("b", T, always)
+    readers = {"a": shared.join("a", T), "b": shared.join("b", T)}
     messages = [codec.dumps({"n": v, "at": i}) for i, v in enumerate(values)]
     read: dict[str, list[object]] = {"a": [], "b": []}
     turns = [*order, *([True] * len(messages)), *([False] * len(messages))]
     for a_turn in turns:
-        reader = "a" if a_turn else "b"
-        offset = len(read[reader])
+        name = "a" if a_turn else "b"
+        offset = len(read[name])
         if offset < len(messages):
-            item = shared.decoded(reader, T, 0, offset, messages[offset], _parse)
-            read[reader].append(item)
+            read[name].append(readers[name].decoded(0, offset, messages[offset], _parse))
     expected = [codec.loads(m) for m in messages]
     assert read == {"a": expected, "b": expected}
     assert len(messages) <= shared.decodes <= 2 * len(messages)
     if limit >= len(messages):
         assert shared.decodes == len(messages), "each message decoded once"
-    assert len(shared) <= limit
+    assert all(len(reader.left) <= limit for reader in readers.values())
 
 
 PARTITION = 3
@@ -173,7 +166,7 @@ def test_the_tracker_and_the_replicas_decode_each_run_and_outcome_once(
     for record in (first, second):
         outcome_replica.apply_record(record)
 
-    assert (decodes.decodes, decodes.shared) == (4, 3), "two runs and two outcomes, once each"
+    assert (decodes.decodes, decodes.taken) == (4, 3), "two runs and two outcomes, once each"
     [completed] = [m for _, messages in sent for m in messages if m.topic == RUNS]
     assert codec.decode(completed.value or b"", RunRecord).status == "succeeded"
     found = history.get("run-1")
