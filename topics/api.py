@@ -424,3 +424,31 @@ class VersionDiff(BaseModel):
     """In document order; `version` and `updated_at` (which every version changes) left out."""
     truncated: bool
     """More changes than the answer lists."""
+
+
+class RunCountsQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    tenant_id: Name | None = None
+    """Operators only: a tenant's token counts its own tenant's runs."""
+    since: AwareDatetime
+    """Count the runs decided at or after this time (the list's "last 24 hours")."""
+
+
+class WorkflowRunCounts(BaseModel):
+    workflow_id: str
+    runs: int
+    """Runs decided since ``since`` that the history holds."""
+    failed: int
+    """Those among them ``failed`` or ``partially_failed``."""
+    by_status: dict[str, int]
+    last_run_id: str | None = None
+    """The newest run the history holds, however old."""
+    last_status: RunStatus | None = None
+    last_decided_at: datetime | None = None
+
+
+class RunCountsPage(BaseModel):
+    since: datetime
+    workflows: list[WorkflowRunCounts]
+    """Every workflow of the tenant with runs in the history, by id."""

@@ -365,8 +365,8 @@ class DevReporter(Service):
             if stats.events != seen:
                 seen = stats.events
                 runs = ", ".join(f"{n} {status}" for status, n in sorted(stats.runs.items()))
-                log.info(
-                    "progress: %d events, %d dead letters; runs: %s%s",
+                log.info(  # what went to workflow.dead-letter is said where it is counted
+                    "progress: %d events (%d dead-lettered); runs: %s%s",
                     seen,
                     stats.dead_letters,
                     runs or "none",
@@ -380,7 +380,7 @@ class DevReporter(Service):
         done = executors.runner.stats
         return (
             f"; actions: {done.succeeded} succeeded, {done.retried} retried, "
-            f"{done.failed} failed, {done.skipped_repeats} repeats skipped"
+            f"{done.failed} failed (dead-lettered), {done.skipped_repeats} repeats skipped"
         )
 
 

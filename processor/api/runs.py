@@ -4,13 +4,26 @@ history (``processor/projections.py``)."""
 
 from __future__ import annotations
 
+from typing import cast
+
 from faust.web import Request, Response
 
 from coeflow.errors import InvalidInput, NotFound, Problem
 from processor.api.views import ApiView, operation, route
 from processor.core.explain import condition_tree, explain_record
 from processor.core.history import run_detail
-from topics.api import RecordDecisions, RunDetail, RunPage, RunQuery, RunSearch, TenantQuery
+from topics.api import (
+    RecordDecisions,
+    RunCountsPage,
+    RunCountsQuery,
+    RunDetail,
+    RunPage,
+    RunQuery,
+    RunSearch,
+    TenantQuery,
+    WorkflowRunCounts,
+)
+from topics.runs import RunStatus
 from topics.workflows import Workflow
 
 MAX_NAME = 256
@@ -83,6 +96,38 @@ class Runs(HistoryView):
         principal = self.principal(request)
         runs = [r for r in page.runs if principal.sees(r.tenant_id)]
         return self.reply(RunPage(runs=runs, next_cursor=page.next_cursor))
+
+
+FAILED = ("failed", "partially_failed")
+
+
+@route("/run-counts")
+class RunCounts(HistoryView):
+    @operation(
+        "Each workflow's runs since a time, by status, and its last run (the workflows "
+        "list's columns), counted without reading the runs",
+        query=RunCountsQuery,
+        response=RunCountsPage,
+    )
+    async def get(self, request: Request) -> Response:
+        asked = self.query(request, RunCountsQuery)
+        tenant = self.tenant_scope(request, asked.tenant_id)
+        history = self.admin.history
+        counted = []
+        for workflow_id in sorted(history.workflows_of(tenant)):
+            counts = history.counts(workflow_id, asked.since)
+            counted.append(
+                WorkflowRunCounts.model_construct(
+                    workflow_id=workflow_id,
+                    runs=sum(counts.by_status.values()),
+                    failed=sum(counts.by_status.get(s, 0) for s in FAILED),
+                    by_status=counts.by_status,
+                    last_run_id=counts.last_run_id,
+                    last_status=cast(RunStatus | None, counts.last_status),
+                    last_decided_at=counts.last_decided_at,
+                )
+            )
+        return self.reply(RunCountsPage(since=asked.since, workflows=counted))
 
 
 @route("/runs/{run_id}")

@@ -19,7 +19,7 @@ import logging
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from pydantic import BaseModel, ValidationError
 
@@ -69,6 +69,14 @@ class _Entry:
     position: tuple[float, str]
     """(decided at, run id): the order of a workflow's runs."""
     attempts: dict[int, list[ActionOutcome]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class RunCounts:
+    by_status: dict[str, int]
+    last_run_id: str | None
+    last_status: str | None
+    last_decided_at: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,6 +270,21 @@ class RunHistory:
                 found.append(run)
                 size += len(entry.value)
         return RunPage(found, None)
+
+    def counts(self, workflow_id: str, since: datetime) -> RunCounts:
+        """A workflow's runs decided at or after ``since``, by status, and its newest run of
+        all: read from the index, without decoding a run."""
+        runs = self._by_workflow.get(workflow_id, [])
+        start = bisect.bisect_left(runs, (since.timestamp(), ""))
+        by_status: dict[str, int] = {}
+        for _, run_id in runs[start:]:
+            status = self._runs[run_id].status
+            by_status[status] = by_status.get(status, 0) + 1
+        if not runs:
+            return RunCounts(by_status, None, None, None)
+        decided_at, run_id = runs[-1]
+        newest = datetime.fromtimestamp(decided_at, UTC)
+        return RunCounts(by_status, run_id, self._runs[run_id].status, newest)
 
     def of_record(self, record: RecordKey) -> list[RunRecord]:
         """The kept runs of one record's events, newest first."""

@@ -71,6 +71,21 @@ async def test_runs_across_a_tenants_workflows_with_filters_and_paging(
     status, later = await owner.call("GET", "/api/v1/runs?since=2999-01-01T00:00:00Z")
     assert status == 200 and later["runs"] == []
 
+    status, counts = await owner.call("GET", "/api/v1/run-counts?since=2000-01-01T00:00:00Z")
+    assert status == 200
+    assert [
+        (c["workflow_id"], c["runs"], c["by_status"].get("conditions_not_met"))
+        for c in counts["workflows"]
+    ] == [
+        (welcome["id"], 2, 1),
+        (second["id"], 2, 1),
+    ]
+    newest = {r["workflow_id"]: r for r in reversed(everything["runs"])}  # the last wins
+    assert counts["workflows"][0]["last_run_id"] == newest[welcome["id"]]["run_id"]
+    status, none = await stranger.call("GET", "/api/v1/run-counts?since=2000-01-01T00:00:00Z")
+    assert status == 200 and none["workflows"] == []
+    assert (await owner.call("GET", "/api/v1/run-counts"))[0] == 422  # since is required
+
     # Another tenant's token sees none of them, even naming the tenant or the workflow.
     assert (await stranger.call("GET", "/api/v1/runs"))[1]["runs"] == []
     status, _ = await stranger.call("GET", f"/api/v1/runs?tenant_id={acme}")

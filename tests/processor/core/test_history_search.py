@@ -96,3 +96,15 @@ def test_paging_shows_each_run_once_in_order(
     assert sorted(r.run_id for r in whole) == sorted({r.run_id for r in made})
     positions = [(r.decided_at, r.run_id) for r in whole]
     assert positions == sorted(positions, reverse=True)
+
+
+def test_counts_by_status_since_a_time_and_the_newest_run_however_old() -> None:
+    old, stopped, newest = a_run(0, 1), a_run(0, 5, score=10), a_run(0, 9)
+    runs = kept(old, stopped, newest)
+    counts = runs.counts("wf-0", NOW + timedelta(minutes=2))
+    assert counts.by_status == {"conditions_not_met": 1, "actions_issued": 1}
+    assert counts.last_run_id == newest.run_id and counts.last_status == "actions_issued"
+    assert counts.last_decided_at == newest.decided_at
+    later = runs.counts("wf-0", NOW + timedelta(days=1))
+    assert later.by_status == {} and later.last_run_id == newest.run_id
+    assert runs.counts("wf-none", NOW).last_run_id is None
