@@ -19,7 +19,13 @@ async def run_page(page: Page) -> web.StreamResponse:
     run = detail["run"]
     steps = detail["steps"]
     failed = [s for s in steps if s["status"] in FAILED_STEPS]
-    return page.render("run.html", run=run, steps=steps, failed=failed)
+    return page.render(
+        "run.html",
+        run=run,
+        steps=steps,
+        failed=failed,
+        condition_tree=detail.get("condition_tree"),
+    )
 
 
 async def _search(page: Page) -> dict[str, Any]:

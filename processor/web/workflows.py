@@ -4,14 +4,13 @@ two versions and "restore as draft"."""
 
 from __future__ import annotations
 
-import difflib
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote, urlencode
 
-import orjson
 from aiohttp import web
 
+from processor.web.calls import Answer
 from processor.web.pages import Page, PageError, Redirect, page
 
 STATUSES = ("draft", "active", "inactive")
@@ -201,38 +200,6 @@ async def _versions(page: Page, workflow: dict[str, Any]) -> list[dict[str, Any]
     return [{"workflow": v, "audit": made.get(v["version"])} for v in listed["versions"]]
 
 
-def _document(workflow: dict[str, Any]) -> str:
-    """A version as the diff compares it: what a user wrote, not what the server stamps."""
-    shown = {
-        k: v for k, v in workflow.items() if k not in ("updated_at", "inbound_secrets", "version")
-    }
-    return orjson.dumps(shown, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode()
-
-
-def diff_lines(older: dict[str, Any], newer: dict[str, Any]) -> list[tuple[str, str]]:
-    """(kind, line) of a unified diff between two versions: ``add``, ``del``, ``ctx``,
-    ``hunk``."""
-    lines = difflib.unified_diff(
-        _document(older).splitlines(),
-        _document(newer).splitlines(),
-        fromfile=f"version {older['version']}",
-        tofile=f"version {newer['version']}",
-        lineterm="",
-        n=3,
-    )
-    kinds = []
-    for line in lines:
-        if line.startswith(("---", "+++", "@@")):
-            kinds.append(("hunk", line))
-        elif line.startswith("+"):
-            kinds.append(("add", line))
-        elif line.startswith("-"):
-            kinds.append(("del", line))
-        else:
-            kinds.append(("ctx", line))
-    return kinds
-
-
 def _version_number(text: str) -> int | None:
     return int(text) if text.isascii() and text.isdigit() and len(text) < 10 else None
 
@@ -241,16 +208,22 @@ def _version_number(text: str) -> int | None:
 async def versions_tab(page: Page) -> web.StreamResponse:
     workflow = await _workflow(page)
     versions = await _versions(page, workflow)
-    by_number = {v["workflow"]["version"]: v["workflow"] for v in versions}
+    numbers = [v["workflow"]["version"] for v in versions]
     older = _version_number(page.query.get("from", ""))
     newer = _version_number(page.query.get("to", ""))
     diff, problem = None, None
-    if older is not None or newer is not None:
-        if older not in by_number or newer not in by_number:
-            problem = "Pick two versions that exist."
+    if older is not None and newer is not None:
+        got = await page.api.get(
+            path_of(workflow["id"], "diff"), from_version=older, to_version=newer
+        )
+        if got.status == 401:
+            raise Redirect("/sign-in")
+        if got.ok:
+            diff = got.body
         else:
-            diff = diff_lines(by_number[older], by_number[newer])
-    numbers = sorted(by_number, reverse=True)
+            problem = got.error
+    elif page.query.get("from") or page.query.get("to"):
+        problem = "Pick two versions that exist."
     return page.render(
         "workflow_versions.html",
         workflow=workflow,
@@ -261,33 +234,29 @@ async def versions_tab(page: Page) -> web.StreamResponse:
         newer=newer if newer is not None else numbers[0],
         diff=diff,
         problem=problem,
-        error=None,
     )
 
 
 @page("/workflows/{workflow_id}/versions/{version}/restore", methods=("POST",))
 async def restore(page: Page) -> web.StreamResponse:
-    """A new version with an old one's definition, as a draft (so it runs only once someone
-    activates it again); the API's PUT checks it as any change, guarded by the version."""
-    workflow = await _workflow(page)
+    """A new draft version with an old one's definition (the API's restore)."""
+    workflow_id = page.match["workflow_id"]
     number = _version_number(page.match["version"])
-    versions = await page.require(page.api.get(path_of(workflow["id"], "versions")))
-    old = next((v for v in versions["versions"] if v["version"] == number), None)
-    if old is None:
-        raise PageError(
-            404, f"workflow {workflow['id']!r} has no version {page.match['version']!r}"
-        )
-    body = {
-        k: v for k, v in old.items() if k not in ("updated_at", "inbound_secrets", "inbound_secret")
-    }
-    body |= {"status": "draft", "version": workflow["version"]}
-    saved = await page.api.put(path_of(workflow["id"]), body)
-    if saved.status == 401:
+    if number is None:
+        raise PageError(404, "no such version")
+    saved = await page.api.post(path_of(workflow_id, "versions", str(number), "restore"))
+    _refused(saved)
+    raise Redirect(path_of(workflow_id, "versions"))
+
+
+def _refused(answer: Answer) -> None:
+    """Nothing for an answer that succeeded; else to sign-in (401) or the API's reason with
+    every problem it listed."""
+    if answer.status == 401:
         raise Redirect("/sign-in")
-    if not saved.ok:
-        problems = "; ".join(f"{p['loc']}: {p['msg']}" for p in saved.problems)
-        raise PageError(saved.status, saved.error + (f" ({problems})" if problems else ""))
-    raise Redirect(path_of(workflow["id"], "versions"))
+    if not answer.ok:
+        problems = "; ".join(f"{p['loc']}: {p['msg']}" for p in answer.problems)
+        raise PageError(answer.status, answer.error + (f" ({problems})" if problems else ""))
 
 
 @page("/workflows/{workflow_id}/settings")
@@ -298,12 +267,7 @@ async def settings_tab(page: Page) -> web.StreamResponse:
 
 async def _set_status(page: Page, action: str) -> web.StreamResponse:
     workflow_id = page.match["workflow_id"]
-    answer = await page.api.post(path_of(workflow_id, action))
-    if answer.status == 401:
-        raise Redirect("/sign-in")
-    if not answer.ok:
-        problems = "; ".join(f"{p['loc']}: {p['msg']}" for p in answer.problems)
-        raise PageError(answer.status, answer.error + (f" ({problems})" if problems else ""))
+    _refused(await page.api.post(path_of(workflow_id, action)))
     back = (await page.form()).get("back", "")
     tab = back if back in ("runs", "versions", "settings") else "runs"
     raise Redirect(path_of(workflow_id, tab))
