@@ -69,7 +69,7 @@ class TopicReader:
             item = self.left.pop((partition, offset), None)
             if item is not None:
                 self.taken += 1
-                return None if item is _UNDECODABLE else item  # type: ignore[no-any-return]
+                return None if item is _UNDECODABLE else item
         result = decode(value)
         self.decodes += 1
         for other in self.others:
