@@ -138,6 +138,13 @@ async def test_the_runs_tab_shows_a_new_run_by_itself_and_opens_it(
     await browsing.shot(page, "run")
     await page.set_viewport_size(PHONE)
     await browsing.shot(page, "run-phone")
+
+    # The list counts it: the last run and its status, one run in 24 hours, no failure.
+    await page.goto("/workflows")
+    row = page.locator("#workflows tbody tr", has_text=workflow["name"])
+    await expect(row.locator('td[data-label="Last run"]')).to_contain_text("Succeeded")
+    await expect(row.locator('td[data-label="Runs (24 h)"]')).to_have_text("1")
+    await expect(row.locator('td[data-label="Failures (24 h)"]')).to_have_text("0")
     browsing.watch.assert_clean()
 
 
