@@ -1,8 +1,9 @@
 """Deterministic ids: reprocessing an event yields the same run and action ids.
 
 Each id is the RFC 4122 version-5 UUID of a name in our namespace (``uuid.uuid5``'s value),
-built from the SHA-1 digest directly: a run makes two or more, and ``uuid.UUID`` objects cost
-more than the hash.
+written from the SHA-1 digest's hex directly: a run makes two or more, and ``uuid.UUID``
+objects cost more than the hash. The version is the 13th hex digit (``5``); the variant takes
+the top two bits of the 17th (``10``: one of ``89ab``).
 """
 
 from __future__ import annotations
@@ -13,12 +14,12 @@ import uuid
 _NAMESPACE = uuid.UUID("6f6c3a52-2f63-4f1e-9b52-636f65666c6f").bytes
 
 
+_VARIANT = {digit: "89ab"[int(digit, 16) & 0x3] for digit in "0123456789abcdef"}
+
+
 def _uuid5(name: str) -> str:
-    digest = bytearray(hashlib.sha1(_NAMESPACE + name.encode(), usedforsecurity=False).digest())
-    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
-    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
-    h = digest[:16].hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    h = hashlib.sha1(_NAMESPACE + name.encode(), usedforsecurity=False).hexdigest()
+    return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"
 
 
 def run_id(workflow_id: str, workflow_version: int, event_id: str) -> str:

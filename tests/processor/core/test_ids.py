@@ -5,6 +5,8 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from processor.core import ids
 
@@ -24,3 +26,8 @@ def test_a_known_id_never_changes() -> None:
     """Ids already written to topics must stay the same across releases."""
     assert ids.run_id("wf-1", 1, "e-1") == "dfc1426e-2aa7-5eae-9098-783d048c5422"
     assert ids.run_id("wf-1", 1, "e-1") != ids.run_id("wf-1", 2, "e-1")
+
+
+@given(st.text())
+def test_any_name_gets_its_version_5_uuid(name: str) -> None:
+    assert ids.derived_id("x", name) == str(uuid.uuid5(NAMESPACE, f"x\x1f{name}"))
