@@ -106,6 +106,18 @@ def admin_api_line(url: str, made: Mapping[str, str]) -> str:
     return f"✓ admin API on {url}/api/v1/workflows ({who}; OpenAPI at /api/v1/openapi.json)"
 
 
+def web_app_line(url: str, made: Mapping[str, str]) -> str:
+    """What `coeflow dev` says about the web app: its address, and the token to sign in with
+    (shown only if it made it)."""
+    token = made.get("admin_token")
+    who = (
+        "the token in COEFLOW_ADMIN_TOKEN"
+        if token is None
+        else f"this run's operator token {token}"
+    )
+    return f"✓ web app on {url}/ (sign in with {who}, or a tenant's token)"
+
+
 def signing_line(made: Mapping[str, str]) -> str | None:
     """What `coeflow dev` says about webhook signatures: the secret only if it made it."""
     secret = made.get("webhook_signing_secret")
@@ -274,6 +286,7 @@ class dev(worker):
         self.say(f"✓ {len(topics)} topics: {', '.join(names)}, {ACTIONS_PREFIX}<type>")
         made = made_by_dev(Settings(), settings)  # the environment, as main() read it
         if web is not None:
+            self.say(web_app_line(f"http://{web_bind}:{web_port}", made))
             self.say(admin_api_line(f"http://{web_bind}:{web_port}", made))
         if "executors" in settings.roles and (line := signing_line(made)) is not None:
             self.say(line)

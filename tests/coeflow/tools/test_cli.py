@@ -27,6 +27,7 @@ from coeflow.tools.cli import (
     peers_lines,
     signing_line,
     taken_ports,
+    web_app_line,
 )
 from coeflow.tools.dev_peers import DevPeers, DevPort, PortTaken
 from coeflow.tools.output import SturdyStream
@@ -120,6 +121,8 @@ def test_dev_prints_the_secrets_it_made() -> None:
     }
     line = admin_api_line("http://127.0.0.1:6066", made)
     assert f"Authorization: Bearer {token}" in line and line.startswith("✓ admin API on ")
+    web = web_app_line("http://127.0.0.1:6066", made)
+    assert web.startswith("✓ web app on http://127.0.0.1:6066/ ") and token in web
     assert made["webhook_signing_secret"] in (signing_line(made) or "")
 
 
@@ -135,6 +138,7 @@ def test_dev_never_prints_a_secret_the_operator_set() -> None:
     assert made == {}
     line = admin_api_line("http://127.0.0.1:6066", made)
     assert "operator-token" not in line and "Bearer" not in line
+    assert "operator-token" not in web_app_line("http://127.0.0.1:6066", made)
     assert "COEFLOW_ADMIN_TOKEN" in line
     assert signing_line(made) is None
     only_token = Settings(_env_file=None, admin_token=SecretStr("operator-token-1234"))  # type: ignore[call-arg]
