@@ -30,8 +30,19 @@ from processor.core.operators import REGISTRY as OPERATOR_NAMES
 from processor.web import forms
 from processor.web.calls import Answer
 from processor.web.forms import Control, Form, document_to_form, form_to_document
-from processor.web.pages import Page, PageError, Redirect, page
+from processor.web.pages import Page, PageError, Redirect, page, templates
 from processor.web.sessions import CSRF_FIELD
+
+
+def _as_json(value: Any, indent: bool = False) -> str:
+    """A value as JSON text, for autoescape to escape like any text (``tojson`` writes
+    ``<`` as ``\\u003c``, which a person should not have to read)."""
+    option = orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS if indent else 0
+    return orjson.dumps(value, option=option, default=str).decode()
+
+
+templates.filters["as_json"] = _as_json
+
 
 # --------------------------------------------------------------------------------------------
 # Edits: pure functions over the workflow document, one per builder button

@@ -6,6 +6,14 @@
   "use strict";
   var lastFocused = new WeakMap();
 
+  // htmx copies "style" attributes while it settles a swap, and under our CSP (no inline
+  // styles) each copy is refused with a console error: the builder's inputs pick up an empty
+  // style="" in Chromium after a form is swapped, so every later swap logged dozens. No page
+  // of ours has an inline style to settle.
+  if (window.htmx && htmx.config) {
+    htmx.config.attributesToSettle = ["class", "width", "height"];
+  }
+
   function blockOf(element) {
     return element.closest ? element.closest(".action-block") : null;
   }
