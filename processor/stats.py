@@ -32,7 +32,8 @@ class Stats:
         self.events += 1
         if not outcome.runs and outcome.dead_letter is None:
             return
-        _report(outcome, source_of(at))
+        if outcome.error is not None or outcome.dead_letter is not None or _crashed(outcome):
+            _report(outcome, source_of(at))  # the position as the schema's, only to say it
         self.dead_letters += outcome.dead_letter is not None
         self.runs.update(run.status for run in outcome.runs)
         if self.log_runs:
@@ -41,6 +42,10 @@ class Stats:
 
     def summary(self) -> dict[str, Any]:
         return {"events": self.events, "dead_letters": self.dead_letters, "runs": dict(self.runs)}
+
+
+def _crashed(outcome: Outcome) -> bool:
+    return any(run.crash is not None for run in outcome.runs)
 
 
 def _report(outcome: Outcome, source: SourcePosition) -> None:
