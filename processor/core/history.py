@@ -17,7 +17,7 @@ import bisect
 import heapq
 import logging
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -250,7 +250,7 @@ class RunHistory:
                 end = bisect.bisect_left(runs, ceiling)
             if after is not None:
                 end = min(end, bisect.bisect_left(runs, after))
-            lanes.append(runs[end - 1 :: -1] if end > 0 else [])
+            lanes.append(_newest_first(runs, end))
         found: list[RunRecord] = []
         size = 0
         last: tuple[float, str] | None = None  # the last run looked at: the cursor's place
@@ -320,6 +320,11 @@ def _decoded(entry: _Entry) -> RunRecord | None:
     except (ValueError, ValidationError) as exc:
         log.warning("run history: leaving out an undecodable run: %s", exc)
         return None
+
+
+def _newest_first(runs: list[tuple[float, str]], end: int) -> Iterator[tuple[float, str]]:
+    """``runs[:end]`` from the last, read lazily: a page reads only the runs it shows."""
+    return (runs[i] for i in range(end - 1, -1, -1))
 
 
 def _of_record(key: RecordKey, wanted: tuple[str | None, str]) -> bool:

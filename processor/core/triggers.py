@@ -233,6 +233,8 @@ def shown(value: Any) -> str:
     text = "null" if value is None else repr(value)
     if isinstance(value, bool):
         text = "true" if value else "false"
+    elif isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        text = str(int(value))  # a threshold of 80 is saved as 80.0
     return text if len(text) <= _SHOWN else text[: _SHOWN - 1] + "…"
 
 

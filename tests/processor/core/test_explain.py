@@ -163,7 +163,7 @@ def test_the_summary_counts_the_workflows_it_lists_and_says_why_the_others_did_n
     (event,) = explained.events
     (other,) = event.not_triggered
     assert other.workflow_id == "wf-hot" and other.trigger == "lead_score_threshold"
-    assert other.reason == "score 72 is below the threshold 80.0"
+    assert other.reason == "score 72 is below the threshold 80"
     assert other.values == {"threshold": 80.0, "before": None, "after": 72}
 
     nothing = explain_record("acme", "lead", "L-404", [], watching)
