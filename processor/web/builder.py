@@ -26,7 +26,6 @@ from urllib.parse import quote
 import orjson
 from aiohttp import web
 
-from processor.core.operators import REGISTRY as OPERATOR_NAMES
 from processor.web import forms
 from processor.web.calls import Answer
 from processor.web.forms import Control, Form, document_to_form, form_to_document
@@ -269,6 +268,11 @@ class Builder:
     fields: list[str]
     merge_fields: list[str]
     timezones: list[str]
+    labels: dict[str, str] = field(default_factory=dict)
+    """Control name → what a person calls it ("Action 1 · To"), for the list of problems."""
+
+    def label(self, name: str) -> str:
+        return self.labels.get(name, name)
 
 
 _GROUP_LABELS = {"all": "All of these", "any": "Any of these", "not": "Not this"}
@@ -357,16 +361,38 @@ def build(
         else []
     )
     fields = sorted(samples)
+    conditions = _condition(form, "conditions", 0, errors, trigger, samples)
+    labels = {"name": "Name", "trigger.type": "Trigger", "actions": "Actions"}
+    labels |= {c.name: f"Trigger · {c.control.label}" for c in trigger_controls}
+    for a in actions:
+        labels[f"{a.prefix}.type"] = f"{a.title} · Action type"
+        labels |= {c.name: f"{a.title} · {c.control.label}" for c in a.controls}
+    labels |= _condition_labels(conditions)
     return Builder(
         form=form,
         errors=errors,
         trigger_controls=trigger_controls,
-        conditions=_condition(form, "conditions", 0, errors, trigger, samples),
+        conditions=conditions,
         actions=actions,
         fields=fields,
         merge_fields=merge_fields(fields),
         timezones=timezones,
+        labels=labels,
     )
+
+
+def _condition_labels(node: ConditionNode | None, number: str = "") -> dict[str, str]:
+    """``conditions.0.1.field`` → "Condition 1.2 · Field"."""
+    if node is None:
+        return {}
+    title = f"Condition {number}" if number else "Condition"
+    labels = {node.path: title, f"{node.path}.kind": title}
+    for shown in (node.field, node.op, node.value):
+        if shown is not None:
+            labels[shown.name] = f"{title} · {shown.control.label}"
+    for i, child in enumerate(node.children):
+        labels |= _condition_labels(child, f"{number}.{i + 1}" if number else str(i + 1))
+    return labels
 
 
 _COMMON_FIELDS = ("name", "email", "owner_id", "score", "status")
@@ -580,7 +606,6 @@ async def _render(
         if workflow and _is_webhook(workflow)
         else None,
         "problem_count": sum(len(v) for v in errors.values()),
-        "operator_name": lambda name: OPERATOR_NAMES[name].name if name in OPERATOR_NAMES else name,
     }
     headers = {}
     if workflow_id and page.request.path == "/workflows/new":

@@ -230,7 +230,7 @@ CONTROL_KINDS: Mapping[str, ControlKind] = {
             show_value,
             help='a number, true/false, text; "50" in quotes is the text 50',
         ),
-        ControlKind("lines", "textarea", _read_lines, _show_lines, help="one a line"),
+        ControlKind("lines", "textarea", _read_lines, _show_lines, help="one per line"),
         ControlKind("json", "textarea", _read_json, _show_json, help="JSON"),
     )
 }

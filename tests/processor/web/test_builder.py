@@ -397,6 +397,7 @@ async def test_every_problem_is_shown_at_its_field_all_at_once(
         assert error is not None and words in unescape(error.group(1)), name
         assert f'aria-describedby="e-{name}"' in html or f'e-{name}"' in html
     assert values(html)["actions.1.params.due_in"] == "2 days"  # what was typed stays
+    assert "Action 1 · To</a>" in html and "Action 2 · Due in</a>" in html  # in words
     assert fake.api.workflows == {}
 
 
@@ -548,3 +549,26 @@ def test_a_not_group_reads_right_in_a_dry_runs_tree() -> None:
     text = unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html)))
     assert 'Conditions passed Not this failed country in ["ZZ"] · actual "DE"' in text, text
     assert "score 40 → 85 crossed 80" in text and "threshold" in text
+
+
+async def test_recent_records_suggest_fields_and_fill_the_test(
+    client: TestClient[Any, Any], fake: Fake
+) -> None:
+    event = {
+        "record_type": "lead",
+        "record_id": "L-42",
+        "operation": "created",
+        "after": {"name": "Grace", "score": 90, "country": "DE"},
+        "before": None,
+    }
+    fake.api.runs = [{"record": {"type": "lead", "id": "L-42"}, "conditions": [], "event": event}]
+    _, html = await post(client, "/workflows/new", SEED_FORM, "save")
+    assert '<datalist id="record-fields">' in html and '<option value="country">' in html
+    assert "{{record.country}}" in html  # the merge-field picker knows the field
+    operators = re.search(r'name="conditions.0.op".*?</select>', html, re.S)
+    assert operators is not None
+    assert "starts_with" not in operators.group(0)  # score is a number
+    (workflow_id,) = fake.api.workflows
+    assert "Use lead L-42" in html
+    _, html = await post(client, f"/workflows/{workflow_id}/edit", values(html), "use_record:L-42")
+    assert orjson.loads(values(html)["test.record"]) == event["after"]
