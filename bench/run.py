@@ -1,24 +1,34 @@
 """``coeflow bench``: how fast the processor is, next to the physical limit of this machine.
 
-One broker for the whole run (an embedded Tansu, or ``COEFLOW_KAFKA_BOOTSTRAP``). Each
-scenario publishes its events, notes where they begin in each partition (from the broker's own
-answers to the sends, so Tansu's wrong end offsets do not matter), deletes the workflows of
-the scenario before and publishes its own, and starts its consumers exactly there:
+One broker for the whole run (an embedded Tansu, or ``COEFLOW_KAFKA_BOOTSTRAP``). Two
+workloads (``bench/workload.py``): the mixed one, where about one event in twenty matches, and
+every-event-runs, where every event starts a run and about half issue an ``add_note``. For
+each, the bench publishes its events, notes where they begin in each partition (from the
+broker's own answers to the sends, so Tansu's wrong end offsets do not matter), makes the
+workload's workflows the only ones on the definitions topic, and starts its consumers exactly
+there:
 
 1. the plain pipe: aiokafka ``getmany`` → one orjson parse per event → the events sent on as
    record batches (as the processor sends), no matching; the most any processor can do on
-   this broker and machine. Next to it two variants (``PIPES``): one ``send`` per event (the
-   usual way to write a pipe, about 2.5 times the CPU), and validation into ``ChangeEvent``
-   instead of the parse (what the contract's schema alone costs a processor);
-2. the processor: ``coeflow worker`` processes (processor role only) in a fresh consumer
-   group, timed from the moment they hold their partitions to the last expected run record
-   (the pure core, run here over the same events, says how many to expect);
-   (1 and 2 alternate for ``--rounds`` rounds, and each reports its best round: this machine's
-   speed drifts from minute to minute, and the best round of each is the least disturbed;
-   every round is kept in the figures);
-3. the latency from ``occurred_at`` to the action command, at half the measured throughput;
-4. the processor with 100, 10,000 and 100,000 workflows (the extra ones belong to tenants no
-   event touches), and with two workers in one group.
+   this broker and machine. On the mixed workload next to it two variants (``PIPES``): one
+   ``send`` per event (the usual way to write a pipe, about 2.5 times the CPU), and validation
+   into ``ChangeEvent`` instead of the parse (what the contract's schema alone costs);
+2. the processor: ``coeflow worker`` (processor role only) in a fresh consumer group, timed
+   from the moment it holds its partitions to the last expected run record (the pure core,
+   run here over the same events, says how many to expect); 1 and 2 alternate for
+   ``--rounds`` rounds, and each reports its best round (this machine's speed drifts from
+   minute to minute; every round is kept in the figures);
+3. where the CPU goes: the pure core profiled here by stage, and the batches' appends
+   (``bench/stages.py``), against the worker's measured CPU an event;
+4. latency at half the measured maximum: send → run record and send → action command, and
+   the same for one plain hop (the pipe of 1, in a process of its own, at the same load and
+   read the same way), each p50/p95/p99;
+5. ``coeflow worker --processes 2``;
+6. (mixed) the processor with 100, 10,000 and 100,000 workflows (the extra ones belong to
+   tenants no event touches).
+
+Every reader here fetches with ``COEFLOW_FETCH_WAIT`` as the workers do: with the clients'
+default wait the embedded broker would add its own delay to every figure of 4.
 
 Figures go to ``bench-results/bench.json`` and a chart to ``bench-results/bench.png``.
 """
@@ -28,6 +38,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing
 import os
 import platform
 import random
@@ -39,6 +50,7 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from multiprocessing.synchronize import Event as ProcessEvent
 from pathlib import Path
 from typing import Any
 
@@ -47,9 +59,12 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import ConsumerRecord, RecordMetadata
 
 from actions.registry import REGISTRY as ACTION_TYPES
+from bench.stages import core_stages, send_us
 from bench.workload import (
+    CreatedLeads,
     EventSource,
     decided_runs,
+    every_event_workflows,
     index_of,
     unrelated_workflows,
     workflows,
@@ -110,42 +125,73 @@ class Measured:
     """CPU time an event in µs: the benchmark's own for a pipe, the workers' for a processor."""
 
 
+MIXED, EVERY_EVENT = "mixed", "every event runs"
+WORKLOADS = (MIXED, EVERY_EVENT)
+
+
 @dataclass
 class Options:
     workflows: int = 10_000
     tenants: int = 1_000
     events: int = 200_000
+    """Events of each workload."""
+    workloads: tuple[str, ...] = WORKLOADS
     scale_events: int = 50_000
     scale_workflows: tuple[int, ...] = (100, 10_000, 100_000)
     rounds: int = 3
     """Rounds of the pipes and the processor, alternating; each reports its best."""
     latency_seconds: float = 20.0
+    latency_load: float = 0.0
+    """Events a second offered for the latency; 0: half the processor's measured maximum."""
+    stage_events: int = 20_000
+    """Events of each workload the core is profiled over, by stage."""
     soak_seconds: float = 0.0
     soak_load: float = 0.0
-    """Events a second in the soak; 0: half the processor's measured maximum."""
+    """Events a second in the soak; 0: half the processor's measured maximum (mixed)."""
     output: Path = Path("bench-results")
+
+
+@dataclass
+class WorkloadFigures:
+    """One workload's figures."""
+
+    workflows: int = 0
+    events: int = 0
+    event_bytes: float = 0.0
+    matching_share: float = 0.0
+    runs_expected: int = 0
+    core_events_per_second: float = 0.0
+    pipe_events_per_second: dict[str, int] = field(default_factory=dict)
+    """The best round of each pipe, by name."""
+    processor_events_per_second: int = 0
+    processor_cpu_us: float = 0.0
+    """The worker's CPU an event in its best round."""
+    ratio: dict[str, float] = field(default_factory=dict)
+    """Processor / pipe, best round to best round, by pipe; ``ratio["plain"]`` is the goal's."""
+    pipe_rounds: dict[str, list[Measured]] = field(default_factory=dict)
+    processor_rounds: list[Measured] = field(default_factory=list)
+    cpu_us_by_stage: dict[str, float] = field(default_factory=dict)
+    """µs of CPU an event: the core's stages (decode, index, decide, encode, other), send (the
+    appends to record batches), and the worker beyond them (its measured CPU less the rest)."""
+    offered_load: float = 0.0
+    latency_ms: dict[str, dict[str, float]] = field(default_factory=dict)
+    """At ``offered_load``: "run record" and "action command" (send → read back, through the
+    processor) and "plain hop" (send → read back, through the plain pipe), p50/p95/p99."""
+    p99_to_hop: dict[str, float] = field(default_factory=dict)
+    """The processor's p99s over the plain hop's: the goal is 2 or less."""
+    peak_rss_mb: float = 0.0
+    """The processor's, after its last round and the latency."""
+    two_processes_events_per_second: int = 0
+    two_processes_cpu_us: float = 0.0
+    scaling_factor: float = 0.0
 
 
 @dataclass
 class Figures:
     machine: dict[str, Any]
     options: dict[str, Any]
-    event_bytes: float = 0.0
-    matching_share: float = 0.0
-    core_events_per_second: float = 0.0
-    pipe_events_per_second: dict[str, int] = field(default_factory=dict)
-    """The best round of each of ``PIPES``, by name."""
-    processor_events_per_second: int = 0
-    ratio: dict[str, float] = field(default_factory=dict)
-    """Processor / pipe, best round to best round, by pipe; ``ratio["plain"]`` is the goal's."""
-    pipe_rounds: dict[str, list[Measured]] = field(default_factory=dict)
-    processor_rounds: list[Measured] = field(default_factory=list)
-    latency_ms: dict[str, float] = field(default_factory=dict)
-    offered_load: float = 0.0
-    peak_rss_mb: float = 0.0
+    workloads: dict[str, WorkloadFigures] = field(default_factory=dict)
     by_workflow_count: dict[str, float] = field(default_factory=dict)
-    two_workers_events_per_second: float = 0.0
-    scaling_factor: float = 0.0
     soak: dict[str, Any] = field(default_factory=dict)
 
 
@@ -359,6 +405,16 @@ def _cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def prompt_consumer(bootstrap: str) -> AIOKafkaConsumer:
+    """A reader outside any group that fetches as the workers do (``COEFLOW_FETCH_WAIT``)."""
+    return AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        fetch_max_wait_ms=int(Settings().fetch_wait * 1000),
+    )
+
+
 class RunCounter:
     """Reads ``workflow.runs`` (and the action topics) from ``start`` in the background."""
 
@@ -368,15 +424,16 @@ class RunCounter:
         self.first_at: float | None = None
         """When the first run record was read (``time.monotonic()``)."""
         self.occurred: dict[str, datetime] = {}
+        """When the event of each kept run was sent (its ``occurred_at``), by run id."""
+        self.run_arrivals: dict[str, float] = {}
+        """When each kept run's record was read (``time.time()``), by run id."""
         self.command_arrivals: dict[str, float] = {}
         self.keep_occurred: Callable[[dict[str, Any]], bool] = lambda run: False
         self._task: asyncio.Task[None] | None = None
         self._consumer: AIOKafkaConsumer | None = None
 
     async def start(self) -> None:
-        consumer = self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False
-        )
+        consumer = self._consumer = prompt_consumer(self.bootstrap)
         await consumer.start()
         read_from(consumer, self.start_at)
         self._task = asyncio.create_task(self._read(consumer))
@@ -397,6 +454,7 @@ class RunCounter:
                             self.occurred[run["run_id"]] = datetime.fromisoformat(
                                 run["occurred_at"]
                             )
+                            self.run_arrivals.setdefault(run["run_id"], now)
                 else:
                     for message in messages:
                         run_id = orjson.loads(message.value)["run_id"]
@@ -446,11 +504,12 @@ class Bench:
         events: int,
         expected: int,
         label: str,
-        workers: int = 1,
+        processes: int = 1,
         keep: bool = False,
     ) -> tuple[Measured, list[WorkerProcess]]:
-        """``workers`` processor workers through the ``events`` from ``start``: timed from
-        holding their partitions to the ``expected``-th run record."""
+        """A processor worker (``coeflow worker --processes processes``) through the
+        ``events`` from ``start``: timed from holding its partitions to the ``expected``-th
+        run record."""
         group = f"bench-{label.replace(' ', '-')}-{uuid.uuid4().hex[:6]}"
         await position_worker(self.bootstrap, group, start)
         counter = RunCounter(self.bootstrap, await fences(self.bootstrap, [RUNS]))
@@ -460,9 +519,9 @@ class Bench:
                 self.bootstrap,
                 group,
                 self.workdir,
+                processes=processes,
                 COEFLOW_ROLES="processor",
             ).start()
-            for _ in range(workers)
         ]
         try:
             await asyncio.gather(*(w.wait_ready(within=180) for w in started))
@@ -550,50 +609,299 @@ class Bench:
             "backlog_samples": behind,
         }
 
-    async def latency(self, load: float, seconds: float) -> dict[str, float]:
-        """Percentiles of occurred_at → action command, offering ``load`` events a second."""
+    async def latency(
+        self, load: float, seconds: float, source: Source, prefix: str
+    ) -> dict[str, dict[str, float]]:
+        """Percentiles of send → run record and send → action command, offering ``load``
+        events a second of ``source`` (event ids ``<prefix>-n``) to the processor running."""
         topics = [RUNS, *(action_topic(name) for name in ACTION_TYPES)]
         counter = RunCounter(self.bootstrap, await fences(self.bootstrap, topics))
-        counter.keep_occurred = lambda run: run["event_id"].startswith("lat-")
+        counter.keep_occurred = lambda run: run["event_id"].startswith(f"{prefix}-")
         await counter.start()
-        source = EventSource(self.options.tenants, seed=11)
-        producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, linger_ms=1, acks=-1)
-        await producer.start()
         try:
-            sent, rng = 0, random.Random(5)
-            began = time.monotonic()
-            while (elapsed := time.monotonic() - began) < seconds:
-                while sent < int(elapsed * load):
-                    key, value = source.event(rng, sent, "lat", datetime.now(UTC))
-                    await producer.send(RECORD_CHANGES, value, key=key)
-                    sent += 1
-                progress.show(f"  latency: {sent:,} events at {load:,.0f}/s")
-                await asyncio.sleep(0.01)
-            await producer.flush()
+            await offer(self.bootstrap, load, seconds, source, prefix, "latency")
             await asyncio.sleep(5)  # the last commands arrive
         finally:
-            await producer.stop()
             await counter.stop()
-        waits = sorted(
-            (arrived - counter.occurred[run_id].timestamp()) * 1000
-            for run_id, arrived in counter.command_arrivals.items()
-            if run_id in counter.occurred
+        sent = {run_id: at.timestamp() for run_id, at in counter.occurred.items()}
+        return {
+            "run record": percentiles(
+                [arrived - sent[run_id] for run_id, arrived in counter.run_arrivals.items()]
+            ),
+            "action command": percentiles(
+                [
+                    arrived - sent[run_id]
+                    for run_id, arrived in counter.command_arrivals.items()
+                    if run_id in sent
+                ]
+            ),
+        }
+
+
+Source = EventSource | CreatedLeads
+
+
+async def offer(
+    bootstrap: str, load: float, seconds: float, source: Source, prefix: str, label: str
+) -> int:
+    """Send ``load`` events a second of ``source`` for ``seconds``, each with the time it is
+    sent as its ``occurred_at``; how many were sent."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=1, acks=-1)
+    await producer.start()
+    try:
+        sent, rng = 0, random.Random(5)
+        began = time.monotonic()
+        while (elapsed := time.monotonic() - began) < seconds:
+            while sent < int(elapsed * load):
+                key, value = source.event(rng, sent, prefix, datetime.now(UTC))
+                await producer.send(RECORD_CHANGES, value, key=key)
+                sent += 1
+            progress.show(f"  {label}: {sent:,} events at {load:,.0f}/s")
+            await asyncio.sleep(0.01)
+        await producer.flush()
+    finally:
+        await producer.stop()
+    return sent
+
+
+def percentiles(seconds: list[float]) -> dict[str, float]:
+    """p50, p95, p99 of ``seconds``, in ms, and how many there were."""
+    waits = sorted(s * 1000 for s in seconds)
+    if not waits:
+        return {}
+    pick = lambda q: round(waits[min(int(q * len(waits)), len(waits) - 1)], 1)  # noqa: E731
+    return {"p50": pick(0.50), "p95": pick(0.95), "p99": pick(0.99), "samples": len(waits)}
+
+
+def _pipe_forever(bootstrap: str, start: list[tuple[str, int, int]], ready: ProcessEvent) -> None:
+    """The plain pipe in a process of its own (as the processor has), from ``start`` on,
+    until killed; reads as the workers read (``COEFLOW_FETCH_WAIT``)."""
+
+    async def pipe() -> None:
+        consumer = prompt_consumer(bootstrap)
+        producer = AIOKafkaProducer(
+            bootstrap_servers=bootstrap, linger_ms=0, max_batch_size=1 << 20, acks=-1
         )
-        if not waits:
-            return {}
-        pick = lambda q: round(waits[min(int(q * len(waits)), len(waits) - 1)], 1)  # noqa: E731
-        return {"p50": pick(0.50), "p95": pick(0.95), "p99": pick(0.99), "samples": len(waits)}
+        await consumer.start()
+        await producer.start()
+        read_from(consumer, {TopicPartition(t, p): offset for t, p, offset in start})
+        out = sorted(await producer.partitions_for(PIPE_OUT))
+        await consumer.getmany(timeout_ms=100)
+        ready.set()
+        while True:
+            pending: list[asyncio.Future[RecordMetadata]] = []
+            for tp, messages in (await consumer.getmany(timeout_ms=200, max_records=2000)).items():
+                messages = [m for m in messages if m.value is not None]  # fences
+                if messages:
+                    partition = out[tp.partition % len(out)]
+                    pending += await _read_and_send_batches(PLAIN, producer, messages, partition)
+            await asyncio.gather(*pending)
+
+    asyncio.run(pipe())
+
+
+async def plain_hop(
+    bootstrap: str, load: float, seconds: float, source: Source, prefix: str
+) -> dict[str, float]:
+    """Percentiles of send → read back through the plain pipe, in a process of its own,
+    at ``load`` events a second: what one hop through this broker costs, measured the way
+    ``Bench.latency`` measures the processor."""
+    start = await fences(bootstrap, [RECORD_CHANGES])
+    out_start = await fences(bootstrap, [PIPE_OUT])
+    context = multiprocessing.get_context("spawn")
+    ready = context.Event()
+    piping = context.Process(
+        target=_pipe_forever,
+        args=(bootstrap, [(tp.topic, tp.partition, o) for tp, o in start.items()], ready),
+        daemon=True,
+    )
+    piping.start()
+    reader = prompt_consumer(bootstrap)
+    await reader.start()
+    arrivals: list[float] = []
+
+    async def read() -> None:
+        while True:
+            batches = await reader.getmany(timeout_ms=100, max_records=10_000)
+            now = time.time()
+            for messages in batches.values():
+                for message in messages:
+                    if message.value is None:
+                        continue
+                    event = orjson.loads(message.value)
+                    if event["event_id"].startswith(f"{prefix}-"):
+                        sent = datetime.fromisoformat(event["occurred_at"]).timestamp()
+                        arrivals.append(now - sent)
+
+    try:
+        read_from(reader, out_start)
+        reading = asyncio.create_task(read())
+        while not ready.is_set():
+            if not piping.is_alive():
+                raise RuntimeError("the plain pipe's process ended")
+            await asyncio.sleep(0.1)
+        await offer(bootstrap, load, seconds, source, prefix, "plain hop")
+        await asyncio.sleep(3)
+        reading.cancel()
+    finally:
+        piping.kill()
+        piping.join()
+        await reader.stop()
+    return percentiles(arrivals)
 
 
 async def _all_hold_partitions(workers: Sequence[WorkerProcess], within: float = 120.0) -> None:
-    """Until the group's partitions are shared out among all ``workers``."""
+    """Until the group's partitions are shared out among all ``workers`` (each process)."""
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
-        held = [len((await w.health())["record_change_partitions"]) for w in workers]
+        held = [
+            len((await w.health(n))["record_change_partitions"])
+            for w in workers
+            for n in range(w.processes)
+        ]
         if all(held):
             return
         await asyncio.sleep(0.2)
     raise RuntimeError("the workers did not share the partitions out")
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    workflows: list[Workflow]
+    source: Source
+    prefix: str
+    """Event ids of the workload's latency events start with ``<prefix>-``."""
+    pipes: tuple[Pipe, ...]
+
+
+def workloads_of(options: Options) -> list[Workload]:
+    made = {
+        MIXED: Workload(
+            MIXED,
+            workflows(options.workflows, options.tenants),
+            EventSource(options.tenants),
+            "lat",
+            PIPES,
+        ),
+        EVERY_EVENT: Workload(
+            EVERY_EVENT,
+            every_event_workflows(options.tenants),
+            CreatedLeads(options.tenants),
+            "latc",
+            (PLAIN,),
+        ),
+    }
+    return [made[name] for name in options.workloads]
+
+
+async def measure_workload(
+    bench: Bench, workload: Workload, options: Options, mine: WorkloadFigures
+) -> None:
+    """Every figure of ``workload`` into ``mine``."""
+    name = workload.name
+    progress.show(f"{name}: generating the workload")
+    events = list(workload.source.events(options.events))
+    index = index_of(workload.workflows)
+    mine.workflows, mine.events = len(workload.workflows), len(events)
+    mine.event_bytes = round(sum(len(v) for _, v in events) / len(events), 1)
+    began = time.process_time()
+    runs, matching = expected_runs(events, index)
+    mine.core_events_per_second = round(len(events) / (time.process_time() - began))
+    mine.matching_share = round(matching / len(events), 4)
+    mine.runs_expected = runs
+    progress.done(
+        f"{name}: {len(workload.workflows):,} workflows, {len(events):,} events of "
+        f"{mine.event_bytes:.0f} bytes, {mine.matching_share:.1%} matching, {runs:,} run "
+        f"records expected; the pure core alone: {mine.core_events_per_second:,} events/s"
+    )
+    await bench.load(workload.workflows)
+    start = await publish(bench.bootstrap, RECORD_CHANGES, events, f"{name} events")
+    kept: list[WorkerProcess] = []
+    for n in range(1, options.rounds + 1):
+        for pipe in workload.pipes:
+            measured = await plain_pipe(bench.bootstrap, start, len(events), pipe)
+            mine.pipe_rounds.setdefault(pipe.name, []).append(measured)
+            progress.done(f"{name}, round {n}: pipe, {pipe.name}: {_shown(measured)}")
+        last = n == options.rounds  # its worker stays for the latency
+        measured, kept = await bench.processor(
+            start, len(events), runs, f"{name} processor {n}", keep=last
+        )
+        mine.processor_rounds.append(measured)
+        progress.done(f"{name}, round {n}: processor, one process: {_shown(measured)}")
+    best_round = max(mine.processor_rounds, key=lambda m: m.events_per_second)
+    mine.processor_events_per_second = best = best_round.events_per_second
+    mine.processor_cpu_us = best_round.cpu_us
+    for pipe_name, rounds in mine.pipe_rounds.items():
+        mine.pipe_events_per_second[pipe_name] = _best(rounds)
+        mine.ratio[pipe_name] = round(best / mine.pipe_events_per_second[pipe_name], 3)
+    progress.done(
+        f"{name}: (a) plain pipe {mine.pipe_events_per_second[PLAIN.name]:,} events/s; "
+        f"(b) processor, one process, {best:,} events/s; b/a {mine.ratio[PLAIN.name]:.0%} "
+        f"(best of {options.rounds} rounds each"
+        + "".join(f"; to {p} {r:.0%}" for p, r in mine.ratio.items() if p != PLAIN.name)
+        + ")"
+    )
+
+    profiled = events[: options.stage_events]
+    mine.cpu_us_by_stage = core_stages(profiled, index)
+    producer = AIOKafkaProducer(bootstrap_servers=bench.bootstrap)
+    await producer.start()
+    try:
+        mine.cpu_us_by_stage["send"] = send_us(profiled, index, producer)
+    finally:
+        await producer.stop()
+    accounted = mine.cpu_us_by_stage["core"] + mine.cpu_us_by_stage["send"]
+    mine.cpu_us_by_stage["worker beyond these"] = round(
+        max(mine.processor_cpu_us - accounted, 0.0), 2
+    )
+    progress.done(
+        f"{name}: CPU µs an event: "
+        + ", ".join(f"{stage} {us}" for stage, us in mine.cpu_us_by_stage.items())
+        + f" (the worker's measured: {mine.processor_cpu_us})"
+    )
+
+    mine.offered_load = round(options.latency_load or best / 2)
+    try:
+        mine.latency_ms = await bench.latency(
+            mine.offered_load, options.latency_seconds, workload.source, workload.prefix
+        )
+        mine.peak_rss_mb = round(sum(w.peak_rss_bytes() for w in kept) / 2**20, 1)
+    finally:
+        for worker in kept:
+            worker.stop()  # the hop's pipe has the machine to itself, as the processor had
+    mine.latency_ms["plain hop"] = await plain_hop(
+        bench.bootstrap,
+        mine.offered_load,
+        options.latency_seconds,
+        workload.source,
+        f"hop{workload.prefix}",
+    )
+    hop = mine.latency_ms["plain hop"].get("p99")
+    for what in ("run record", "action command"):
+        p99 = mine.latency_ms[what].get("p99")
+        if hop and p99 is not None:
+            mine.p99_to_hop[what] = round(p99 / hop, 2)
+    progress.done(
+        f"{name}: latency at {mine.offered_load:,} events/s: "
+        + "; ".join(
+            f"{what} " + ", ".join(f"{k} {v:,} ms" for k, v in values.items() if k != "samples")
+            for what, values in mine.latency_ms.items()
+        )
+        + " (p99 over the hop's: "
+        + ", ".join(f"{what} {ratio}" for what, ratio in mine.p99_to_hop.items())
+        + ")"
+    )
+
+    measured, _ = await bench.processor(
+        start, len(events), runs, f"{name} two processes", processes=2
+    )
+    mine.two_processes_events_per_second = measured.events_per_second
+    mine.two_processes_cpu_us = measured.cpu_us
+    mine.scaling_factor = round(measured.events_per_second / best, 2)
+    progress.done(
+        f"{name}: coeflow worker --processes 2: {_shown(measured)} (x{mine.scaling_factor})"
+    )
 
 
 async def run(options: Options, bootstrap: str, workdir: Path) -> Figures:
@@ -604,68 +912,9 @@ async def run(options: Options, bootstrap: str, workdir: Path) -> Figures:
     await create_missing(settings, [pipe_out])
     bench = Bench(bootstrap, options, workdir)
 
-    progress.show("generating the workload")
-    main = workflows(options.workflows, options.tenants)
-    events = list(EventSource(options.tenants).events(options.events))
-    figures.event_bytes = round(sum(len(v) for _, v in events) / len(events), 1)
-    began = time.monotonic()
-    runs, matching = expected_runs(events, index_of(main))
-    figures.core_events_per_second = round(len(events) / (time.monotonic() - began))
-    figures.matching_share = round(matching / len(events), 4)
-    progress.done(
-        f"workload: {len(main):,} workflows over {options.tenants:,} tenants, "
-        f"{len(events):,} events of {figures.event_bytes:.0f} bytes, "
-        f"{figures.matching_share:.1%} matching, {runs:,} run records expected; "
-        f"the pure core alone: {figures.core_events_per_second:,} events/s"
-    )
-
-    await bench.load(main)
-    start = await publish(bootstrap, RECORD_CHANGES, events, "events")
-    kept: list[WorkerProcess] = []
-    for n in range(1, options.rounds + 1):
-        for pipe in PIPES:
-            measured = await plain_pipe(bootstrap, start, len(events), pipe)
-            figures.pipe_rounds.setdefault(pipe.name, []).append(measured)
-            progress.done(f"round {n}: pipe, {pipe.name}: {_shown(measured)}")
-        last = n == options.rounds  # its worker stays for the latency
-        measured, kept = await bench.processor(
-            start, len(events), runs, f"processor {n}", keep=last
-        )
-        figures.processor_rounds.append(measured)
-        progress.done(f"round {n}: processor, one worker: {_shown(measured)}")
-    figures.processor_events_per_second = best = _best(figures.processor_rounds)
-    for name, rounds in figures.pipe_rounds.items():
-        figures.pipe_events_per_second[name] = _best(rounds)
-        figures.ratio[name] = round(best / figures.pipe_events_per_second[name], 3)
-    progress.done(
-        f"(a) plain pipe: {figures.pipe_events_per_second[PLAIN.name]:,} events/s; (b) processor, "
-        f"one worker: {best:,} events/s; b/a {figures.ratio[PLAIN.name]:.0%} (best of "
-        f"{options.rounds} rounds each; to the other pipes: "
-        + ", ".join(
-            f"{name} {ratio:.0%}" for name, ratio in figures.ratio.items() if name != PLAIN.name
-        )
-        + ")"
-    )
-    try:
-        figures.offered_load = round(best / 2)
-        figures.latency_ms = await bench.latency(figures.offered_load, options.latency_seconds)
-        figures.peak_rss_mb = round(kept[0].peak_rss_bytes() / 2**20, 1)
-    finally:
-        for worker in kept:
-            worker.stop()
-    progress.done(
-        f"latency occurred_at → action command at {figures.offered_load:,} events/s: "
-        + ", ".join(f"{k} {v:,} ms" for k, v in figures.latency_ms.items() if k != "samples")
-        + f"; peak RSS {figures.peak_rss_mb} MB"
-    )
-
-    measured, _ = await bench.processor(start, len(events), runs, "two workers", workers=2)
-    figures.two_workers_events_per_second = measured.events_per_second
-    figures.scaling_factor = round(measured.events_per_second / best, 2)
-    progress.done(
-        f"two workers in one group: {figures.two_workers_events_per_second:,} events/s "
-        f"(x{figures.scaling_factor})"
-    )
+    for workload in workloads_of(options):
+        mine = figures.workloads[workload.name] = WorkloadFigures()
+        await measure_workload(bench, workload, options, mine)
 
     scale_tenants = 100
     base = workflows(scale_tenants, scale_tenants)
@@ -680,8 +929,9 @@ async def run(options: Options, bootstrap: str, workdir: Path) -> Figures:
         figures.by_workflow_count[str(count)] = measured.events_per_second
         progress.done(f"{count:,} workflows: {figures.by_workflow_count[str(count)]:,} events/s")
     if options.soak_seconds:
-        await bench.load(main)
-        load = options.soak_load or best / 2
+        await bench.load(workflows(options.workflows, options.tenants))
+        mixed = figures.workloads.get(MIXED)
+        load = options.soak_load or (mixed.processor_events_per_second / 2 if mixed else 1000)
         figures.soak = await bench.soak(load, options.soak_seconds)
         progress.done(
             f"soak: {figures.soak['events']:,} events over {options.soak_seconds:,.0f}s at "
@@ -720,23 +970,38 @@ def chart(figures: Figures, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5))
-    pipes = figures.pipe_events_per_second
-    names = ["\n".join(["pipe,", *textwrap.wrap(name, 10)]) for name in pipes]
-    names += ["processor", "processor ×2"]
-    values = [
-        *pipes.values(),
-        figures.processor_events_per_second,
-        figures.two_workers_events_per_second,
-    ]
-    left.bar(names, values, color=["#999999"] * len(pipes) + ["#2f6db5", "#5b9be0"])
+    fig, (left, middle, right) = plt.subplots(1, 3, figsize=(16, 4.8))
+    names: list[str] = []
+    values: list[float] = []
+    colours: list[str] = []
+    for workload, mine in figures.workloads.items():
+        short = "\n".join(textwrap.wrap(workload, 12))
+        for pipe, rate in mine.pipe_events_per_second.items():
+            names.append(f"{short}\npipe, {pipe}")
+            values.append(rate)
+            colours.append("#999999")
+        names += [f"{short}\nprocessor", f"{short}\nprocessor ×2"]
+        values += [mine.processor_events_per_second, mine.two_processes_events_per_second]
+        colours += ["#2f6db5", "#5b9be0"]
+    left.bar(names, values, color=colours)
+    left.tick_params(axis="x", labelsize=7)
     left.set_ylabel("events per second")
     left.set_title("Throughput on one broker")
+    kinds = ("plain hop", "run record", "action command")
+    width = 0.8 / max(len(figures.workloads), 1)
+    for n, (workload, mine) in enumerate(figures.workloads.items()):
+        p99s = [mine.latency_ms.get(kind, {}).get("p99", 0.0) for kind in kinds]
+        middle.bar([k + n * width for k in range(len(kinds))], p99s, width, label=workload)
+    middle.set_xticks([k + width * (len(figures.workloads) - 1) / 2 for k in range(len(kinds))])
+    middle.set_xticklabels(kinds)
+    middle.set_ylabel("p99, ms (send → read back)")
+    middle.set_title("Latency at half the maximum")
+    middle.legend()
     counts = list(figures.by_workflow_count)
     right.plot(counts, [figures.by_workflow_count[c] for c in counts], marker="o")
     right.set_ylim(bottom=0)
     right.set_xlabel("active workflows")
-    right.set_title("Processor throughput by workflow count")
+    right.set_title("Processor throughput by workflow count (mixed)")
     fig.suptitle(f"coeflow bench, {figures.machine['cpus']} CPUs, {figures.machine['when']}")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -747,7 +1012,15 @@ def main(argv: Sequence[str]) -> int:
     defaults = Options()
     parser.add_argument("--workflows", type=int, default=defaults.workflows)
     parser.add_argument("--tenants", type=int, default=defaults.tenants)
-    parser.add_argument("--events", type=int, default=defaults.events)
+    parser.add_argument(
+        "--events", type=int, default=defaults.events, help="events of each workload"
+    )
+    parser.add_argument(
+        "--workloads",
+        type=lambda text: tuple(name.strip().replace("-", " ") for name in text.split(",")),
+        default=defaults.workloads,
+        help="comma-separated, of: mixed, every-event-runs (default both)",
+    )
     parser.add_argument("--scale-events", type=int, default=defaults.scale_events)
     parser.add_argument(
         "--scale-workflows",
@@ -763,20 +1036,37 @@ def main(argv: Sequence[str]) -> int:
     )
     parser.add_argument("--latency-seconds", type=float, default=defaults.latency_seconds)
     parser.add_argument(
+        "--latency-load",
+        type=float,
+        default=defaults.latency_load,
+        help="events a second offered for the latency (default: half the processor's "
+        "measured maximum on each workload)",
+    )
+    parser.add_argument(
+        "--stage-events",
+        type=int,
+        default=defaults.stage_events,
+        help="events of each workload the pure core is profiled over, by stage",
+    )
+    parser.add_argument(
         "--soak-seconds",
         type=float,
         default=defaults.soak_seconds,
-        help="after the measurements, run a processor at half its maximum this long and "
-        "report its memory (make soak: 1800)",
+        help="after the measurements, run a processor at half its maximum (mixed) this long "
+        "and report its memory (make soak: 1800)",
     )
     parser.add_argument(
         "--soak-load",
         type=float,
         default=defaults.soak_load,
-        help="events a second in the soak (default: half the processor's measured maximum)",
+        help="events a second in the soak (default: half the processor's measured maximum "
+        "on the mixed workload)",
     )
     parser.add_argument("--output", type=Path, default=defaults.output)
     args = parser.parse_args(argv)
+    unknown = set(args.workloads) - set(WORKLOADS)
+    if unknown:
+        parser.error(f"unknown workloads: {', '.join(sorted(unknown))}")
     options = Options(**{k: v for k, v in vars(args).items()})
     options.output.mkdir(parents=True, exist_ok=True)
     settings = Settings()

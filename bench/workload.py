@@ -1,10 +1,16 @@
-"""The benchmark's workload (pure, seeded): workflows in realistic trigger and condition mixes,
-and ChangeEvents of about 500 bytes of which about one in twenty matches some workflow.
+"""The benchmark's workloads (pure, seeded).
 
+The mixed one (``workflows``, ``EventSource``): workflows in realistic trigger and condition
+mixes, and ChangeEvents of about 500 bytes of which about one in twenty matches some workflow.
 Each tenant gets the workflows of ``TEMPLATES`` in turn, so 10,000 workflows over 1,000 tenants
 give each tenant all ten. Events spread evenly over the tenants; most are updates of activity
 fields that no trigger watches, as in a real CRM. ``unrelated_workflows`` makes workflows of
 tenants that no event belongs to: adding them must not slow matching down.
+
+The every-event-runs one (``every_event_workflows``, ``CreatedLeads``): every event is a lead
+created in a tenant with one ``record_created`` workflow whose condition (score 50 or more)
+about half the leads meet, so every event starts a run and about half issue one ``add_note``:
+the processor's work at its heaviest per event, where the mixed workload's is mostly a decode.
 """
 
 from __future__ import annotations
@@ -121,6 +127,30 @@ def workflows(count: int, tenants: int, *, first_tenant: int = 0) -> list[Workfl
     return made
 
 
+EVERY_EVENT_TEMPLATE: dict[str, Any] = {
+    "trigger": {"type": "record_created", "record_type": "lead"},
+    "conditions": {"all": [{"field": "score", "op": "gte", "value": 50}]},
+    "actions": [{"type": "add_note", "body": "New lead {{record.name}}, score {{record.score}}"}],
+}
+
+
+def every_event_workflows(tenants: int) -> list[Workflow]:
+    """One workflow per tenant that every ``CreatedLeads`` event of the tenant runs."""
+    return [
+        Workflow.model_validate(
+            {
+                "id": f"wf-every-{n:05d}",
+                "tenant_id": tenant(n),
+                "name": f"every lead #{n}",
+                "status": "active",
+                "version": 1,
+                **EVERY_EVENT_TEMPLATE,
+            }
+        )
+        for n in range(tenants)
+    ]
+
+
 def unrelated_workflows(count: int, tenants: int) -> list[Workflow]:
     """Workflows of tenants ``tenants`` and up, which the events of ``events`` never touch."""
     return workflows(count, max(count // len(TEMPLATES), 1), first_tenant=tenants)
@@ -169,6 +199,39 @@ class EventSource:
             "operation": "created" if created else "updated",
             "occurred_at": at,
             "before": None if created else before,
+            "after": after,
+            "actor_id": "u-bench",
+            "causation": None,
+        }
+        return record_id.encode(), codec.dumps(document)
+
+
+@dataclass(frozen=True, slots=True)
+class CreatedLeads:
+    """Leads created, evenly over ``tenants``, scores uniform over 0–99 (half reach 50)."""
+
+    tenants: int
+    seed: int = 17
+
+    def events(
+        self, count: int, *, prefix: str = "c", at: datetime | None = None
+    ) -> Iterator[tuple[bytes, bytes]]:
+        rng = random.Random(f"{self.seed}-{prefix}")
+        for n in range(count):
+            yield self.event(rng, n, prefix, at or EPOCH + timedelta(milliseconds=n))
+
+    def event(self, rng: random.Random, n: int, prefix: str, at: datetime) -> tuple[bytes, bytes]:
+        record_id = f"L-{prefix}-{n}"
+        after = _record(rng, "lead", record_id)
+        after["last_activity_at"] = at.isoformat()
+        document = {
+            "event_id": f"{prefix}-{n}",
+            "tenant_id": tenant(rng.randrange(self.tenants)),
+            "record_type": "lead",
+            "record_id": record_id,
+            "operation": "created",
+            "occurred_at": at,
+            "before": None,
             "after": after,
             "actor_id": "u-bench",
             "causation": None,

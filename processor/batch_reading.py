@@ -29,7 +29,10 @@ from aiokafka.structs import ConsumerRecord
 log = logging.getLogger("processor.batches")
 
 BATCH = 2000
-"""Messages fetched and committed together: large enough to spread a commit's round trip."""
+"""At most this many messages a fetch, handled and committed together: large enough to spread
+a commit's round trip under load. ``getmany`` returns whatever has arrived, a single message
+on a quiet partition; what keeps a quiet worker prompt is how long its fetches may wait at the
+broker (``COEFLOW_FETCH_WAIT``, ``BatchProcessor.make_clients``)."""
 ISOLATE_FOR = 10.0
 """Seconds of fetching one partition at a time after a fetch could not be decoded, so that the
 error names its partition (it shows again within a fetch's round trip)."""

@@ -1,0 +1,98 @@
+"""Where a processor's CPU goes, by stage: the pure core over a workload's events in the
+bench's own process, profiled, each stage's share of the profile scaled to the core's time
+measured without the profiler (a profiler slows small calls most, so its shares, not its
+times, are kept); and the CPU of appending the outputs to record batches, as the processor's
+sender does. What a worker spends beyond these (fetching, the network side of sending,
+committing, the event loop) is its measured CPU an event less their sum.
+"""
+
+from __future__ import annotations
+
+import cProfile
+import pstats
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from bench.workload import _Position
+from coeflow.settings import Settings
+from processor.core.index import WorkflowIndex
+from processor.core.pipeline import Outbound, process_change
+from topics.catalog import RECORD_CHANGES
+from topics.records import RecordState
+
+STAGES: dict[str, tuple[str, ...]] = {
+    "decode": ("decode_change",),
+    "index": ("kinds_of", "candidates"),
+    "decide": ("decide",),
+    "encode": ("encode_runs",),
+}
+"""Each stage of the core, by the functions of ``processor/core/`` whose cumulative time it is
+(renamed functions fall into "other": the report shows it)."""
+
+
+def _core(
+    events: Sequence[tuple[bytes, bytes]], index: WorkflowIndex
+) -> tuple[float, list[Outbound]]:
+    """Seconds of CPU the core took over ``events`` (record state kept as a worker keeps it),
+    and every output it made."""
+    settings = Settings(_env_file=None, kafka_bootstrap="stages:0")
+    states: dict[str, RecordState] = {}
+    now = datetime.now(UTC)
+    outputs: list[Outbound] = []
+    began = time.process_time()
+    for offset, (key, value) in enumerate(events):
+        at = _Position(RECORD_CHANGES, 0, offset)
+        outcome = process_change(key, value, at, index, settings, now, states.get)
+        if outcome.state is not None:
+            if outcome.state.state is None:
+                states.pop(outcome.state.key, None)
+            else:
+                states[outcome.state.key] = outcome.state.state
+        outputs += outcome.messages
+    return time.process_time() - began, outputs
+
+
+def core_stages(events: Sequence[tuple[bytes, bytes]], index: WorkflowIndex) -> dict[str, float]:
+    """µs of CPU an event in each stage of the core ("core": all of it, "other": the rest)."""
+    seconds, _ = _core(events, index)
+    profile = cProfile.Profile()
+    profile.enable()
+    _core(events, index)
+    profile.disable()
+    stats: dict[tuple[str, int, str], Any] = pstats.Stats(profile).stats  # type: ignore[attr-defined]
+    total = sum(tottime for _, _, tottime, _, _ in stats.values()) or 1.0
+    per_event = seconds / len(events) * 1e6
+    shares: dict[str, float] = {}
+    for stage, names in STAGES.items():
+        cumulative = sum(
+            entry[3]
+            for (path, _, name), entry in stats.items()
+            if name in names and "processor/core" in path.replace("\\", "/")
+        )
+        shares[stage] = cumulative / total
+    figures = {stage: round(share * per_event, 2) for stage, share in shares.items()}
+    figures["other"] = round(max(per_event - sum(figures.values()), 0.0), 2)
+    figures["core"] = round(per_event, 2)
+    return figures
+
+
+def send_us(events: Sequence[tuple[bytes, bytes]], index: WorkflowIndex, producer: Any) -> float:
+    """µs of CPU an event to append the core's outputs to record batches (``producer``'s
+    ``create_batch``, as ``RecordBatchSender`` builds them; nothing is sent)."""
+    _, outputs = _core(events, index)
+    began = time.process_time()
+    batches: dict[tuple[str, int | None], Any] = {}
+    for message in outputs:
+        where = (message.topic, message.partition)
+        batch = batches.get(where)
+        if batch is None:
+            batch = batches[where] = producer.create_batch()
+        if batch.append(key=message.key, value=message.value, timestamp=None) is None:
+            batch._build()  # what send_batch does with a full batch
+            batch = batches[where] = producer.create_batch()
+            batch.append(key=message.key, value=message.value, timestamp=None)
+    for batch in batches.values():
+        batch._build()
+    return round((time.process_time() - began) / len(events) * 1e6, 2)
