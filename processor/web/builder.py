@@ -482,7 +482,8 @@ def dry_run_event(
     kind = forms.trigger_kind(str(trigger.get("type", "")))
     operation = form.get("test.operation", "")
     if operation not in ("created", "updated"):
-        operation = "created" if kind is None or "created" in kind.operations else "updated"
+        updates_only = kind is not None and kind.operations == {"updated"}
+        operation = "updated" if updates_only else "created"  # a delivery, tick or timer too
     if operation == "updated" and before is None:
         before = {}
     record_type = trigger.get("record_type")
@@ -668,7 +669,9 @@ async def edit_new_workflow(page: Page) -> web.StreamResponse:
     op = submitted.get("op", "refresh")
     edited = apply_edit(form, op)
     if edited is not None:
-        return await _render(page, edited, None, Outcome(focus=_focus_after(op, edited)))
+        return await _render(
+            page, edited, None, Outcome(focus=_focus_after(op, edited, _htmx_trigger(page)))
+        )
     if op not in ("save", "activate"):
         return await _render(page, form, None, Outcome(error="Save the draft first."))
     document = form_to_document(form)
@@ -723,7 +726,9 @@ async def change_workflow(page: Page) -> web.StreamResponse:
     op = submitted.get("op", "refresh")
     edited = apply_edit(form, op)
     if edited is not None:
-        return await _render(page, edited, workflow, Outcome(focus=_focus_after(op, edited)))
+        return await _render(
+            page, edited, workflow, Outcome(focus=_focus_after(op, edited, _htmx_trigger(page)))
+        )
     name, _, argument = op.partition(":")
     if name == "use_record":
         _, runs = await _samples(page, form, str(workflow["id"]))
@@ -750,9 +755,20 @@ def _pretty(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_INDENT_2).decode()
 
 
-def _focus_after(op: str, form: Form) -> str | None:
-    """The control to focus after an edit's swap (the button that was pressed is gone)."""
+def _htmx_trigger(page: Page) -> str | None:
+    """The id of the element whose change sent an htmx request (bounded: it is echoed)."""
+    trigger = page.request.headers.get("HX-Trigger")
+    return trigger if trigger and len(trigger) <= 200 else None
+
+
+def _focus_after(op: str, form: Form, trigger: str | None = None) -> str | None:
+    """The control to focus after an edit's swap, for keyboard users (the control they used
+    was replaced): a changed select itself (htmx names it in ``HX-Trigger``), a new action's
+    type, a new condition's field, a moved action's same button, and after a removal the
+    control that adds one again."""
     name, _, argument = op.partition(":")
+    if name == "refresh":
+        return trigger if trigger and trigger != "builder" else None
     if name == "add_action":
         indices = forms.action_indices(form)
         return f"f-actions.{indices[-1]}.type" if indices else None
@@ -761,7 +777,27 @@ def _focus_after(op: str, form: Form) -> str | None:
         indices = forms.action_indices(form)
         if 0 <= position < len(indices):
             return f"move-{name}-{position}"
+    if name == "remove_action":
+        return "new-action"
+    if name.startswith("add_") and _PATH.fullmatch(argument):
+        return _newest_field(form, argument)
+    if name == "remove_condition" and _PATH.fullmatch(argument):
+        parent = argument.rpartition(".")[0]
+        return f"f-{parent}.kind" if parent else "f-name"
     return None
+
+
+def _newest_field(form: Form, path: str) -> str | None:
+    """The field control of the condition last added under ``path`` (or of its first leaf)."""
+    if f"{path}.kind" not in form:
+        return "f-conditions.0.field" if "conditions.0.field" in form else None
+    children = [int(n) for n in range(forms.MAX_ITEMS) if f"{path}.{n}.kind" in form]
+    if not children:
+        return None
+    node = f"{path}.{children[-1]}"
+    while form.get(f"{node}.kind") in forms.GROUPS and f"{node}.0.kind" in form:
+        node = f"{node}.0"
+    return f"f-{node}.field" if f"{node}.field" in form else None
 
 
 Button = Callable[[Page, Form, dict[str, Any]], Any]

@@ -81,9 +81,12 @@ async def build_test_activate_and_run(
         "Hi , thanks for your interest in Coeffection."
     )
 
-    # Action 2: Create Task "Follow-up call" for the lead owner, due in 2 days
+    # Action 2, added with the keyboard: Create Task "Follow-up call" for the lead owner,
+    # due in 2 days; the focus lands on the new block
     await page.get_by_label("Add an action").select_option(label="Create Task")
-    await posted(page, page.get_by_role("button", name="+ Add action").click())
+    await page.get_by_role("button", name="+ Add action").focus()
+    await posted(page, page.keyboard.press("Enter"))
+    await expect(page.locator('[id="f-actions.1.type"]')).to_be_focused()
     task = block(page, "actions.1")
     await task.get_by_label(re.compile("^Title")).fill("Follow-up call")
     await task.get_by_label(re.compile("^Assignee")).focus()

@@ -195,10 +195,17 @@ async def client(fake: Fake) -> AsyncIterator[TestClient[Any, Any]]:
 
 
 async def post(
-    client: TestClient[Any, Any], path: str, form: dict[str, str], op: str, htmx: bool = False
+    client: TestClient[Any, Any],
+    path: str,
+    form: dict[str, str],
+    op: str,
+    htmx: bool = False,
+    trigger: str | None = None,
 ) -> tuple[int, str]:
     data = {**form, "op": op, "csrf_token": client.csrf}  # type: ignore[attr-defined]
     headers = {"HX-Request": "true"} if htmx else {}
+    if trigger is not None:
+        headers["HX-Trigger"] = trigger
     response = await client.post(path, data=data, headers=headers, allow_redirects=False)
     return response.status, await response.text()
 
@@ -572,3 +579,38 @@ async def test_recent_records_suggest_fields_and_fill_the_test(
     assert "Use lead L-42" in html
     _, html = await post(client, f"/workflows/{workflow_id}/edit", values(html), "use_record:L-42")
     assert orjson.loads(values(html)["test.record"]) == event["after"]
+
+
+@pytest.mark.parametrize(
+    ("op", "trigger", "focus"),
+    [
+        ("refresh", "f-trigger.type", "f-trigger.type"),  # the select that was changed
+        ("add_action", None, "f-actions.2.type"),
+        ("move_down:0", None, "move-move_down-1"),
+        ("remove_action:1", None, "new-action"),
+        ("add_condition:conditions", None, "f-conditions.1.field"),
+        ("add_any:conditions", None, "f-conditions.1.0.field"),
+        ("remove_condition:conditions.0", None, "f-conditions.kind"),
+    ],
+)
+async def test_the_focus_goes_where_the_keyboard_was(
+    client: TestClient[Any, Any], op: str, trigger: str | None, focus: str
+) -> None:
+    """After a swap the control that was used is gone: the builder names the one to focus
+    (``static/builder.js`` focuses it), and it exists in the new form."""
+    form = {**SEED_FORM, "new_action": "add_note"}
+    _, html = await post(client, "/workflows/new", form, op, htmx=True, trigger=trigger)
+    assert f'data-focus="{focus}"' in html
+    assert f'id="{focus}"' in html
+
+
+def test_a_test_event_for_a_kind_no_record_change_fires_is_a_create() -> None:
+    for kind in ("webhook_received", "scheduled", "record_created"):
+        event = dry_run_event(
+            {"test.record": "{}"}, {"tenant_id": "t", "trigger": {"type": kind}}, NOW
+        )
+        assert event["operation"] == "created", kind
+    updated = dry_run_event(
+        {"test.record": "{}"}, {"tenant_id": "t", "trigger": {"type": "record_updated"}}, NOW
+    )
+    assert updated["operation"] == "updated" and updated["before"] == {}
