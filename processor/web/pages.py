@@ -73,7 +73,9 @@ SAFE_METHODS = frozenset({"GET", "HEAD"})
 templates = jinja2.Environment(
     loader=jinja2.FileSystemLoader(TEMPLATES),
     autoescape=True,  # every template, whatever its name: record fields are hostile
-    undefined=jinja2.StrictUndefined,
+    # A field an API answer leaves out (a scheduled trigger has no record type) renders as
+    # nothing, as the JSON client would see no value.
+    undefined=jinja2.Undefined,
     trim_blocks=True,
     lstrip_blocks=True,
 )

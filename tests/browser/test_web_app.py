@@ -18,7 +18,7 @@ from playwright.async_api import expect
 
 from coeflow.tools.processes import TOKEN, WorkerProcess
 from tests.browser.conftest import PHONE, Browsing, SignIn
-from tests.integration.harness import Api, lead_created, publish, seed_workflow, tenant
+from tests.integration.harness import Api, Peers, lead_created, publish, seed_workflow, tenant
 from topics.catalog import RECORD_CHANGES
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
@@ -145,6 +145,43 @@ async def test_the_runs_tab_shows_a_new_run_by_itself_and_opens_it(
     await expect(row.locator('td[data-label="Last run"]')).to_contain_text("Succeeded")
     await expect(row.locator('td[data-label="Runs (24 h)"]')).to_have_text("1")
     await expect(row.locator('td[data-label="Failures (24 h)"]')).to_have_text("0")
+    browsing.watch.assert_clean()
+
+
+async def test_a_failed_action_is_impossible_to_miss(
+    bootstrap: str,
+    shared_worker: WorkerProcess,
+    peers: Peers,
+    browsing: Browsing,
+    signed_in: SignIn,
+) -> None:
+    tenant_id, client = await tenant_api(shared_worker)
+    refused = {"type": "call_webhook", "url": peers.http.url("/status/400/crm-hook")}
+    workflow = await active_workflow(
+        client, tenant_id, actions=[*seed_workflow(tenant_id)["actions"][:1], refused]
+    )
+    await publish_lead(bootstrap, lead(tenant_id, 5))
+    await client.poll(
+        f"/api/v1/workflows/{workflow['id']}/runs",
+        lambda b: bool(b["runs"]) and b["runs"][0]["status"] == "partially_failed",
+        within=30,
+    )
+    page = await signed_in(client.token or "")
+    await page.goto(f"/workflows/{workflow['id']}/runs")
+    row = page.locator("#runs tbody tr").first
+    await expect(row).to_have_class("failed")
+    await expect(row).to_contain_text("Partially failed")
+    await expect(row).to_contain_text("2. Call webhook: failed")
+    await row.get_by_role("link").click()
+    banner = page.locator("#failed-steps")
+    await expect(banner).to_be_visible()
+    await expect(banner).to_contain_text("1 action failed")
+    await expect(banner).to_contain_text("Action 2: Call webhook")
+    await expect(banner).to_contain_text("400")
+    await expect(page.locator("#step-2")).to_have_class("step failed")
+    await expect(page.locator("#step-2")).to_contain_text("FAILED")
+    await expect(page.locator("#step-1")).to_have_class("step succeeded")
+    await browsing.shot(page, "run-failed-action")
     browsing.watch.assert_clean()
 
 
