@@ -54,6 +54,11 @@ class IndexedRun(BaseModel):
     decided_at: datetime
 
 
+PAGE_MAX_EXAMINED = 2_000
+"""A page looks at this many runs at most: a filter that few runs pass answers fewer than its
+limit (none, even) with a cursor that goes on, rather than holding the event loop while it
+reads the whole history (100,000 runs took 0.2 s to 0.4 s)."""
+
 PAGE_MAX_BYTES = 8 << 20
 """A page of runs holds at most this many bytes of run records (at least one run): runs embed
 their events, up to 1 MiB each, and a page of 200 of those was 200 MB in one answer."""
@@ -238,11 +243,12 @@ class RunHistory:
         """Runs of any of ``workflow_ids``, newest first, as ``page`` filters them, and of
         ``record`` ((record type or ``None`` for any, record id)) when it is given. Each
         workflow's runs are already in order; their merge is read from the newest down and
-        stops at the page's end, decoding only the runs it returns."""
+        stops at the page's end (or after ``PAGE_MAX_EXAMINED`` runs), decoding only the runs
+        it returns."""
         floor = since.timestamp() if since is not None else float("-inf")
         ceiling = (until.timestamp(), "") if until is not None else None
         after = decode_cursor(cursor) if cursor is not None else None
-        lanes = []
+        heads: list[tuple[tuple[float, str], list[tuple[float, str]], int]] = []
         for workflow_id in workflow_ids:
             runs = self._by_workflow.get(workflow_id, [])
             end = len(runs)
@@ -250,16 +256,25 @@ class RunHistory:
                 end = bisect.bisect_left(runs, ceiling)
             if after is not None:
                 end = min(end, bisect.bisect_left(runs, after))
-            lanes.append(_newest_first(runs, end))
+            if end > 0 and runs[end - 1][0] >= floor:
+                heads.append((runs[end - 1], runs, end))
+        # The page looks at PAGE_MAX_EXAMINED runs at most, and each comes from a workflow
+        # whose newest run is among that many newest: only those workflows are merged.
+        heads.sort(key=lambda head: head[0], reverse=True)
+        lanes = [_newest_first(runs, end) for _, runs, end in heads[: PAGE_MAX_EXAMINED + 1]]
         found: list[RunRecord] = []
         size = 0
         last: tuple[float, str] | None = None  # the last run looked at: the cursor's place
-        for position in heapq.merge(*lanes, reverse=True):
+        for examined, position in enumerate(heapq.merge(*lanes, reverse=True)):
             if position[0] < floor:
                 break
             entry = self._runs[position[1]]
-            if len(found) >= limit or (found and size + len(entry.value) > PAGE_MAX_BYTES):
-                # full by count or by size: the cursor goes on from this run
+            if (
+                len(found) >= limit
+                or (found and size + len(entry.value) > PAGE_MAX_BYTES)
+                or examined >= PAGE_MAX_EXAMINED
+            ):
+                # full by count, size or work done: the cursor goes on from this run
                 return RunPage(found, encode_cursor(last) if last is not None else None)
             last = position
             if (
