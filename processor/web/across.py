@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+from typing import Any
 from urllib.parse import urlencode
 
 from aiohttp import web
@@ -10,6 +12,20 @@ from processor.web.pages import Page, Redirect, page
 from processor.web.workflows import MAX_FILTER
 
 PER_PAGE = 50
+PREVIEW_BYTES = 2048
+"""Of a dead letter's message, shown as text (the rest is in the API's answer)."""
+
+
+def _preview(letter: dict[str, Any]) -> str | None:
+    """The start of a dead letter's message as text (bytes that are not UTF-8 replaced)."""
+    encoded = letter.get("value_base64")
+    if not isinstance(encoded, str):
+        return None
+    try:
+        raw = base64.b64decode(encoded[: (PREVIEW_BYTES // 3 + 1) * 4], validate=False)
+    except ValueError:
+        return None
+    return raw[:PREVIEW_BYTES].decode("utf-8", errors="replace")
 
 
 def _older(page: Page, next_cursor: str | None, *names: str) -> str | None:
@@ -51,7 +67,7 @@ async def dead_letters(page: Page) -> web.StreamResponse:
     )
     return page.render(
         "dead_letters.html",
-        letters=got["dead_letters"],
+        letters=[{**letter, "preview": _preview(letter)} for letter in got["dead_letters"]],
         topic=topic,
         older=_older(page, got.get("next_cursor"), "topic"),
     )

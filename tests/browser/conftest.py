@@ -108,6 +108,20 @@ class Browsing:
         await page.screenshot(path=str(path), full_page=True)
         return path
 
+    async def assert_labelled(self, page: Page) -> None:
+        """Every control of the page has a name a screen reader says: a label, an
+        aria-label, or (a button) its text."""
+        unnamed = await page.evaluate(UNLABELLED_CONTROLS)
+        assert unnamed == [], f"controls without a label on {page.url}: {unnamed}"
+
+
+UNLABELLED_CONTROLS = """() => Array.from(document.querySelectorAll("input,select,textarea,button"))
+  .filter(el => el.type !== "hidden")
+  .filter(el => !((el.labels && el.labels.length) || el.getAttribute("aria-label")
+                  || el.getAttribute("aria-labelledby")
+                  || (el.tagName === "BUTTON" && el.textContent.trim())))
+  .map(el => el.outerHTML.slice(0, 160))"""
+
 
 @pytest.fixture
 async def browsing(

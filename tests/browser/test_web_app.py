@@ -79,6 +79,7 @@ async def test_a_tenant_signs_in_and_sees_its_workflows(
     await expect(row.locator("td").nth(3)).to_have_text("1")
     await expect(table.locator("tbody tr")).to_have_count(2)
     await browsing.shot(page, "workflows-list")
+    await browsing.assert_labelled(page)
 
     await page.get_by_label("Status").select_option("draft")
     await page.get_by_role("button", name="Filter").click()
@@ -117,6 +118,7 @@ async def test_the_runs_tab_shows_a_new_run_by_itself_and_opens_it(
     await expect(rows.first).to_contain_text("2. Create task: succeeded", timeout=30_000)
     await expect(rows.first).to_contain_text("Succeeded")
     await browsing.shot(page, "runs-tab")
+    await browsing.assert_labelled(page)
 
     await rows.first.get_by_role("link").click()
     await expect(page.get_by_role("heading", name=f"Run of {workflow['name']}")).to_be_visible()
@@ -136,6 +138,7 @@ async def test_the_runs_tab_shows_a_new_run_by_itself_and_opens_it(
     await expect(task).to_contain_text("Follow-up call")
     await expect(page.locator("#failed-steps")).to_have_count(0)
     await browsing.shot(page, "run")
+    await browsing.assert_labelled(page)
     await page.set_viewport_size(PHONE)
     await browsing.shot(page, "run-phone")
 
@@ -182,6 +185,7 @@ async def test_a_failed_action_is_impossible_to_miss(
     await expect(page.locator("#step-2")).to_contain_text("FAILED")
     await expect(page.locator("#step-1")).to_have_class("step succeeded")
     await browsing.shot(page, "run-failed-action")
+    await browsing.assert_labelled(page)
     browsing.watch.assert_clean()
 
 
@@ -210,6 +214,7 @@ async def test_a_run_stopped_by_its_conditions_explains_the_score(
         page.get_by_text("No steps ran: the conditions above were not met.")
     ).to_be_visible()
     await browsing.shot(page, "run-conditions-not-met")
+    await browsing.assert_labelled(page)
 
     # "Why didn't it run?" from the Runs tab, then from the top of the app.
     await page.goto(f"/workflows/{workflow['id']}/runs")
@@ -222,6 +227,7 @@ async def test_a_run_stopped_by_its_conditions_explains_the_score(
     await expect(answer).to_contain_text(workflow["name"])
     await expect(answer).to_contain_text("actual value 40")
     await browsing.shot(page, "why")
+    await browsing.assert_labelled(page)
     nav = page.get_by_role("navigation", name="Main")
     await nav.get_by_role("link", name="Why didn't it run?").click()
     await expect(page).to_have_url(f"{browsing.base_url}/why")
@@ -237,6 +243,7 @@ async def test_deactivate_then_the_versions_with_a_diff_and_a_restore(
     await page.goto(f"/workflows/{workflow['id']}/settings")
     await expect(page.locator("#workflow-status")).to_have_text("Active")
     await browsing.shot(page, "settings-tab")
+    await browsing.assert_labelled(page)
 
     await page.get_by_role("button", name="Deactivate").click()
     await expect(page.locator("#workflow-status")).to_have_text("Inactive")
@@ -257,6 +264,7 @@ async def test_deactivate_then_the_versions_with_a_diff_and_a_restore(
     await expect(change.locator("td.del")).to_have_text('"active"')
     await expect(change.locator("td.add")).to_have_text('"inactive"')
     await browsing.shot(page, "versions-diff")
+    await browsing.assert_labelled(page)
 
     await page.get_by_role("button", name="Restore version 1 as draft").click()
     await expect(versions).to_have_count(3)
@@ -332,6 +340,7 @@ async def test_record_data_renders_as_text_and_runs_no_script(
     assert await page.locator("img[src=x]").count() == 0
     assert await page.evaluate("document.querySelectorAll('main script').length") == 0
     await browsing.shot(page, "xss-as-text")
+    await browsing.assert_labelled(page)
     browsing.watch.assert_clean()
 
 
@@ -349,6 +358,7 @@ async def test_sign_out_ends_the_session(
     await page.get_by_role("button", name="Sign out").click()
     await expect(page).to_have_url(f"{browsing.base_url}/sign-in")
     await browsing.shot(page, "sign-in")
+    await browsing.assert_labelled(page)
     await page.goto("/workflows")
     await expect(page).to_have_url(f"{browsing.base_url}/sign-in")
     # The old cookie, put back, names no session any more.
@@ -365,16 +375,21 @@ async def test_the_operator_picks_a_tenant_and_sees_the_dead_letters_and_audit_l
     workflow = await active_workflow(client, tenant_id)
     page = await signed_in(TOKEN)
     await expect(page).to_have_url(f"{browsing.base_url}/tenant")
+    await browsing.shot(page, "tenant")
+    await browsing.assert_labelled(page)
     await page.get_by_label("Tenant").fill(tenant_id)
     await page.get_by_role("button", name="Show this tenant").click()
     await expect(page.locator("#workflows")).to_contain_text(workflow["name"])
     await page.get_by_role("link", name="Audit log").click()
     await expect(page.locator("#audit")).to_contain_text("workflow.created")
     await browsing.shot(page, "audit")
+    await browsing.assert_labelled(page)
     await page.get_by_role("link", name="Dead letters").click()
     await expect(page.get_by_role("heading", name="Dead letters")).to_be_visible()
     await browsing.shot(page, "dead-letters")
+    await browsing.assert_labelled(page)
     await page.get_by_role("link", name="Runs", exact=True).click()
     await expect(page.get_by_role("heading", name="Runs of every workflow")).to_be_visible()
     await browsing.shot(page, "runs-search")
+    await browsing.assert_labelled(page)
     browsing.watch.assert_clean()
