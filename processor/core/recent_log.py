@@ -9,9 +9,9 @@ a page is the last place it showed.
 
 from __future__ import annotations
 
+import bisect
 import heapq
-from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
@@ -29,8 +29,14 @@ class Kept(Generic[T]):
 
 @dataclass(slots=True)
 class _Lane(Generic[T]):
-    items: deque[Kept[T]] = field(default_factory=deque)
+    items: list[Kept[T]] = field(default_factory=list)
+    """Oldest first (a list, so a cursor is found by bisection; a lane is bounded)."""
     size: int = 0
+
+
+PAGE_MAX_EXAMINED = 2_000
+"""A page looks at this many items at most: a filter that few pass answers fewer than its
+limit, with a cursor that goes on, rather than reading every lane through."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +64,7 @@ class RecentLog(Generic[T]):
         while len(kept.items) > 1 and (
             len(kept.items) > self.per_lane or kept.size > self.lane_bytes
         ):
-            kept.size -= kept.items.popleft().size
+            kept.size -= kept.items.pop(0).size
 
     def lanes(self) -> list[str]:
         return list(self._lanes)
@@ -74,22 +80,31 @@ class RecentLog(Generic[T]):
         """The newest items of ``lanes`` that ``where`` keeps, before ``cursor`` (the previous
         page's ``next_cursor``), newest first."""
         before = decode_cursor(cursor) if cursor is not None else None
-        streams = [
-            reversed(self._lanes[lane].items)
-            for lane in dict.fromkeys(lanes)
-            if lane in self._lanes
-        ]
+        heads: list[tuple[int, list[Kept[T]], int]] = []
+        for name in dict.fromkeys(lanes):
+            lane = self._lanes.get(name)
+            if lane is None:
+                continue
+            end = len(lane.items)
+            if before is not None:
+                end = bisect.bisect_left(lane.items, before, key=lambda k: k.seq)
+            if end > 0:
+                heads.append((lane.items[end - 1].seq, lane.items, end))
+        heads.sort(key=lambda head: head[0], reverse=True)  # only lanes that can be on the page
+        streams = [_newest_first(items, end) for _, items, end in heads[: PAGE_MAX_EXAMINED + 1]]
         found: list[T] = []
         last: int | None = None
-        for kept in heapq.merge(*streams, key=lambda k: k.seq, reverse=True):
-            if before is not None and kept.seq >= before:
-                continue
-            if len(found) >= limit:
+        for examined, kept in enumerate(heapq.merge(*streams, key=lambda k: k.seq, reverse=True)):
+            if len(found) >= limit or examined >= PAGE_MAX_EXAMINED:
                 return Page(found, str(last))
             last = kept.seq
             if where(kept.item):
                 found.append(kept.item)
         return Page(found, None)
+
+
+def _newest_first(items: list[Kept[T]], end: int) -> Iterator[Kept[T]]:
+    return (items[i] for i in range(end - 1, -1, -1))
 
 
 def decode_cursor(cursor: str) -> int:

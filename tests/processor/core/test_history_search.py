@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from processor.core.compiler import compile_workflow
 from processor.core.decide import run_workflow
-from processor.core.history import RunHistory
+from processor.core.history import PAGE_MAX_EXAMINED, RunHistory
 from tests.factories import NOW, make_event, make_workflow
 from topics import codec
 from topics.runs import RunRecord
@@ -27,8 +27,8 @@ def a_run(workflow: int, minutes: int, score: int = 90, record_id: str = "L-1") 
     return run_workflow(WORKFLOWS[workflow], event, max_depth=8, source=None, now=when).record
 
 
-def kept(*records: RunRecord) -> RunHistory:
-    runs = RunHistory(per_workflow=100, max_age=timedelta(days=1), max_runs=1000)
+def kept(*records: RunRecord, per_workflow: int = 100) -> RunHistory:
+    runs = RunHistory(per_workflow=per_workflow, max_age=timedelta(days=9), max_runs=10_000)
     for record in records:
         runs.add_run(codec.dumps(record))
     return runs
@@ -108,3 +108,15 @@ def test_counts_by_status_since_a_time_and_the_newest_run_however_old() -> None:
     later = runs.counts("wf-0", NOW + timedelta(days=1))
     assert later.by_status == {} and later.last_run_id == newest.run_id
     assert runs.counts("wf-none", NOW).last_run_id is None
+
+
+def test_a_filter_few_runs_pass_answers_within_bounded_work_and_pages_on() -> None:
+    made = [
+        a_run(n % 3, minutes=n, score=10 if n == 0 else 90) for n in range(PAGE_MAX_EXAMINED + 10)
+    ]
+    runs = kept(*made, per_workflow=PAGE_MAX_EXAMINED)
+    every = runs.workflows_of("acme")
+    first = runs.search(every, limit=5, status="conditions_not_met")
+    assert first.runs == [] and first.next_cursor is not None
+    second = runs.search(every, limit=5, status="conditions_not_met", cursor=first.next_cursor)
+    assert [r.run_id for r in second.runs] == [made[0].run_id] and second.next_cursor is None

@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from coeflow.errors import InvalidInput
-from processor.core.recent_log import RecentLog
+from processor.core.recent_log import PAGE_MAX_EXAMINED, RecentLog
 
 
 def test_each_lane_keeps_its_newest_by_count_and_bytes() -> None:
@@ -59,3 +59,19 @@ def test_a_cursor_it_did_not_give_is_invalid_input(cursor: str) -> None:
     with pytest.raises(InvalidInput) as caught:
         RecentLog[int](1, 1).page(["a"], limit=1, cursor=cursor)
     assert caught.value.problems[0].loc == "cursor"
+
+
+def test_a_filter_few_pass_answers_within_bounded_work_and_the_cursor_reaches_them() -> None:
+    log: RecentLog[int] = RecentLog(per_lane=10_000, lane_bytes=1 << 30)
+    for n in range(PAGE_MAX_EXAMINED * 3):
+        log.add(f"lane-{n % 7}", n, 1)
+    first = log.page([f"lane-{k}" for k in range(7)], limit=5, where=lambda n: n == 0)
+    assert first.items == [] and first.next_cursor is not None
+    found, cursor, pages = [], first.next_cursor, 1
+    while cursor is not None:
+        page = log.page(
+            [f"lane-{k}" for k in range(7)], limit=5, where=lambda n: n == 0, cursor=cursor
+        )
+        found += page.items
+        cursor, pages = page.next_cursor, pages + 1
+    assert found == [0] and pages == 3
