@@ -643,6 +643,8 @@ def _params_from_form(
         if text is None:
             continue
         value = control.read(text)
+        if control.kind == "fixed" and value not in control.choices:
+            continue  # another kind's value (a lead's record type kept from the last trigger)
         if value is OMIT:
             if not control.required or control.kind in ("number", "boolean", "select", "fixed"):
                 continue

@@ -155,3 +155,32 @@ async def build_test_activate_and_run(
     await page.goto(f"/workflows/{workflow_id}/edit")
     await page.set_viewport_size({"width": 390, "height": 844})
     await browsing.shot(page, "builder-phone")
+
+
+async def test_a_webhook_workflow_shows_its_url_and_its_secret_once(
+    browsing: Browsing, signed_in: SignIn, shared_worker: WorkerProcess
+) -> None:
+    tenant = f"t-hook-{uuid.uuid4().hex[:8]}"
+    client = await Api(shared_worker.url).as_tenant(tenant)
+    page = await signed_in(client.token or "")
+    await page.goto("/workflows/new")
+    await page.get_by_label("Name").fill("Form posted → note")
+    await posted(page, page.get_by_label("When").select_option(label="Webhook Received"))
+    await expect(page.get_by_text("made when you save")).to_be_visible()
+    await page.get_by_label("Add an action").select_option(label="Add Note")
+    await posted(page, page.get_by_role("button", name="+ Add action").click())
+    await block(page, "actions.0").get_by_label(re.compile("^Body")).fill("{{record.message}}")
+    await posted(page, page.get_by_role("button", name="Save draft").click())
+    secret = page.get_by_label("Signing secret")
+    first = await secret.input_value()
+    assert first.startswith("whsec_"), first
+    url = await page.get_by_label(re.compile("^Inbound URL")).input_value()
+    assert re.fullmatch(rf"{re.escape(shared_worker.url)}/hooks/wf-[0-9a-f]+", url), url
+    await browsing.shot(page, "webhook-secret-once")
+    await page.reload()  # a read shows the secret's hint only
+    await expect(page.get_by_label("Signing secret")).to_have_count(0)
+    await expect(page.get_by_text(f"…{first[-4:]}")).to_be_visible()
+    await posted(page, page.get_by_role("button", name="Rotate secret").click())
+    rotated = await page.get_by_label("Signing secret").input_value()
+    assert rotated.startswith("whsec_") and rotated != first
+    browsing.watch.assert_clean()

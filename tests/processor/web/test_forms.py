@@ -221,6 +221,16 @@ def test_empty_controls_leave_parameters_out_and_bad_text_goes_as_typed() -> Non
     assert "conditions" not in document
 
 
+def test_a_fixed_parameter_of_another_kind_is_dropped() -> None:
+    form = {"trigger.type": "webhook_received", "trigger.params.record_type": "lead"}
+    assert form_to_document(form)["trigger"] == {"type": "webhook_received"}
+    form["trigger.params.record_type"] = "webhook"
+    assert form_to_document(form)["trigger"] == {
+        "type": "webhook_received",
+        "record_type": "webhook",
+    }
+
+
 def test_parameters_of_another_kind_are_dropped_when_the_trigger_changes() -> None:
     form = {
         "trigger.type": "scheduled",
@@ -228,11 +238,7 @@ def test_parameters_of_another_kind_are_dropped_when_the_trigger_changes() -> No
         "trigger.params.threshold": "50",
         "trigger.params.cron": "0 9 * * 1",
     }
-    assert form_to_document(form)["trigger"] == {
-        "type": "scheduled",
-        "record_type": "lead",
-        "cron": "0 9 * * 1",
-    }
+    assert form_to_document(form)["trigger"] == {"type": "scheduled", "cron": "0 9 * * 1"}
 
 
 # ---------------------------------------------------------------------------- round trips
