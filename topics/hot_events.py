@@ -129,3 +129,9 @@ def fast_change(value: bytes) -> HotChangeEvent | None:
         wire.actor_id,
         wire.causation,
     )
+
+
+def embeddable(event: Any) -> Any:
+    """``event`` as a run record may embed it: a ``ChangeEvent`` as it is, a
+    ``HotChangeEvent`` as plain data (its values, times as ISO 8601 text)."""
+    return msgspec.to_builtins(event) if isinstance(event, HotChangeEvent) else event

@@ -27,6 +27,7 @@ from processor.core.conditions import ConditionDoc
 from topics import codec
 from topics.commands import ActionCommand
 from topics.events import ChangeEvent
+from topics.hot_events import embeddable
 from topics.runs import ConditionResult, RunRecord, RunStatus, SourcePosition
 
 Document = dict[str, Any]
@@ -174,7 +175,7 @@ def crashed_run(
     document = _run_document(
         compiled, event, _run_id(compiled, event), "failed", source, now, error=reason
     )
-    document["event"] = event if embedded is None else embedded
+    document["event"] = embeddable(event) if embedded is None else embedded
     return Run(document, (), exc)
 
 
@@ -244,7 +245,7 @@ def run_workflow(
     document = _run_document(
         compiled, event, run_id, status, source, now, conditions, commands, error
     )
-    document["event"] = event if embedded is None else embedded
+    document["event"] = embeddable(event) if embedded is None else embedded
     return Run(document, commands)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import pytest
@@ -20,7 +20,10 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from coeflow.errors import InvalidEvent
+from processor.core.compiler import compile_workflow
+from processor.core.decide import run_workflow
 from processor.core.pipeline import decode_change
+from tests.factories import NOW, make_event, make_workflow
 from tests.processor.core.test_pipeline_properties import events, json_values, moments
 from topics import codec
 from topics.events import ChangeEvent
@@ -233,3 +236,15 @@ def test_the_hot_event_has_every_field_and_property_of_a_change_event() -> None:
     assert set(HotChangeEvent.__struct_fields__) == set(ChangeEvent.model_fields)
     for name in ("depth", "record", "record_ref"):
         assert isinstance(getattr(HotChangeEvent, name), property)
+
+
+def test_a_run_decided_for_a_hot_event_embeds_it_as_plain_data() -> None:
+    """What decides without the event's bytes (a dry run) may be handed a hot event."""
+    value = codec.dumps(make_event())
+    hot = fast_change(value)
+    assert hot is not None
+    run = run_workflow(
+        compile_workflow(make_workflow()), cast(ChangeEvent, hot), max_depth=5, source=None, now=NOW
+    )
+    assert run.record.event == ChangeEvent.model_validate_json(value)
+    assert codec.loads(codec.dumps(run.document))["event"]["event_id"] == hot.event_id
