@@ -19,6 +19,8 @@ import orjson
 import pytest
 from aiohttp import CookieJar, web
 from aiohttp.test_utils import TestClient, TestServer
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import SecretStr
 
 import processor.web.builder  # noqa: F401  (registers the builder's pages)
@@ -27,7 +29,7 @@ from processor.core.access import mint
 from processor.core.compiler import validate_workflow
 from processor.core.decide import dry_run
 from processor.core.pipeline import decode_change
-from processor.web.builder import apply_edit, dry_run_event, samples_from_runs
+from processor.web.builder import EDITS, apply_edit, dry_run_event, samples_from_runs
 from processor.web.forms import document_to_form, form_to_document
 from processor.web.pages import PAGES, templates, view_for
 from processor.web.sessions import SESSION_COOKIE, SessionStore
@@ -614,3 +616,34 @@ def test_a_test_event_for_a_kind_no_record_change_fires_is_a_create() -> None:
         {"test.record": "{}"}, {"tenant_id": "t", "trigger": {"type": "record_updated"}}, NOW
     )
     assert updated["operation"] == "updated" and updated["before"] == {}
+
+
+_ops = st.one_of(
+    st.builds(
+        lambda name, argument: f"{name}:{argument}",
+        st.sampled_from(sorted(EDITS)),
+        st.one_of(
+            st.integers(0, 4).map(str),
+            st.lists(st.integers(0, 3), max_size=4).map(
+                lambda p: ".".join(["conditions", *map(str, p)])
+            ),
+            st.text(max_size=12),
+        ),
+    ),
+    st.text(max_size=30),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_ops, max_size=12), st.sampled_from(["add_note", "send_email", "", "nope"]))
+def test_any_sequence_of_buttons_keeps_a_form_that_reads_as_a_document(
+    ops: list[str], new_action: str
+) -> None:
+    form = {**SEED_FORM, "new_action": new_action}
+    for op in ops:
+        edited = apply_edit(form, op)
+        if edited is not None:
+            form = {**edited, "new_action": new_action}
+    document = form_to_document(form)
+    assert len(document["actions"]) <= 50
+    assert form_to_document(document_to_form(document)) == document
