@@ -287,6 +287,8 @@ class EventDecisions(BaseModel):
     not_triggered: list[NotTriggered] = Field(default_factory=list)
     """The other active workflows on the record type, each with why its trigger did not fire
     for this event."""
+    not_triggered_omitted: int = 0
+    """More active workflows that did not run, past the ones ``not_triggered`` explains."""
 
 
 class WatchingWorkflow(BaseModel):

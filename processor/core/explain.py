@@ -86,6 +86,10 @@ def deciding_leaves(node: ConditionNode) -> list[ConditionResult]:
     return [leaf for child in chosen for leaf in deciding_leaves(child)]
 
 
+MAX_EXPLAINED = 50
+"""Workflows whose trigger an event's why-not explains (by id); the others are counted."""
+
+
 def explain_record(
     tenant_id: str,
     record_type: str,
@@ -135,11 +139,9 @@ def explain_record(
         change = known.get(event_id)
         ran = {r.workflow_id for r in decisions.runs}
         if change is not None:
-            decisions.not_triggered = [
-                _not_triggered(compiled, change)
-                for compiled in ordered
-                if compiled.workflow.id not in ran
-            ]
+            others = [c for c in ordered if c.workflow.id not in ran]
+            decisions.not_triggered = [_not_triggered(c, change) for c in others[:MAX_EXPLAINED]]
+            decisions.not_triggered_omitted = max(0, len(others) - MAX_EXPLAINED)
     listed = [
         WatchingWorkflow(workflow_id=c.workflow.id, name=c.workflow.name, trigger=c.kind.name)
         for c in ordered

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from processor.core.compiler import compile_workflow
 from processor.core.decide import dry_run, run_workflow
-from processor.core.explain import condition_tree, deciding_leaves, explain_record
+from processor.core.explain import MAX_EXPLAINED, condition_tree, deciding_leaves, explain_record
 from processor.core.history import RunHistory
 from tests.factories import NOW, make_event, make_workflow
 from topics import codec
@@ -191,3 +191,22 @@ def test_with_the_version_a_stopped_run_shows_its_tree_and_the_leaf_under_the_no
     decision = explained.events[0].runs[0]
     assert decision.condition_tree is not None and decision.condition_tree.kind == "not"
     assert [(c.field, c.passed) for c in decision.stopped_by] == [("country", True)]
+
+
+def test_an_event_explains_a_bounded_number_of_other_workflows_and_counts_the_rest() -> None:
+    seed = make_workflow()
+    others = [
+        compile_workflow(
+            make_workflow(
+                id=f"wf-{n:03}", trigger={"type": "record_updated", "record_type": "lead"}
+            )
+        )
+        for n in range(MAX_EXPLAINED + 7)
+    ]
+    explained = explain_record("acme", "lead", "L-9", [a_run(seed, 72)], others)
+    (event,) = explained.events
+    assert len(event.not_triggered) == MAX_EXPLAINED and event.not_triggered_omitted == 7
+    assert (
+        event.not_triggered[0].reason == "it fires when a lead is updated; this event is 'created'"
+    )
+    assert f"{MAX_EXPLAINED + 7} active workflow(s) watch lead records" in explained.summary
