@@ -128,7 +128,7 @@ mutated = events.flatmap(
                 {"run_id": texts, "workflow_id": texts},
                 optional={
                     "depth": st.integers(min_value=-2, max_value=2**70)
-                    | st.floats(allow_nan=False)
+                    | st.floats(allow_nan=False, allow_infinity=False)
                     | st.sampled_from(["5", True, 1_000_001]),
                     "extra": json_values,
                 },
