@@ -104,6 +104,7 @@ async def build_test_activate_and_run(
         "is not an email address"
     )
     await browsing.shot(page, "builder-error-at-the-field")
+    await browsing.assert_labelled(page)
 
     # Fix it with the merge-field picker, put the name in the body, and save
     await to.fill("")
@@ -135,6 +136,7 @@ async def build_test_activate_and_run(
     await expect(result).to_contain_text("Follow-up call")
     await expect(result).to_contain_text(xss)  # as text
     await browsing.shot(page, "builder-tested")
+    await browsing.assert_labelled(page)
 
     # Activate, with the state visible
     await posted(page, page.get_by_role("button", name="Activate").click())
@@ -142,6 +144,7 @@ async def build_test_activate_and_run(
     await expect(page.get_by_role("button", name="Deactivate")).to_be_visible()
     await page.set_viewport_size({"width": 1280, "height": 800})
     await browsing.shot(page, "builder-active")
+    await browsing.assert_labelled(page)
 
     # A lead is created: its run appears in the Runs tab by itself, with both steps
     await page.goto(f"/workflows/{workflow_id}/runs")
@@ -155,6 +158,7 @@ async def build_test_activate_and_run(
     await page.goto(f"/workflows/{workflow_id}/edit")
     await page.set_viewport_size({"width": 390, "height": 844})
     await browsing.shot(page, "builder-phone")
+    await browsing.assert_labelled(page)
 
 
 async def test_a_webhook_workflow_shows_its_url_and_its_secret_once(
@@ -177,6 +181,7 @@ async def test_a_webhook_workflow_shows_its_url_and_its_secret_once(
     url = await page.get_by_label(re.compile("^Inbound URL")).input_value()
     assert re.fullmatch(rf"{re.escape(shared_worker.url)}/hooks/wf-[0-9a-f]+", url), url
     await browsing.shot(page, "webhook-secret-once")
+    await browsing.assert_labelled(page)
     await page.reload()  # a read shows the secret's hint only
     await expect(page.get_by_label("Signing secret")).to_have_count(0)
     await expect(page.get_by_text(f"…{first[-4:]}")).to_be_visible()
