@@ -32,8 +32,9 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-LIMIT = 10_000
-"""Decoded messages kept for one reader, at most (a few MB of outcomes)."""
+LIMIT = 4_000
+"""Decoded messages kept for one reader, at most: two fetches of the batched path (an outcome
+decoded takes a few KB, so this is about ten MB of outcomes, when a reader falls behind)."""
 
 Wants = Callable[[int, bytes], bool]
 """Whether a reader will want the message ``value`` of ``partition`` (say, of the partitions it
