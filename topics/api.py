@@ -185,6 +185,10 @@ class DryRunResult(BaseModel):
     emitted: bool
 
 
+Name = Annotated[str, Field(min_length=1, max_length=256)]
+"""A record type, record id, workflow id or tenant id in a query: at most this long."""
+
+
 class RunQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -196,10 +200,9 @@ class RunQuery(BaseModel):
     cursor: str | None = None
     """The ``next_cursor`` of the previous page."""
     limit: Annotated[int, Field(ge=1, le=200)] = 50
-
-
-Name = Annotated[str, Field(min_length=1, max_length=256)]
-"""A record type, record id, workflow id or tenant id in a query: at most this long."""
+    record_type: Name | None = None
+    record_id: Name | None = None
+    """Only the runs of this record's events (with ``record_type``, of that type only)."""
 
 
 class RunSearch(RunQuery):
@@ -209,9 +212,6 @@ class RunSearch(RunQuery):
     tenant_id: Name | None = None
     """Operators only: a tenant's token searches its own tenant."""
     workflow_id: Name | None = None
-    record_type: Name | None = None
-    record_id: Name | None = None
-    """Only the runs of this record's events (with ``record_type``, of that type only)."""
 
 
 class RunPage(BaseModel):

@@ -33,7 +33,7 @@ MAX_NAME = 256
 @route("/workflows/{workflow_id}/runs")
 class WorkflowRuns(ApiView):
     @operation(
-        "A workflow's runs, newest first; filter by status and time, page with `cursor`",
+        "A workflow's runs, newest first; filter by status, time and record, page with `cursor`",
         query=RunQuery,
         response=RunPage,
     )
@@ -45,16 +45,29 @@ class WorkflowRuns(ApiView):
         )
         if known is None or not principal.sees(known.tenant_id):
             raise NotFound(f"no workflow {workflow_id!r}")
-        page = self.admin.history.page(
-            workflow_id,
+        page = self.admin.history.search(
+            [workflow_id],
             limit=asked.limit,
             status=asked.status,
             since=asked.since,
             until=asked.until,
             cursor=asked.cursor,
+            record=_record(asked),
         )
         runs = [r for r in page.runs if principal.sees(r.tenant_id)]
         return self.reply(RunPage(runs=runs, next_cursor=page.next_cursor))
+
+
+def _record(asked: RunQuery) -> tuple[str | None, str] | None:
+    """The record a query of runs names: (its type or ``None``, its id)."""
+    if asked.record_id is None:
+        if asked.record_type is not None:
+            raise InvalidInput(
+                [Problem("record_type", "narrows record_id: give the record's id too")],
+                "invalid query",
+            )
+        return None
+    return asked.record_type, asked.record_id
 
 
 class HistoryView(ApiView):
@@ -78,12 +91,7 @@ class Runs(HistoryView):
         workflows = history.workflows_of(tenant)
         if asked.workflow_id is not None:
             workflows = [w for w in workflows if w == asked.workflow_id]
-        record = (asked.record_type, asked.record_id) if asked.record_id is not None else None
-        if record is None and asked.record_type is not None:
-            raise InvalidInput(
-                [Problem("record_type", "narrows record_id: give the record's id too")],
-                "invalid query",
-            )
+        record = _record(asked)
         page = history.search(
             workflows,
             limit=asked.limit,

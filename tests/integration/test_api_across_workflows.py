@@ -57,6 +57,10 @@ async def test_runs_across_a_tenants_workflows_with_filters_and_paging(
     assert {r["record"]["id"] for r in one["runs"]} == {"L-1"} and len(one["runs"]) == 2
     status, of_second = await owner.call("GET", f"/api/v1/runs?workflow_id={second['id']}")
     assert {r["workflow_id"] for r in of_second["runs"]} == {second["id"]}
+    status, of_one = await owner.call("GET", f"{W}/{second['id']}/runs?record_id=L-2")
+    assert status == 200 and [(r["workflow_id"], r["record"]["id"]) for r in of_one["runs"]] == [
+        (second["id"], "L-2")
+    ]
 
     seen, cursor = [], ""
     while True:

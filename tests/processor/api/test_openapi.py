@@ -25,6 +25,8 @@ def test_every_view_method_is_described_with_its_scope() -> None:
         "until",
         "cursor",
         "limit",
+        "record_type",
+        "record_id",
     ]
     assert runs["description"] == "Needs a token with scope `read` or above."
     assert "409" in paths["/api/v1/workflows"]["post"]["responses"]
