@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+import pytest_asyncio
 from playwright.async_api import (
     Browser,
     BrowserContext,
@@ -46,7 +47,19 @@ PHONE = {"width": 390, "height": 844}
 TIMEOUT_MS = 15_000
 
 
-@pytest.fixture
+HERE = Path(__file__).parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The browser tests run in the session's event loop, where the one browser lives
+    (starting Chromium for each test cost more than most tests)."""
+    session_loop = pytest.mark.asyncio(loop_scope="session")
+    for item in items:
+        if pytest_asyncio.is_async_test(item) and HERE in item.path.parents:
+            item.add_marker(session_loop, append=False)
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def browser() -> AsyncIterator[Browser]:
     executable = shutil.which("chromium")
     if executable is None:
@@ -123,7 +136,7 @@ UNLABELLED_CONTROLS = """() => Array.from(document.querySelectorAll("input,selec
   .map(el => el.outerHTML.slice(0, 160))"""
 
 
-@pytest.fixture
+@pytest_asyncio.fixture(loop_scope="session")
 async def browsing(
     browser: Browser, shared_worker: WorkerProcess, tmp_path: Path
 ) -> AsyncIterator[Browsing]:
