@@ -194,6 +194,13 @@ async def test_a_run_stopped_by_its_conditions_explains_the_score(
 ) -> None:
     tenant_id, client = await tenant_api(shared_worker)
     workflow = await active_workflow(client, tenant_id)
+    other = await active_workflow(
+        client,
+        tenant_id,
+        id=f"wf-updated-{tenant_id}",
+        name="Lead changed",
+        trigger={"type": "record_updated", "record_type": "lead"},
+    )
     await publish_lead(bootstrap, lead(tenant_id, 7, score=40))
     (run,) = await runs_of(client, workflow["id"], 1)
     assert run["status"] == "conditions_not_met"
@@ -226,6 +233,9 @@ async def test_a_run_stopped_by_its_conditions_explains_the_score(
     await expect(answer).to_contain_text("stopped by their conditions")
     await expect(answer).to_contain_text(workflow["name"])
     await expect(answer).to_contain_text("actual value 40")
+    # Another active workflow on leads whose trigger did not fire, and why.
+    await expect(answer.locator(".not-triggered")).to_contain_text(other["name"])
+    await expect(answer.locator(".not-triggered")).to_contain_text("trigger did not fire")
     await browsing.shot(page, "why")
     await browsing.assert_labelled(page)
     nav = page.get_by_role("navigation", name="Main")
