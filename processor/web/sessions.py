@@ -37,6 +37,9 @@ CSRF_HEADER = "X-CSRF-Token"
 
 MAX_SESSIONS = 2_000
 """Past this many, signing in drops the session idle longest."""
+MAX_SESSIONS_PER_TENANT = 100
+"""Past this many of one tenant's tokens (or the operator's), signing in drops that tenant's
+session idle longest: a tenant signing in again and again pushes out only its own."""
 IDLE_SECONDS = 8 * 3600.0
 """A session unused this long is over."""
 LIFETIME_SECONDS = 24 * 3600.0
@@ -59,33 +62,37 @@ def csrf_matches(expected: str, given: str | None) -> bool:
 class Session:
     """One signed-in browser."""
 
-    id: str
+    id: str = field(repr=False)
     token: SecretStr
     """The bearer token given at sign-in: every page calls the API's logic with it."""
     operator: bool
     """Signed in with the operator's token, who picks a tenant (``tenant_id``)."""
+    owner: str | None
+    """The token's tenant (``None``: the operator's), whose sessions are bounded together."""
     tenant_id: str | None
     """The tenant every page shows: a tenant token's own, or the operator's pick."""
     who: str
     """Who signed in, for the header: the token's name, or "operator"."""
     started: float
     seen: float
-    csrf: str = field(default_factory=new_secret)
+    csrf: str = field(default_factory=new_secret, repr=False)
 
 
 class SessionStore:
-    """The sessions of this worker, bounded: at most ``max_sessions``, each over after
-    ``idle_seconds`` unused or ``lifetime_seconds`` after sign-in."""
+    """The sessions of this worker, bounded: at most ``max_sessions``, ``max_per_tenant`` of
+    one tenant's tokens, each over after ``idle_seconds`` unused or ``lifetime_seconds`` after
+    sign-in."""
 
     def __init__(
         self,
         *,
         max_sessions: int = MAX_SESSIONS,
+        max_per_tenant: int = MAX_SESSIONS_PER_TENANT,
         idle_seconds: float = IDLE_SECONDS,
         lifetime_seconds: float = LIFETIME_SECONDS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.max_sessions = max_sessions
+        self.max_sessions, self.max_per_tenant = max_sessions, max_per_tenant
         self.idle_seconds, self.lifetime_seconds = idle_seconds, lifetime_seconds
         self.clock = clock
         self._sessions: OrderedDict[str, Session] = OrderedDict()
@@ -101,12 +108,17 @@ class SessionStore:
         over, so a planted cookie cannot become a signed-in one)."""
         now = self.clock()
         self._expire(now)
+        owner = None if operator else tenant_id
+        own = [s.id for s in self._sessions.values() if s.owner == owner]  # oldest use first
+        for session_id in own[: max(len(own) - self.max_per_tenant + 1, 0)]:
+            del self._sessions[session_id]
         while len(self._sessions) >= self.max_sessions:
             self._sessions.popitem(last=False)
         session = Session(
             id=new_secret(),
             token=token,
             operator=operator,
+            owner=owner,
             tenant_id=tenant_id,
             who=who,
             started=now,

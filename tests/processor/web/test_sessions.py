@@ -17,7 +17,9 @@ class Clock:
 
 
 def start(store: SessionStore, tenant: str | None = "t-1") -> str:
-    return store.start(SecretStr("tok"), operator=tenant is None, tenant_id=tenant, who="ops").id
+    return store.start(
+        SecretStr("s3cr3t-value"), operator=tenant is None, tenant_id=tenant, who="ops"
+    ).id
 
 
 def test_a_session_is_found_by_its_id_and_ends_at_sign_out() -> None:
@@ -25,7 +27,7 @@ def test_a_session_is_found_by_its_id_and_ends_at_sign_out() -> None:
     sid = start(store)
     found = store.get(sid)
     assert found is not None and found.tenant_id == "t-1"
-    assert found.token.get_secret_value() == "tok"
+    assert found.token.get_secret_value() == "s3cr3t-value"
     store.end(sid)
     assert store.get(sid) is None
     assert store.get(None) is None and store.get("") is None
@@ -91,3 +93,23 @@ def test_csrf_tokens_match_only_whole_and_ascii() -> None:
     assert not csrf_matches("abc123", "")
     assert not csrf_matches("abc123", None)
     assert not csrf_matches("abc123", "abc12\u00e9")
+
+
+def test_one_tenant_signing_in_again_and_again_pushes_out_only_its_own_sessions() -> None:
+    clock = Clock()
+    store = SessionStore(max_sessions=100, max_per_tenant=3, clock=clock)
+    others = [start(store, "t-other"), start(store, None)]
+    flood = []
+    for _ in range(10):
+        clock.now += 1
+        flood.append(start(store, "t-flood"))
+    assert all(store.get(s) is not None for s in others)
+    assert [store.get(s) is not None for s in flood] == [False] * 7 + [True] * 3
+
+
+def test_a_session_shows_neither_its_id_nor_its_token_when_printed() -> None:
+    store = SessionStore(clock=Clock())
+    session = store.get(start(store))
+    assert session is not None
+    text = repr(session)
+    assert session.id not in text and session.csrf not in text and "s3cr3t-value" not in text
