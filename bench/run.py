@@ -59,7 +59,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import ConsumerRecord, RecordMetadata
 
 from actions.registry import REGISTRY as ACTION_TYPES
-from bench.stages import core_stages, send_us
+from bench.stages import core_stages, output_bytes, send_us
 from bench.workload import (
     CreatedLeads,
     EventSource,
@@ -170,6 +170,8 @@ class WorkloadFigures:
     """Processor / pipe, best round to best round, by pipe; ``ratio["plain"]`` is the goal's."""
     pipe_rounds: dict[str, list[Measured]] = field(default_factory=dict)
     processor_rounds: list[Measured] = field(default_factory=list)
+    output_bytes_per_event: float = 0.0
+    """What the core writes an event (run records, commands, state): the broker's load."""
     cpu_us_by_stage: dict[str, float] = field(default_factory=dict)
     """µs of CPU an event: the core's stages (decode, index, decide, encode, other), send (the
     appends to record batches), and the worker beyond them (its measured CPU less the rest)."""
@@ -844,6 +846,7 @@ async def measure_workload(
     )
 
     profiled = events[: options.stage_events]
+    mine.output_bytes_per_event = output_bytes(profiled, index)
     mine.cpu_us_by_stage = core_stages(profiled, index)
     producer = AIOKafkaProducer(bootstrap_servers=bench.bootstrap)
     await producer.start()
@@ -858,7 +861,9 @@ async def measure_workload(
     progress.done(
         f"{name}: CPU µs an event: "
         + ", ".join(f"{stage} {us}" for stage, us in mine.cpu_us_by_stage.items())
-        + f" (the worker's measured: {mine.processor_cpu_us})"
+        + f" (the worker's measured: {mine.processor_cpu_us}); "
+        f"{mine.output_bytes_per_event:,.0f} bytes written an event "
+        f"(the pipe: {mine.event_bytes:,.0f})"
     )
 
     mine.offered_load = round(options.latency_load or best / 2)

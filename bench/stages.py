@@ -78,6 +78,14 @@ def core_stages(events: Sequence[tuple[bytes, bytes]], index: WorkflowIndex) -> 
     return figures
 
 
+def output_bytes(events: Sequence[tuple[bytes, bytes]], index: WorkflowIndex) -> float:
+    """Bytes the core writes an event (values and keys): what the broker must take, and on a
+    broker that writes slower than the core decides, what bounds the processor."""
+    _, outputs = _core(events, index)
+    total = sum(len(m.value or b"") + len(m.key or b"") for m in outputs)
+    return round(total / len(events), 1)
+
+
 def send_us(events: Sequence[tuple[bytes, bytes]], index: WorkflowIndex, producer: Any) -> float:
     """µs of CPU an event to append the core's outputs to record batches (``producer``'s
     ``create_batch``, as ``RecordBatchSender`` builds them; nothing is sent)."""
