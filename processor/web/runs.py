@@ -66,7 +66,9 @@ async def _search(page: Page) -> dict[str, Any]:
 async def runs_search(page: Page) -> web.StreamResponse:
     if page.tenant_id is None:
         raise Redirect("/tenant")
-    return page.render("runs.html", **await _search(page))
+    listed = await page.require(page.api.get("/workflows", **page.tenant_query))
+    workflows = sorted(listed["workflows"], key=lambda w: (str(w["name"]).casefold(), w["id"]))
+    return page.render("runs.html", workflows=workflows, **await _search(page))
 
 
 @page("/runs/list")
