@@ -299,8 +299,15 @@ class PageView(View):
             return page.render(
                 "error.html", status=exc.status, status_code=exc.status, reason=exc.reason
             )
-        except web.HTTPException:
-            raise
+        except web.HTTPException as exc:  # aiohttp's own, e.g. 413 for a form past its size
+            if exc.status < 400:
+                raise
+            return page.render(
+                "error.html",
+                status=exc.status,
+                status_code=exc.status,
+                reason=exc.reason,
+            )
         except Exception:
             # %r: the path is the caller's text. No query (it may name a record).
             log.exception("web app request failed: %s %r", request.method, request.path)

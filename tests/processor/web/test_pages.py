@@ -224,3 +224,17 @@ async def test_a_form_page_calls_the_api_after_reading_its_form(
     assert response.status == 422
     assert "Name a tenant" in await response.text()
     assert fake.api_calls == [("GET", "/api/v1/workflows", f"Bearer {OPERATOR}")]
+
+
+async def test_a_form_past_its_size_is_a_page_saying_so(
+    client: TestClient[Any, Any], fake: Fake
+) -> None:
+    await signed_in(client, OPERATOR)
+    response = await client.post(
+        "/tenant",
+        data={"tenant_id": "x" * (2 * 1024 * 1024), "csrf_token": csrf_of(fake)},
+        allow_redirects=False,
+    )
+    assert response.status == 413
+    assert response.content_type == "text/html"
+    assert "Content-Security-Policy" in response.headers
