@@ -40,7 +40,8 @@ In a module of this package (any module here is imported at registration; no lis
   ``page.tenant_query`` is the tenant an operator picked, for endpoints that take
   ``tenant_id``.
 - Templates ``{% extends "base.html" %}`` and fill ``{% block title %}`` and
-  ``{% block content %}``. Every form that posts has
+  ``{% block content %}`` (and ``{% block head %}`` for a page's own stylesheet or script
+  from ``/static``). Every form that posts has
   ``<input type="hidden" name="{{ csrf_field }}" value="{{ csrf }}">``. No inline script,
   ``style=`` or ``on...=`` attribute (the CSP refuses them): behaviour goes in ``static/app.js``,
   styles in ``static/app.css``. ``{{ value|q }}`` quotes a value as one URL path segment.
