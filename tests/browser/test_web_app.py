@@ -151,6 +151,46 @@ async def test_the_runs_tab_shows_a_new_run_by_itself_and_opens_it(
     browsing.watch.assert_clean()
 
 
+async def test_the_runs_tab_filters_by_status_record_and_time_and_pages(
+    bootstrap: str, shared_worker: WorkerProcess, browsing: Browsing, signed_in: SignIn
+) -> None:
+    tenant_id, client = await tenant_api(shared_worker)
+    workflow = await active_workflow(client, tenant_id)
+    events = [lead(tenant_id, n, score=10) for n in range(1, 27)]
+    events.append(lead(tenant_id, 100, score=90))
+    await publish(bootstrap, RECORD_CHANGES, [(e["record_id"].encode(), e) for e in events])
+    await runs_of(client, workflow["id"], 27)
+
+    page = await signed_in(client.token or "")
+    await page.goto(f"/workflows/{workflow['id']}/runs")
+    rows = page.locator("#runs tbody tr")
+    await expect(rows).to_have_count(25)  # a page
+    await page.get_by_label("Status").select_option("conditions_not_met")
+    await page.get_by_role("button", name="Filter").click()
+    await expect(rows).to_have_count(25)
+    await page.get_by_role("link", name="Older runs →").click()
+    await expect(rows).to_have_count(1)  # 26 stopped by the score, 25 on the first page
+    await expect(rows.first).to_contain_text("Conditions not met")
+    await expect(page.locator("#runs")).to_contain_text("An older page")
+    await page.get_by_role("link", name="Newest runs").click()
+    await expect(rows).to_have_count(25)
+
+    await page.get_by_label("Status").select_option("")
+    await page.get_by_label("Record id").fill("L-100")
+    await page.get_by_role("button", name="Filter").click()
+    await expect(rows).to_have_count(1)
+    await expect(rows.first).to_contain_text("L-100")
+    await page.get_by_label("Record id").fill("")
+    await page.get_by_label("Time range").select_option("1h")
+    await page.get_by_role("button", name="Filter").click()
+    await expect(rows).to_have_count(25)
+    await page.get_by_label("Time range").select_option("")
+    await page.get_by_label("From (UTC)").fill("2099-01-01T00:00")
+    await page.get_by_role("button", name="Filter").click()
+    await expect(page.locator("#runs")).to_contain_text("No runs match these filters")
+    browsing.watch.assert_clean()
+
+
 async def test_a_failed_action_is_impossible_to_miss(
     bootstrap: str,
     shared_worker: WorkerProcess,
