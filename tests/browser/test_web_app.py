@@ -10,6 +10,7 @@ test takes screenshots of the pages it visits under its temporary folder.
 from __future__ import annotations
 
 import asyncio
+import base64
 from datetime import UTC, datetime
 from typing import Any
 
@@ -419,10 +420,18 @@ async def test_sign_out_ends_the_session(
 
 
 async def test_the_operator_picks_a_tenant_and_sees_the_dead_letters_and_audit_log(
-    shared_worker: WorkerProcess, browsing: Browsing, signed_in: SignIn
+    bootstrap: str, shared_worker: WorkerProcess, browsing: Browsing, signed_in: SignIn
 ) -> None:
     tenant_id, client = await tenant_api(shared_worker)
     workflow = await active_workflow(client, tenant_id)
+    poison = f"not JSON {tenant_id} {XSS}".encode()
+    await publish(bootstrap, RECORD_CHANGES, [(b"poison", poison)])
+    await Api(shared_worker.url).poll(
+        "/api/v1/dead-letters?limit=200",
+        lambda b: any(
+            base64.b64decode(letter["value_base64"] or "") == poison for letter in b["dead_letters"]
+        ),
+    )
     page = await signed_in(TOKEN)
     await expect(page).to_have_url(f"{browsing.base_url}/tenant")
     await browsing.shot(page, "tenant")
@@ -436,6 +445,11 @@ async def test_the_operator_picks_a_tenant_and_sees_the_dead_letters_and_audit_l
     await browsing.assert_labelled(page)
     await page.get_by_role("link", name="Dead letters").click()
     await expect(page.get_by_role("heading", name="Dead letters")).to_be_visible()
+    letter = page.locator("#dead-letters tbody tr", has_text=tenant_id)
+    await expect(letter).to_have_count(1, timeout=20_000)
+    await expect(letter).to_contain_text(RECORD_CHANGES)
+    await letter.locator("summary").click()
+    await expect(letter.locator("pre")).to_have_text(poison.decode())  # as text
     await browsing.shot(page, "dead-letters")
     await browsing.assert_labelled(page)
     await page.get_by_role("link", name="Runs", exact=True).click()
