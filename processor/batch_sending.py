@@ -22,6 +22,7 @@ from aiokafka.structs import ConsumerRecord
 from coeflow.settings import Settings
 from processor.core.pipeline import Outbound, Outcome
 from processor.delivery import Fallback, dead_letter_fallback, deliver
+from processor.key_partitions import murmur2
 
 _PARTITIONER = DefaultPartitioner()
 
@@ -44,15 +45,27 @@ class RecordBatchSender:
         producer = self.producer
         by_partition: dict[tuple[str, int], list[tuple[int, Outbound]]] = {}
         failed: set[int] = set()
+        hashes: dict[bytes, int] = {}
+        # murmur2 by key, once: a run's record and its commands share their key, the run id
         for n, (_, messages) in enumerate(outputs):
             for message in messages:
-                partition = message.partition  # most outputs (store changes) have theirs
+                partition = message.partition  # record states have their change's
                 if partition is None:
-                    try:
-                        partition = await self._partition(message)
-                    except KafkaError:
-                        failed.add(n)
-                        continue
+                    partitions = self._partitions.get(message.topic)
+                    if partitions is None:
+                        try:
+                            partitions = await self._partitions_of(message.topic)
+                        except KafkaError:
+                            failed.add(n)
+                            continue
+                    key = message.key
+                    if key is None:
+                        partition = int(_PARTITIONER(None, partitions, partitions))
+                    else:
+                        hashed = hashes.get(key)
+                        if hashed is None:
+                            hashed = hashes[key] = murmur2(key)
+                        partition = partitions[(hashed & 0x7FFFFFFF) % len(partitions)]
                 by_partition.setdefault((message.topic, partition), []).append((n, message))
         sent: list[tuple[set[int], asyncio.Future[Any]]] = []
         for (topic, partition), items in by_partition.items():
@@ -107,14 +120,13 @@ class RecordBatchSender:
 
         return fallback
 
-    async def _partition(self, message: Outbound) -> int:
-        """The partition ``producer.send`` would choose for a keyed message (the same
-        partitioner, so records meet their outcomes: both are keyed by run id)."""
-        partitions = self._partitions.get(message.topic)
-        if partitions is None:
-            partitions = sorted(await self.producer.partitions_for(message.topic))
-            self._partitions[message.topic] = partitions
-        return int(_PARTITIONER(message.key, partitions, partitions))
+    async def _partitions_of(self, topic: str) -> list[int]:
+        """``topic``'s partitions, sorted, as the default partitioner numbers them: a keyed
+        output goes where ``producer.send`` would put it (``processor/key_partitions.py``), so
+        run records meet their outcomes, both keyed by run id."""
+        partitions = sorted(await self.producer.partitions_for(topic))
+        self._partitions[topic] = partitions
+        return partitions
 
     async def _send_batch(self, batch: Any, topic: str, partition: int) -> asyncio.Future[Any]:
         future: asyncio.Future[Any] = await self.producer.send_batch(
