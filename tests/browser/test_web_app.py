@@ -348,7 +348,13 @@ async def test_another_tenants_token_sees_none_of_it(
         assert response is not None and response.status == 404, path
         assert "secret flow" not in await page.content()
     response = await page.request.post(f"/workflows/{workflow['id']}/deactivate")
-    assert response.status == 403  # no CSRF token; with one, the API's 404
+    assert response.status == 403  # no CSRF token
+    csrf = await page.locator('meta[name="csrf-token"]').get_attribute("content")
+    for action in ("deactivate", "versions/1/restore"):
+        response = await page.request.post(
+            f"/workflows/{workflow['id']}/{action}", headers={"X-CSRF-Token": csrf or ""}
+        )
+        assert response.status == 404, action  # the API's answer for another tenant's
     for path in ("/runs", "/audit", "/why?record_type=lead&record_id=L-3"):
         await page.goto(path)
         assert "secret flow" not in await page.content(), path
