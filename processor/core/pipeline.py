@@ -98,7 +98,7 @@ def process_change(
             if waiting
             else None
         )
-        candidates = index.candidates(event, kinds)
+        candidates = index.candidates(event)
         runs = (  # the source is made a SourcePosition only for the runs it starts
             decide(
                 event,
@@ -106,7 +106,7 @@ def process_change(
                 max_depth=settings.max_causation_depth,
                 source=position,
                 now=now,
-                embedded=orjson.Fragment(value),  # the run records carry the bytes as read
+                embedded=orjson.Fragment(cast(bytes, value)),  # the bytes as read (not None)
             )
             if candidates
             else []
