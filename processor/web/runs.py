@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
 from aiohttp import web
 
 from processor.web.pages import Page, PageError, Redirect, page
-from processor.web.workflows import MAX_FILTER, POLL_SECONDS, RUN_STATUSES, _run_filters
+from processor.web.workflows import MAX_FILTER, runs_table
 
 FAILED_STEPS = frozenset({"failed"})
 
@@ -29,37 +29,8 @@ async def run_page(page: Page) -> web.StreamResponse:
 
 
 async def _search(page: Page) -> dict[str, Any]:
-    shown, api, problems = _run_filters(page)
-    shown["workflow_id"] = page.query.get("workflow_id", "").strip()[:MAX_FILTER]
-    shown["record_type"] = page.query.get("record_type", "").strip()[:MAX_FILTER]
-    for name in ("workflow_id", "record_type"):
-        if shown[name]:
-            api[name] = shown[name]
-    runs: list[dict[str, Any]] = []
-    next_cursor = None
-    if not problems:
-        got = await page.api.get("/runs", **page.tenant_query, **api)
-        if got.status == 401:
-            raise Redirect("/sign-in")
-        if got.ok:
-            runs, next_cursor = got.body["runs"], got.body.get("next_cursor")
-        elif got.status == 422:
-            problems = [f"{p['loc']}: {p['msg']}" for p in got.problems] or [got.error]
-        else:
-            raise PageError(got.status, got.error)
-    keep = {k: v for k, v in shown.items() if v and k != "cursor"}
-    return {
-        "runs": runs,
-        "filters": shown,
-        "problems": problems,
-        "statuses": RUN_STATUSES,
-        "older": urlencode({**keep, "cursor": next_cursor}) if next_cursor else None,
-        "filter_query": urlencode(keep),
-        "live": not shown["cursor"],
-        "poll_seconds": POLL_SECONDS,
-        "poll_url": "/runs/list",
-        "show_workflow": True,
-    }
+    table = await runs_table(page, narrowing=("workflow_id", "record_type"))
+    return {**table, "poll_url": "/runs/list", "show_workflow": True}
 
 
 @page("/runs")

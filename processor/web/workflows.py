@@ -69,14 +69,14 @@ async def workflow_list(page: Page) -> web.StreamResponse:
     )
 
 
-def _run_filters(page: Page) -> tuple[dict[str, str], dict[str, str | int | None], list[str]]:
-    """The Runs tab's filters as asked (to show and to repeat in links), the API query they
-    make, and what is wrong with them."""
+def _run_filters(
+    page: Page, narrowing: tuple[str, ...]
+) -> tuple[dict[str, str], dict[str, str | int | None], list[str]]:
+    """The runs filters as asked (to show and to repeat in links), the API query they make,
+    and what is wrong with them. ``narrowing``: text filters passed to the API as they are."""
     q = page.query
-    shown = {
-        name: q.get(name, "").strip()[:MAX_FILTER]
-        for name in ("status", "range", "from", "to", "record_id", "cursor")
-    }
+    names = ("status", "range", "from", "to", "record_id", "cursor", *narrowing)
+    shown = {name: q.get(name, "").strip()[:MAX_FILTER] for name in names}
     problems: list[str] = []
     api: dict[str, str | int | None] = {"limit": RUNS_PER_PAGE}
     if shown["status"] in RUN_STATUSES:
@@ -94,20 +94,23 @@ def _run_filters(page: Page) -> tuple[dict[str, str], dict[str, str | int | None
                 problems.append(f"{name}: a date and time, such as 2026-12-01T09:30")
                 continue
             api[key] = (at if at.tzinfo else at.replace(tzinfo=now.tzinfo)).isoformat()
-    if shown["record_id"]:
-        api["record_id"] = shown["record_id"]
-    if shown["cursor"]:
-        api["cursor"] = shown["cursor"]
+    for name in ("record_id", "cursor", *narrowing):
+        if shown[name]:
+            api[name] = shown[name]
     return shown, api, problems
 
 
-async def _runs(page: Page, workflow_id: str) -> dict[str, Any]:
-    """What the runs table shows: a page of the workflow's runs, newest first."""
-    shown, api, problems = _run_filters(page)
+async def runs_table(
+    page: Page, *, narrowing: tuple[str, ...] = (), **fixed: str
+) -> dict[str, Any]:
+    """What the runs table shows: a page of runs, newest first, from ``GET /runs`` with the
+    page's filters (and ``fixed`` ones, such as the Runs tab's workflow); the API's 422
+    problems are shown above the table."""
+    shown, api, problems = _run_filters(page, narrowing)
     runs: list[dict[str, Any]] = []
     next_cursor = None
     if not problems:
-        got = await page.api.get("/runs", **page.tenant_query, workflow_id=workflow_id, **api)
+        got = await page.api.get("/runs", **page.tenant_query, **api, **fixed)
         if got.status == 401:
             raise Redirect("/sign-in")
         if got.ok:
@@ -144,7 +147,10 @@ async def workflow_detail(page: Page) -> web.StreamResponse:
 async def runs_tab(page: Page) -> web.StreamResponse:
     workflow = await _workflow(page)
     return page.render(
-        "workflow_runs.html", workflow=workflow, tab="runs", **await _runs(page, workflow["id"])
+        "workflow_runs.html",
+        workflow=workflow,
+        tab="runs",
+        **await runs_table(page, workflow_id=workflow["id"]),
     )
 
 
@@ -152,7 +158,9 @@ async def runs_tab(page: Page) -> web.StreamResponse:
 async def runs_fragment(page: Page) -> web.StreamResponse:
     """The Runs tab's table alone: what htmx polls while the tab is open."""
     workflow = await _workflow(page)  # another tenant's workflow: 404, as on the API
-    return page.render("runs_table.html", workflow=workflow, **await _runs(page, workflow["id"]))
+    return page.render(
+        "runs_table.html", workflow=workflow, **await runs_table(page, workflow_id=workflow["id"])
+    )
 
 
 async def _versions(page: Page, workflow: dict[str, Any]) -> list[dict[str, Any]]:
