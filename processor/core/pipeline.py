@@ -279,7 +279,10 @@ def decode_change(value: bytes | None, max_bytes: int) -> ChangeEvent:
             f"value of {len(value)} bytes exceeds the limit of {max_bytes} bytes "
             "(COEFLOW_MAX_EVENT_BYTES)",
         )
-    fast = fast_change(value)
+    try:
+        fast = fast_change(value)
+    except Exception:  # nothing in the bytes may make this raise: the careful way says why
+        fast = None
     if fast is not None:
         return cast(ChangeEvent, fast)  # duck-typed: the same fields and properties
     try:
