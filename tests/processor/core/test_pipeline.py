@@ -50,6 +50,29 @@ def test_an_unrelated_event_produces_nothing(index, settings, event_factory: Fac
     assert outcome.messages == [] and outcome.dead_letter is None
 
 
+def test_an_event_nothing_watches_is_not_looked_up_nor_kept(
+    index, settings, event_factory: Factory
+) -> None:
+    def no_lookup(key: str) -> None:
+        raise AssertionError(f"record state looked up for {key}")
+
+    for record_type in ("lead", "invoice"):  # watched by a workflow of another kind, or none
+        event = event_factory(record_type=record_type, operation="updated", before={"x": 1})
+        value = codec.dumps(event)
+        outcome = process_change(b"L-1", value, source(7), index, settings, NOW, no_lookup)
+        assert outcome.state is None and outcome.messages == [] and outcome.runs == []
+
+
+def test_a_watched_record_type_keeps_state_naming_its_watchers(
+    index, settings, event_factory: Factory
+) -> None:
+    stalled = {"type": "record_stalled", "record_type": "lead", "field": "score", "for": "1d"}
+    index.put(compile_workflow(make_workflow(id="wf-stall", version=4, trigger=stalled)))
+    outcome = process(codec.dumps(event_factory()), index, settings)
+    assert outcome.state is not None and outcome.state.state is not None
+    assert outcome.state.state["watch"] == "wf-stall@4"
+
+
 @pytest.mark.parametrize(
     ("value", "reason"),
     [
