@@ -220,6 +220,19 @@ async def versions_tab(page: Page) -> web.StreamResponse:
     )
 
 
+@page("/workflows/{workflow_id}/versions/{version}")
+async def version_page(page: Page) -> web.StreamResponse:
+    """One saved version's definition (the API's ``GET .../versions/{version}``)."""
+    workflow = await _workflow(page)
+    number = _version_number(page.match["version"])
+    if number is None:
+        raise PageError(404, "no such version")
+    definition = await page.require(page.api.get(path_of(workflow["id"], "versions", str(number))))
+    return page.render(
+        "workflow_version.html", workflow=workflow, tab="versions", definition=definition
+    )
+
+
 @page("/workflows/{workflow_id}/versions/{version}/restore", methods=("POST",))
 async def restore(page: Page) -> web.StreamResponse:
     """A new draft version with an old one's definition (the API's restore)."""

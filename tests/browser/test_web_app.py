@@ -317,6 +317,10 @@ async def test_deactivate_then_the_versions_with_a_diff_and_a_restore(
     await browsing.shot(page, "versions-diff")
     await browsing.assert_labelled(page)
 
+    await page.get_by_role("link", name="Version 1", exact=True).click()
+    await expect(page.get_by_role("heading", name="Version 1")).to_contain_text("Active")
+    await expect(page.locator("#conditions-tree")).to_contain_text("score gte 50")
+    await browsing.shot(page, "version-1")
     await page.get_by_role("button", name="Restore version 1 as draft").click()
     await expect(versions).to_have_count(3)
     await expect(page.locator("#workflow-status")).to_have_text("Draft")
