@@ -92,6 +92,14 @@ async def test_a_tenant_signs_in_and_sees_its_workflows(
     await expect(table.locator("tbody tr")).to_have_count(1)
     await expect(table).to_contain_text(workflow["name"])
 
+    # The keyboard: the first Tab reaches "Skip to content", which moves focus to the page.
+    await page.keyboard.press("Tab")
+    await expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
+    await page.keyboard.press("Enter")
+    await expect(page.locator("main")).to_be_focused()
+    await page.keyboard.press("Tab")
+    await expect(new).to_be_focused()  # the first control of the page: + New Workflow
+
     await page.set_viewport_size(PHONE)
     await page.goto("/workflows")
     await browsing.shot(page, "workflows-list-phone")
