@@ -752,6 +752,21 @@ async def plain_hop(
     return percentiles(arrivals)
 
 
+async def _until_idle(workers: Sequence[WorkerProcess], within: float = 120.0) -> None:
+    """Until ``workers`` use under a tenth of a core (their readers have caught up), so that
+    a latency measured next is not a backlog's."""
+    deadline = time.monotonic() + within
+    before = sum(w.cpu_seconds() for w in workers)
+    while time.monotonic() < deadline:
+        await asyncio.sleep(1.0)
+        now = sum(w.cpu_seconds() for w in workers)
+        if now - before < 0.1:
+            return
+        before = now
+        progress.show("  waiting for the worker to go idle")
+    raise RuntimeError(f"the worker was still busy after {within:.0f}s")
+
+
 async def _all_hold_partitions(workers: Sequence[WorkerProcess], within: float = 120.0) -> None:
     """Until the group's partitions are shared out among all ``workers`` (each process)."""
     deadline = time.monotonic() + within
@@ -868,6 +883,7 @@ async def measure_workload(
 
     mine.offered_load = round(options.latency_load or best / 2)
     try:
+        await _until_idle(kept)  # its run tracker has read back the backlog's runs
         mine.latency_ms = await bench.latency(
             mine.offered_load, options.latency_seconds, workload.source, workload.prefix
         )
