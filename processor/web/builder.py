@@ -31,6 +31,7 @@ from processor.web.calls import Answer
 from processor.web.forms import Control, Form, document_to_form, form_to_document
 from processor.web.pages import Page, PageError, Redirect, page, templates
 from processor.web.sessions import CSRF_FIELD
+from topics.types import MAX_NESTING, within_nesting
 
 
 def _as_json(value: Any, indent: bool = False) -> str:
@@ -515,6 +516,10 @@ def _json_object(text: str, what: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise PastedRecordError(
             f"{what} must be a JSON object ({{...}}), not a {type(value).__name__}"
+        )
+    if not within_nesting(value):  # past what a record may nest, or what orjson can write
+        raise PastedRecordError(
+            f"{what} nests objects and arrays more than {MAX_NESTING} levels deep"
         )
     return value
 

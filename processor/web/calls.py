@@ -18,8 +18,11 @@ from aiohttp import web
 from yarl import URL
 
 from topics import codec
+from topics.types import MAX_NESTING
 
 API = "/api/v1"
+UNENCODABLE = f"the body nests objects and arrays more than {MAX_NESTING} levels deep"
+"""What the API says of a body past its nesting bound, for one too deep even to be sent."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +73,10 @@ class ApiCaller:
         headers = {"Authorization": f"Bearer {self._token}", "Accept": "application/json"}
         raw = b""
         if body is not None:
-            raw = codec.dumps(body)
+            try:
+                raw = codec.dumps(body)
+            except TypeError:  # orjson's JSONEncodeError: past its 254 levels, say
+                return Answer(422, {"error": UNENCODABLE})
             headers["Content-Type"] = "application/json"
         # aiohttp refuses to clone a request whose body was read (a page's form): the clone
         # gets its own body below, so the page's is set aside while it is made.

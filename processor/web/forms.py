@@ -37,7 +37,7 @@ from processor.core.operators import OPERATORS, Operator, ValueShape, field_type
 from processor.core.operators import REGISTRY as OPERATOR_NAMES
 from processor.core.triggers import KINDS, TriggerKind, TriggerParams
 from processor.core.triggers import REGISTRY as TRIGGERS
-from topics.types import MAX_NESTING, Duration, FieldPath
+from topics.types import MAX_NESTING, Duration, FieldPath, within_nesting
 
 # --------------------------------------------------------------------------------------------
 # Values as form text
@@ -66,13 +66,21 @@ def read_value(text: str) -> Any:
     ``"50"``), else the text itself; empty text is ``OMIT``."""
     if not text.strip():
         return OMIT
+    value = _loads(text)
+    if value is OMIT or (isinstance(value, float) and not math.isfinite(value)):
+        return text
+    return value
+
+
+def _loads(text: str) -> Any:
+    """The JSON ``text`` is, or ``OMIT`` when it is not JSON or nests deeper than a workflow's
+    values may (``MAX_NESTING``): orjson reads 1024 levels but writes only 254, so a value
+    past that could not even be sent to the API's validation. Such text goes as typed."""
     try:
         value = orjson.loads(text)
     except orjson.JSONDecodeError:
-        return text
-    if isinstance(value, float) and not math.isfinite(value):
-        return text
-    return value
+        return OMIT
+    return value if within_nesting(value) else OMIT
 
 
 def _show_list_value(value: Any) -> str:
@@ -165,10 +173,8 @@ def _read_json(text: str) -> Any:
     """JSON (an object, a list); text that is not JSON goes as typed, for the API to report."""
     if not text.strip():
         return OMIT
-    try:
-        return orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return text
+    value = _loads(text)
+    return text if value is OMIT else value
 
 
 def _show_json(value: Any) -> str:

@@ -70,6 +70,11 @@ SECURITY_HEADERS: Mapping[str, str] = {
 
 SAFE_METHODS = frozenset({"GET", "HEAD"})
 
+FORM_NOT_URLENCODED = (
+    "the app's forms are sent as application/x-www-form-urlencoded, not multipart/form-data"
+)
+FORM_NOT_TEXT = "the form is not text in its charset (the app's forms are UTF-8)"
+
 templates = jinja2.Environment(
     loader=jinja2.FileSystemLoader(TEMPLATES),
     autoescape=True,  # every template, whatever its name: record fields are hostile
@@ -210,9 +215,19 @@ class Page:
         return self.request.query
 
     async def form(self) -> Mapping[str, str]:
-        """The form fields (the last value of each)."""
+        """The form fields (the last value of each), read as URL-encoded UTF-8 text.
+
+        Every form of the app is ``application/x-www-form-urlencoded`` (browsers' and htmx's
+        default): a multipart body (whose file parts aiohttp would spool to disk) is refused,
+        and so is a body that is not text in its declared charset, each with a 4xx saying so
+        rather than the 500 aiohttp's decoding error would make."""
         if self._form is None:
-            data = await self.request.post()
+            if self.request.content_type == "multipart/form-data":
+                raise PageError(415, FORM_NOT_URLENCODED)
+            try:
+                data = await self.request.post()
+            except (UnicodeDecodeError, LookupError):
+                raise PageError(400, FORM_NOT_TEXT) from None
             self._form = {k: v for k, v in data.items() if isinstance(v, str)}
         return self._form
 
@@ -302,11 +317,13 @@ class PageView(View):
         except web.HTTPException as exc:  # aiohttp's own, e.g. 413 for a form past its size
             if exc.status < 400:
                 raise
+            # aiohttp's text says which bound: "Maximum number of form fields 1000 exceeded."
+            text = exc.text if exc.text and not exc.text.startswith(f"{exc.status}:") else ""
             return page.render(
                 "error.html",
                 status=exc.status,
                 status_code=exc.status,
-                reason=exc.reason,
+                reason=f"{exc.reason}: {text}" if text else exc.reason,
             )
         except Exception:
             # %r: the path is the caller's text. No query (it may name a record).

@@ -1,0 +1,250 @@
+"""Hostile requests to the web app: bodies that are not UTF-8 or not in a charset at all,
+multipart bodies, too many fields, JSON nested past what can be written, and any mix of
+builder field names, values and buttons. Each is bounded work and a 4xx that says why, never
+a 500: the builder's pages are driven with the fake API of ``test_builder``."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from aiohttp import CookieJar, web
+from aiohttp.test_utils import TestClient, TestServer
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import SecretStr
+
+import processor.web.shell  # noqa: F401  (registers the sign-in page)
+from processor.web.builder import EDITS, PastedRecordError, _state, apply_edit, build, dry_run_event
+from processor.web.calls import ApiCaller
+from processor.web.forms import form_to_document, read_value
+from processor.web.sessions import SESSION_COOKIE
+from tests.processor.web.test_builder import NOW, SEED_FORM, Fake
+from topics import codec
+
+DEEP_LIST = "[" * 300 + "]" * 300
+"""JSON orjson reads (up to 1024 levels) but cannot write (past 254)."""
+DEEP_OBJECT = '{"a":' * 300 + "1" + "}" * 300
+
+
+@pytest.fixture
+def fake() -> Fake:
+    return Fake()
+
+
+@pytest.fixture
+async def client(fake: Fake) -> AsyncIterator[TestClient[Any, Any]]:
+    async with TestClient(TestServer(fake.app()), cookie_jar=CookieJar(unsafe=True)) as client:
+        session = fake.sessions.start(
+            SecretStr(fake.token), operator=False, tenant_id="t-1", who="alice"
+        )
+        client.session.cookie_jar.update_cookies({SESSION_COOKIE: session.id})
+        client.csrf = session.csrf  # type: ignore[attr-defined]
+        yield client
+
+
+async def send(
+    client: TestClient[Any, Any], path: str, body: bytes, content_type: str
+) -> tuple[int, str]:
+    response = await client.post(
+        path, data=body, headers={"Content-Type": content_type}, allow_redirects=False
+    )
+    return response.status, await response.text()
+
+
+def urlencoded(client: TestClient[Any, Any], rest: bytes) -> bytes:
+    return b"csrf_token=" + client.csrf.encode() + b"&" + rest  # type: ignore[attr-defined]
+
+
+# ---------------------------------------------------------------------------- bodies
+
+
+async def test_a_form_that_is_not_utf_8_is_a_400_saying_so(
+    client: TestClient[Any, Any],
+) -> None:
+    """Raw bytes that are not UTF-8 (not %-escaped) made aiohttp's decoding fail: a 500."""
+    for path in ("/workflows/new", "/sign-in"):
+        status, html = await send(
+            client,
+            path,
+            urlencoded(client, b"op=refresh&name=\xff\xfe"),
+            "application/x-www-form-urlencoded",
+        )
+        assert status == 400, path
+        assert "not text in its charset" in html
+
+
+async def test_a_form_in_an_unknown_charset_is_a_400(client: TestClient[Any, Any]) -> None:
+    status, html = await send(
+        client,
+        "/workflows/new",
+        urlencoded(client, b"op=refresh&name=x"),
+        "application/x-www-form-urlencoded; charset=no-such-charset",
+    )
+    assert status == 400 and "not text in its charset" in html
+
+
+async def test_a_multipart_form_is_refused_before_it_is_read(
+    client: TestClient[Any, Any],
+) -> None:
+    """No form of the app is multipart; aiohttp would spool its file parts to disk (and a
+    part in an unknown charset was a 500)."""
+    csrf = client.csrf.encode()  # type: ignore[attr-defined]
+    body = (
+        b'--b\r\nContent-Disposition: form-data; name="csrf_token"\r\n\r\n' + csrf + b"\r\n"
+        b'--b\r\nContent-Disposition: form-data; name="name"\r\n'
+        b"Content-Type: text/plain; charset=no-such-charset\r\n\r\nx\r\n--b--\r\n"
+    )
+    status, html = await send(client, "/workflows/new", body, "multipart/form-data; boundary=b")
+    assert status == 415 and "x-www-form-urlencoded" in html
+
+
+async def test_too_many_fields_is_a_413_naming_the_bound(client: TestClient[Any, Any]) -> None:
+    fields = b"&".join(b"conditions.%d.kind=all" % i for i in range(5_000))
+    status, html = await send(
+        client, "/workflows/new", urlencoded(client, fields), "application/x-www-form-urlencoded"
+    )
+    assert status == 413
+    assert "form fields" in html and "1000" in html
+
+
+# ---------------------------------------------------------------------------- deep JSON
+
+
+async def test_a_value_nested_past_what_can_be_written_is_kept_as_typed(
+    client: TestClient[Any, Any],
+) -> None:
+    """A leaf's value or a webhook's headers nested 300 levels deep: orjson reads it, but
+    could not write it again (the form shown back, the body sent to the API): a 500."""
+    form = {
+        **SEED_FORM,
+        "conditions.0.value": DEEP_LIST,
+        "actions.2.type": "call_webhook",
+        "actions.2.params.url": "https://example.com/hook",
+        "actions.2.params.headers": DEEP_OBJECT,
+    }
+    for op in ("refresh", "add_condition:conditions", "save"):
+        data = {**form, "op": op, "csrf_token": client.csrf}  # type: ignore[attr-defined]
+        response = await client.post("/workflows/new", data=data, allow_redirects=False)
+        assert response.status in (200, 422), op
+        html = await response.text()
+        assert DEEP_LIST in html and "internal error" not in html
+
+
+async def test_a_pasted_record_nested_too_deep_is_refused_at_its_field(
+    client: TestClient[Any, Any], fake: Fake
+) -> None:
+    document = {**form_to_document(SEED_FORM), "id": "wf-1", "tenant_id": "t-1"}
+    fake.api.workflows["wf-1"] = {**document, "version": 1, "status": "draft"}
+    data = {
+        **SEED_FORM,
+        "op": "test",
+        "test.record": DEEP_OBJECT,
+        "csrf_token": client.csrf,  # type: ignore[attr-defined]
+    }
+    response = await client.post("/workflows/wf-1/edit", data=data, allow_redirects=False)
+    assert response.status == 422
+    assert "more than 64 levels deep" in await response.text()
+    with pytest.raises(PastedRecordError):
+        dry_run_event({"test.record": DEEP_OBJECT}, document, NOW)
+
+
+async def test_a_body_too_deep_to_encode_is_the_apis_422_not_a_crash() -> None:
+    """The last line: whatever a page sends, a body orjson cannot write is answered as the
+    API answers a body past its nesting bound."""
+    deep: Any = 1
+    for _ in range(300):
+        deep = [deep]
+
+    async def handler(request: web.Request) -> web.Response:
+        answer = await ApiCaller(request, "token").post("/anything", deep)
+        return web.json_response({"status": answer.status, "error": answer.error})
+
+    app = web.Application()
+    app.router.add_post("/page", handler)
+    async with TestClient(TestServer(app)) as client:
+        response = await client.post("/page")
+        answer = await response.json()
+        assert answer["status"] == 422 and "more than 64 levels deep" in answer["error"]
+
+
+def test_json_text_is_read_only_within_the_nesting_bound() -> None:
+    within = "[" * 63 + "1" + "]" * 63
+    assert isinstance(read_value(within), list)
+    assert read_value(DEEP_LIST) == DEEP_LIST
+
+
+# ---------------------------------------------------------------------------- any form
+
+_PATHS = st.lists(st.sampled_from(["0", "1", "9", "0000", "x", ""]), max_size=40).map(
+    lambda parts: ".".join(["conditions", *parts])
+)
+_NAMES = (
+    st.sampled_from(
+        [
+            "name",
+            "version",
+            "trigger.type",
+            "trigger.params.record_type",
+            "conditions.kind",
+            "conditions.0.kind",
+            "conditions.0.op",
+            "conditions.0.value",
+            "actions.0.type",
+            "actions.0.params.body",
+            "actions.0.params.headers",
+            "actions.999999.type",
+            "new_action",
+            "test.record",
+        ]
+    )
+    | st.builds(
+        lambda path, key: f"{path}.{key}",
+        _PATHS,
+        st.sampled_from(["kind", "field", "op", "value"]),
+    )
+    | st.text(max_size=40)
+)
+_VALUES = (
+    st.sampled_from([DEEP_LIST, DEEP_OBJECT])
+    | st.sampled_from(
+        [
+            "all",
+            "any",
+            "not",
+            "leaf",
+            "in",
+            "gte",
+            "call_webhook",
+            "send_email",
+            "record_created",
+            "1e999",
+            "NaN",
+            "99999999999999999999999999999",
+            "{{record.name}}",
+            "<img src=x onerror=alert(1)>",
+        ]
+    )
+    | st.text(max_size=60)
+)
+_OPS = st.builds(
+    lambda name, argument: f"{name}:{argument}",
+    st.sampled_from([*EDITS, "save", "test", "use_record"]),
+    _PATHS | st.text(max_size=12),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.dictionaries(_NAMES, _VALUES, max_size=25), _OPS)
+def test_any_form_and_button_make_a_builder_and_a_body_that_can_be_sent(
+    submitted: dict[str, str], op: str
+) -> None:
+    """What a page does with a submitted form before it calls the API: normalise it, apply
+    the button, draw the builder, and encode the document for the API (the seed's form with
+    any of its fields changed, and any others added)."""
+    form = _state({**SEED_FORM, **submitted})
+    edited = apply_edit(form, op)
+    shown = edited if edited is not None else form
+    build(shown)
+    codec.dumps(form_to_document(shown))
