@@ -16,6 +16,14 @@ MAX_TOKEN = 512
 MAX_TENANT = 256
 
 
+def over_https(request: web.BaseRequest) -> bool:
+    """Whether the browser reached us over HTTPS: directly, or through a proxy that ended TLS
+    and said so (``X-Forwarded-Proto: https``, as load balancers do). A client that claims
+    it falsely only makes its own cookie ``Secure``, which it then does not send over HTTP."""
+    forwarded = request.headers.get("X-Forwarded-Proto", "")
+    return request.secure or forwarded.split(",")[0].strip().lower() == "https"
+
+
 def _cookie(page: Page, response: web.StreamResponse, name: str, value: str, path: str) -> None:
     response.set_cookie(
         name,
@@ -23,7 +31,7 @@ def _cookie(page: Page, response: web.StreamResponse, name: str, value: str, pat
         path=path,
         httponly=True,
         samesite="Strict",
-        secure=page.request.secure,
+        secure=over_https(page.request),
     )
 
 

@@ -248,3 +248,32 @@ def test_any_form_and_button_make_a_builder_and_a_body_that_can_be_sent(
     shown = edited if edited is not None else form
     build(shown)
     codec.dumps(form_to_document(shown))
+
+
+# ---------------------------------------------------------------------------- cookies
+
+
+async def test_behind_a_proxy_that_ended_tls_the_cookies_are_secure() -> None:
+    """TLS ended at a load balancer: the worker sees HTTP, and its cookies went without
+    ``Secure`` (a browser would send the session over plain HTTP too)."""
+    from tests.processor.web.test_pages import OPERATOR, set_cookies
+    from tests.processor.web.test_pages import Fake as ShellFake
+
+    shell = ShellFake()
+    async with TestClient(TestServer(shell.app()), cookie_jar=CookieJar(unsafe=True)) as client:
+        proxied = {"X-Forwarded-Proto": "https"}
+        form = await client.get("/sign-in", headers=proxied)
+        sign_in = set_cookies(form)["coeflow_sign_in"]
+        assert sign_in["secure"] and sign_in["httponly"] and sign_in["samesite"] == "Strict"
+        response = await client.post(
+            "/sign-in",
+            data={"token": OPERATOR, "csrf_token": sign_in.value},
+            # the jar keeps a Secure cookie for HTTPS, which the test client does not speak
+            headers={**proxied, "Cookie": f"coeflow_sign_in={sign_in.value}"},
+            allow_redirects=False,
+        )
+        assert response.status == 303
+        session = set_cookies(response)[SESSION_COOKIE]
+        assert session["secure"] and session["httponly"] and session["samesite"] == "Strict"
+        plain = set_cookies(await client.get("/sign-in"))["coeflow_sign_in"]
+        assert not plain["secure"]  # plain HTTP (make run): a Secure cookie would be dropped
