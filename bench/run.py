@@ -44,7 +44,6 @@ import platform
 import random
 import resource
 import sys
-import textwrap
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
@@ -991,21 +990,21 @@ def chart(figures: Figures, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (left, middle, right) = plt.subplots(1, 3, figsize=(16, 4.8))
+    fig, (left, middle, right) = plt.subplots(1, 3, figsize=(16, 5.5))
     names: list[str] = []
     values: list[float] = []
     colours: list[str] = []
     for workload, mine in figures.workloads.items():
-        short = "\n".join(textwrap.wrap(workload, 12))
+        short = workload.replace("every event runs", "every event")
         for pipe, rate in mine.pipe_events_per_second.items():
-            names.append(f"{short}\npipe, {pipe}")
+            names.append(f"{short}: pipe, {pipe}")
             values.append(rate)
             colours.append("#999999")
-        names += [f"{short}\nprocessor", f"{short}\nprocessor ×2"]
+        names += [f"{short}: processor", f"{short}: processor ×2"]
         values += [mine.processor_events_per_second, mine.two_processes_events_per_second]
         colours += ["#2f6db5", "#5b9be0"]
     left.bar(names, values, color=colours)
-    left.tick_params(axis="x", labelsize=7)
+    left.tick_params(axis="x", labelsize=7, labelrotation=60)
     left.set_ylabel("events per second")
     left.set_title("Throughput on one broker")
     kinds = ("plain hop", "run record", "action command")
