@@ -76,6 +76,8 @@ def _loads(text: str) -> Any:
     """The JSON ``text`` is, or ``OMIT`` when it is not JSON or nests deeper than a workflow's
     values may (``MAX_NESTING``): orjson reads 1024 levels but writes only 254, so a value
     past that could not even be sent to the API's validation. Such text goes as typed."""
+    if text.lstrip()[:1] not in _JSON_STARTS:  # not JSON: no parse (nor its exception)
+        return OMIT
     try:
         value = orjson.loads(text)
     except orjson.JSONDecodeError:
@@ -83,11 +85,40 @@ def _loads(text: str) -> Any:
     return value if within_nesting(value) else OMIT
 
 
+_JSON_STARTS = frozenset('{["-0123456789tfn')
+"""What JSON text can start with (after its whitespace, which ``str.lstrip`` also strips)."""
+
+MAX_LIST_ITEMS = 200
+"""Items a list value is read from or shown as ``a, b, c``; a longer list is JSON
+(``["a", "b"]``), read in one parse. Without a bound a 1 MiB form of ``1x,1x,…`` made half a
+million items, each parsed a few times over: seconds of the worker's event loop."""
+
+_JSON_SCALAR = re.compile(
+    r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?|true|false|null"
+    r'|"(?:[^"\\\x00-\x1f]|\\["\\/bfnrt]|\\u(?![dD][89a-fA-F])[0-9a-fA-F]{4})*"'
+)
+"""A JSON number, literal or string (no surrogate escapes): text orjson surely reads."""
+
+
+def _read_item(text: str) -> Any:
+    """One item of ``a, b, c``: a JSON scalar (``50``, ``true``, ``"50"``) or the text;
+    never a parse that fails, so a hostile list costs a regular expression per item."""
+    if not text:
+        return OMIT
+    if not _JSON_SCALAR.fullmatch(text):
+        return text
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:  # a lone surrogate in the text itself
+        return text
+    return text if isinstance(value, float) and not math.isfinite(value) else value
+
+
 def _show_list_value(value: Any) -> str:
     """A condition's list value (``in``, ``not_in``) as ``a, b, c`` when that reads back to
     the same list, else as JSON."""
-    if isinstance(value, list) and value:
-        items = [show_value(v) for v in value]
+    if isinstance(value, list) and 0 < len(value) <= MAX_LIST_ITEMS:
+        items = [v if isinstance(v, str) and _read_item(v) == v else show_value(v) for v in value]
         text = ", ".join(items)
         if all("," not in i and i == i.strip() and i for i in items) and (
             _read_list_value(text) == value
@@ -101,7 +132,10 @@ def _read_list_value(text: str) -> Any:
     value = read_value(text)
     if value is OMIT or isinstance(value, list):
         return value
-    items = [read_value(part.strip()) for part in text.split(",")]
+    parts = text.split(",", MAX_LIST_ITEMS)
+    if len(parts) > MAX_LIST_ITEMS:
+        return text  # as typed: the API says it is not a list
+    items = [_read_item(part.strip()) for part in parts]
     return [None if item is OMIT else item for item in items]
 
 
