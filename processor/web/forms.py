@@ -37,7 +37,7 @@ from processor.core.operators import OPERATORS, Operator, ValueShape, field_type
 from processor.core.operators import REGISTRY as OPERATOR_NAMES
 from processor.core.triggers import KINDS, TriggerKind, TriggerParams
 from processor.core.triggers import REGISTRY as TRIGGERS
-from topics.types import MAX_NESTING, Duration, FieldPath, within_nesting
+from topics.types import MAX_NESTING, Duration, FieldPath, nesting, within_nesting
 
 # --------------------------------------------------------------------------------------------
 # Values as form text
@@ -72,17 +72,25 @@ def read_value(text: str) -> Any:
     return value
 
 
+READ_NESTING = 2 * MAX_NESTING
+"""Levels of JSON a control's text is read as: deeper text goes as typed. orjson reads 1024
+levels but writes only 254, so a value much deeper could not be shown again nor sent, inside
+its conditions, to the API; one past ``MAX_NESTING`` but within this is sent, and the API
+says it nests too deep."""
+
+
 def _loads(text: str) -> Any:
-    """The JSON ``text`` is, or ``OMIT`` when it is not JSON or nests deeper than a workflow's
-    values may (``MAX_NESTING``): orjson reads 1024 levels but writes only 254, so a value
-    past that could not even be sent to the API's validation. Such text goes as typed."""
+    """The JSON ``text`` is, or ``OMIT`` when it is not JSON or nests deeper than
+    ``READ_NESTING``."""
     if text.lstrip()[:1] not in _JSON_STARTS:  # not JSON: no parse (nor its exception)
         return OMIT
     try:
         value = orjson.loads(text)
     except orjson.JSONDecodeError:
         return OMIT
-    return value if within_nesting(value) else OMIT
+    if within_nesting(value) or nesting(value, READ_NESTING) <= READ_NESTING:
+        return value
+    return OMIT
 
 
 _JSON_STARTS = frozenset('{["-0123456789tfn')

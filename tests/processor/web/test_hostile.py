@@ -29,7 +29,9 @@ from processor.web.builder import (
 )
 from processor.web.calls import ApiCaller
 from processor.web.forms import (
+    MAX_DEPTH,
     MAX_LIST_ITEMS,
+    READ_NESTING,
     _leaf_value,
     _leaf_value_text,
     _read_list_value,
@@ -39,6 +41,7 @@ from processor.web.forms import (
 from processor.web.sessions import SESSION_COOKIE
 from tests.processor.web.test_builder import NOW, SEED_FORM, Fake
 from topics import codec
+from topics.types import MAX_NESTING
 
 DEEP_LIST = "[" * 300 + "]" * 300
 """JSON orjson reads (up to 1024 levels) but cannot write (past 254)."""
@@ -187,9 +190,23 @@ async def test_a_body_too_deep_to_encode_is_the_apis_422_not_a_crash() -> None:
 
 
 def test_json_text_is_read_only_within_the_nesting_bound() -> None:
-    within = "[" * 63 + "1" + "]" * 63
-    assert isinstance(read_value(within), list)
+    """Past MAX_NESTING but within READ_NESTING a value is read, so that the API says it
+    nests too deep; past that it goes as typed (orjson could not write it back)."""
+    for depth in (63, MAX_NESTING + 1, READ_NESTING):
+        assert isinstance(read_value("[" * depth + "]" * depth), list)
     assert read_value(DEEP_LIST) == DEEP_LIST
+    # the deepest value read, at the deepest condition, still takes every edit and is sent
+    form: dict[str, str] = {"name": "x", "trigger.type": "record_created"}
+    path = "conditions"
+    for _ in range(MAX_DEPTH - 1):
+        form[f"{path}.kind"] = "all"
+        path += ".0"
+    deepest = "[" * READ_NESTING + "]" * READ_NESTING
+    form |= {f"{path}.kind": "leaf", f"{path}.field": "f", f"{path}.value": deepest}
+    for op in ("refresh", f"add_condition:{path.rpartition('.')[0]}", f"remove_condition:{path}"):
+        edited = apply_edit(_state(form), op)
+        assert edited is not None
+        codec.dumps(form_to_document(edited))
 
 
 # ---------------------------------------------------------------------------- any form
