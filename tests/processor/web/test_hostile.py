@@ -376,3 +376,24 @@ def test_items_of_a_comma_list_are_read_without_a_parse_that_fails(
 )
 def test_a_list_value_shown_reads_back_as_itself(value: list[Any]) -> None:
     assert _leaf_value("in", _leaf_value_text("in", value)) == value
+
+
+# ---------------------------------------------------------------------------- headers
+
+
+async def test_every_answer_is_nosniff_the_static_files_too() -> None:
+    """The pages said nosniff; the static files (htmx) and the API's JSON did not."""
+    from processor.web.pages import STATIC
+    from processor.web.server import harden
+
+    async def api(_request: web.Request) -> web.Response:
+        return web.json_response({"error": "x"})
+
+    app = web.Application()
+    app.router.add_get("/api/v1/x", api)
+    app.router.add_static("/static/", STATIC)
+    harden(app)
+    async with TestClient(TestServer(app)) as client:
+        for path in ("/static/app.js", "/static/htmx-LICENSE.txt", "/api/v1/x", "/nowhere"):
+            response = await client.get(path)
+            assert response.headers.get("X-Content-Type-Options") == "nosniff", path
