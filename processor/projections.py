@@ -8,7 +8,6 @@ bounded by settings and serves what it has read so far.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -23,6 +22,7 @@ from processor.admin_logs import AuditReplica, DeadLetterReplica
 from processor.core.history import RunHistory
 from processor.replica import ModelReplica, OutcomeReplica, TopicReplica
 from processor.shared_decoding import SharedDecodes, index_run
+from processor.write_locks import KeyedLocks
 from topics.access import ApiToken
 from topics.catalog import API_TOKENS, RUNS, WORKFLOW_VERSIONS
 from topics.workflows import Workflow
@@ -130,8 +130,9 @@ class AdminViews:
     services: list[Service]
     audit: AuditReplica
     dead_letters: DeadLetterReplica
-    write_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    """Admin writes on one worker, one at a time: versions count up one by one."""
+    writes: KeyedLocks = field(default_factory=KeyedLocks)
+    """Admin writes on one worker, one at a time per subject (``workflow:<id>``,
+    ``token:<id>``): a workflow's versions count up one by one; other subjects overlap."""
 
     @classmethod
     def create(

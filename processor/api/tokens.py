@@ -65,12 +65,17 @@ class OneToken(ApiView):
     )
     async def delete(self, request: Request, token_id: str) -> Response:
         principal = self.principal(request)
-        current = self.admin.tokens.tokens.get(token_id)
-        if current is None or not principal.sees(current.tenant_id):
-            raise NotFound(f"no token {token_id!r}")
-        if current.revoked_at is not None:
-            return self.reply(current.view())
-        now = self.runtime.clock()
-        revoked = current.model_copy(update={"revoked_at": now})
-        await self.publish(token_change("token.revoked", current, revoked, principal.actor, now))
+        # One revocation of a token at a time: one writes it (and its audit event), the others
+        # find it revoked once it is read back and answer what it wrote.
+        async with self.admin.writes.hold(f"token:{token_id}"):
+            current = self.admin.tokens.tokens.get(token_id)
+            if current is None or not principal.sees(current.tenant_id):
+                raise NotFound(f"no token {token_id!r}")
+            if current.revoked_at is not None:
+                return self.reply(current.view())
+            now = self.runtime.clock()
+            revoked = current.model_copy(update={"revoked_at": now})
+            await self.publish(
+                token_change("token.revoked", current, revoked, principal.actor, now)
+            )
         return self.reply(revoked.view())

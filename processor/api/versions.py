@@ -80,7 +80,7 @@ class Restore(VersionView, WorkflowView):
         response=SavedWorkflow,
     )
     async def post(self, request: Request, workflow_id: str, version: str) -> Response:
-        async with self.admin.write_lock:
+        async with self.writing(workflow_id):
             current = self.workflow(request, workflow_id).workflow
             old = self.saved_version(request, workflow_id, version)
             document = old.model_dump(mode="json", by_alias=True)

@@ -3,13 +3,15 @@ webhook's secret, dry-run, and every saved version.
 
 A write validates and compiles first (only runnable workflows reach the topic), then sends the
 definition, its immutable version and the audit event, and returns once this worker's
-replicas hold them. Writes on one worker are serialised, so versions count up one by one.
+replicas hold them. Writes of one workflow on one worker take turns (``writing``), so its
+versions count up one by one; writes of different workflows overlap.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
+from contextlib import AbstractAsyncContextManager, nullcontext
 from typing import Any
 
 from faust.web import Request, Response
@@ -48,6 +50,15 @@ from topics.workflows import Workflow
 class WorkflowView(ApiView):
     """Saving, for the views that change workflows."""
 
+    def writing(self, workflow_id: object) -> AbstractAsyncContextManager[None]:
+        """Held by a write of ``workflow_id`` from its read of the current workflow to the read
+        back of what it sent: the id namespace is global, so a create's check that the id is
+        free and any change's next version are seen by one write at a time. An id that is not
+        a string takes nothing (``save`` refuses it)."""
+        if not isinstance(workflow_id, str):
+            return nullcontext()
+        return self.admin.writes.hold(f"workflow:{workflow_id}")
+
     async def save(
         self,
         request: Request,
@@ -74,7 +85,7 @@ class WorkflowView(ApiView):
 
     async def change_status(self, request: Request, workflow_id: str, status: str) -> Response:
         """A new version with ``status``; asking for the status it has changes nothing."""
-        async with self.admin.write_lock:
+        async with self.writing(workflow_id):
             current = self.workflow(request, workflow_id).workflow
             if current.status == status:
                 return self.reply(PublicWorkflow.of(current))
@@ -140,8 +151,8 @@ class Workflows(WorkflowView):
         _tenant_of(self.principal(request), document)
         document.setdefault("id", f"wf-{uuid.uuid4().hex[:16]}")
         document.setdefault("status", "draft")
-        async with self.admin.write_lock:
-            workflow_id = document["id"]
+        workflow_id = document["id"]
+        async with self.writing(workflow_id):
             if isinstance(workflow_id, str) and self.runtime.catalog.get(workflow_id) is not None:
                 raise Conflict(f"workflow {workflow_id!r} exists already; PUT changes it")
             # A deleted workflow's id goes on from its last version: versions never repeat.
@@ -168,7 +179,7 @@ class OneWorkflow(WorkflowView):
     )
     async def put(self, request: Request, workflow_id: str) -> Response:
         document = await self.edited(request)
-        async with self.admin.write_lock:
+        async with self.writing(workflow_id):
             current = self.workflow(request, workflow_id).workflow
             if document.setdefault("id", workflow_id) != workflow_id:
                 raise InvalidWorkflow(
@@ -195,7 +206,7 @@ class OneWorkflow(WorkflowView):
 
     @operation("Delete a workflow (its versions and runs stay)", scope="write", response=Deleted)
     async def delete(self, request: Request, workflow_id: str) -> Response:
-        async with self.admin.write_lock:
+        async with self.writing(workflow_id):
             current = self.workflow(request, workflow_id).workflow
             actor = self.principal(request).actor
             now = self.runtime.clock()
@@ -229,7 +240,7 @@ class RotateSecret(WorkflowView):
     async def post(self, request: Request, workflow_id: str) -> Response:
         has_body = bool((await request.read()).strip())
         options = await self.body(request, SecretRotation) if has_body else SecretRotation()
-        async with self.admin.write_lock:
+        async with self.writing(workflow_id):
             current = self.workflow(request, workflow_id).workflow
             if current.trigger.type != "webhook_received":
                 raise Conflict(f"workflow {workflow_id!r} has no inbound webhook to rotate")
