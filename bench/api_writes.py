@@ -73,7 +73,7 @@ async def measure(
 ) -> tuple[list[float], float | None]:
     await ensure_topics(Settings(kafka_bootstrap=bootstrap))
     worker = WorkerProcess(bootstrap, f"bench-writes-{uuid.uuid4().hex[:6]}", workdir)
-    worker.extra_env["COEFLOW_ROLES"] = "processor"
+    worker.extra_env["COEFLOW_ROLES"] = "processor,api"
     worker.start()
     try:
         await worker.wait_ready(within=120)

@@ -17,7 +17,7 @@ from coeflow.clock import Clock, scaled_clock, utc_now
 
 EMBEDDED_BOOTSTRAP = "127.0.0.1:9092"
 
-Role = Literal["processor", "executors", "crm-simulator"]
+Role = Literal["processor", "api", "executors", "crm-simulator"]
 
 
 class Settings(BaseSettings):
@@ -133,12 +133,15 @@ class Settings(BaseSettings):
     )
 
     roles: Annotated[frozenset[Role], NoDecode] = Field(
-        default=frozenset({"processor", "executors"}),
-        description="What this worker runs, comma-separated: `processor` (matching, the admin "
-        "API, the run tracker), `executors` (email, SMS, Slack, webhooks) and "
+        default=frozenset({"processor", "api", "executors"}),
+        description="What this worker runs, comma-separated: `processor` (everything that "
+        "decides runs: record changes, inbound deliveries, schedule ticks, fired timers), "
+        "`api` (the admin API and web app, their projections and run history, the run "
+        "tracker, the inbound webhook URL), `executors` (email, SMS, Slack, webhooks) and "
         "`crm-simulator` (applies record-mutation commands like a CRM; `coeflow dev --demo` "
         "adds it). Run executors as their own service with `executors` alone and their own "
-        "`COEFLOW_APP_ID`: the workers of one consumer group must run the same roles.",
+        "`COEFLOW_APP_ID`: the workers of one consumer group must run the same roles "
+        "(`api` alone joins no Faust group and may share the processors' app id).",
     )
     smtp_host: str | None = Field(
         default=None, description="SMTP server for Send Email. Unset: email actions fail."

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, cast
 
 import faust
+from faust.app.base import BootStrategy
 from faust.types import AppT
 
 from coeflow import logsafe
@@ -18,7 +19,7 @@ from processor import (
     timer_service,
 )
 from processor.api import server
-from processor.api.middleware import HANDLER_OPTIONS, json_errors
+from processor.api.middleware import HANDLER_OPTIONS, json_errors, json_errors_without_api
 from processor.changes import ChangeProcessor
 from processor.core.catalog import WorkflowCatalog
 from processor.executor_agents import ExecutorRole
@@ -110,7 +111,10 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> App:
         web_bind=settings.web_bind,
         web_host=settings.web_bind,
         logging_config=_LOGGING,
-        web_application_options={"middlewares": [json_errors], "handler_args": HANDLER_OPTIONS},
+        web_application_options={
+            "middlewares": [json_errors if "api" in settings.roles else json_errors_without_api],
+            "handler_args": HANDLER_OPTIONS,
+        },
         Worker=Worker,
     )
     if settings.admin_token is not None:
@@ -120,30 +124,40 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> App:
     runtime = Runtime(settings, catalog, replica, clock, stats=Stats(log_runs=settings.log_runs))
     app.runtime = runtime
     app.parts = parts = Parts()
+    roles = settings.roles
     # One reader of the outcome log. Fenced only where the executors' ledger must be complete
-    # before they act: a processor alone serves its run history from what it has read so far.
+    # before they act: the run history alone serves what it has read so far.
     outcomes = OutcomeReplica(
-        settings, fenced="executors" in settings.roles, decodes=runtime.decodes, loop=app.loop
+        settings, fenced="executors" in roles, decodes=runtime.decodes, loop=app.loop
     )
-    if "executors" in settings.roles:  # its state log: the role runs it
+    if "executors" in roles:  # its state log: the role runs it
         parts.executors = ExecutorRole(app, settings, clock, outcomes, loop=app.loop)
         executor_agents.register(app, parts.executors)
     server.register_health(app, runtime, parts)
-    if "processor" in settings.roles:
+    if "processor" in roles or "api" in roles:  # both match or show the workflows
         app.add_dependency(replica)
+    if "processor" in roles:  # everything that decides runs
         parts.changes = ChangeProcessor(runtime, loop=app.loop)
         app.add_dependency(parts.changes)
+        inbound_webhooks.register_agent(app, runtime)
+        scheduler.register(app, runtime)
+        timer_service.register(app, runtime)
+    if "api" in roles:  # what shows runs and takes writes: none of it decides a run
         runtime.admin = AdminViews.create(settings, clock, outcomes, runtime.decodes, loop=app.loop)
         if parts.executors is None:
             app.add_dependency(outcomes)
         for service in runtime.admin.services:
             app.add_dependency(service)
         app.add_dependency(RunTracker(runtime, loop=app.loop))
-        inbound_webhooks.register(app, runtime)
-        scheduler.register(app, runtime)
-        timer_service.register(app, runtime)
+        inbound_webhooks.register_endpoint(app, runtime)
         server.register(app)
         web_app.register(app)
-    if "crm-simulator" in settings.roles:
+    else:
+        server.register_without_api(app)
+    if "crm-simulator" in roles:
         crm_simulator.register(app, runtime)
+    if len(app.agents) == 0:
+        # No Faust agent (the api role alone): no member of the app's consumer group
+        # ``COEFLOW_APP_ID`` either, so such a worker may share the processors' app id.
+        app.boot_strategy = BootStrategy(app, enable_kafka_consumer=False)
     return app

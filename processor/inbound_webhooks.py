@@ -1,12 +1,13 @@
-"""Inbound webhooks in a worker: the URL that accepts deliveries, and the agent that runs them.
+"""Inbound webhooks in a worker: the URL that accepts deliveries (``register_endpoint``, with
+the api role), and the agent that runs them (``register_agent``, with the processor role).
 
 ``POST /hooks/{workflow_id}`` checks a delivery (``processor/core/deliveries.py``), publishes it to
 ``workflow.inbound-webhooks`` and answers 202 once this worker has read it back; anything else
-gets its 4xx with the reason and publishes nothing. Every worker keeps the delivery ids of the
-recent past (``DeliveryReplica``): older deliveries are refused by their timestamp anyway, so
-that window is all a replay check needs. Two workers that receive the same delivery within
-the replica's lag may both publish it; the run id comes from the delivery id, so the repeat
-is recognised downstream like any other.
+gets its 4xx with the reason and publishes nothing. Every worker with the api role keeps the
+delivery ids of the recent past (``DeliveryReplica``): older deliveries are refused by their
+timestamp anyway, so that window is all a replay check needs. Two workers that receive the
+same delivery within the replica's lag may both publish it; the run id comes from the
+delivery id, so the repeat is recognised downstream like any other.
 """
 
 from __future__ import annotations
@@ -67,7 +68,9 @@ class DeliveryReplica(ModelReplica[InboundDelivery]):
         return f"{len(self._seen)} recent deliveries"
 
 
-def register(app: faust.App, runtime: Runtime) -> None:
+def register_endpoint(app: faust.App, runtime: Runtime) -> None:
+    """``POST /hooks/{workflow_id}`` and its replay check (the api role): it publishes a
+    delivery and decides nothing; the agent that runs it is ``register_agent``'s."""
     settings = runtime.settings
     replica = DeliveryReplica(settings, loop=app.loop)
     app.add_dependency(replica)
@@ -115,6 +118,10 @@ def register(app: faust.App, runtime: Runtime) -> None:
         def _json(self, body: Any, status: int) -> Response:
             return self.bytes(codec.dumps(body), content_type="application/json", status=status)
 
+
+def register_agent(app: faust.App, runtime: Runtime) -> None:
+    """The agent that runs the deliveries on ``workflow.inbound-webhooks`` (the processor
+    role), whichever worker's URL accepted them."""
     register_runs_agent(
         app,
         runtime,

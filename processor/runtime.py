@@ -23,7 +23,7 @@ class Runtime:
     replica: DefinitionsReplica
     clock: Clock
     admin: AdminViews | None = None
-    """What the admin API reads besides workflows; present with the processor role."""
+    """What the admin API reads besides workflows; present with the api role."""
     stats: Stats = field(default_factory=Stats)
     decodes: SharedDecodes = field(default_factory=SharedDecodes)
     """What the readers of one topic in this worker decode once for each other (the replicas of

@@ -168,7 +168,8 @@ def dev_ports(
             )
         )
     if web is not None:
-        ports.append(DevPort("the admin API", web[0], web[1], "COEFLOW_WEB_PORT"))
+        what = "the admin API" if "api" in settings.roles else "the worker's /health"
+        ports.append(DevPort(what, web[0], web[1], "COEFLOW_WEB_PORT"))
     return ports + [port for port in peers if port is not None]
 
 
@@ -285,9 +286,13 @@ class dev(worker):
         names = [t.name for t in topics if not t.name.startswith(ACTIONS_PREFIX)]
         self.say(f"✓ {len(topics)} topics: {', '.join(names)}, {ACTIONS_PREFIX}<type>")
         made = made_by_dev(Settings(), settings)  # the environment, as main() read it
-        if web is not None:
+        if web is not None and "api" in settings.roles:
             self.say(web_app_line(f"http://{web_bind}:{web_port}", made))
             self.say(admin_api_line(f"http://{web_bind}:{web_port}", made))
+        elif web is not None:
+            self.say(
+                f"✓ /health on http://{web_bind}:{web_port}/health (no api role: no admin API)"
+            )
         if "executors" in settings.roles and (line := signing_line(made)) is not None:
             self.say(line)
         if outbox is not None or sink is not None:
@@ -366,12 +371,19 @@ class DevReporter(Service):
         while not self.should_stop and not (changes is None or changes.partitions):
             await self.sleep(0.2)
         settings = self.runtime.settings
-        log.info(
-            "ready: %d workflows loaded; publish ChangeEvents to crm.record-changes at %s "
-            "(Ctrl-C stops)",
-            len(self.runtime.catalog),
-            settings.bootstrap,
-        )
+        if changes is None:  # no processor role: this worker matches nothing
+            log.info(
+                "ready: %d workflows loaded; no processor role here, so record changes are "
+                "matched by other workers (Ctrl-C stops)",
+                len(self.runtime.catalog),
+            )
+        else:
+            log.info(
+                "ready: %d workflows loaded; publish ChangeEvents to crm.record-changes at %s "
+                "(Ctrl-C stops)",
+                len(self.runtime.catalog),
+                settings.bootstrap,
+            )
         stats, seen = self.runtime.stats, self.runtime.stats.events
         while not self.should_stop:
             await self.sleep(PROGRESS_EVERY)

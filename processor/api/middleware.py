@@ -33,9 +33,17 @@ def json_error(status: int, error: str, headers: dict[str, str] | None = None) -
     )
 
 
-def _reason(request: web.Request, exc: web.HTTPException) -> str:
+NOT_FOUND = "no such endpoint; the API is under /api/v1 (see /api/v1/openapi.json)"
+NOT_FOUND_WITHOUT_API = (
+    "no such endpoint: this worker answers /health only; the admin API, the web app and the "
+    "inbound webhook URL are served by workers with the api role (COEFLOW_ROLES)"
+)
+"""The 404 of a worker whose roles lack ``api``: every path but ``/health``."""
+
+
+def _reason(request: web.Request, exc: web.HTTPException, not_found: str) -> str:
     if isinstance(exc, web.HTTPNotFound):
-        return "no such endpoint; the API is under /api/v1 (see /api/v1/openapi.json)"
+        return not_found
     if isinstance(exc, web.HTTPMethodNotAllowed):
         allowed = ", ".join(sorted(exc.allowed_methods))
         return f"method {request.method} is not allowed here; allowed: {allowed}"
@@ -50,19 +58,32 @@ chooses the size of before any check (1 MB of gzip is 1 GiB of zeros: seconds of
 loop, token or not); no endpoint here takes a compressed body."""
 
 
-@web.middleware
-async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
-    if encoding not in ("", "identity"):
-        return json_error(415, "compressed request bodies are not accepted; send plain JSON")
-    try:
-        return await handler(request)
-    except web.HTTPException as exc:
-        if exc.status < 400 or exc.content_type == "application/json":
-            raise
-        headers = {k: v for k, v in exc.headers.items() if k.lower() not in _DROPPED_HEADERS}
-        return json_error(exc.status, _reason(request, exc), headers)
-    except Exception:
-        # %r: the path is the caller's text (a percent-encoded CR LF is decoded in it).
-        log.exception("request failed: %s %r", request.method, request.path)
-        return json_error(500, "internal error; the worker log has the details")
+def errors_middleware(
+    not_found: str,
+) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+    """The middleware, its 404 saying ``not_found``."""
+
+    @web.middleware
+    async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+        encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
+        if encoding not in ("", "identity"):
+            return json_error(415, "compressed request bodies are not accepted; send plain JSON")
+        try:
+            return await handler(request)
+        except web.HTTPException as exc:
+            if exc.status < 400 or exc.content_type == "application/json":
+                raise
+            headers = {k: v for k, v in exc.headers.items() if k.lower() not in _DROPPED_HEADERS}
+            return json_error(exc.status, _reason(request, exc, not_found), headers)
+        except Exception:
+            # %r: the path is the caller's text (a percent-encoded CR LF is decoded in it).
+            log.exception("request failed: %s %r", request.method, request.path)
+            return json_error(500, "internal error; the worker log has the details")
+
+    return json_errors
+
+
+json_errors = errors_middleware(NOT_FOUND)
+"""A worker with the api role."""
+json_errors_without_api = errors_middleware(NOT_FOUND_WITHOUT_API)
+"""A worker without it, which serves ``/health`` alone."""

@@ -94,7 +94,7 @@ class ApiView(View):
 
     @property
     def admin(self) -> AdminViews:
-        assert self.runtime.admin is not None  # the API runs with the processor role
+        assert self.runtime.admin is not None  # the API runs with the api role
         return self.runtime.admin
 
     def get_methods(self) -> set[str]:

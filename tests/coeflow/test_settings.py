@@ -33,8 +33,17 @@ def test_lists_come_comma_separated_and_empty_variables_mean_unset(monkeypatch) 
 
 def test_an_unknown_role_is_refused(monkeypatch) -> None:
     monkeypatch.setenv("COEFLOW_ROLES", "processor,mailer")
-    with pytest.raises(ValidationError, match="'processor', 'executors' or 'crm-simulator'"):
+    with pytest.raises(ValidationError, match="'processor', 'api', 'executors' or 'crm-simulator'"):
         Settings()
+
+
+def test_a_default_worker_runs_the_processor_the_api_and_the_executors(monkeypatch) -> None:
+    monkeypatch.delenv("COEFLOW_ROLES", raising=False)
+    assert Settings(_env_file=None).roles == {"processor", "api", "executors"}  # type: ignore[call-arg]
+    monkeypatch.setenv("COEFLOW_ROLES", "processor")
+    assert Settings(_env_file=None).roles == {"processor"}, "the processor role alone: no api"  # type: ignore[call-arg]
+    monkeypatch.setenv("COEFLOW_ROLES", "api")
+    assert Settings(_env_file=None).roles == {"api"}  # type: ignore[call-arg]
 
 
 def test_the_embedded_broker_is_the_default(monkeypatch) -> None:

@@ -37,6 +37,17 @@ def test_the_executor_is_given_every_setting_of_its_effects() -> None:
     assert theirs <= set(environment("executor")), theirs - set(environment("executor"))
 
 
+def test_every_role_of_a_deployment_runs_and_the_api_is_where_its_port_is() -> None:
+    roles = {
+        service: set(Settings(_env_file=None, roles=environment(service)["COEFLOW_ROLES"]).roles)  # type: ignore[call-arg]
+        for service in SERVICES
+        if "COEFLOW_ROLES" in environment(service)
+    }
+    assert set().union(*roles.values()) >= {"processor", "api", "executors"}, roles
+    for service, theirs in roles.items():  # the published port serves the admin API
+        assert ("api" in theirs) == bool(SERVICES[service].get("ports")), service
+
+
 def test_one_image_is_built_once_and_run_by_every_worker() -> None:
     images = {SERVICES[s]["image"] for s in WORKERS}
     assert len(images) == 1 and [s for s in WORKERS if "build" in SERVICES[s]] == ["topics"]

@@ -45,7 +45,7 @@ class Peers:
     def env(self, **overrides: str) -> dict[str, str]:
         """A worker's settings for reaching these peers, with quick retries."""
         return {
-            "COEFLOW_ROLES": "processor,executors,crm-simulator",
+            "COEFLOW_ROLES": "processor,api,executors,crm-simulator",
             "COEFLOW_SMTP_HOST": "127.0.0.1",
             "COEFLOW_SMTP_PORT": str(self.smtp.port),
             "COEFLOW_SMTP_TLS": "none",

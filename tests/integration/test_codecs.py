@@ -172,7 +172,7 @@ async def test_a_partition_the_worker_cannot_decode_is_held_and_the_others_flow(
         bootstrap = broker.bootstrap
         app_id = f"coeflow-it-codecs-{uuid.uuid4().hex[:6]}"
         worker = WorkerProcess(
-            bootstrap, app_id, workdir, COEFLOW_ROLES="processor", PYTHONPATH=path
+            bootstrap, app_id, workdir, COEFLOW_ROLES="processor,api", PYTHONPATH=path
         )
         await worker.start().wait_ready()
         try:

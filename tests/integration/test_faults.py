@@ -152,7 +152,7 @@ async def test_three_sigkills_lose_no_event_and_repeat_no_effect(
         await load(broker.bootstrap, loaded)
         group = f"faults-kills-{uuid.uuid4().hex[:6]}"
         processor = WorkerProcess(
-            broker.bootstrap, group, workdir, **worker_env(COEFLOW_ROLES="processor")
+            broker.bootstrap, group, workdir, **worker_env(COEFLOW_ROLES="processor,api")
         )
         executors = WorkerProcess(
             broker.bootstrap,
@@ -207,8 +207,8 @@ async def test_one_to_two_to_one_workers_lose_nothing_and_keep_each_partitions_o
     with own_broker(workdir / "scale") as broker:
         await load(broker.bootstrap, loaded)
         group = f"faults-scale-{uuid.uuid4().hex[:6]}"
-        first = WorkerProcess(broker.bootstrap, group, workdir, COEFLOW_ROLES="processor")
-        second = WorkerProcess(broker.bootstrap, group, workdir, COEFLOW_ROLES="processor")
+        first = WorkerProcess(broker.bootstrap, group, workdir, COEFLOW_ROLES="processor,api")
+        second = WorkerProcess(broker.bootstrap, group, workdir, COEFLOW_ROLES="processor,api")
         await first.start().wait_ready()
         publisher = SteadyPublisher(broker.bootstrap, events).start()
         try:
@@ -285,7 +285,7 @@ async def test_poison_in_good_traffic_is_dead_lettered_one_for_one(
             broker.bootstrap,
             f"faults-poison-{uuid.uuid4().hex[:6]}",
             workdir,
-            COEFLOW_ROLES="processor",
+            COEFLOW_ROLES="processor,api",
         )
         await worker.start().wait_ready()
         pid = worker.process.pid if worker.process else None

@@ -143,7 +143,7 @@ async def test_history_pages_and_keeps_only_the_newest_runs(workdir: Path) -> No
             broker.bootstrap,
             "coeflow-it-history",
             workdir,
-            COEFLOW_ROLES="processor",
+            COEFLOW_ROLES="processor,api",
             COEFLOW_RUN_HISTORY_PER_WORKFLOW="3",
         )
         await worker.start().wait_ready()

@@ -33,7 +33,7 @@ async def test_two_processes_share_the_partitions_and_every_event_gets_its_run(
         f"coeflow-it-processes-{uuid.uuid4().hex[:6]}",
         workdir,
         processes=2,
-        COEFLOW_ROLES="processor",
+        COEFLOW_ROLES="processor,api",
     )
     await worker.start().wait_ready(within=120)
     try:

@@ -29,8 +29,12 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def pair(bootstrap: str, workdir: Path) -> Iterator[tuple[WorkerProcess, WorkerProcess]]:
-    first = WorkerProcess(bootstrap, "coeflow-it-pair", workdir, COEFLOW_ROLES="processor").start()
-    second = WorkerProcess(bootstrap, "coeflow-it-pair", workdir, COEFLOW_ROLES="processor").start()
+    first = WorkerProcess(
+        bootstrap, "coeflow-it-pair", workdir, COEFLOW_ROLES="processor,api"
+    ).start()
+    second = WorkerProcess(
+        bootstrap, "coeflow-it-pair", workdir, COEFLOW_ROLES="processor,api"
+    ).start()
     try:
         yield first, second
     finally:

@@ -61,7 +61,7 @@ async def test_sigkill_and_restart_lose_nothing_and_repeat_the_same_ids(
         bootstrap,
         f"coeflow-it-restart-{uuid.uuid4().hex[:6]}",
         workdir,
-        COEFLOW_ROLES="processor",  # what is under test here
+        COEFLOW_ROLES="processor,api",  # what is under test here
     )
     await worker.start().wait_ready()
     try:
@@ -132,7 +132,7 @@ async def test_a_run_issued_before_a_kill_completes_after_the_restart(workdir: P
     with own_broker(workdir) as broker:
         bootstrap = broker.bootstrap
         app_id = f"coeflow-it-tracker-{uuid.uuid4().hex[:6]}"
-        worker = WorkerProcess(bootstrap, app_id, workdir, COEFLOW_ROLES="processor")
+        worker = WorkerProcess(bootstrap, app_id, workdir, COEFLOW_ROLES="processor,api")
         await worker.start().wait_ready()
         try:
             acme = tenant()

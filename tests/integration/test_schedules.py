@@ -40,7 +40,7 @@ def every_tick_ran(records: list[Record]) -> bool:
 
 async def test_one_tick_per_minute_across_two_workers_a_kill_and_downtime(workdir: Path) -> None:
     with own_broker(workdir) as broker:
-        env = {"COEFLOW_ROLES": "processor", **fast_clock(START)}
+        env = {"COEFLOW_ROLES": "processor,api", **fast_clock(START)}
         group = f"coeflow-it-schedule-{uuid.uuid4().hex[:6]}"
         first = WorkerProcess(broker.bootstrap, group, workdir, **env).start()
         second = WorkerProcess(broker.bootstrap, group, workdir, **env).start()

@@ -58,7 +58,7 @@ def stall_runs(records: list[Record], record_id: str) -> list[dict[str, Any]]:
 
 async def test_a_stalled_deal_fires_once_per_episode_across_a_restart(workdir: Path) -> None:
     with own_broker(workdir) as broker:
-        env = {"COEFLOW_ROLES": "processor", "COEFLOW_STORE": "rocksdb://", **fast_clock(START)}
+        env = {"COEFLOW_ROLES": "processor,api", "COEFLOW_STORE": "rocksdb://", **fast_clock(START)}
         worker = WorkerProcess(broker.bootstrap, "coeflow-it-stalls", workdir, **env)
         await worker.start().wait_ready()
         try:

@@ -54,7 +54,7 @@ async def test_overdue_invoices_fire_once_paid_ones_never_and_a_kill_loses_nothi
     workdir: Path,
 ) -> None:
     with own_broker(workdir) as broker:
-        env = {"COEFLOW_ROLES": "processor", **fast_clock(START)}
+        env = {"COEFLOW_ROLES": "processor,api", **fast_clock(START)}
         worker = WorkerProcess(broker.bootstrap, "coeflow-it-timers", workdir, **env)
         await worker.start().wait_ready()
         try:

@@ -81,9 +81,9 @@ def test_dev_signs_webhooks_and_delivers_to_its_own_outbox_and_sink() -> None:
         "none",
     )
     assert settings.sms_api_url == "http://127.0.0.1:6067/sms"
-    assert settings.roles == {"processor", "executors"}
+    assert settings.roles == {"processor", "api", "executors"}
     demo = dev_settings(Settings(_env_file=None), demo=True)  # type: ignore[call-arg]
-    assert demo.roles == {"processor", "executors", "crm-simulator"}
+    assert demo.roles == {"processor", "api", "executors", "crm-simulator"}
 
 
 def test_dev_keeps_what_was_set_explicitly() -> None:
@@ -194,6 +194,9 @@ def test_dev_checks_every_port_it_listens_on(listening: int) -> None:
     assert "COEFLOW_KAFKA_BOOTSTRAP=127.0.0.1:9092" in free[0].taken()
     on_kafka = settings.model_copy(update={"kafka_bootstrap": "kafka:9092"})
     assert [p.setting for p in dev_ports(on_kafka, None, (None, None))] == []
+    no_api = settings.model_copy(update={"roles": frozenset({"processor"})})
+    [_, web, *_] = dev_ports(no_api, ("127.0.0.1", listening), (None, None))
+    assert web.what == "the worker's /health"  # it listens there, for /health alone
 
 
 def test_a_port_is_free_to_listen_on_unless_something_listens_there(listening: int) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from processor.api.middleware import json_errors
+from processor.api.middleware import json_errors, json_errors_without_api
 
 
 async def ok(request: web.Request) -> web.Response:
@@ -80,3 +80,15 @@ async def test_a_compressed_body_is_refused_before_anything_inflates_it() -> Non
         assert reached == [] and took < 1.0, f"{len(bomb)} bytes of gzip took {took:.2f}s"
         response = await http.post("/in", data=b"{}")
         assert response.status == 200 and reached == [2]
+
+
+async def test_a_worker_without_the_api_role_says_so_in_its_404() -> None:
+    app = web.Application(middlewares=[json_errors_without_api])
+    app.router.add_get("/health", ok)
+    async with TestClient(TestServer(app)) as http:
+        assert (await http.get("/health")).status == 200
+        for path in ("/api/v1/workflows", "/", "/workflows"):
+            response = await http.get(path)
+            assert (response.status, response.content_type) == (404, "application/json")
+            error = (await response.json())["error"]
+            assert "api role" in error and "/api/v1" not in error, path
