@@ -201,6 +201,7 @@ class RunQuery(BaseModel):
     """The ``next_cursor`` of the previous page."""
     limit: Annotated[int, Field(ge=1, le=200)] = 50
     record_type: Name | None = None
+    """Only the runs of this type of record's events (alone: of every record of the type)."""
     record_id: Name | None = None
     """Only the runs of this record's events (with ``record_type``, of that type only)."""
 
@@ -276,6 +277,9 @@ class NotTriggered(BaseModel):
     trigger: str
     reason: str
     values: dict[str, Any] = Field(default_factory=dict)
+    matched: bool = False
+    """Its trigger matches the event after all: it was not active when the event came (or
+    its run has left the history)."""
 
 
 class EventDecisions(BaseModel):

@@ -33,7 +33,8 @@ MAX_NAME = 256
 @route("/workflows/{workflow_id}/runs")
 class WorkflowRuns(ApiView):
     @operation(
-        "A workflow's runs, newest first; filter by status, time and record, page with `cursor`",
+        "A workflow's runs, newest first; filter by status, time, record type and record, "
+        "page with `cursor`",
         query=RunQuery,
         response=RunPage,
     )
@@ -58,14 +59,10 @@ class WorkflowRuns(ApiView):
         return self.reply(RunPage(runs=runs, next_cursor=page.next_cursor))
 
 
-def _record(asked: RunQuery) -> tuple[str | None, str] | None:
-    """The record a query of runs names: (its type or ``None``, its id)."""
-    if asked.record_id is None:
-        if asked.record_type is not None:
-            raise InvalidInput(
-                [Problem("record_type", "narrows record_id: give the record's id too")],
-                "invalid query",
-            )
+def _record(asked: RunQuery) -> tuple[str | None, str | None] | None:
+    """The records a query of runs names: (their type or ``None``, the id or ``None``): one
+    record, or every record of a type (``record_type`` alone)."""
+    if asked.record_id is None and asked.record_type is None:
         return None
     return asked.record_type, asked.record_id
 
@@ -80,7 +77,7 @@ class HistoryView(ApiView):
 class Runs(HistoryView):
     @operation(
         "The runs of all of a tenant's workflows, newest first; filter by workflow, status, "
-        "time and record, page with `cursor`",
+        "time, record type (alone: every record of it) and record, page with `cursor`",
         query=RunSearch,
         response=RunPage,
     )

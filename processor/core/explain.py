@@ -146,13 +146,17 @@ def explain_record(
         WatchingWorkflow(workflow_id=c.workflow.id, name=c.workflow.name, trigger=c.kind.name)
         for c in ordered
     ]
-    watch = f"{len(listed)} active workflow(s) watch {record_type} records"
+    watch = (
+        f"{_plural(len(listed), 'active workflow')} "
+        f"{'watches' if len(listed) == 1 else 'watch'} {record_type} records"
+    )
     if events:
         stopped_runs = sum(r.status == "conditions_not_met" for r in runs)
         ran_workflows = len({r.workflow_id for r in runs})
         summary = (
-            f"{watch}; {len(runs)} run(s) of {ran_workflows} workflow(s) over {len(events)} "
-            f"event(s) of this {record_type}, {stopped_runs} stopped by their conditions"
+            f"{watch}; {_plural(len(runs), 'run')} of {_plural(ran_workflows, 'workflow')} "
+            f"over {_plural(len(events), 'event')} of this {record_type}, {stopped_runs} "
+            f"stopped by {'its' if stopped_runs == 1 else 'their'} conditions"
         )
     else:
         summary = (
@@ -166,6 +170,10 @@ def explain_record(
         events=list(events.values()),
         active_workflows=listed,
     )
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 def _not_triggered(compiled: CompiledWorkflow, event: ChangeEvent) -> NotTriggered:
@@ -182,4 +190,5 @@ def _not_triggered(compiled: CompiledWorkflow, event: ChangeEvent) -> NotTrigger
         trigger=compiled.kind.name,
         reason=reason,
         values=dict(why.values),
+        matched=why.matched,
     )

@@ -238,10 +238,11 @@ class RunHistory:
         since: datetime | None = None,
         until: datetime | None = None,
         cursor: str | None = None,
-        record: tuple[str | None, str] | None = None,
+        record: tuple[str | None, str | None] | None = None,
     ) -> RunPage:
         """Runs of any of ``workflow_ids``, newest first, as ``page`` filters them, and of
-        ``record`` ((record type or ``None`` for any, record id)) when it is given. Each
+        ``record`` ((record type or ``None`` for any, record id or ``None`` for any record of
+        that type)) when it is given. Each
         workflow's runs are already in order; their merge is read from the newest down and
         stops at the page's end (or after ``PAGE_MAX_EXAMINED`` runs), decoding only the runs
         it returns."""
@@ -342,9 +343,11 @@ def _newest_first(runs: list[tuple[float, str]], end: int) -> Iterator[tuple[flo
     return (runs[i] for i in range(end - 1, -1, -1))
 
 
-def _of_record(key: RecordKey, wanted: tuple[str | None, str]) -> bool:
+def _of_record(key: RecordKey, wanted: tuple[str | None, str | None]) -> bool:
     record_type, record_id = wanted
-    return key[2] == record_id and (record_type is None or key[1] == record_type)
+    return (record_id is None or key[2] == record_id) and (
+        record_type is None or key[1] == record_type
+    )
 
 
 def encode_cursor(position: tuple[float, str]) -> str:

@@ -59,6 +59,8 @@ def _parameters(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 def _first_paragraph(text: str | None) -> str | None:
+    """A docstring's first paragraph as plain text: one line, its RST ````code```` quotes as
+    Markdown's single backticks (the catalog's readers and the reference show it as is)."""
     if not text:
         return None
-    return " ".join(text.strip().split("\n\n", 1)[0].split())
+    return " ".join(text.strip().split("\n\n", 1)[0].split()).replace("``", "`")

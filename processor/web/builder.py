@@ -26,7 +26,7 @@ from urllib.parse import quote
 import orjson
 from aiohttp import web
 
-from processor.web import forms
+from processor.web import forms, labels
 from processor.web.calls import Answer
 from processor.web.forms import Control, Form, document_to_form, form_to_document
 from processor.web.pages import Page, PageError, Redirect, page, templates
@@ -276,7 +276,7 @@ class Builder:
         return self.labels.get(name, name)
 
 
-_GROUP_LABELS = {"all": "All of these", "any": "Any of these", "not": "Not this"}
+_GROUP_LABELS = labels.GROUPS
 _VALUE_HELP = forms.CONTROL_KINDS["value"].help
 _LEAF_FIELD = Control("field", "Field", "field", True)
 _LEAF_OP = Control("op", "Operator", "select", True)
@@ -612,12 +612,16 @@ async def _render(
         if workflow and _is_webhook(workflow)
         else None,
         "problem_count": sum(len(v) for v in errors.values()),
+        "title": f"Edit {workflow['name']}" if workflow else "+ New Workflow",
     }
     headers = {}
     if workflow_id and page.request.path == "/workflows/new":
         headers["HX-Push-Url"] = action
     if page.is_htmx:  # htmx swaps 2xx answers only: a refusal is shown in the fragment
-        return page.render("builder_form.html", status=200, headers=headers, **context)
+        # the fragment's own <title>: htmx sets the tab's from it (the saved workflow's name)
+        return page.render(
+            "builder_form.html", status=200, headers=headers, fragment=True, **context
+        )
     return page.render("builder.html", status=status, headers=headers, **context)
 
 
@@ -705,9 +709,13 @@ def _required(page: Page, answer: Answer) -> dict[str, Any]:
 
 def _refused(answer: Answer) -> Outcome:
     count = len(answer.problems)
-    noun = "problem" if count == 1 else "problems"
+    shown = (
+        "1 problem, shown at its field"
+        if count == 1
+        else f"{count} problems, shown at their fields"
+    )
     return Outcome(
-        error=f"Not saved: {count} {noun}, shown at their fields." if count else answer.error,
+        error=f"Not saved: {shown}." if count else answer.error,
         problems=answer.problems,
     )
 

@@ -832,9 +832,22 @@ def problems_at_controls(problems: Iterable[Problem], names: Iterable[str]) -> d
         name = control_name(problem.loc)
         while name and name not in known:
             name = _enclosing(name)
-        message = problem.msg if name else str(problem)
+        message = _plain(name, problem.msg) if name else str(problem)
         placed.setdefault(name, []).append(message)
     return placed
+
+
+_PLAIN = {
+    ("actions", "List should have at least 1 item"): "Add at least one action",
+}
+"""Validation messages that read as pydantic's at a control: what the builder says instead."""
+
+
+def _plain(name: str, message: str) -> str:
+    for (control, start), plain in _PLAIN.items():
+        if name == control and message.startswith(start):
+            return plain
+    return message
 
 
 def _enclosing(name: str) -> str:

@@ -25,6 +25,7 @@ from faust.web import View
 from coeflow.errors import Unauthenticated
 from processor.core.access import authenticate
 from processor.runtime import Runtime
+from processor.web import labels
 from processor.web.calls import Answer, ApiCaller
 from processor.web.sessions import (
     CSRF_FIELD,
@@ -104,17 +105,11 @@ def _json(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode()
 
 
-def _words(name: Any) -> str:
-    """A registry name in words: ``lead_score_threshold`` → ``Lead score threshold``."""
-    text = str(name).replace("_", " ").replace("-", " ").strip()
-    return text[:1].upper() + text[1:]
-
-
 templates.filters["q"] = lambda value: quote(str(value), safe="")
 """``{{ id|q }}``: a value as one URL path segment."""
 templates.filters["when"] = _when
 templates.filters["json"] = _json
-templates.filters["words"] = _words
+labels.install(templates)  # the display names: trigger, action, op, words…
 
 Handler = Callable[["Page"], Awaitable[web.StreamResponse]]
 

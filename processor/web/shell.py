@@ -44,13 +44,22 @@ async def index(page: Page) -> web.StreamResponse:
 async def sign_in_form(page: Page) -> web.StreamResponse:
     if page.session is not None:
         raise Redirect("/")
-    return _sign_in(page)
+    notice = "You are signed out." if SIGNED_OUT in page.query else None
+    return _sign_in(page, notice=notice)
 
 
-def _sign_in(page: Page, error: str | None = None, status: int = 200) -> web.StreamResponse:
+SIGNED_OUT = "signed-out"
+"""The sign-in page's query after sign-out: it says so."""
+
+
+def _sign_in(
+    page: Page, error: str | None = None, status: int = 200, notice: str | None = None
+) -> web.StreamResponse:
     """The sign-in form with a new double-submit CSRF token in a cookie and the form."""
     token = new_secret()
-    response = page.render("sign_in.html", status=status, sign_in_csrf=token, error=error)
+    response = page.render(
+        "sign_in.html", status=status, sign_in_csrf=token, error=error, notice=notice
+    )
     _cookie(page, response, SIGN_IN_COOKIE, token, "/sign-in")
     return response
 
@@ -89,7 +98,9 @@ async def sign_in(page: Page) -> web.StreamResponse:
 async def sign_out(page: Page) -> web.StreamResponse:
     assert page.session is not None
     page.sessions.end(page.session.id)
-    response = web.Response(status=303, headers={**SECURITY_HEADERS, "Location": "/sign-in"})
+    response = web.Response(
+        status=303, headers={**SECURITY_HEADERS, "Location": f"/sign-in?{SIGNED_OUT}"}
+    )
     response.del_cookie(SESSION_COOKIE, path="/")
     return response
 

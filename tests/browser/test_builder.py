@@ -122,6 +122,9 @@ async def build_test_activate_and_run(
     await expect(page.get_by_role("status")).to_contain_text("Saved as a draft: version 1.")
     await expect(page.locator("#state")).to_have_text("Draft")
     await expect(page).to_have_url(re.compile(r"/workflows/[^/]+/edit$"))
+    heading = await page.get_by_role("heading", level=1).inner_text()
+    name = heading.removeprefix("Workflow Builder — ")
+    await expect(page).to_have_title(f"Edit {name} · Coeffection Workflows")  # not "+ New…"
     workflow_id = page.url.rsplit("/", 2)[-2]
 
     # Test against a pasted lead: nothing is emitted
@@ -130,7 +133,7 @@ async def build_test_activate_and_run(
     await page.get_by_label("The record, as JSON").fill(orjson.dumps(lead).decode())
     await posted(page, page.get_by_role("button", name="Test", exact=True).click())
     result = page.locator("#test-result")
-    await expect(result).to_contain_text("actions_issued")
+    await expect(result.locator("h3")).to_contain_text("Actions issued")
     await expect(result).to_contain_text("nothing emitted")
     await expect(result).to_contain_text("score")
     await expect(result).to_contain_text("Follow-up call")

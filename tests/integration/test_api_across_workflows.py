@@ -55,6 +55,11 @@ async def test_runs_across_a_tenants_workflows_with_filters_and_paging(
     assert len(stopped["runs"]) == 2
     status, one = await owner.call("GET", "/api/v1/runs?record_type=lead&record_id=L-1")
     assert {r["record"]["id"] for r in one["runs"]} == {"L-1"} and len(one["runs"]) == 2
+    # A record type alone: the runs of every record of it (the builder's recent records).
+    status, leads = await owner.call("GET", "/api/v1/runs?record_type=lead")
+    assert status == 200 and len(leads["runs"]) == 4
+    status, deals = await owner.call("GET", "/api/v1/runs?record_type=deal")
+    assert status == 200 and deals["runs"] == []
     status, of_second = await owner.call("GET", f"/api/v1/runs?workflow_id={second['id']}")
     assert {r["workflow_id"] for r in of_second["runs"]} == {second["id"]}
     status, of_one = await owner.call("GET", f"{W}/{second['id']}/runs?record_id=L-2")
@@ -111,7 +116,6 @@ async def test_runs_across_a_tenants_workflows_with_filters_and_paging(
         "since=yesterday",
         "since=2026-01-01T00:00:00",  # no time zone
         "cursor=%00%ff",
-        "record_type=lead",  # a type without an id
         f"record_id={'x' * 257}",
         "unknown=1",
     ],
@@ -222,7 +226,7 @@ async def test_explanations_read_right_in_the_dry_run_the_run_and_the_why_not(
 
     status, why = await owner.call("GET", "/api/v1/records/lead/L-2/decisions")
     assert status == 200
-    assert "2 active workflow(s) watch lead records" in why["summary"]
+    assert "2 active workflows watch lead records" in why["summary"]
     assert {w["workflow_id"] for w in why["active_workflows"]} == {guarded["id"], hot["id"]}
     (event,) = why["events"]
     (decision,) = event["runs"]

@@ -26,6 +26,16 @@ def test_the_catalog_is_the_vocabulary_as_the_api_answers_it() -> None:
     assert [a["type"] for a in answer["actions"]] == list(ACTIONS)
 
 
+def test_the_summaries_read_as_plain_text_without_rst_quotes() -> None:
+    answer = catalog().model_dump(mode="json")
+    summaries = [t["summary"] for t in answer["triggers"]] + [
+        a["summary"] for a in answer["actions"]
+    ]
+    assert [s for s in summaries if s and "``" in s] == []
+    kinds = {t["type"]: t for t in answer["triggers"]}
+    assert kinds["field_value_changed"]["summary"].startswith("`from`/`to` narrow the change")
+
+
 def test_each_parameter_schema_validates_what_the_model_validates() -> None:
     kinds = {t.type: t for t in catalog().triggers}
     schema = kinds["scheduled"].parameters

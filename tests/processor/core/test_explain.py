@@ -145,9 +145,9 @@ def test_a_record_explains_which_workflows_ran_and_which_condition_stopped_them(
     assert [(c.field, c.actual) for c in oldest.runs[0].stopped_by] == [("score", 10)]
     assert oldest.runs[0].condition_tree is None  # no version given: no tree
     assert oldest.operation == "created"
-    assert "2 run(s) of 1 workflow(s) over 2 event(s)" in explained.summary
-    assert "1 stopped by their conditions" in explained.summary
-    assert "1 active workflow(s) watch lead records" in explained.summary
+    assert "2 runs of 1 workflow over 2 events" in explained.summary
+    assert "1 stopped by its conditions" in explained.summary
+    assert "1 active workflow watches lead records" in explained.summary
 
 
 def test_the_summary_counts_the_workflows_it_lists_and_says_why_the_others_did_not_run() -> None:
@@ -158,7 +158,7 @@ def test_the_summary_counts_the_workflows_it_lists_and_says_why_the_others_did_n
     run = a_run(welcome, 72)
     watching = [compile_workflow(welcome), compile_workflow(threshold)]
     explained = explain_record("acme", "lead", "L-9", [run], watching)
-    assert "2 active workflow(s) watch lead records" in explained.summary
+    assert "2 active workflows watch lead records" in explained.summary
     assert [w.workflow_id for w in explained.active_workflows] == ["wf-hot", "wf-welcome"]
     (event,) = explained.events
     (other,) = event.not_triggered
@@ -169,7 +169,7 @@ def test_the_summary_counts_the_workflows_it_lists_and_says_why_the_others_did_n
     nothing = explain_record("acme", "lead", "L-404", [], watching)
     assert nothing.events == []
     assert "no workflow's trigger matched any event of lead 'L-404'" in nothing.summary
-    assert "2 active workflow(s) watch lead records" in nothing.summary
+    assert "2 active workflows watch lead records" in nothing.summary
     assert [(w.workflow_id, w.trigger) for w in nothing.active_workflows] == [
         ("wf-hot", "lead_score_threshold"),
         ("wf-welcome", "record_created"),
@@ -209,4 +209,4 @@ def test_an_event_explains_a_bounded_number_of_other_workflows_and_counts_the_re
     assert (
         event.not_triggered[0].reason == "it fires when a lead is updated; this event is 'created'"
     )
-    assert f"{MAX_EXPLAINED + 7} active workflow(s) watch lead records" in explained.summary
+    assert f"{MAX_EXPLAINED + 7} active workflows watch lead records" in explained.summary

@@ -67,6 +67,10 @@ def test_filters_by_status_time_and_record() -> None:
         passed.run_id
     ]
     assert runs.search(every, limit=9, record=("contact", "L-1")).runs == []
+    # A record type alone: every record of it (the builder's recent records and fields).
+    of_leads = runs.search(every, limit=9, record=("lead", None))
+    assert len(of_leads.runs) == 3 and {r.record.id for r in of_leads.runs} == {"L-1", "L-2"}
+    assert runs.search(every, limit=9, record=("deal", None)).runs == []
 
 
 @settings(max_examples=40, deadline=None)

@@ -21,10 +21,11 @@ from aiohttp import CookieJar, web
 from aiohttp.test_utils import TestClient, TestServer
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 
 import processor.web.builder  # noqa: F401  (registers the builder's pages)
-from coeflow.errors import InvalidWorkflow
+from coeflow.errors import InvalidInput, InvalidWorkflow
+from processor.api.runs import _record
 from processor.core.access import mint
 from processor.core.compiler import validate_workflow
 from processor.core.decide import dry_run
@@ -34,6 +35,7 @@ from processor.web.forms import document_to_form, form_to_document
 from processor.web.pages import PAGES, templates, view_for
 from processor.web.sessions import SESSION_COOKIE, SessionStore
 from tests.factories import SEED_WORKFLOW
+from topics.api import RunSearch
 
 OPERATOR = "operator-token-for-tests"
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
@@ -154,7 +156,18 @@ class FakeApi:
         )
 
     async def run_search(self, request: web.Request) -> web.Response:
-        return self.reply({"runs": self.runs, "next_cursor": None})
+        """The API's own reading of the query (``RunSearch``, then ``_record``)."""
+        try:
+            record = _record(RunSearch.model_validate(dict(request.query)))
+        except (ValidationError, InvalidInput) as exc:
+            return self.reply({"error": "invalid query", "problems": str(exc)}, 400)
+        runs = [
+            r
+            for r in self.runs
+            if record is None
+            or (record[0] in (None, r["record"]["type"]) and record[1] in (None, r["record"]["id"]))
+        ]
+        return self.reply({"runs": runs, "next_cursor": None})
 
 
 class Fake:
@@ -410,6 +423,37 @@ async def test_every_problem_is_shown_at_its_field_all_at_once(
     assert fake.api.workflows == {}
 
 
+async def test_saving_without_an_action_says_so_at_the_actions_in_words(
+    client: TestClient[Any, Any], fake: Fake
+) -> None:
+    form = {k: v for k, v in SEED_FORM.items() if not k.startswith("actions.")}
+    status, html = await post(client, "/workflows/new", form, "save")
+    assert status == 422
+    assert "Not saved: 1 problem, shown at its field." in html
+    error = re.search(r'<p class="field-error" id="e-actions"[^>]*>(.*?)</p>', html, re.S)
+    assert error is not None and error.group(1) == "Add at least one action"
+    assert '<a href="#f-actions">Actions</a>: Add at least one action' in html
+    assert 'id="f-actions"' in html
+    assert "List should have" not in html and "1 problems" not in html
+    assert fake.api.workflows == {}
+
+
+async def test_the_tabs_title_follows_the_saved_workflows_name(
+    client: TestClient[Any, Any], fake: Fake
+) -> None:
+    """htmx sets the tab's title from the fragment's own <title> (the heading changes too)."""
+    form = {**SEED_FORM, "name": "Deals & more"}
+    _, html = await post(client, "/workflows/new", form, "save", htmx=True)
+    assert "<title>Edit Deals &amp; more · Coeffection Workflows</title>" in html
+    assert "+ New Workflow" not in html
+    (workflow_id,) = fake.api.workflows
+    for op in ("test", "activate"):
+        _, html = await post(client, f"/workflows/{workflow_id}/edit", values(html), op, htmx=True)
+        assert "<title>Edit Deals &amp; more · Coeffection Workflows</title>" in html, op
+    _, html = await post(client, "/workflows/new", SEED_FORM, "refresh", htmx=True)
+    assert "<title>+ New Workflow · Coeffection Workflows</title>" in html
+
+
 async def test_save_keeps_a_draft_then_activate_and_deactivate(
     client: TestClient[Any, Any], fake: Fake
 ) -> None:
@@ -556,7 +600,7 @@ def test_a_not_group_reads_right_in_a_dry_runs_tree() -> None:
         group_labels={"all": "All of these", "any": "Any of these", "not": "Not this"},
     )
     text = unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html)))
-    assert 'Conditions passed Not this failed country in ["ZZ"] · actual "DE"' in text, text
+    assert 'Conditions passed Not this failed country is one of ["ZZ"] · actual "DE"' in text, text
     assert "score 40 → 85 crossed 80" in text and "threshold" in text
 
 
@@ -581,6 +625,29 @@ async def test_recent_records_suggest_fields_and_fill_the_test(
     assert "Use lead L-42" in html
     _, html = await post(client, f"/workflows/{workflow_id}/edit", values(html), "use_record:L-42")
     assert orjson.loads(values(html)["test.record"]) == event["after"]
+
+
+async def test_a_new_workflow_is_offered_recent_records_of_its_type_and_their_fields(
+    client: TestClient[Any, Any], fake: Fake
+) -> None:
+    def run(record_type: str, record_id: str, after: dict[str, Any]) -> dict[str, Any]:
+        event = {"record_type": record_type, "record_id": record_id, "operation": "created"}
+        return {
+            "record": {"type": record_type, "id": record_id},
+            "conditions": [],
+            "event": {**event, "after": after, "before": None},
+        }
+
+    fake.api.runs = [
+        run("deal", "D-7", {"amount": 1200, "currency": "EUR"}),
+        run("lead", "L-1", {"score": 90}),
+    ]
+    form = {**SEED_FORM, "trigger.params.record_type": "deal"}
+    _, html = await post(client, "/workflows/new", form, "refresh")  # not saved: no workflow id
+    assert fake.api.workflows == {}
+    assert '<option value="amount">' in html and '<option value="currency">' in html
+    assert "{{record.currency}}" in html  # the merge-field picker knows the field
+    assert '<option value="score">' not in html and "L-1" not in html
 
 
 @pytest.mark.parametrize(

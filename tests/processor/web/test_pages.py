@@ -180,8 +180,11 @@ async def test_sign_out_ends_the_session(client: TestClient[Any, Any], fake: Fak
     old = client.session.cookie_jar.filter_cookies(client.make_url("/"))[SESSION_COOKIE].value
     assert (await client.post("/sign-out", allow_redirects=False)).status == 403
     out = await client.post("/sign-out", data={"csrf_token": csrf}, allow_redirects=False)
-    assert out.status == 303 and out.headers["Location"] == "/sign-in"
+    assert out.status == 303 and out.headers["Location"] == "/sign-in?signed-out"
     assert len(fake.sessions) == 0
+    signed_out = await client.get(out.headers["Location"])
+    assert "You are signed out." in await signed_out.text()
+    assert "You are signed out." not in await (await client.get("/sign-in")).text()
     # The old cookie, sent again, names nothing.
     again = await client.get("/tenant", cookies={SESSION_COOKIE: old}, allow_redirects=False)
     assert again.status == 303 and again.headers["Location"] == "/sign-in"
