@@ -23,6 +23,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import SecretStr, ValidationError
 
+import processor.api.openapi  # first: the API's views in the app's order (the OpenAPI test)
 import processor.web.builder  # noqa: F401  (registers the builder's pages)
 from coeflow.errors import InvalidInput, InvalidWorkflow
 from processor.api.runs import _record
@@ -618,6 +619,7 @@ async def test_recent_records_suggest_fields_and_fill_the_test(
     _, html = await post(client, "/workflows/new", SEED_FORM, "save")
     assert '<datalist id="record-fields">' in html and '<option value="country">' in html
     assert "{{record.country}}" in html  # the merge-field picker knows the field
+    assert "Pick a merge field and Insert it at the cursor, or type it yourself." in html
     operators = re.search(r'name="conditions.0.op".*?</select>', html, re.S)
     assert operators is not None
     assert "starts_with" not in operators.group(0)  # score is a number
