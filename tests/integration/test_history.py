@@ -88,7 +88,7 @@ async def test_a_run_stopped_by_its_conditions_says_which_and_why(api: Api, boot
     assert why["summary"].startswith("no workflow's trigger matched any event of lead 'L-404'")
     watching = sorted(w["workflow_id"] for w in why["active_workflows"])
     assert watching == sorted([created["id"], hot["id"]])
-    assert "2 active workflow(s) watch lead records" in why["summary"], why["summary"]
+    assert "2 active workflows watch lead records" in why["summary"], why["summary"]
     status, answer = await api.call("GET", "/api/v1/records/lead/L-1/decisions")
     assert status == 422 and answer["problems"][0]["loc"] == "tenant_id"
 
