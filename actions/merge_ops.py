@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from functools import wraps
 from itertools import islice
-from time import perf_counter
+from time import thread_time
 from typing import Any, cast
 from urllib.parse import quote_from_bytes
 
@@ -70,7 +70,12 @@ def too_long(what: str, size: int | None, limit: int = MAX_VALUE_CHARS) -> Merge
 
 class Budget:
     """The deadline of one render (a run's actions, or one action's parameters), started by
-    its first template that Jinja renders."""
+    its first template that Jinja renders.
+
+    Counted in the CPU time of the rendering thread (``time.thread_time``), not the wall
+    clock: a worker descheduled on a busy machine must not turn the same event's render into
+    a ``failed`` run on one processing and a success on its replay (runs are decided again
+    after a crash and must come out the same); the deadline bounds what a template costs."""
 
     __slots__ = ("deadline",)
 
@@ -79,7 +84,7 @@ class Budget:
 
     def start(self) -> None:
         if self.deadline == math.inf:
-            self.deadline = perf_counter() + RENDER_DEADLINE_SECONDS
+            self.deadline = thread_time() + RENDER_DEADLINE_SECONDS
 
 
 NO_DEADLINE = Budget()
@@ -89,7 +94,7 @@ BUDGET: ContextVar[Budget] = ContextVar("merge_field_budget", default=NO_DEADLIN
 
 def tick() -> None:
     """Fail the render once its deadline has passed."""
-    if perf_counter() > BUDGET.get().deadline:
+    if thread_time() > BUDGET.get().deadline:
         raise MergeFieldLimit(
             f"rendering took longer than {RENDER_DEADLINE_SECONDS * 1000:g} ms, "
             "the limit for the merge fields of one event (all the runs it starts)"
