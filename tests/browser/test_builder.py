@@ -153,8 +153,8 @@ async def build_test_activate_and_run(
     await page.goto(f"/workflows/{workflow_id}/runs")
     await publish(bootstrap, RECORD_CHANGES, [(b"L-1", lead_created(tenant, 1, score=72))])
     runs = page.locator("#runs")
-    await expect(runs).to_contain_text("1. Send email: succeeded", timeout=RUN_WITHIN_MS)
-    await expect(runs).to_contain_text("2. Create task: succeeded", timeout=RUN_WITHIN_MS)
+    await expect(runs).to_contain_text("1. Send Email: Succeeded", timeout=RUN_WITHIN_MS)
+    await expect(runs).to_contain_text("2. Create Task: Succeeded", timeout=RUN_WITHIN_MS)
     await browsing.shot(page, "runs-tab")
 
     # At a phone's width the builder still reads top to bottom
