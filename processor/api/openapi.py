@@ -44,7 +44,7 @@ _ERRORS = {
 def document() -> dict[str, Any]:
     operations = [
         (path, method, spec)
-        for path, view in ROUTES
+        for path, view in sorted(ROUTES, key=lambda route: route[0])  # not import order
         for method in _METHODS
         if (spec := getattr(getattr(view, method), "operation", None)) is not None
     ]

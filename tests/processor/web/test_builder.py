@@ -23,7 +23,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import SecretStr, ValidationError
 
-import processor.api.openapi  # first: the API's views in the app's order (the OpenAPI test)
 import processor.web.builder  # noqa: F401  (registers the builder's pages)
 from coeflow.errors import InvalidInput, InvalidWorkflow
 from processor.api.runs import _record
