@@ -9,7 +9,6 @@ the explanations are the API's own; the browser test runs the real worker."""
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from html import unescape
 from types import SimpleNamespace
@@ -17,8 +16,8 @@ from typing import Any
 
 import orjson
 import pytest
-from aiohttp import CookieJar, web
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp import web
+from aiohttp.test_utils import TestClient
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import SecretStr, ValidationError
@@ -32,9 +31,10 @@ from processor.core.decide import dry_run
 from processor.core.pipeline import decode_change
 from processor.web.builder import EDITS, apply_edit, dry_run_event, samples_from_runs
 from processor.web.forms import document_to_form, form_to_document
-from processor.web.pages import PAGES, templates, view_for
-from processor.web.sessions import SESSION_COOKIE, SessionStore
+from processor.web.pages import templates
+from processor.web.sessions import SessionStore
 from tests.factories import SEED_WORKFLOW
+from tests.processor.web.conftest import OpenClient, pages_app
 from topics.api import RunSearch
 
 OPERATOR = "operator-token-for-tests"
@@ -185,12 +185,7 @@ class Fake:
     def app(self) -> web.Application:
         app = web.Application()
         self.api.routes(app)
-        faust_app = SimpleNamespace(runtime=self.runtime, web_sessions=self.sessions)
-        for path in sorted(PAGES, key=lambda p: "{" in p):
-            view = view_for(path, PAGES[path])(faust_app, None)  # type: ignore[arg-type]
-            for method in view.get_methods():
-                app.router.add_route(method, path, view.dispatch)
-        return app
+        return pages_app(self.runtime, self.sessions, app)
 
 
 @pytest.fixture
@@ -199,14 +194,8 @@ def fake() -> Fake:
 
 
 @pytest.fixture
-async def client(fake: Fake) -> AsyncIterator[TestClient[Any, Any]]:
-    async with TestClient(TestServer(fake.app()), cookie_jar=CookieJar(unsafe=True)) as client:
-        session = fake.sessions.start(
-            SecretStr(fake.token), operator=False, tenant_id="t-1", who="alice"
-        )
-        client.session.cookie_jar.update_cookies({SESSION_COOKIE: session.id})
-        client.csrf = session.csrf  # type: ignore[attr-defined]
-        yield client
+async def client(fake: Fake, open_client: OpenClient) -> TestClient[Any, Any]:
+    return await open_client(fake.app(), fake.sessions, fake.token)
 
 
 async def post(

@@ -6,7 +6,6 @@ a 500: the builder's pages are driven with the fake API of ``test_builder``."""
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
@@ -15,7 +14,6 @@ from aiohttp import CookieJar, web
 from aiohttp.test_utils import TestClient, TestServer
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pydantic import SecretStr
 
 import processor.web.shell  # noqa: F401  (registers the sign-in page)
 from processor.web.builder import (
@@ -39,6 +37,7 @@ from processor.web.forms import (
     read_value,
 )
 from processor.web.sessions import SESSION_COOKIE
+from tests.processor.web.conftest import OpenClient
 from tests.processor.web.test_builder import NOW, SEED_FORM, Fake
 from topics import codec
 from topics.types import MAX_NESTING
@@ -54,14 +53,8 @@ def fake() -> Fake:
 
 
 @pytest.fixture
-async def client(fake: Fake) -> AsyncIterator[TestClient[Any, Any]]:
-    async with TestClient(TestServer(fake.app()), cookie_jar=CookieJar(unsafe=True)) as client:
-        session = fake.sessions.start(
-            SecretStr(fake.token), operator=False, tenant_id="t-1", who="alice"
-        )
-        client.session.cookie_jar.update_cookies({SESSION_COOKIE: session.id})
-        client.csrf = session.csrf  # type: ignore[attr-defined]
-        yield client
+async def client(fake: Fake, open_client: OpenClient) -> TestClient[Any, Any]:
+    return await open_client(fake.app(), fake.sessions, fake.token)
 
 
 async def send(

@@ -5,7 +5,6 @@ with the session's token. The worker's API is stood in for by one route."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from http.cookies import SimpleCookie
 from types import SimpleNamespace
@@ -13,14 +12,15 @@ from typing import Any
 
 import orjson
 import pytest
-from aiohttp import CookieJar, web
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp import web
+from aiohttp.test_utils import TestClient
 from pydantic import SecretStr
 
 import processor.web.shell  # noqa: F401  (registers the shell's pages)
 from processor.core.access import mint
-from processor.web.pages import CONTENT_SECURITY_POLICY, PAGES, view_for
+from processor.web.pages import CONTENT_SECURITY_POLICY
 from processor.web.sessions import CSRF_HEADER, SESSION_COOKIE, SIGN_IN_COOKIE, SessionStore
+from tests.processor.web.conftest import OpenClient, pages_app
 
 OPERATOR = "operator-token-for-tests"
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
@@ -49,13 +49,8 @@ class Fake:
 
     def app(self) -> web.Application:
         app = web.Application()
-        faust_app = SimpleNamespace(runtime=self.runtime, web_sessions=self.sessions)
         app.router.add_get("/api/v1/workflows", self.workflows)
-        for path in sorted(PAGES, key=lambda p: "{" in p):
-            view = view_for(path, PAGES[path])(faust_app, None)  # type: ignore[arg-type]
-            for method in view.get_methods():
-                app.router.add_route(method, path, view.dispatch)
-        return app
+        return pages_app(self.runtime, self.sessions, app)
 
 
 @pytest.fixture
@@ -64,9 +59,8 @@ def fake() -> Fake:
 
 
 @pytest.fixture
-async def client(fake: Fake) -> AsyncIterator[TestClient[Any, Any]]:
-    async with TestClient(TestServer(fake.app()), cookie_jar=CookieJar(unsafe=True)) as client:
-        yield client
+async def client(fake: Fake, open_client: OpenClient) -> TestClient[Any, Any]:
+    return await open_client(fake.app())
 
 
 def set_cookies(response: Any) -> SimpleCookie:
