@@ -36,8 +36,7 @@ class Audit(ApiView):
         response=AuditPage,
     )
     async def get(self, request: Request) -> Response:
-        asked = self.query(request, AuditQuery)
-        tenant = self.tenant_scope(request, asked.tenant_id)
+        asked, tenant = self.scoped_query(request, AuditQuery)
         log = self.admin.audit.kept
 
         def wanted(event: AuditEvent) -> bool:

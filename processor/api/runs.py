@@ -82,8 +82,7 @@ class Runs(HistoryView):
         response=RunPage,
     )
     async def get(self, request: Request) -> Response:
-        asked = self.query(request, RunSearch)
-        tenant = self.tenant_scope(request, asked.tenant_id)
+        asked, tenant = self.scoped_query(request, RunSearch)
         history = self.admin.history
         workflows = history.workflows_of(tenant)
         if asked.workflow_id is not None:
@@ -115,8 +114,7 @@ class RunCounts(HistoryView):
         response=RunCountsPage,
     )
     async def get(self, request: Request) -> Response:
-        asked = self.query(request, RunCountsQuery)
-        tenant = self.tenant_scope(request, asked.tenant_id)
+        asked, tenant = self.scoped_query(request, RunCountsQuery)
         history = self.admin.history
         counted = []
         for workflow_id in sorted(history.workflows_of(tenant)):
@@ -164,8 +162,7 @@ class Decisions(HistoryView):
     async def get(self, request: Request, record_type: str, record_id: str) -> Response:
         if len(record_type) > MAX_NAME or len(record_id) > MAX_NAME:
             raise NotFound(f"no record of that type and id (each is at most {MAX_NAME} characters)")
-        asked = self.query(request, TenantQuery)
-        tenant = self.tenant_scope(request, asked.tenant_id)
+        _, tenant = self.scoped_query(request, TenantQuery)
         if tenant is None:
             raise InvalidInput(
                 [Problem("tenant_id", "the operator's token must name the record's tenant")],

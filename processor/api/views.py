@@ -8,7 +8,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar, cast
+from typing import Any, Protocol, TypeVar, cast
 
 import orjson
 from aiohttp.web import HTTPException
@@ -41,6 +41,16 @@ _WRITE_VISIBLE_TIMEOUT = 10.0
 _AUDIT_VISIBLE_TIMEOUT = 2.0
 
 M = TypeVar("M", bound=BaseModel)
+
+
+class NamesTenant(Protocol):
+    """A query that may name a tenant (``tenant_id``; ``None``: none named)."""
+
+    @property
+    def tenant_id(self) -> str | None: ...
+
+
+Q = TypeVar("Q", bound=NamesTenant)
 Handler = TypeVar("Handler", bound=Callable[..., Awaitable[Response]])
 
 
@@ -194,6 +204,12 @@ class ApiView(View):
             return model.model_validate(dict(request.query))
         except ValidationError as exc:
             raise InvalidInput(problems_from(exc), "invalid query") from None
+
+    def scoped_query(self, request: Request, model: type[Q]) -> tuple[Q, str | None]:
+        """The request's query read as ``model`` (a pydantic model with ``tenant_id``), and
+        the tenant it is about (``tenant_scope`` of the tenant it names)."""
+        asked = cast(Q, self.query(request, cast(type[BaseModel], model)))
+        return asked, self.tenant_scope(request, asked.tenant_id)
 
     def tenant_scope(self, request: Request, named: str | None) -> str | None:
         """The tenant a request is about: a tenant's token's own (naming another is a 404),

@@ -124,8 +124,7 @@ def _tenant_of(principal: Principal, document: dict[str, Any]) -> None:
 class Workflows(WorkflowView):
     @operation("List workflows", query=WorkflowQuery, response=WorkflowList)
     async def get(self, request: Request) -> Response:
-        asked = self.query(request, WorkflowQuery)
-        tenant = self.tenant_scope(request, asked.tenant_id)
+        asked, tenant = self.scoped_query(request, WorkflowQuery)
         found = sorted(
             (
                 w
