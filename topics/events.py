@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -31,7 +31,42 @@ class RecordRef(BaseModel):
     id: NonEmptyStr
 
 
-class ChangeEvent(BaseModel):
+class _Caused(Protocol):
+    @property
+    def depth(self) -> int: ...
+
+
+class ChangeProperties:
+    """What the core reads of a change event besides its fields: ``ChangeEvent``'s and the
+    hot path's ``HotChangeEvent``'s (``topics/hot_events.py``) one definition."""
+
+    __slots__ = ()
+
+    if TYPE_CHECKING:
+        record_type: str
+        record_id: str
+        before: dict[str, Any] | None
+        after: dict[str, Any] | None
+
+        @property
+        def causation(self) -> _Caused | None: ...
+
+    @property
+    def depth(self) -> int:
+        """How many workflow actions led to this change (0 for a change made by a person)."""
+        return self.causation.depth if self.causation else 0
+
+    @property
+    def record(self) -> dict[str, Any]:
+        """The record as it now is; for a delete, as it was."""
+        return self.after if self.after is not None else (self.before or {})
+
+    @property
+    def record_ref(self) -> RecordRef:
+        return RecordRef(type=self.record_type, id=self.record_id)
+
+
+class ChangeEvent(ChangeProperties, BaseModel):
     """A change as the CRM reports it. Bytes from Kafka or the API are read by
     ``processor.core.pipeline.decode_change``, which also refuses what JSON cannot carry to
     our other consumers: NaN and infinite numbers, and snapshots nested deeper than
@@ -59,17 +94,3 @@ class ChangeEvent(BaseModel):
         if self.operation == "deleted" and self.before is None:
             raise ValueError("a 'deleted' event needs the 'before' snapshot")
         return self
-
-    @property
-    def depth(self) -> int:
-        """How many workflow actions led to this change (0 for a change made by a person)."""
-        return self.causation.depth if self.causation else 0
-
-    @property
-    def record(self) -> dict[str, Any]:
-        """The record as it now is; for a delete, as it was."""
-        return self.after if self.after is not None else (self.before or {})
-
-    @property
-    def record_ref(self) -> RecordRef:
-        return RecordRef(type=self.record_type, id=self.record_id)

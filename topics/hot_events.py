@@ -24,7 +24,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from topics.events import MAX_DEPTH, RecordRef
+from topics.events import MAX_DEPTH, ChangeProperties
 from topics.types import MAX_NESTING, in_time_range
 
 _Text = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
@@ -47,10 +47,11 @@ class HotCausation(msgspec.Struct, frozen=True):
     depth: Annotated[int, msgspec.Meta(ge=0, le=MAX_DEPTH)]
 
 
-class HotChangeEvent(msgspec.Struct, frozen=True):
-    """A ``ChangeEvent`` read by ``fast_change``: the same fields and properties, which is all
-    the core reads of an event (it is handed over as a ``ChangeEvent``, so it must not grow
-    fields or lose any: ``tests/topics/test_hot_events.py`` compares them)."""
+class HotChangeEvent(ChangeProperties, msgspec.Struct, frozen=True):
+    """A ``ChangeEvent`` read by ``fast_change``: the same fields and properties (its
+    ``ChangeProperties``), which is all the core reads of an event (it is handed over as a
+    ``ChangeEvent``, so it must not grow fields or lose any: ``tests/topics/test_hot_events.py``
+    compares them)."""
 
     event_id: _Text
     tenant_id: _Text
@@ -62,18 +63,6 @@ class HotChangeEvent(msgspec.Struct, frozen=True):
     after: dict[str, Any] | None = None
     actor_id: str | None = None
     causation: HotCausation | None = None
-
-    @property
-    def depth(self) -> int:
-        return self.causation.depth if self.causation else 0
-
-    @property
-    def record(self) -> dict[str, Any]:
-        return self.after if self.after is not None else (self.before or {})
-
-    @property
-    def record_ref(self) -> RecordRef:
-        return RecordRef(type=self.record_type, id=self.record_id)
 
 
 _DECODER = msgspec.json.Decoder(HotChangeEvent)
