@@ -12,15 +12,12 @@ import cProfile
 import pstats
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any
 
-from bench.workload import _Position
+from bench.workload import core_outcomes
 from coeflow.settings import Settings
 from processor.core.index import WorkflowIndex
-from processor.core.pipeline import Outbound, process_change
-from topics.catalog import RECORD_CHANGES
-from topics.records import RecordState
+from processor.core.pipeline import Outbound
 
 STAGES: dict[str, tuple[str, ...]] = {
     "decode": ("decode_change",),
@@ -38,18 +35,9 @@ def _core(
     """Seconds of CPU the core took over ``events`` (record state kept as a worker keeps it),
     and every output it made."""
     settings = Settings(_env_file=None, kafka_bootstrap="stages:0")
-    states: dict[str, RecordState] = {}
-    now = datetime.now(UTC)
     outputs: list[Outbound] = []
     began = time.process_time()
-    for offset, (key, value) in enumerate(events):
-        at = _Position(RECORD_CHANGES, 0, offset)
-        outcome = process_change(key, value, at, index, settings, now, states.get)
-        if outcome.state is not None:
-            if outcome.state.state is None:
-                states.pop(outcome.state.key, None)
-            else:
-                states[outcome.state.key] = outcome.state.state
+    for outcome in core_outcomes(events, index, settings):
         outputs += outcome.messages
     return time.process_time() - began, outputs
 

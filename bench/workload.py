@@ -25,7 +25,7 @@ from coeflow.settings import Settings
 from processor.core.compiler import compile_workflow
 from processor.core.decide import Run
 from processor.core.index import WorkflowIndex
-from processor.core.pipeline import process_change
+from processor.core.pipeline import Outcome, process_change
 from topics import codec
 from topics.catalog import RECORD_CHANGES
 from topics.records import RecordState
@@ -277,6 +277,15 @@ def decided_runs(
     """Each event's runs as the pure core decides them, record state included: what a
     processor must produce for ``events``, for the benchmark and the fault tests to expect."""
     settings = Settings(_env_file=None, kafka_bootstrap="expected:0")
+    for outcome in core_outcomes(events, index, settings):
+        yield outcome.runs
+
+
+def core_outcomes(
+    events: Iterable[tuple[bytes, bytes]], index: WorkflowIndex, settings: Settings
+) -> Iterator[Outcome]:
+    """Each event's outcome as the pure core gives it, the events at offsets 0, 1, … of one
+    partition and their record state kept as a worker keeps it."""
     states: dict[str, RecordState] = {}
     now = datetime.now(UTC)
     for offset, (key, value) in enumerate(events):
@@ -287,4 +296,4 @@ def decided_runs(
                 states.pop(outcome.state.key, None)
             else:
                 states[outcome.state.key] = outcome.state.state
-        yield outcome.runs
+        yield outcome
