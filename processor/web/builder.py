@@ -673,14 +673,9 @@ async def new_workflow(page: Page) -> web.StreamResponse:
 
 @page("/workflows/new", methods=("POST",))
 async def edit_new_workflow(page: Page) -> web.StreamResponse:
-    submitted = await page.form()
-    form = _state(submitted)
-    op = submitted.get("op", "refresh")
-    edited = apply_edit(form, op)
+    form, op, edited = await _submitted(page, None)
     if edited is not None:
-        return await _render(
-            page, edited, None, Outcome(focus=_focus_after(op, edited, _htmx_trigger(page)))
-        )
+        return edited
     if op not in ("save", "activate"):
         return await _render(page, form, None, Outcome(error="Save the draft first."))
     document = form_to_document(form)
@@ -697,6 +692,21 @@ async def edit_new_workflow(page: Page) -> web.StreamResponse:
         notice=f"{notice}: version {body.get('version')}.", secret=body.get("inbound_secret")
     )
     return await _render(page, document_to_form(body), body, outcome, status=201)
+
+
+async def _submitted(
+    page: Page, workflow: Mapping[str, Any] | None
+) -> tuple[Form, str, web.StreamResponse | None]:
+    """The builder's submitted form and its button (``op``), and when the button is an edit
+    of the form (``apply_edit``: no API call), the page with the edited form."""
+    submitted = await page.form()
+    form = _state(submitted)
+    op = submitted.get("op", "refresh")
+    edited = apply_edit(form, op)
+    if edited is None:
+        return form, op, None
+    outcome = Outcome(focus=_focus_after(op, edited, _htmx_trigger(page)))
+    return form, op, await _render(page, edited, workflow, outcome)
 
 
 def _required(page: Page, answer: Answer) -> dict[str, Any]:
@@ -734,14 +744,9 @@ async def edit_workflow(page: Page) -> web.StreamResponse:
 @page("/workflows/{workflow_id}/edit", methods=("POST",))
 async def change_workflow(page: Page) -> web.StreamResponse:
     workflow = await _workflow(page)
-    submitted = await page.form()
-    form = _state(submitted)
-    op = submitted.get("op", "refresh")
-    edited = apply_edit(form, op)
+    form, op, edited = await _submitted(page, workflow)
     if edited is not None:
-        return await _render(
-            page, edited, workflow, Outcome(focus=_focus_after(op, edited, _htmx_trigger(page)))
-        )
+        return edited
     name, _, argument = op.partition(":")
     if name == "use_record":
         _, runs = await _samples(page, form, str(workflow["id"]))
