@@ -214,6 +214,13 @@ async def post(
     return response.status, await response.text()
 
 
+async def saved_seed(client: TestClient[Any, Any], fake: Fake) -> tuple[str, str]:
+    """The seed form saved as a new draft: the workflow's id and the page after."""
+    _, html = await post(client, "/workflows/new", SEED_FORM, "save")
+    (workflow_id,) = fake.api.workflows
+    return workflow_id, html
+
+
 def values(html: str) -> dict[str, str]:
     """The form values a page shows (inputs, selected options, textareas)."""
     found: dict[str, str] = {}
@@ -469,8 +476,7 @@ async def test_save_keeps_a_draft_then_activate_and_deactivate(
 async def test_activate_saves_what_is_on_the_screen_first(
     client: TestClient[Any, Any], fake: Fake
 ) -> None:
-    _, html = await post(client, "/workflows/new", SEED_FORM, "save")
-    (workflow_id,) = fake.api.workflows
+    workflow_id, html = await saved_seed(client, fake)
     form = {**values(html), "name": "Renamed"}
     _, html = await post(client, f"/workflows/{workflow_id}/edit", form, "activate")
     assert [c[0] for c in fake.api.calls[1:]] == ["PUT", "POST"]
@@ -481,8 +487,7 @@ async def test_activate_saves_what_is_on_the_screen_first(
 async def test_a_dry_run_shows_the_trigger_each_condition_and_the_rendered_actions(
     client: TestClient[Any, Any], fake: Fake
 ) -> None:
-    _, html = await post(client, "/workflows/new", SEED_FORM, "save")
-    (workflow_id,) = fake.api.workflows
+    workflow_id, html = await saved_seed(client, fake)
     lead = {"name": XSS, "email": "ada@example.com", "score": 72, "owner_id": "u-7"}
     form = {**values(html), "test.record": orjson.dumps(lead).decode()}
     status, html = await post(client, f"/workflows/{workflow_id}/edit", form, "test")
@@ -501,8 +506,7 @@ async def test_a_dry_run_shows_the_trigger_each_condition_and_the_rendered_actio
 async def test_a_pasted_record_that_is_not_json_is_refused_at_its_field(
     client: TestClient[Any, Any], fake: Fake
 ) -> None:
-    _, html = await post(client, "/workflows/new", SEED_FORM, "save")
-    (workflow_id,) = fake.api.workflows
+    workflow_id, html = await saved_seed(client, fake)
     form = {**values(html), "test.record": "score: 72"}
     status, html = await post(client, f"/workflows/{workflow_id}/edit", form, "test")
     assert status == 422 and 'id="e-test.record"' in html and "not valid JSON" in html
