@@ -22,7 +22,7 @@ from aiokafka.structs import ConsumerRecord
 from coeflow.settings import Settings
 from processor.core.pipeline import Outbound, Outcome
 from processor.delivery import Fallback, dead_letter_fallback, deliver
-from processor.key_partitions import murmur2
+from processor.key_partitions import murmur2, murmur2_many
 
 _PARTITIONER = DefaultPartitioner()
 
@@ -45,8 +45,10 @@ class RecordBatchSender:
         producer = self.producer
         by_partition: dict[tuple[str, int], list[tuple[int, Outbound]]] = {}
         failed: set[int] = set()
-        hashes: dict[bytes, int] = {}
-        # murmur2 by key, once: a run's record and its commands share their key, the run id
+        # murmur2 by key, once, all keys at once: a run's record and its commands share their
+        # key, the run id
+        keys = list({m.key: None for _, ms in outputs for m in ms if m.partition is None and m.key})
+        hashes = dict(zip(keys, murmur2_many(keys), strict=True))
         for n, (_, messages) in enumerate(outputs):
             for message in messages:
                 partition = message.partition  # record states have their change's
@@ -63,7 +65,7 @@ class RecordBatchSender:
                         partition = int(_PARTITIONER(None, partitions, partitions))
                     else:
                         hashed = hashes.get(key)
-                        if hashed is None:
+                        if hashed is None:  # b"", left out of keys above
                             hashed = hashes[key] = murmur2(key)
                         partition = partitions[(hashed & 0x7FFFFFFF) % len(partitions)]
                 by_partition.setdefault((message.topic, partition), []).append((n, message))
