@@ -30,22 +30,26 @@ class Stats:
     def count(self, outcome: Outcome, at: Position) -> None:
         """Count what one message did, and say what an operator needs to hear of it."""
         self.events += 1
-        if not outcome.runs and outcome.dead_letter is None:
+        runs, dead_letter = outcome.runs, outcome.dead_letter
+        if not runs and dead_letter is None:
             return
-        if outcome.error is not None or outcome.dead_letter is not None or _crashed(outcome):
+        # A loop, not Counter.update of a generator and any() of another: once per event
+        counts, crashed = self.runs, False
+        for run in runs:
+            counts[run.document["status"]] += 1
+            if run.crash is not None:
+                crashed = True
+        if dead_letter is not None:
+            self.dead_letters += 1
             _report(outcome, source_of(at))  # the position as the schema's, only to say it
-        self.dead_letters += outcome.dead_letter is not None
-        self.runs.update(run.status for run in outcome.runs)
+        elif crashed or outcome.error is not None:
+            _report(outcome, source_of(at))
         if self.log_runs:
             for done in outcome.runs:
                 run_log.info(describe_run(done.record))
 
     def summary(self) -> dict[str, Any]:
         return {"events": self.events, "dead_letters": self.dead_letters, "runs": dict(self.runs)}
-
-
-def _crashed(outcome: Outcome) -> bool:
-    return any(run.crash is not None for run in outcome.runs)
 
 
 def _report(outcome: Outcome, source: SourcePosition) -> None:
