@@ -2,7 +2,9 @@
 
 One pydantic model per action type validates its parameters twice: when the workflow is saved
 (merge-field strings are checked as templates, literal strings in full) and after rendering
-for one event (``context={"rendered": True}``: every string is checked in full).
+for one event (``context={"rendered": True}``: every string is checked in full), except a
+model of required plain text alone (``add_note``), whose rendered strings are checked by their
+lengths without pydantic (``plain_fields``), what its validation would check of them.
 """
 
 from __future__ import annotations
@@ -51,6 +53,9 @@ def templated(
             value = check(value)
         return value
 
+    # a rendered value passes unchanged: plain_fields may check it without pydantic
+    unchecked = not (rendered if rendered is not None else checks)
+    validate.unchecked_when_rendered = unchecked  # type: ignore[attr-defined]
     return AfterValidator(validate)
 
 
@@ -184,6 +189,62 @@ class ActionParams(BaseModel):
         return self.model_dump(mode="json", exclude_none=True)
 
 
+_PLAIN: dict[type[ActionParams], dict[str, tuple[int, int]] | None] = {}
+
+
+def plain_fields(params: type[ActionParams]) -> dict[str, tuple[int, int]] | None:
+    """``{field: (min length, max length)}`` when every field of ``params`` is required text
+    that a rendered value passes by its length alone (``Text``: no check, no validator of the
+    model, ``command_params`` not overridden); ``None`` for any other model. For these, the
+    rendered parameters are checked here in a few loads instead of a second pydantic
+    validation an event (``tests/actions/test_params.py`` shows both agree)."""
+    if params in _PLAIN:
+        return _PLAIN[params]
+    plain: dict[str, tuple[int, int]] | None = {}
+    decorators = params.__pydantic_decorators__
+    if (
+        params.command_params is not ActionParams.command_params
+        or params.model_config.get("extra") != "forbid"
+        or any(
+            getattr(decorators, kind)
+            for kind in (
+                "validators",
+                "field_validators",
+                "root_validators",
+                "field_serializers",
+                "model_serializers",
+                "model_validators",
+                "computed_fields",
+            )
+        )
+    ):
+        plain = None
+    for name, info in params.model_fields.items():
+        if plain is None:
+            break
+        if info.annotation is not str or not info.is_required() or info.alias not in (None, name):
+            plain = None
+            break
+        low, high = 0, 1 << 62
+        for item in info.metadata:
+            if isinstance(item, StringConstraints) and item == StringConstraints(
+                min_length=item.min_length, max_length=item.max_length
+            ):
+                low = max(low, item.min_length or 0)
+                high = min(high, item.max_length if item.max_length is not None else high)
+            elif isinstance(item, AfterValidator) and getattr(
+                item.func, "unchecked_when_rendered", False
+            ):
+                continue
+            else:
+                plain = None
+                break
+        if plain is not None:
+            plain[name] = (low, high)
+    _PLAIN[params] = plain
+    return plain
+
+
 @dataclass(frozen=True, slots=True)
 class ActionType:
     name: str
@@ -203,6 +264,17 @@ class ActionType:
 
     def command_params(self, rendered: dict[str, Any], anchor: datetime) -> dict[str, Any]:
         """Validate rendered parameters for one event and build the command's ``params``."""
+        plain = plain_fields(self.params)
+        if (
+            plain is not None
+            and type(rendered) is dict
+            and len(rendered) == len(plain)
+            and all(
+                type(value := rendered.get(name)) is str and low <= len(value) <= high
+                for name, (low, high) in plain.items()
+            )
+        ):
+            return {name: rendered[name] for name in plain}  # as model_dump would give them
         try:
             params = self.params.model_validate(rendered, context=RENDERED)
         except ValidationError as exc:

@@ -6,7 +6,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from pydantic import ValidationError
 
+from actions.params import RENDERED, ActionType, plain_fields
 from actions.registry import REGISTRY, resolve_action
 from coeflow.errors import ActionRenderError, InvalidWorkflow
 
@@ -127,3 +131,47 @@ def test_a_rendered_address_is_checked_for_its_shape_and_a_saved_one_in_full() -
 def test_phone_numbers_are_normalised() -> None:
     params = REGISTRY["send_sms"].command_params({"to": "+49 (151) 1234-5678", "body": "x"}, ANCHOR)
     assert params["to"] == "+4915112345678"
+
+
+ADD_NOTE = REGISTRY["add_note"]
+
+
+def _validated(action: ActionType, rendered: object) -> object:
+    """What pydantic's second validation makes of ``rendered``: the params, or the error."""
+    try:
+        return action.params.model_validate(rendered, context=RENDERED).command_params(
+            datetime(2026, 1, 1, tzinfo=UTC)
+        )
+    except ValidationError:
+        return ActionRenderError
+
+
+def _commanded(action: ActionType, rendered: object) -> object:
+    try:
+        return action.command_params(rendered, datetime(2026, 1, 1, tzinfo=UTC))  # type: ignore[arg-type]
+    except ActionRenderError:
+        return ActionRenderError
+
+
+@given(
+    st.one_of(
+        st.fixed_dictionaries({"body": st.text(max_size=20)}),
+        st.fixed_dictionaries({"body": st.sampled_from(["", "x" * 50_000, "x" * 50_001])}),
+        st.dictionaries(
+            st.sampled_from(["body", "title", "extra"]),
+            st.one_of(st.text(max_size=5), st.integers(), st.none(), st.lists(st.text())),
+            max_size=3,
+        ),
+    )
+)
+def test_a_plain_text_action_accepts_and_refuses_what_pydantic_does(rendered: object) -> None:
+    """add_note's rendered params skip the second pydantic validation (``plain_fields``):
+    the same params, or the same refusal, as pydantic."""
+    assert _commanded(ADD_NOTE, rendered) == _validated(ADD_NOTE, rendered)
+
+
+def test_only_text_fields_without_checks_are_plain() -> None:
+    assert plain_fields(ADD_NOTE.params) == {"body": (1, 50_000)}
+    for action in REGISTRY.values():
+        if action.name != "add_note":
+            assert plain_fields(action.params) is None, action.name
