@@ -4,8 +4,8 @@ Every operation a template can reach (filters, tests, ``+ - * / // %``, ``~``, c
 printing a value) is here, and each one checks its sizes first: a width, a precision, a
 repetition count, the length of the text it would make. Nothing a template computes is longer
 than ``MAX_VALUE_CHARS``; a number in arithmetic has at most ``MAX_INT_BITS`` bits. A render
-also has a wall-clock deadline (``RENDER_DEADLINE_SECONDS``) that these operations check as
-they go, so a template with many cheap steps stops too.
+also has a deadline in CPU time (``RENDER_DEADLINE_SECONDS``, ``work_clock``) that these
+operations check as they go, so a template with many cheap steps stops too.
 
 A template has no loops, no macros and no assignments (``actions.templating`` refuses them
 when a workflow is saved), so each operation runs at most once per render: its cost is bounded
@@ -18,6 +18,7 @@ A limit that is hit raises ``MergeFieldLimit`` with what was too large and the l
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 import operator
@@ -68,14 +69,39 @@ def too_long(what: str, size: int | None, limit: int = MAX_VALUE_CHARS) -> Merge
     return MergeFieldLimit(f"{what}: a text of {made} is above the limit of {limit:,}")
 
 
+_collecting = 0.0
+"""``thread_time()`` when the cyclic collector started its current collection."""
+_collected = 0.0
+"""CPU seconds spent in the cyclic collector since the process started."""
+
+
+def _count_collection(phase: str, info: dict[str, int]) -> None:
+    global _collecting, _collected
+    if phase == "start":
+        _collecting = thread_time()
+    else:
+        _collected += thread_time() - _collecting
+
+
+gc.callbacks.append(_count_collection)
+
+
+def work_clock() -> float:
+    """The rendering thread's CPU seconds, less those the cyclic collector took: what a
+    template's own work has spent. A collection that happens to fall inside a render walks the
+    whole heap (tens of milliseconds in a large one), which says nothing about the template."""
+    return thread_time() - _collected
+
+
 class Budget:
     """The deadline of one render (a run's actions, or one action's parameters), started by
     its first template that Jinja renders.
 
-    Counted in the CPU time of the rendering thread (``time.thread_time``), not the wall
-    clock: a worker descheduled on a busy machine must not turn the same event's render into
-    a ``failed`` run on one processing and a success on its replay (runs are decided again
-    after a crash and must come out the same); the deadline bounds what a template costs."""
+    Counted by ``work_clock`` (the rendering thread's CPU time without the cyclic
+    collector's), not the wall clock: a worker descheduled on a busy machine, or a collection
+    of its heap, must not turn the same event's render into a ``failed`` run on one processing
+    and a success on its replay (runs are decided again after a crash and must come out the
+    same); the deadline bounds what a template costs."""
 
     __slots__ = ("deadline",)
 
@@ -84,7 +110,7 @@ class Budget:
 
     def start(self) -> None:
         if self.deadline == math.inf:
-            self.deadline = thread_time() + RENDER_DEADLINE_SECONDS
+            self.deadline = work_clock() + RENDER_DEADLINE_SECONDS
 
 
 NO_DEADLINE = Budget()
@@ -94,7 +120,7 @@ BUDGET: ContextVar[Budget] = ContextVar("merge_field_budget", default=NO_DEADLIN
 
 def tick() -> None:
     """Fail the render once its deadline has passed."""
-    if thread_time() > BUDGET.get().deadline:
+    if work_clock() > BUDGET.get().deadline:
         raise MergeFieldLimit(
             f"rendering took longer than {RENDER_DEADLINE_SECONDS * 1000:g} ms, "
             "the limit for the merge fields of one event (all the runs it starts)"
