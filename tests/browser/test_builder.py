@@ -27,11 +27,24 @@ def block(page: Page, prefix: str) -> Locator:
     return page.locator(f'[id="block-{prefix}"]')
 
 
+SETTLED = """() => {
+    window.coeflowSettled = false;
+    document.body.addEventListener(
+        "htmx:afterSettle", () => { window.coeflowSettled = true; }, {once: true});
+}"""
+"""Marks the page until htmx has swapped and settled the next answer (run by the test through
+the browser's debugging protocol, which the page's CSP does not govern)."""
+
+
 async def posted(page: Page, action: Any) -> None:
-    """Do ``action`` (a click, a choice) and wait for the builder's answer to be swapped in."""
+    """Do ``action`` (a click, a choice) and wait for the builder's answer to be swapped in
+    and processed by htmx: the response alone is not enough, as the next control the test
+    uses may be the one the swap replaces (a choice made on it before htmx has bound the new
+    one is lost on a loaded machine). A whole page loaded instead has no mark, and passes."""
+    await page.evaluate(SETTLED)
     async with page.expect_response(lambda r: r.request.method == "POST"):
         await action
-
+    await page.wait_for_function("() => window.coeflowSettled !== false")
     await page.wait_for_load_state()
     await expect(page.locator("#builder")).to_be_visible()
 
