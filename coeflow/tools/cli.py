@@ -429,7 +429,7 @@ class broker(AppCommand):
 
 
 OUR_COMMANDS = {
-    "dev": "Everything on this machine: embedded broker, worker, admin API (--demo: example data).",
+    "dev": "All on this machine: embedded broker, worker, web app and API (--demo: examples).",
     "worker": "A worker against COEFLOW_KAFKA_BOOTSTRAP: what a deployment runs.",
     "workflows": "Workflows as files: `coeflow workflows export` and `apply -f FILE`.",
     "broker": "The embedded Kafka-API broker alone (Tansu, in memory), until Ctrl-C.",
