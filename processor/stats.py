@@ -46,7 +46,11 @@ class Stats:
             _report(outcome, source_of(at))
         if self.log_runs:
             for done in outcome.runs:
-                run_log.info(describe_run(done.record))
+                try:
+                    line = describe_run(done.record)
+                except ValueError:  # a run its model refuses: say so, never fail the batch
+                    line = f"run {done.run_id}: {done.status} (its record does not validate)"
+                run_log.info(line)
 
     def summary(self) -> dict[str, Any]:
         return {"events": self.events, "dead_letters": self.dead_letters, "runs": dict(self.runs)}
@@ -62,8 +66,8 @@ def _report(outcome: Outcome, source: SourcePosition) -> None:
         if run.crash is not None:
             log.error(
                 "run %s of workflow %s failed unexpectedly (%s)",
-                run.record.run_id,
-                run.record.workflow_id,
+                run.run_id,  # from the document: validating it again could raise here
+                run.document["workflow_id"],
                 where,
                 exc_info=run.crash,
             )

@@ -790,9 +790,10 @@ def _focus_after(op: str, form: Form, trigger: str | None = None) -> str | None:
     if name == "add_action":
         indices = forms.action_indices(form)
         return f"f-actions.{indices[-1]}.type" if indices else None
-    if name in ("move_up", "move_down") and argument.isdigit():
-        position = int(argument) + (-1 if name == "move_up" else 1)
+    if name in ("move_up", "move_down"):
         indices = forms.action_indices(form)
+        moved = _position(argument, len(indices))  # "²".isdigit(), and int() refuses it
+        position = -1 if moved is None else moved + (-1 if name == "move_up" else 1)
         if 0 <= position < len(indices):
             return f"move-{name}-{position}"
     if name == "remove_action":

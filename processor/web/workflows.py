@@ -213,8 +213,8 @@ async def versions_tab(page: Page) -> web.StreamResponse:
         tab="versions",
         versions=versions,
         numbers=numbers,
-        older=older if older is not None else (numbers[1] if len(numbers) > 1 else numbers[0]),
-        newer=newer if newer is not None else numbers[0],
+        older=older if older is not None else (numbers[1:2] or numbers[:1] or [None])[0],
+        newer=newer if newer is not None else (numbers[:1] or [None])[0],
         diff=diff,
         problem=problem,
     )

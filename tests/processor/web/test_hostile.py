@@ -390,3 +390,14 @@ async def test_every_answer_is_nosniff_the_static_files_too() -> None:
         for path in ("/static/app.js", "/static/htmx-LICENSE.txt", "/api/v1/x", "/nowhere"):
             response = await client.get(path)
             assert response.headers.get("X-Content-Type-Options") == "nosniff", path
+
+
+async def test_a_move_of_a_position_that_is_no_number_is_no_500(
+    client: TestClient[Any, Any],
+) -> None:
+    """``"²".isdigit()`` is true and ``int("²")`` raises: a position is ASCII digits, few."""
+    for op in ("move_up:²", "move_down:٣", "move_up:" + "9" * 5_000):
+        data = {**SEED_FORM, "op": op, "csrf_token": client.csrf}  # type: ignore[attr-defined]
+        response = await client.post("/workflows/new", data=data, allow_redirects=False)
+        assert response.status == 200, op
+        assert "internal error" not in await response.text()
