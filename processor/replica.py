@@ -26,6 +26,7 @@ from aiokafka.structs import ConsumerRecord
 from mode import Service
 from pydantic import BaseModel, ValidationError
 
+from coeflow.redact import without_values
 from coeflow.settings import Settings
 from processor.core.catalog import WorkflowCatalog
 from processor.shared_decoding import SharedDecodes, decode_outcome
@@ -192,7 +193,12 @@ class ModelReplica(TopicReplica, Generic[M]):
         try:
             item = codec.decode(value, self.model)
         except (ValueError, ValidationError) as exc:
-            log.warning("%s: skipping an undecodable value (key %r): %s", self.topic, key, exc)
+            log.warning(
+                "%s: skipping an undecodable value (key %r): %s",
+                self.topic,
+                key,
+                without_values(str(exc)),
+            )
             return
         self.on_value(key, item)
 

@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
+from coeflow.redact import without_values
 from processor.core.history import IndexedRun
 from topics import codec
 from topics.outcomes import ActionOutcome
@@ -129,7 +130,7 @@ def decode_outcome(value: bytes) -> ActionOutcome | None:
     try:
         return codec.decode(value, ActionOutcome)
     except (ValueError, ValidationError) as exc:
-        log.warning("skipping an undecodable action outcome: %s", exc)
+        log.warning("skipping an undecodable action outcome: %s", without_values(str(exc)))
         return None
 
 
@@ -139,5 +140,5 @@ def index_run(value: bytes) -> IndexedRun | None:
     try:
         return IndexedRun.model_validate_json(value)
     except ValueError as exc:  # pydantic's ValidationError is one
-        log.warning("skipping an undecodable run record: %s", exc)
+        log.warning("skipping an undecodable run record: %s", without_values(str(exc)))
         return None

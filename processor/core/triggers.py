@@ -226,7 +226,7 @@ _SHOWN = 80
 """Characters of a value a reason quotes (the values themselves are in ``values``)."""
 
 
-def shown(value: Any) -> str:
+def quoted(value: Any) -> str:
     """A value as a reason quotes it: JSON-like, cut to ``_SHOWN`` characters."""
     if value is MISSING:
         return "missing"
@@ -264,13 +264,13 @@ def _field_why(p: FieldChangeParams, e: ChangeEvent, matched: bool) -> tuple[str
     wants = []
     if "from_" in p.model_fields_set:
         values["from"] = p.from_
-        wants.append(f"from {shown(p.from_)}")
+        wants.append(f"from {quoted(p.from_)}")
     if "to" in p.model_fields_set:
         values["to"] = p.to
-        wants.append(f"to {shown(p.to)}")
-    went = f"{p.field} changed from {shown(before)} to {shown(after)}"
+        wants.append(f"to {quoted(p.to)}")
+    went = f"{p.field} changed from {quoted(before)} to {quoted(after)}"
     if same(before, after):
-        return f"{p.field} did not change (it is {shown(after)})", values
+        return f"{p.field} did not change (it is {quoted(after)})", values
     if matched:
         return went, values
     return f"{went}; the trigger wants a change {' '.join(wants)}", values
@@ -283,10 +283,10 @@ def _becomes_why(field: str, value: Any) -> Explain[TriggerParams]:
         before, after = lookup(e.before, keys), lookup(e.after, keys)
         values = {"field": field, "wants": value, "before": plain(before), "after": plain(after)}
         if matched:
-            return f"{field} became {shown(value)} (it was {shown(before)})", values
+            return f"{field} became {quoted(value)} (it was {quoted(before)})", values
         if not same(after, value):
-            return f"{field} is {shown(after)} after the change, not {shown(value)}", values
-        return f"{field} was {shown(value)} already before the change", values
+            return f"{field} is {quoted(after)} after the change, not {quoted(value)}", values
+        return f"{field} was {quoted(value)} already before the change", values
 
     return explain
 
@@ -296,22 +296,22 @@ def _score_why(
 ) -> tuple[str, dict[str, Any]]:
     before, after = lookup(e.before, _SCORE), lookup(e.after, _SCORE)
     values = {"threshold": p.threshold, "before": plain(before), "after": plain(after)}
-    limit = shown(p.threshold)
+    limit = quoted(p.threshold)
     if matched:
         if e.operation == "created":
-            return f"the lead was created with score {shown(after)}, at least {limit}", values
-        return f"score went from {shown(before)} to {shown(after)}, reaching {limit}", values
+            return f"the lead was created with score {quoted(after)}, at least {limit}", values
+        return f"score went from {quoted(before)} to {quoted(after)}, reaching {limit}", values
     if not is_number(after):
-        return f"score is {shown(after)} after the change, not a number", values
+        return f"score is {quoted(after)} after the change, not a number", values
     if after < p.threshold:
-        return f"score {shown(after)} is below the threshold {limit}", values
+        return f"score {quoted(after)} is below the threshold {limit}", values
     if is_number(before):
         return (
-            f"score was {shown(before)} before the change, at least {limit} already: it fires "
+            f"score was {quoted(before)} before the change, at least {limit} already: it fires "
             "when the score reaches the threshold from below",
             values,
         )
-    return f"score was {shown(before)} before the change, not a number", values
+    return f"score was {quoted(before)} before the change, not a number", values
 
 
 def _fired_by(what: str | Callable[[Any], str]) -> Explain[Any]:
@@ -415,7 +415,7 @@ def explain_trigger(
         return Explanation(
             False,
             f"it watches {params.record_type} records; this event is of a "
-            f"{shown(event.record_type)}",
+            f"{quoted(event.record_type)}",
             {"record_type": params.record_type},
         )
     if event.operation not in kind.operations:
@@ -423,7 +423,7 @@ def explain_trigger(
         return Explanation(
             False,
             f"it fires when a {params.record_type} is {fires}; this event is "
-            f"{shown(event.operation)}",
+            f"{quoted(event.operation)}",
             {"operation": event.operation},
         )
     matched = kind.matches(params, event)
