@@ -74,11 +74,14 @@ class RecordBatchSender:
             batch, members = producer.create_batch(), set[int]()
             for n, message in items:
                 if batch.append(key=message.key, value=message.value, timestamp=None) is None:
-                    if members:  # full: send it, start the next
-                        sent.append((members, await self._send_batch(batch, topic, partition)))
-                        batch, members = producer.create_batch(), set[int]()
+                    if not members:  # an empty batch refused it: larger than a batch may be
+                        failed.add(n)  # sent alone below
+                        continue
+                    # full: send it, start the next
+                    sent.append((members, await self._send_batch(batch, topic, partition)))
+                    batch, members = producer.create_batch(), set[int]()
                     if batch.append(key=message.key, value=message.value, timestamp=None) is None:
-                        failed.add(n)  # larger than a batch may be: sent alone below
+                        failed.add(n)
                         continue
                 members.add(n)
             if members:

@@ -61,10 +61,14 @@ class RecentLog(Generic[T]):
         self._seq += 1
         kept.items.append(Kept(self._seq, item, size))
         kept.size += size
-        while len(kept.items) > 1 and (
-            len(kept.items) > self.per_lane or kept.size > self.lane_bytes
+        items, drop = kept.items, 0  # the oldest go in one slice, not a shift of each
+        while len(items) - drop > 1 and (
+            len(items) - drop > self.per_lane or kept.size > self.lane_bytes
         ):
-            kept.size -= kept.items.pop(0).size
+            kept.size -= items[drop].size
+            drop += 1
+        if drop:
+            del items[:drop]
 
     def lanes(self) -> list[str]:
         return list(self._lanes)
