@@ -24,8 +24,8 @@ from processor.core.pipeline import (
     Position,
 )
 from processor.delivery import Deliveries, dead_letter_fallback, producer_send
-from processor.replica import FENCE_KEY
 from processor.runtime import Runtime
+from topics.catalog import FENCE_KEY
 
 Process = Callable[[bytes | None, bytes | None, Position, Runtime, datetime], Outcome]
 """Raw key and value, where they were read, the worker's runtime, now → the outputs."""

@@ -21,9 +21,9 @@ import faust
 from faust.types import TP, AppT
 from mode import Service
 
-from processor.replica import FENCE_KEY, TopicReplica
+from processor.replica import TopicReplica
 from processor.runtime import Runtime
-from topics.catalog import TIMER_FIRES
+from topics.catalog import FENCE_KEY, TIMER_FIRES
 
 log = logging.getLogger(__name__)
 

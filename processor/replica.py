@@ -31,7 +31,7 @@ from coeflow.settings import Settings
 from processor.core.catalog import WorkflowCatalog
 from processor.shared_decoding import SharedDecodes, decode_outcome
 from topics import codec
-from topics.catalog import ACTION_OUTCOMES, DEFINITIONS
+from topics.catalog import ACTION_OUTCOMES, DEFINITIONS, FENCE_KEY
 from topics.outcomes import ActionOutcome
 
 M = TypeVar("M", bound=BaseModel)
@@ -42,9 +42,6 @@ _YIELD_EVERY = 100
 
 SendFence = Callable[[str, int], Awaitable[int]]
 """Append a null value to (topic, partition); returns its offset once stored."""
-
-FENCE_KEY = b"coeflow-fence"
-"""The key of fences: compacted topics refuse null keys, and no workflow or timer has it."""
 
 
 async def write_fences(

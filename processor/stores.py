@@ -22,7 +22,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from coeflow.settings import Settings
 from processor.core.pipeline import Outbound
-from processor.replica import FENCE_KEY, write_fences
+from processor.replica import write_fences
+from topics.catalog import FENCE_KEY
 
 log = logging.getLogger(__name__)
 

@@ -19,6 +19,12 @@ API_TOKENS = "workflow.api-tokens"
 AUDIT = "workflow.audit"
 ACTIONS_PREFIX = "workflow.actions."
 
+FENCE_KEY = b"coeflow-fence"
+"""The key of fences: a null value a reader appends to a partition to know when it has read
+everything written before it (``processor/replica.py``). Compacted topics refuse null keys, and
+no workflow, timer or record has it; the record-change processor skips a fence (a backtest
+fences ``crm.record-changes``)."""
+
 
 def action_topic(action_type: str) -> str:
     """The topic that carries commands of one action type, e.g. ``workflow.actions.send_email``."""

@@ -31,7 +31,7 @@ from processor.core.timer_rules import (
     stall_timers,
 )
 from topics import codec
-from topics.catalog import DEAD_LETTER, RUNS, TIMERS, action_topic
+from topics.catalog import DEAD_LETTER, FENCE_KEY, RUNS, TIMERS, action_topic
 from topics.dead_letter import DeadLetter
 from topics.events import ChangeEvent
 from topics.hot_events import fast_change
@@ -79,6 +79,8 @@ def process_change(
     now: datetime,
     state_of: StateOf,
 ) -> Outcome:
+    if value is None and key == FENCE_KEY:  # a backtest's fence: no change of any record
+        return Outcome()
     try:
         event = decode_change(value, settings.max_event_bytes)
     except InvalidEvent as exc:

@@ -14,7 +14,7 @@ from processor.core.index import WorkflowIndex
 from processor.core.pipeline import process_change
 from tests.factories import NOW, Factory, make_event, make_workflow, no_state, source
 from topics import codec
-from topics.catalog import DEAD_LETTER, RUNS
+from topics.catalog import DEAD_LETTER, FENCE_KEY, RUNS
 from topics.dead_letter import DeadLetter
 from topics.runs import RunRecord
 
@@ -223,3 +223,12 @@ def test_a_run_that_cannot_be_encoded_becomes_a_failed_run(
     assert run.record.status == "failed" and run.commands == ()
     assert "could not be encoded (TypeError" in (run.record.error or "")
     assert [m.topic for m in outcome.messages] == [RUNS]
+
+
+def test_a_fence_is_skipped_and_a_tombstone_of_another_key_is_a_dead_letter(
+    index, settings
+) -> None:
+    fenced = process_change(FENCE_KEY, None, source(3), index, settings, NOW, no_state)
+    assert fenced.messages == [] and fenced.dead_letter is None
+    other = process_change(b"L-1", None, source(4), index, settings, NOW, no_state)
+    assert other.dead_letter is not None and "tombstone" in other.dead_letter.error
