@@ -163,9 +163,10 @@ class BacktestResult(BaseModel):
     """``changed_count`` is more than were kept."""
     stopped_early: str | None = None
     """Why the scan ended before the window did (``max_events``), or ``None``."""
-    records_untracked: int = 0
-    """Records whose timers were not followed: more than ``COEFLOW_BACKTEST_MAX_RECORDS``
-    records needed a state (their timers are missing from both columns alike)."""
+    changes_untracked: int = 0
+    """Changes of records whose timers were not followed: more than
+    ``COEFLOW_BACKTEST_MAX_RECORDS`` records needed a state at once (their timers are missing
+    from both columns alike)."""
 
 
 class Backtest(BaseModel):
