@@ -26,7 +26,7 @@ from urllib.parse import quote
 import orjson
 from aiohttp import web
 
-from processor.web import forms, labels
+from processor.web import backtest, forms, labels
 from processor.web.calls import Answer
 from processor.web.forms import Control, Form, document_to_form, form_to_document
 from processor.web.pages import Page, PageError, Redirect, page, templates
@@ -204,7 +204,7 @@ def apply_edit(form: Form, op: str) -> Form | None:
         return None
     document = form_to_document(form)
     edited = document_to_form(edit(document, argument, form))
-    for kept in ("test.record", "test.before", "test.operation"):
+    for kept in ("test.record", "test.before", "test.operation", *backtest.FIELDS):
         if kept in form:
             edited[kept] = form[kept]
     return edited
@@ -542,7 +542,7 @@ def _state(submitted: Mapping[str, str]) -> Form:
     form = {k: v for k, v in submitted.items() if k not in _STATE_FIELDS}
     extra: dict[str, str] = {
         k: form[k]
-        for k in ("new_action", "test.record", "test.before", "test.operation")
+        for k in ("new_action", "test.record", "test.before", "test.operation", *backtest.FIELDS)
         if k in form
     }
     return {**document_to_form(form_to_document(form)), **extra}
@@ -558,6 +558,9 @@ class Outcome:
     secret: str | None = None
     test: Any = None
     test_error: str | None = None
+    backtest_error: str | None = None
+    backtest_field: str | None = None
+    """The control ``backtest_error`` is about (a date of the window), if one."""
     focus: str | None = None
 
 
@@ -598,6 +601,7 @@ async def _render(
     builder = build(form, errors, samples)
     action = f"/workflows/{quote(workflow_id, safe='')}/edit" if workflow_id else "/workflows/new"
     dirty = workflow is not None and _differs(form, workflow)
+    panel = await _backtest_panel(page, form, workflow_id)
     context = {
         "b": builder,
         "workflow": workflow,
@@ -612,6 +616,10 @@ async def _render(
         if workflow and _is_webhook(workflow)
         else None,
         "problem_count": sum(len(v) for v in errors.values()),
+        "panel": panel,
+        "windows": backtest.WINDOWS,
+        "default_window": backtest.DEFAULT_WINDOW,
+        "not_backtested": backtest.not_backtested(form),
         "title": f"Edit {workflow['name']}" if workflow else "+ New Workflow",
     }
     headers = {}
@@ -623,6 +631,15 @@ async def _render(
             "builder_form.html", status=200, headers=headers, fragment=True, **context
         )
     return page.render("builder.html", status=status, headers=headers, **context)
+
+
+async def _backtest_panel(page: Page, form: Form, workflow_id: str | None) -> backtest.Panel | None:
+    """The backtest the form names, as the API has it now (none once it is forgotten)."""
+    shown = backtest.backtest_id(form)
+    if workflow_id is None or shown is None:
+        return None
+    offset = backtest.offset_of(form.get("backtest.offset", ""))
+    return await backtest.load(page, workflow_id, shown, offset)
 
 
 def _is_webhook(workflow: Mapping[str, Any]) -> bool:
@@ -751,6 +768,9 @@ async def change_workflow(page: Page) -> web.StreamResponse:
     if name == "use_record":
         _, runs = await _samples(page, form, str(workflow["id"]))
         return await _render(page, use_record(form, runs, argument), workflow)
+    if name == "backtest_page":
+        paged = {**form, "backtest.offset": str(backtest.offset_of(argument))}
+        return await _render(page, paged, workflow, Outcome(focus="backtest"))
     handler = BUTTONS.get(op)
     if handler is None:
         return await _render(page, form, workflow)
@@ -909,11 +929,45 @@ async def _test(page: Page, form: Form, workflow: dict[str, Any]) -> web.StreamR
     return await _render(page, form, workflow, Outcome(test=answer.body, focus="test-result"))
 
 
+async def _backtest(page: Page, form: Form, workflow: dict[str, Any]) -> web.StreamResponse:
+    """Start a backtest of what is on the screen: with unsaved changes, those (not saved: a
+    draft saved over an active workflow would stop it); else the newest saved version."""
+    shown = {k: v for k, v in form.items() if k not in ("backtest.id", "backtest.offset")}
+    try:
+        body = backtest.request_body(form, datetime.now(UTC), _differs(form, workflow))
+    except backtest.WindowError as exc:
+        outcome = Outcome(backtest_error=str(exc), backtest_field=exc.field, focus=f"f-{exc.field}")
+        return await _render(page, shown, workflow, outcome, status=422)
+    path = f"/workflows/{quote(str(workflow['id']), safe='')}/backtest"
+    answer = await page.api.post(path, body)
+    if answer.status == 401:
+        raise Redirect("/sign-in")
+    if not answer.ok or not isinstance(answer.body, dict):
+        reasons = "; ".join(f"{p.get('loc')}: {p.get('msg')}" for p in answer.problems)
+        message = f"Not started: {answer.error}" + (f": {reasons}" if reasons else "")
+        outcome = Outcome(backtest_error=message, focus="backtest-start")
+        return await _render(page, shown, workflow, outcome, status=answer.status)
+    started = {**shown, "backtest.id": str(answer.body.get("backtest_id", ""))}
+    return await _render(page, started, workflow, Outcome(focus="backtest"))
+
+
+async def _cancel_backtest(page: Page, form: Form, workflow: dict[str, Any]) -> web.StreamResponse:
+    shown = backtest.backtest_id(form)
+    if shown is not None:
+        answer = await page.api.delete(f"/backtests/{quote(shown, safe='')}")
+        if not answer.ok and answer.status != 404:
+            outcome = Outcome(backtest_error=f"Not cancelled: {answer.error}", focus="backtest")
+            return await _render(page, form, workflow, outcome, status=answer.status)
+    return await _render(page, form, workflow, Outcome(focus="backtest"))
+
+
 BUTTONS: Mapping[str, Button] = {
     "save": _save,
     "activate": _status_changer("activate"),
     "deactivate": _status_changer("deactivate"),
     "rotate": _rotate,
     "test": _test,
+    "backtest": _backtest,
+    "cancel_backtest": _cancel_backtest,
 }
 """The builder's buttons that call the API, on a saved workflow."""

@@ -51,6 +51,29 @@ class Answer:
         return []
 
 
+@dataclass(frozen=True, slots=True)
+class RawAnswer:
+    """What the API answered, its body as bytes."""
+
+    status: int
+    content_type: str
+    body: bytes
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+    @property
+    def error(self) -> str:
+        """The API's reason for a refusal (its JSON ``{"error": ...}``), or the status."""
+        if self.content_type == "application/json":
+            try:
+                return Answer(self.status, codec.loads(self.body)).error
+            except ValueError:
+                pass
+        return f"the API answered {self.status}"
+
+
 class ApiCaller:
     """Calls the admin API's views for one page request, as the holder of ``token``."""
 
@@ -67,16 +90,34 @@ class ApiCaller:
     ) -> Answer:
         """``method`` on ``/api/v1`` + ``path`` (already quoted: use ``quote`` for names
         that come from users); ``query`` items that are ``None`` are left out."""
-        url = URL(API + path)
-        if query:
-            url = url.with_query({k: str(v) for k, v in query.items() if v is not None})
-        headers = {"Authorization": f"Bearer {self._token}", "Accept": "application/json"}
         raw = b""
         if body is not None:
             try:
                 raw = codec.dumps(body)
             except TypeError:  # orjson's JSONEncodeError: past its 254 levels, say
                 return Answer(422, {"error": UNENCODABLE})
+        status, _, data = await self._respond(method, path, query, raw, "application/json")
+        return Answer(status, codec.loads(data) if data else None)
+
+    async def raw(self, method: str, path: str, **query: str | int | None) -> RawAnswer:
+        """An answer that is not JSON (a backtest's CSV), its body as the API wrote it; a
+        refusal's JSON reason still reads as ``error``."""
+        status, content_type, data = await self._respond(method, path, query, b"", "text/csv")
+        return RawAnswer(status, content_type, data)
+
+    async def _respond(
+        self,
+        method: str,
+        path: str,
+        query: Mapping[str, str | int | None] | None,
+        raw: bytes,
+        accept: str,
+    ) -> tuple[int, str, bytes]:
+        url = URL(API + path)
+        if query:
+            url = url.with_query({k: str(v) for k, v in query.items() if v is not None})
+        headers = {"Authorization": f"Bearer {self._token}", "Accept": accept}
+        if raw:
             headers["Content-Type"] = "application/json"
         # aiohttp refuses to clone a request whose body was read (a page's form): the clone
         # gets its own body below, so the page's is set aside while it is made.
@@ -90,12 +131,13 @@ class ApiCaller:
         inner._read_bytes = raw
         match = await self._request.app.router.resolve(inner)
         if match.http_exception is not None:
-            return Answer(match.http_exception.status, {"error": match.http_exception.reason})
+            error = codec.dumps({"error": match.http_exception.reason})
+            return match.http_exception.status, "application/json", error
         inner._match_info = match
-        response = await match.handler(inner)
-        payload = cast(web.Response, response).body
+        response = cast(web.Response, await match.handler(inner))
+        payload = response.body
         data = bytes(cast(bytes, payload)) if payload else b""
-        return Answer(response.status, codec.loads(data) if data else None)
+        return response.status, response.content_type, data
 
     async def get(self, path: str, **query: str | int | None) -> Answer:
         return await self.call("GET", path, query=query)

@@ -20,6 +20,21 @@ _ACTIONS = {c.value: c.label for c in forms.action_choices()}
 _OPERATORS = {name: forms.operator_label(op) for name, op in OPERATORS.items()}
 GROUPS = {"all": "All of these", "any": "Any of these", "not": "Not this"}
 """A condition group's name (the builder's and a run's)."""
+DIFFERENCES = {
+    "started": "a run in one only",
+    "status": "another status",
+    "actions": "other actions",
+    "params": "other parameters",
+}
+"""How a backtest's two outcomes of one event differ (``topics.backtests.Difference``)."""
+BACKTEST_STATES = {
+    "queued": "Queued",
+    "running": "Running",
+    "done": "Done",
+    "failed": "Failed",
+    "cancelled": "Cancelled",
+}
+"""A backtest's state (``topics.backtests.BacktestState``)."""
 
 
 def words(name: Any) -> str:
@@ -47,6 +62,14 @@ def operator(name: Any) -> str:
 
 def group(name: Any) -> str:
     return GROUPS.get(str(name), str(name))
+
+
+def difference(name: Any) -> str:
+    return DIFFERENCES.get(str(name)) or words(name)
+
+
+def backtest_state(name: Any) -> str:
+    return BACKTEST_STATES.get(str(name)) or words(name)
 
 
 def audit_action(name: Any) -> str:
@@ -83,6 +106,8 @@ FILTERS = {
     "action": action,
     "op": operator,
     "group": group,
+    "difference": difference,
+    "backtest_state": backtest_state,
     "audit_action": audit_action,
     "actor": actor,
     "sentence": sentence,

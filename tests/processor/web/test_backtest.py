@@ -1,0 +1,460 @@
+"""The builder's Backtest panel over HTTP: the window read from the form, the request (the
+unsaved changes as ``definition``, else the API's defaults), progress polled while it runs,
+Cancel, the two columns of counts, the changed records with their conditions and both
+outcomes, the CSV download, paging, escaping, and another tenant's or workflow's backtest.
+
+The backtest API is stood in for by routes that run the real fold (``processor.core.backtest.
+replay``) over a list of events with the real compiler, so the result has the API's shape and
+its figures are the core's own; the browser test runs the real worker."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from datetime import UTC, datetime, timedelta
+from html import unescape
+from typing import Any
+
+import orjson
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+from coeflow.errors import InvalidWorkflow
+from processor.core.backtest import NOT_BACKTESTED, ReplaySpec, replay
+from processor.core.compiler import validate_workflow
+from processor.core.pipeline import decode_change
+from processor.web import backtest, labels
+from processor.web.backtest import WindowError, count_rows, request_body, window_of
+from tests.processor.web.conftest import OpenClient
+from tests.processor.web.test_builder import XSS, Fake, FakeApi, post, saved_seed, values
+from topics.backtests import Backtest, BacktestRequest, BacktestStarted
+
+NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+
+
+def lead(n: int, score: int, name: str = "") -> dict[str, Any]:
+    return {
+        "event_id": f"evt-{n}",
+        "tenant_id": "t-1",
+        "record_type": "lead",
+        "record_id": f"L-{n}",
+        "operation": "created",
+        "occurred_at": (NOW - timedelta(hours=n)).isoformat(),
+        "before": None,
+        "after": {
+            "name": name or f"Lead {n}",
+            "email": f"l{n}@example.com",
+            "score": score,
+            "owner_id": "u-7",
+        },
+        "actor_id": None,
+    }
+
+
+class FakeBacktests(FakeApi):
+    """The workflow endpoints, and the backtest's three over the real fold: a backtest is
+    ``running`` at its first read and ``done`` at the next (or ``cancelled``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.events: list[dict[str, Any]] = []
+        self.backtests: dict[str, dict[str, Any]] = {}
+        self.reads: dict[str, int] = {}
+        self.requests: list[dict[str, Any]] = []
+        self.active: dict[str, dict[str, Any]] = {}
+        """The baseline of each workflow: the version saved active (set by a test)."""
+
+    def routes(self, app: web.Application) -> None:
+        super().routes(app)
+        app.router.add_post("/api/v1/workflows/{id}/backtest", self.start)
+        app.router.add_get("/api/v1/backtests/{id}", self.backtest)
+        app.router.add_delete("/api/v1/backtests/{id}", self.cancel)
+
+    async def start(self, request: web.Request) -> web.Response:
+        current = self.found(request)
+        body = await request.json()
+        self.requests.append(body)
+        asked = BacktestRequest.model_validate(body)
+        reason = NOT_BACKTESTED.get(current["trigger"]["type"])
+        if reason is not None:
+            return self.reply({"error": reason}, 422)
+        saved = {k: v for k, v in current.items() if k != "inbound_secrets"}
+        document = saved if asked.definition is None else {**saved, **asked.definition}
+        try:
+            candidate = validate_workflow(document)
+        except InvalidWorkflow as exc:
+            problems = [{"loc": p.loc, "msg": p.msg} for p in exc.problems]
+            return self.reply({"error": "invalid workflow", "problems": problems}, 422)
+        base = self.active.get(current["id"])
+        assert asked.since is not None and asked.until is not None
+        spec = ReplaySpec(
+            candidate=candidate,
+            candidate_version=None if asked.definition is not None else current["version"],
+            baseline=validate_workflow(base) if base else None,
+            baseline_version=base["version"] if base else None,
+            since=asked.since,
+            until=asked.until,
+            max_events=1000,
+            max_changed=1000,
+            max_records=1000,
+            max_depth=5,
+        )
+        events = [decode_change(orjson.dumps(e), 1 << 20) for e in self.events]
+        result = replay(events, spec)
+        backtest_id = f"bt-{len(self.backtests) + 1}"
+        self.backtests[backtest_id] = Backtest(
+            backtest_id=backtest_id,
+            tenant_id=current["tenant_id"],
+            workflow_id=current["id"],
+            status="done",
+            candidate_version=spec.candidate_version,
+            baseline_version=spec.baseline_version,
+            since=asked.since,
+            until=asked.until,
+            max_events=1000,
+            created_at=NOW,
+            result=result,
+        ).model_dump(mode="json")
+        started = BacktestStarted(
+            backtest_id=backtest_id,
+            status="queued",
+            workflow_id=current["id"],
+            candidate_version=spec.candidate_version,
+            baseline_version=spec.baseline_version,
+            since=asked.since,
+            until=asked.until,
+        )
+        return self.reply(started.model_dump(mode="json"), 202)
+
+    def own(self, request: web.Request) -> dict[str, Any]:
+        found = self.backtests.get(request.match_info["id"])
+        if found is None or found["tenant_id"] != self.tenant(request):
+            raise web.HTTPNotFound(text='{"error": "no backtest"}', content_type="application/json")
+        return found
+
+    async def backtest(self, request: web.Request) -> web.Response:
+        found = self.own(request)
+        self.calls.append(("GET", request.path, dict(request.query)))
+        reads = self.reads[found["backtest_id"]] = self.reads.get(found["backtest_id"], 0) + 1
+        if reads == 1 and found["status"] == "done":  # still running at its first read
+            running = {**found, "status": "running", "result": None}
+            running["progress"] = {"messages_read": 40, "messages_total": 160, "events_scanned": 9}
+            return self.reply(running)
+        result = found["result"]
+        if request.query.get("format") == "csv":
+            out = io.StringIO()
+            writer = csv.writer(out)
+            writer.writerow(["record_type", "record_id", "event_id", "candidate", "baseline"])
+            for c in result["changed"] if result else []:
+                statuses = [(c[s] or {}).get("status", "") for s in ("candidate", "baseline")]
+                writer.writerow([c["record"]["type"], c["record"]["id"], c["event_id"], *statuses])
+            return web.Response(text=out.getvalue(), content_type="text/csv")
+        if result:
+            offset = int(request.query.get("changed_offset", 0))
+            limit = int(request.query.get("changed_limit", 1000))
+            result = {**result, "changed": result["changed"][offset : offset + limit]}
+        return self.reply({**found, "result": result})
+
+    async def cancel(self, request: web.Request) -> web.Response:
+        found = self.own(request)
+        self.calls.append(("DELETE", request.path, None))
+        found.update(status="cancelled", result=None)
+        return self.reply(found)
+
+
+class FakeWorker(Fake):
+    api: FakeBacktests
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.api = FakeBacktests()
+
+
+@pytest.fixture
+def fake() -> FakeWorker:
+    return FakeWorker()
+
+
+@pytest.fixture
+async def client(fake: FakeWorker, open_client: OpenClient) -> TestClient[Any, Any]:
+    return await open_client(fake.app(), fake.sessions, fake.token)
+
+
+def text_of(html: str) -> str:
+    return unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html)))
+
+
+async def seeded(client: TestClient[Any, Any], fake: FakeWorker) -> tuple[str, dict[str, str]]:
+    """The seed saved (score ≥ 50), the same saved as its active baseline, and leads scored
+    10, 60, 75 and 90 in the last day: the workflow's id and its builder's form."""
+    workflow_id, html = await saved_seed(client, fake)
+    fake.api.active[workflow_id] = {**fake.api.workflows[workflow_id], "status": "active"}
+    fake.api.active[workflow_id].pop("inbound_secrets")
+    fake.api.events = [lead(1, 10), lead(2, 60, name=XSS), lead(3, 75), lead(4, 90)]
+    return workflow_id, values(html)
+
+
+def raised_to(form: dict[str, str], threshold: int) -> dict[str, str]:
+    """The form with the seed's condition changed to score ≥ ``threshold`` (not saved)."""
+    assert form["conditions.0.field"] == "score"
+    return {**form, "conditions.0.value": str(threshold)}
+
+
+# --------------------------------------------------------------------------- pure parts
+
+
+def test_the_window_is_the_last_day_week_month_or_between_two_times() -> None:
+    assert window_of({"backtest.window": "24h"}, NOW) == (NOW - timedelta(hours=24), NOW)
+    assert window_of({}, NOW) == (NOW - timedelta(days=7), NOW)
+    assert window_of({"backtest.window": "30d"}, NOW)[0] == NOW - timedelta(days=30)
+    assert window_of({"backtest.window": "whatever"}, NOW)[0] == NOW - timedelta(days=7)
+    between = {"backtest.window": "between", "backtest.since": "2026-11-20T09:30"}
+    assert window_of(between, NOW) == (datetime(2026, 11, 20, 9, 30, tzinfo=UTC), NOW)
+    between["backtest.until"] = "2026-11-21T00:00:00+01:00"
+    assert window_of(between, NOW)[1] == datetime(2026, 11, 20, 23, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("since", "until", "field", "reason"),
+    [
+        ("", "", "backtest.since", "give the window's start"),
+        ("2026-11-22T00:00", "2026-11-21T00:00", "backtest.since", "before the end"),
+        ("2026-11-22T00:00", "2026-11-22T00:00", "backtest.since", "before the end"),
+        ("yesterday", "", "backtest.since", "not a date and time"),
+        ("2026-11-22T00:00", "2026-11-22T00:00" + "0" * 50, "backtest.until", "not a date"),
+    ],
+)
+def test_a_window_that_is_none_is_refused_at_its_field(
+    since: str, until: str, field: str, reason: str
+) -> None:
+    form = {"backtest.window": "between", "backtest.since": since, "backtest.until": until}
+    with pytest.raises(WindowError, match=reason) as raised:
+        window_of(form, NOW)
+    assert raised.value.field == field
+
+
+def test_unsaved_changes_go_as_the_definition_and_a_saved_version_as_the_apis_default() -> None:
+    form = {"name": "W", "version": "3", "trigger.type": "record_created", "backtest.window": "24h"}
+    body = request_body(form, NOW, unsaved=True)
+    assert body["since"] == (NOW - timedelta(hours=24)).isoformat()
+    assert body["definition"]["name"] == "W" and "version" not in body["definition"]
+    assert "version" not in body and "compare_to" not in body
+    assert "definition" not in request_body(form, NOW, unsaved=False)
+    BacktestRequest.model_validate(body)  # what the API reads
+
+
+def test_the_two_columns_have_every_status_and_type_either_side_has() -> None:
+    result = {
+        "candidate": {"runs_total": 3, "runs": {"actions_issued": 3}, "actions": {"send_email": 3}},
+        "baseline": {
+            "runs_total": 4,
+            "runs": {"actions_issued": 2, "conditions_not_met": 2},
+            "actions": {"send_email": 2, "create_task": 2, "x": True},
+        },
+    }
+    rows = [(r.label, r.candidate, r.baseline, r.differs) for r in count_rows(result)]
+    assert rows == [
+        ("Runs", 3, 4, True),
+        ("Actions issued", 3, 2, True),
+        ("Conditions not met", 0, 2, True),
+        ("Create Task", 0, 2, True),
+        ("Send Email", 3, 2, True),
+    ]
+    assert count_rows({})[0] == backtest.CountRow("Runs", 0, 0, "total")
+
+
+# --------------------------------------------------------------------------- over HTTP
+
+
+async def test_a_backtest_of_unsaved_changes_runs_then_shows_counts_and_changed_records(
+    client: TestClient[Any, Any], fake: FakeWorker
+) -> None:
+    workflow_id, form = await seeded(client, fake)
+    edited = {**raised_to(form, 80), "backtest.window": "24h"}
+    status, html = await post(client, f"/workflows/{workflow_id}/edit", edited, "backtest")
+    assert status == 200, html
+    (asked,) = fake.api.requests
+    assert asked["definition"]["conditions"] == {
+        "all": [{"field": "score", "op": "gte", "value": 80}]
+    }
+    assert datetime.fromisoformat(asked["until"]) - datetime.fromisoformat(asked["since"]) == (
+        timedelta(hours=24)
+    )
+    assert fake.api.workflows[workflow_id]["version"] == 1  # nothing saved
+    # running: progress, polled every second, a Cancel button, the unsaved form kept
+    assert 'hx-get="/workflows/' + workflow_id + '/backtests/bt-1"' in html
+    assert 'hx-trigger="every 1s"' in html and 'hx-target="this"' in html
+    assert "Read 40 of about 160 messages (25%)" in text_of(html)
+    assert 'value="cancel_backtest"' in html
+    assert values(html)["conditions.0.value"] == "80"
+    assert values(html)["backtest.id"] == "bt-1"
+    # the poll: done, so it stops polling
+    response = await client.get(f"/workflows/{workflow_id}/backtests/bt-1")
+    fragment = await response.text()
+    assert response.status == 200 and "hx-trigger" not in fragment
+    assert "<html" not in fragment and 'id="backtest"' in fragment
+    shown = text_of(fragment)
+    assert "4 record changes replayed" in shown and "2 outcomes would change" in shown
+    counts = re.search(r'<table id="backtest-counts".*?</table>', fragment, re.S)
+    assert counts is not None
+    rows = text_of(counts.group(0))
+    assert "Your unsaved changes Version 1 (active)" in rows
+    assert "Runs 4 4" in rows and "Actions issued 1 3" in rows
+    assert "Conditions not met 3 1" in rows and "Send Email 1 3" in rows
+    # the changed records, earliest first: L-3 (75) and L-2 (60), each with its values
+    changed = re.findall(r"<details>.*?</details>", fragment, re.S)
+    assert len(changed) == 2
+    assert "lead L-3" in text_of(changed[0]) and "lead L-2" in text_of(changed[1])
+    first = text_of(changed[0])
+    assert "another status" in first and "Conditions not met instead of Actions issued" in first
+    assert "score ≥ 80 75 not met" in first and "score ≥ 50 75 passed" in first
+    assert "Send Email" in first and "l3@example.com" in first
+    assert '/csv" download' in fragment
+
+
+async def test_record_fields_in_a_backtest_are_escaped(
+    client: TestClient[Any, Any], fake: FakeWorker
+) -> None:
+    workflow_id, form = await seeded(client, fake)
+    await post(client, f"/workflows/{workflow_id}/edit", raised_to(form, 80), "backtest")
+    response = await client.get(f"/workflows/{workflow_id}/backtests/bt-1")
+    response = await client.get(f"/workflows/{workflow_id}/backtests/bt-1")
+    fragment = await response.text()
+    assert "Hi &lt;img src=x onerror=alert(1)&gt;" in fragment and XSS not in fragment
+
+
+async def test_without_changes_the_saved_version_goes_and_the_panel_survives_an_edit(
+    client: TestClient[Any, Any], fake: FakeWorker
+) -> None:
+    workflow_id, form = await seeded(client, fake)
+    _, html = await post(client, f"/workflows/{workflow_id}/edit", form, "backtest")
+    (asked,) = fake.api.requests
+    assert "definition" not in asked
+    assert datetime.fromisoformat(asked["until"]) - datetime.fromisoformat(asked["since"]) == (
+        timedelta(days=7)
+    )
+    await client.get(f"/workflows/{workflow_id}/backtests/bt-1")  # running
+    _, html = await post(client, f"/workflows/{workflow_id}/edit", values(html), "add_action")
+    assert values(html)["backtest.id"] == "bt-1"
+    shown = text_of(html)
+    assert "Version 1 (draft) Version 1 (active)" in shown
+    assert "No record would change: both versions do the same over the window." in shown
+
+
+async def test_a_window_between_two_times_and_its_mistakes_at_the_field(
+    client: TestClient[Any, Any], fake: FakeWorker
+) -> None:
+    workflow_id, form = await seeded(client, fake)
+    between = {**form, "backtest.window": "between", "backtest.since": "2026-11-30T09:00"}
+    await post(client, f"/workflows/{workflow_id}/edit", between, "backtest")
+    assert fake.api.requests[-1]["since"] == "2026-11-30T09:00:00+00:00"
+    wrong = {**between, "backtest.until": "2026-11-29T09:00"}
+    status, html = await post(client, f"/workflows/{workflow_id}/edit", wrong, "backtest")
+    assert status == 422 and len(fake.api.requests) == 1
+    assert 'id="e-backtest"' in html and "the start must be before the end" in html
+    assert (
+        'id="f-backtest.since" name="backtest.since" value="2026-11-30T09:00" aria-invalid' in html
+    )
+    assert 'value="between" checked' in html
+
+
+async def test_the_apis_refusal_is_shown_at_the_button(
+    client: TestClient[Any, Any], fake: FakeWorker
+) -> None:
+    workflow_id, form = await seeded(client, fake)
+    broken = {**form, "actions.0.params.to": "not-an-address"}
+    status, html = await post(client, f"/workflows/{workflow_id}/edit", broken, "backtest")
+    assert status == 422 and "Not started: invalid workflow: actions.0.to:" in text_of(html)
+    assert "backtest.id" not in values(html)
+
+
+async def test_a_trigger_that_is_not_backtested_says_why_instead_of_a_button(
+    client: TestClient[Any, Any], fake: FakeWorker
+) -> None:
+    workflow_id, form = await seeded(client, fake)
+    hook = {k: v for k, v in form.items() if not k.startswith(("conditions", "trigger.params"))}
+    hook["trigger.type"] = "webhook_received"
+    _, html = await post(client, f"/workflows/{workflow_id}/edit", hook, "refresh")
+    assert 'id="backtest-start"' not in html
+    assert labels.sentence(NOT_BACKTESTED["webhook_received"]) in text_of(html)
+
+
+async def test_cancel_while_it_runs(client: TestClient[Any, Any], fake: FakeWorker) -> None:
+    workflow_id, form = await seeded(client, fake)
+    _, html = await post(client, f"/workflows/{workflow_id}/edit", form, "backtest")
+    _, html = await post(client, f"/workflows/{workflow_id}/edit", values(html), "cancel_backtest")
+    assert ("DELETE", "/api/v1/backtests/bt-1", None) in fake.api.calls
+    assert "Cancelled." in html and 'hx-trigger="every' not in html
+
+
+async def test_the_csv_is_the_apis_as_a_download(
+    client: TestClient[Any, Any], fake: FakeWorker
+) -> None:
+    workflow_id, form = await seeded(client, fake)
+    await post(client, f"/workflows/{workflow_id}/edit", raised_to(form, 80), "backtest")
+    response = await client.get(f"/workflows/{workflow_id}/backtests/bt-1/csv")
+    assert response.status == 200
+    assert response.content_type == "text/csv"
+    assert response.headers["Content-Disposition"] == 'attachment; filename="backtest-bt-1.csv"'
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["Cache-Control"] == "no-store"
+    rows = list(csv.reader(io.StringIO(await response.text())))
+    assert rows[0][:2] == ["record_type", "record_id"]
+    assert [r[1] for r in rows[1:]] == ["L-3", "L-2"]
+
+
+async def test_another_tenants_or_another_workflows_backtest_is_not_found(
+    client: TestClient[Any, Any], fake: FakeWorker
+) -> None:
+    workflow_id, form = await seeded(client, fake)
+    await post(client, f"/workflows/{workflow_id}/edit", form, "backtest")
+    fake.api.backtests["bt-other"] = {**fake.api.backtests["bt-1"], "tenant_id": "t-2"}
+    for path in (
+        f"/workflows/{workflow_id}/backtests/bt-other",
+        f"/workflows/{workflow_id}/backtests/bt-other/csv",
+        "/workflows/wf-elsewhere/backtests/bt-1",
+        "/workflows/wf-elsewhere/backtests/bt-1/csv",
+        f"/workflows/{workflow_id}/backtests/bt-nothing",
+    ):
+        response = await client.get(path)
+        assert response.status == 404, path
+    # a form naming one it may not see shows no panel
+    _, html = await post(
+        client, f"/workflows/{workflow_id}/edit", {**form, "backtest.id": "bt-other"}, "refresh"
+    )
+    assert 'id="backtest"' not in html and "backtest.id" not in values(html)
+    # nor one whose id is no id
+    _, html = await post(
+        client, f"/workflows/{workflow_id}/edit", {**form, "backtest.id": "../x"}, "refresh"
+    )
+    assert 'id="backtest"' not in html
+
+
+async def test_the_changed_records_are_paged(
+    client: TestClient[Any, Any], fake: FakeWorker
+) -> None:
+    workflow_id, form = await seeded(client, fake)
+    fake.api.events = [lead(n, 60) for n in range(1, 46)]
+    _, html = await post(client, f"/workflows/{workflow_id}/edit", raised_to(form, 80), "backtest")
+    await client.get(f"/workflows/{workflow_id}/backtests/bt-1")
+    _, html = await post(client, f"/workflows/{workflow_id}/edit", values(html), "refresh")
+    assert "Changed records 1–20 of 45" in text_of(html)
+    assert 'value="backtest_page:20"' in html and "backtest_page:0" not in html
+    _, html = await post(client, f"/workflows/{workflow_id}/edit", values(html), "backtest_page:40")
+    assert "Changed records 41–45 of 45" in text_of(html)
+    listed = re.search(r'<ul class="changed" id="backtest-changed">.*?</ul>', html, re.S)
+    assert listed is not None and len(re.findall(r"<details>", listed.group(0))) == 5
+    assert 'value="backtest_page:20"' in html  # previous
+    assert fake.api.calls[-1][2]["changed_offset"] == "40"
+    assert fake.api.calls[-1][2]["changed_limit"] == str(backtest.CHANGED_PAGE)
+
+
+async def test_a_new_workflow_is_saved_before_it_is_backtested(
+    client: TestClient[Any, Any], fake: FakeWorker
+) -> None:
+    response = await client.get("/workflows/new")
+    html = await response.text()
+    assert "Save the draft first; then backtest it" in html
+    assert 'id="backtest-start"' not in html
