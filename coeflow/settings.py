@@ -206,6 +206,37 @@ class Settings(BaseSettings):
         description="Seconds a delivery's signature timestamp may be from this server's clock.",
     )
 
+    backtest_max_events: Annotated[int, Field(ge=1, le=10_000_000)] = Field(
+        default=1_000_000,
+        description="Record changes of the tenant inside the window one backtest scans at "
+        "most unless its request asks for another `max_events` (up to 10,000,000).",
+    )
+    backtest_max_changed: Annotated[int, Field(ge=1, le=100_000)] = Field(
+        default=1_000,
+        description="Changed events a backtest keeps with both outcomes (it counts them all): "
+        "a bound on each result's memory.",
+    )
+    backtest_max_records: Annotated[int, Field(ge=1)] = Field(
+        default=100_000,
+        description="Records a backtest keeps a state of (for the overdue and stall timers); "
+        "past it, further records' timers are not followed and the result says how many.",
+    )
+    backtest_slots: Annotated[int, Field(ge=1, le=16)] = Field(
+        default=1,
+        description="Backtests one api worker runs at once, each in a child process at a "
+        "lower CPU priority; the others wait, queued.",
+    )
+    backtest_per_tenant: Annotated[int, Field(ge=1, le=100)] = Field(
+        default=3,
+        description="Backtests one tenant may have queued or running on one worker; one more "
+        "is refused with 429.",
+    )
+    backtest_keep: Annotated[float, Field(gt=0)] = Field(
+        default=3600.0,
+        description="Seconds a finished backtest (its result) stays readable in the memory of "
+        "the worker that ran it.",
+    )
+
     dev_broker_port: Annotated[int, Field(ge=1, le=65535)] = Field(
         default=9092,
         description="Port of the embedded broker that `coeflow dev` starts on 127.0.0.1 when "

@@ -19,6 +19,7 @@ from mode import Service
 from coeflow.clock import Clock
 from coeflow.settings import Settings
 from processor.admin_logs import AuditReplica, DeadLetterReplica
+from processor.backtests import Backtests
 from processor.core.history import RunHistory
 from processor.replica import ModelReplica, OutcomeReplica, TopicReplica
 from processor.shared_decoding import SharedDecodes, index_run
@@ -130,6 +131,8 @@ class AdminViews:
     services: list[Service]
     audit: AuditReplica
     dead_letters: DeadLetterReplica
+    backtests: Backtests
+    """The backtests this worker runs (in child processes) and keeps for a while."""
     writes: KeyedLocks = field(default_factory=KeyedLocks)
     """Admin writes on one worker, one at a time per subject (``workflow:<id>``,
     ``token:<id>``): a workflow's versions count up one by one; other subjects overlap."""
@@ -158,6 +161,7 @@ class AdminViews:
         versions = VersionReplica(settings, **service_kwargs)
         audit = AuditReplica(settings, **service_kwargs)
         dead_letters = DeadLetterReplica(settings, **service_kwargs)
+        backtests = Backtests(settings, clock, **service_kwargs)
         services: list[Service] = [
             tokens,
             versions,
@@ -165,9 +169,10 @@ class AdminViews:
             dead_letters,
             RunReplica(settings, history, decodes, **service_kwargs),
             HistoryExpiry(history, clock, **service_kwargs),
+            backtests,
         ]
         outcomes.folds.append(history.add_outcome)
-        return cls(tokens, versions, history, services, audit, dead_letters)
+        return cls(tokens, versions, history, services, audit, dead_letters, backtests)
 
     def ready(self) -> bool:
         return self.tokens.ready.is_set() and self.versions.ready.is_set()

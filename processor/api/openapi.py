@@ -21,7 +21,15 @@ from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from actions.registry import REGISTRY as ACTIONS
-from processor.api import catalog, logs, runs, tokens, versions, workflows  # noqa: F401
+from processor.api import (  # noqa: F401
+    backtests,
+    catalog,
+    logs,
+    runs,
+    tokens,
+    versions,
+    workflows,
+)
 from processor.api.views import API, ROUTES, ApiView, Operation, operation, route
 from processor.core.triggers import KINDS
 from topics.api import ErrorBody
