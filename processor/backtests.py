@@ -420,7 +420,7 @@ class Backtests(Service):
             return None
         return entry.state
 
-    def cancel(self, backtest_id: str) -> Backtest | None:
+    def cancel(self, backtest_id: str, why: str = "cancelled (DELETE)") -> Backtest | None:
         """Stop a queued or running backtest (its process is terminated); a finished one stays
         as it is."""
         entry = self.entries.get(backtest_id)
@@ -430,7 +430,7 @@ class Backtests(Service):
             return entry.state
         if backtest_id in self.waiting:
             self.waiting.remove(backtest_id)
-        self._finish(entry, "cancelled", error="cancelled by DELETE")
+        self._finish(entry, "cancelled", error=why)
         self._start_waiting()
         return entry.state
 
@@ -547,8 +547,9 @@ class Backtests(Service):
         self.expire(time.monotonic())
 
     async def on_stop(self) -> None:
-        for backtest_id in list(self.running) + list(self.waiting):
-            self.cancel(backtest_id)
+        waiting, self.waiting = list(self.waiting), deque()  # none starts as others end
+        for backtest_id in waiting + list(self.running):
+            self.cancel(backtest_id, "the worker stopped")
 
 
 def no_history(result: BacktestResult) -> str | None:
