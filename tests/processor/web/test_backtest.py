@@ -20,6 +20,8 @@ import orjson
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from coeflow.errors import InvalidWorkflow
 from processor.core.backtest import NOT_BACKTESTED, ReplaySpec, replay
@@ -27,8 +29,10 @@ from processor.core.compiler import validate_workflow
 from processor.core.pipeline import decode_change
 from processor.web import backtest, labels
 from processor.web.backtest import WindowError, count_rows, request_body, window_of
+from processor.web.pages import templates
 from tests.processor.web.conftest import OpenClient
 from tests.processor.web.test_builder import XSS, Fake, FakeApi, post, saved_seed, values
+from tests.processor.web.test_escaping import PLAIN, structure
 from topics.backtests import Backtest, BacktestRequest, BacktestStarted
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
@@ -458,3 +462,70 @@ async def test_a_new_workflow_is_saved_before_it_is_backtested(
     html = await response.text()
     assert "Save the draft first; then backtest it" in html
     assert 'id="backtest-start"' not in html
+
+
+def hostile_backtest(text: str, status: str = "done") -> dict[str, Any]:
+    """A backtest whose every string a record, a workflow or the API could put there is
+    ``text``."""
+    outcome = {
+        "status": text,
+        "actions": [{"step": 0, "type": text, "params": {text[:20] or "k": text}}],
+        "conditions": [
+            {"field": text, "op": text, "expected": text, "actual": text, "passed": False}
+        ],
+        "error": text,
+    }
+    side = {"version": 2, "status": text, "runs_total": 1, "runs": {text: 1}, "actions": {text: 2}}
+    return {
+        "backtest_id": text,
+        "workflow_id": "wf-1",
+        "status": status,
+        "since": text,
+        "until": "2026-12-01T10:00:00Z",
+        "error": text,
+        "candidate_version": None,
+        "progress": {"messages_read": 3, "messages_total": 9, "events_scanned": 1},
+        "result": {
+            "events_scanned": 1,
+            "timers_fired": 1,
+            "invalid_events": 1,
+            "records_untracked": 1,
+            "stopped_early": text,
+            "window": {"note": text},
+            "candidate": side,
+            "baseline": {**side, "version": None},
+            "changed_count": 30,
+            "changed_cap": 25,
+            "changed_truncated": True,
+            "changed": [
+                {
+                    "record": {"type": text, "id": text},
+                    "event_id": text,
+                    "occurred_at": text,
+                    "trigger": text,
+                    "differences": [text, "status"],
+                    "candidate": outcome,
+                    "baseline": outcome,
+                }
+            ],
+        },
+    }
+
+
+def panel_html(text: str, status: str) -> str:
+    panel = backtest.Panel("wf-1", hostile_backtest(text, status), offset=20)
+    return templates.get_template("builder_backtest.html").render(panel=panel)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.text(min_size=1, max_size=60))
+def test_whatever_a_record_holds_never_changes_the_panels_markup(text: str) -> None:
+    for status in ("done", "running", "failed"):
+        assert structure(panel_html(text, status)) == structure(panel_html(PLAIN, status))
+
+
+def test_the_classic_payloads_render_as_text_in_the_panel() -> None:
+    for payload in (XSS, "<script>alert(2)</script>", '"><b x="'):
+        html = panel_html(payload, "done")
+        assert payload not in html
+        assert structure(html) == structure(panel_html(PLAIN, "done"))
