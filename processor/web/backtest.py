@@ -274,7 +274,8 @@ class Panel:
 
 async def load(page: Page, workflow_id: str, backtest: str, offset: int = 0) -> Panel | None:
     """The backtest as the API has it, with one page of its changed records; ``None`` when
-    the API has no such backtest of this workflow (another tenant's, or forgotten)."""
+    the API has no such backtest of this workflow and the session's tenant (another
+    tenant's, one an operator started for a tenant it has not picked, or one forgotten)."""
     answer = await page.api.get(
         f"/backtests/{quote(backtest, safe='')}",
         changed_offset=offset,
@@ -287,6 +288,8 @@ async def load(page: Page, workflow_id: str, backtest: str, offset: int = 0) -> 
     if not answer.ok or not isinstance(answer.body, dict):
         raise PageError(answer.status, answer.error)
     if answer.body.get("workflow_id") != workflow_id:
+        return None
+    if answer.body.get("tenant_id") != page.tenant_id:  # the operator's other tenants'
         return None
     return Panel(workflow_id, answer.body, offset)
 

@@ -36,6 +36,7 @@ from tests.processor.web.test_escaping import PLAIN, structure
 from topics.backtests import Backtest, BacktestRequest, BacktestStarted
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+AUTH = {"Authorization": "Bearer any"}
 
 
 def lead(n: int, score: int, name: str = "") -> dict[str, Any]:
@@ -529,3 +530,17 @@ def test_the_classic_payloads_render_as_text_in_the_panel() -> None:
         html = panel_html(payload, "done")
         assert payload not in html
         assert structure(html) == structure(panel_html(PLAIN, "done"))
+
+
+async def test_an_operator_sees_only_the_picked_tenants_backtests(
+    client: TestClient[Any, Any], fake: FakeWorker
+) -> None:
+    workflow_id, form = await seeded(client, fake)
+    await post(client, f"/workflows/{workflow_id}/edit", form, "backtest")
+    # an operator's token sees every tenant's backtests; its session has picked t-1
+    fake.api.backtests["bt-1"]["tenant_id"] = "t-2"
+    fake.api.tenant = lambda request: "t-2"  # type: ignore[method-assign]
+    assert (await client.get("/api/v1/backtests/bt-1", headers=AUTH)).status == 200
+    for path in ("", "/csv"):
+        response = await client.get(f"/workflows/{workflow_id}/backtests/bt-1{path}")
+        assert response.status == 404, path
