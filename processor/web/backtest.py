@@ -304,10 +304,15 @@ async def backtest_panel(page: Page) -> web.StreamResponse:
     records with ``?offset=``)."""
     workflow_id, backtest = page.match["workflow_id"], page.match["backtest_id"]
     panel = await load(page, workflow_id, backtest, offset_of(page.query.get("offset", "")))
+    if panel is None and page.is_htmx:
+        # htmx swaps no refusal: the panel would poll on, unchanged; this ends it.
+        return page.render("builder_backtest.html", panel=None)
     if panel is None:
-        raise PageError(404, "no such backtest: it may have been forgotten; start another")
+        raise PageError(404, GONE)
     return page.render("builder_backtest.html", panel=panel)
 
+
+GONE = "no such backtest: it may have been forgotten; start another"
 
 _FILE_NAME = re.compile(r"[^A-Za-z0-9_-]")
 
@@ -317,7 +322,7 @@ async def backtest_csv(page: Page) -> web.StreamResponse:
     """The changed records as the API writes them (``?format=csv``), as a download."""
     workflow_id, backtest = page.match["workflow_id"], page.match["backtest_id"]
     if await load(page, workflow_id, backtest) is None:  # this workflow's, this tenant's
-        raise PageError(404, "no such backtest: it may have been forgotten; start another")
+        raise PageError(404, GONE)
     answer = await page.api.raw("GET", f"/backtests/{quote(backtest, safe='')}", format="csv")
     if answer.status == 401:
         raise Redirect("/sign-in")

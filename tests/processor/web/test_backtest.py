@@ -133,14 +133,17 @@ class FakeBacktests(FakeApi):
         )
         return self.reply(started.model_dump(mode="json"), 202)
 
-    def own(self, request: web.Request) -> dict[str, Any]:
+    def own(self, request: web.Request) -> dict[str, Any] | None:
+        """The backtest, if the token's tenant may see it (the API answers 404 otherwise)."""
         found = self.backtests.get(request.match_info["id"])
         if found is None or found["tenant_id"] != self.tenant(request):
-            raise web.HTTPNotFound(text='{"error": "no backtest"}', content_type="application/json")
+            return None
         return found
 
     async def backtest(self, request: web.Request) -> web.Response:
         found = self.own(request)
+        if found is None:
+            return self.reply({"error": "no backtest"}, 404)
         self.calls.append(("GET", request.path, dict(request.query)))
         reads = self.reads[found["backtest_id"]] = self.reads.get(found["backtest_id"], 0) + 1
         if reads == 1 and found["status"] == "done":  # still running at its first read
@@ -164,6 +167,8 @@ class FakeBacktests(FakeApi):
 
     async def cancel(self, request: web.Request) -> web.Response:
         found = self.own(request)
+        if found is None:
+            return self.reply({"error": "no backtest"}, 404)
         self.calls.append(("DELETE", request.path, None))
         found.update(status="cancelled", result=None)
         return self.reply(found)
@@ -544,3 +549,17 @@ async def test_an_operator_sees_only_the_picked_tenants_backtests(
     for path in ("", "/csv"):
         response = await client.get(f"/workflows/{workflow_id}/backtests/bt-1{path}")
         assert response.status == 404, path
+
+
+async def test_a_backtest_forgotten_while_polled_ends_the_polling(
+    client: TestClient[Any, Any], fake: FakeWorker
+) -> None:
+    workflow_id, form = await seeded(client, fake)
+    await post(client, f"/workflows/{workflow_id}/edit", form, "backtest")
+    del fake.api.backtests["bt-1"]
+    path = f"/workflows/{workflow_id}/backtests/bt-1"
+    response = await client.get(path, headers={"HX-Request": "true"})
+    fragment = await response.text()
+    assert response.status == 200 and "no longer kept" in fragment
+    assert 'id="backtest"' in fragment and "hx-trigger" not in fragment
+    assert (await client.get(path)).status == 404
