@@ -27,7 +27,10 @@ there:
    read the same way), each p50/p95/p99;
 5. ``coeflow worker --processes 2``;
 6. (mixed) the processor with 100, 10,000 and 100,000 workflows (the extra ones belong to
-   tenants no event touches).
+   tenants no event touches);
+7. a backtest (``bench/backtest.py``): live processing alone and beside a backtest over a
+   tenant's ``--backtest-history`` record changes, the backtest's own speed and the pure
+   fold's; ``--only-backtest`` runs this alone (figures in ``bench-backtest.json``).
 
 Every reader here fetches with ``COEFLOW_FETCH_WAIT`` as the workers do: with the clients'
 default wait the embedded broker would add its own delay to every figure of 4.
@@ -45,10 +48,9 @@ import os
 import platform
 import random
 import resource
-import sys
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from multiprocessing.synchronize import Event as ProcessEvent
@@ -60,6 +62,18 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import ConsumerRecord, RecordMetadata
 
 from actions.registry import REGISTRY as ACTION_TYPES
+from bench.backtest import BacktestFigures
+from bench.backtest import measure as measure_backtest
+from bench.kafka_io import (
+    Offsets,
+    RunCounter,
+    fences,
+    position_worker,
+    progress,
+    prompt_consumer,
+    publish,
+    read_from,
+)
 from bench.stages import core_stages, output_bytes, send_us
 from bench.workload import (
     CreatedLeads,
@@ -73,10 +87,7 @@ from bench.workload import (
 from coeflow.settings import Settings
 from coeflow.tools.broker import EmbeddedBroker, free_port
 from coeflow.tools.processes import WorkerProcess
-from processor.changes import ChangeProcessor
 from processor.core.index import WorkflowIndex
-from processor.replica import write_fences
-from processor.run_tracker import RunTracker
 from processor.topic_creation import create_missing, ensure_topics
 from topics import codec
 from topics.catalog import (
@@ -94,7 +105,6 @@ from topics.runs import SourcePosition
 from topics.workflows import Workflow
 
 PIPE_OUT = "bench.pipe-out"
-Offsets = dict[TopicPartition, int]
 
 
 @dataclass(frozen=True)
@@ -149,6 +159,12 @@ class Options:
     soak_seconds: float = 0.0
     soak_load: float = 0.0
     """Events a second in the soak; 0: half the processor's measured maximum (mixed)."""
+    backtest_history: int = 100_000
+    """A tenant's record changes the backtest section replays (``bench/backtest.py``)."""
+    backtest_live: int = 20_000
+    """Live events of each round beside it."""
+    only_backtest: bool = False
+    """Run the backtest section alone."""
     output: Path = Path("bench-results")
 
 
@@ -196,87 +212,7 @@ class Figures:
     workloads: dict[str, WorkloadFigures] = field(default_factory=dict)
     by_workflow_count: dict[str, float] = field(default_factory=dict)
     soak: dict[str, Any] = field(default_factory=dict)
-
-
-class Progress:
-    """Progress on stderr (one line rewritten on a terminal, a line every few seconds
-    elsewhere); results on stdout."""
-
-    def __init__(self) -> None:
-        self.tty = sys.stderr.isatty()
-        self._last = 0.0
-
-    def show(self, text: str) -> None:
-        if self.tty:
-            sys.stderr.write(f"\r\033[K{text}")
-        elif time.monotonic() - self._last >= 5:
-            sys.stderr.write(f"{text}\n")
-        else:
-            return
-        self._last = time.monotonic()
-        sys.stderr.flush()
-
-    def done(self, text: str) -> None:
-        if self.tty:
-            sys.stderr.write("\r\033[K")
-        print(text, flush=True)
-
-
-progress = Progress()
-
-
-async def publish(
-    bootstrap: str, topic: str, messages: Iterable[tuple[bytes, bytes | None]], label: str
-) -> Offsets:
-    """Send ``messages``; the first offset each partition got."""
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, linger_ms=5, max_batch_size=1 << 20, acks=-1
-    )
-    await producer.start()
-    first: Offsets = {}
-    try:
-        pending: list[asyncio.Future[RecordMetadata]] = []
-        for sent, (key, value) in enumerate(messages, 1):
-            pending.append(await producer.send(topic, key=key, value=value))
-            if len(pending) >= 5_000:
-                _note_first(first, await asyncio.gather(*pending))
-                pending.clear()
-                progress.show(f"  {label}: {sent:,} published")
-        _note_first(first, await asyncio.gather(*pending))
-    finally:
-        await producer.stop()
-    return first
-
-
-def _note_first(first: Offsets, sent: Sequence[RecordMetadata]) -> None:
-    for meta in sent:
-        tp = TopicPartition(meta.topic, meta.partition)
-        if tp not in first or meta.offset < first[tp]:
-            first[tp] = meta.offset
-
-
-async def fences(bootstrap: str, topics: Iterable[str]) -> Offsets:
-    """Where a reader of ``topics`` starts to see only what is written from now on: just past
-    a fence appended to every partition (exact on any broker, unlike end offsets)."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks=-1)
-    await producer.start()
-    try:
-        partitions = [
-            TopicPartition(topic, p)
-            for topic in topics
-            for p in sorted(await producer.partitions_for(topic))
-        ]
-        stored = await write_fences(producer, partitions)
-    finally:
-        await producer.stop()
-    return {tp: offset + 1 for tp, offset in stored.items()}
-
-
-def read_from(consumer: AIOKafkaConsumer, start: Offsets) -> None:
-    """Have ``consumer`` read exactly the partitions of ``start``, each from its offset."""
-    consumer.assign(list(start))
-    for tp, offset in start.items():
-        consumer.seek(tp, offset)
+    backtest: BacktestFigures | None = None
 
 
 async def complete_actions(bootstrap: str, start: Offsets) -> None:
@@ -314,27 +250,6 @@ async def complete_actions(bootstrap: str, start: Offsets) -> None:
     finally:
         await producer.stop()
         await consumer.stop()
-
-
-async def position_group(bootstrap: str, group: str, start: Offsets) -> None:
-    """Commit ``start`` for ``group`` before any member joins, so it begins exactly there."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
-    )
-    await consumer.start()
-    try:
-        consumer.assign(list(start))
-        await consumer.commit(dict(start))
-    finally:
-        await consumer.stop()
-
-
-async def position_worker(bootstrap: str, app_id: str, changes: Offsets) -> None:
-    """Start app ``app_id``'s record-change processors at ``changes``, and its run tracker
-    where its inputs end now: the runs of earlier phases are not this phase's work."""
-    await position_group(bootstrap, f"{app_id}-{ChangeProcessor.name}", changes)
-    tracked = await fences(bootstrap, RunTracker.topics)
-    await position_group(bootstrap, f"{app_id}-{RunTracker.name}", tracked)
 
 
 async def plain_pipe(bootstrap: str, start: Offsets, expected: int, pipe: Pipe = PLAIN) -> Measured:
@@ -406,77 +321,6 @@ async def _read_and_send_batches(
 def _cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
-
-
-def prompt_consumer(bootstrap: str) -> AIOKafkaConsumer:
-    """A reader outside any group that fetches as the workers do (``COEFLOW_FETCH_WAIT``)."""
-    return AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
-        group_id=None,
-        enable_auto_commit=False,
-        fetch_max_wait_ms=int(Settings().fetch_wait * 1000),
-    )
-
-
-class RunCounter:
-    """Reads ``workflow.runs`` (and the action topics) from ``start`` in the background."""
-
-    def __init__(self, bootstrap: str, start: Offsets) -> None:
-        self.bootstrap, self.start_at = bootstrap, start
-        self.runs = 0
-        self.first_at: float | None = None
-        """When the first run record was read (``time.monotonic()``)."""
-        self.occurred: dict[str, datetime] = {}
-        """When the event of each kept run was sent (its ``occurred_at``), by run id."""
-        self.run_arrivals: dict[str, float] = {}
-        """When each kept run's record was read (``time.time()``), by run id."""
-        self.command_arrivals: dict[str, float] = {}
-        self.keep_occurred: Callable[[dict[str, Any]], bool] = lambda run: False
-        self._task: asyncio.Task[None] | None = None
-        self._consumer: AIOKafkaConsumer | None = None
-
-    async def start(self) -> None:
-        consumer = self._consumer = prompt_consumer(self.bootstrap)
-        await consumer.start()
-        read_from(consumer, self.start_at)
-        self._task = asyncio.create_task(self._read(consumer))
-
-    async def _read(self, consumer: AIOKafkaConsumer) -> None:
-        while True:
-            batches = await consumer.getmany(timeout_ms=100, max_records=10_000)
-            now = time.time()
-            for tp, messages in batches.items():
-                messages = [m for m in messages if m.value is not None]  # fences
-                if tp.topic == RUNS:
-                    for message in messages:
-                        self.runs += 1
-                        if self.first_at is None:
-                            self.first_at = time.monotonic()
-                        run = orjson.loads(message.value)
-                        if self.keep_occurred(run):
-                            self.occurred[run["run_id"]] = datetime.fromisoformat(
-                                run["occurred_at"]
-                            )
-                            self.run_arrivals.setdefault(run["run_id"], now)
-                else:
-                    for message in messages:
-                        run_id = orjson.loads(message.value)["run_id"]
-                        self.command_arrivals.setdefault(run_id, now)
-
-    async def until(self, count: int, label: str, within: float = 900.0) -> float:
-        deadline = time.monotonic() + within
-        while self.runs < count:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{label}: only {self.runs:,} of {count:,} run records")
-            progress.show(f"  {label}: {self.runs:,}/{count:,} run records")
-            await asyncio.sleep(0.1)
-        return time.monotonic()
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-        if self._consumer is not None:
-            await self._consumer.stop()
 
 
 def expected_runs(events: Sequence[tuple[bytes, bytes]], index: WorkflowIndex) -> tuple[int, int]:
@@ -935,6 +779,9 @@ async def run(options: Options, bootstrap: str, workdir: Path) -> Figures:
     pipe_out = TopicSpec(PIPE_OUT, settings.partitions)  # as many partitions as the changes
     await create_missing(settings, [pipe_out])
     bench = Bench(bootstrap, options, workdir)
+    if options.only_backtest:
+        figures.backtest = await backtest_section(bootstrap, options, workdir)
+        return figures
 
     for workload in workloads_of(options):
         mine = figures.workloads[workload.name] = WorkloadFigures()
@@ -952,6 +799,7 @@ async def run(options: Options, bootstrap: str, workdir: Path) -> Figures:
         )
         figures.by_workflow_count[str(count)] = measured.events_per_second
         progress.done(f"{count:,} workflows: {figures.by_workflow_count[str(count)]:,} events/s")
+    figures.backtest = await backtest_section(bootstrap, options, workdir)
     if options.soak_seconds:
         await bench.load(workflows(options.workflows, options.tenants))
         mixed = figures.workloads.get(MIXED)
@@ -965,6 +813,23 @@ async def run(options: Options, bootstrap: str, workdir: Path) -> Figures:
             f"{figures.soak['rss_mb_last_tenth']} MB in the last; runs {figures.soak['runs']}"
         )
     return figures
+
+
+async def backtest_section(bootstrap: str, options: Options, workdir: Path) -> BacktestFigures:
+    measured = await measure_backtest(
+        bootstrap, workdir, options.backtest_history, options.backtest_live, options.rounds
+    )
+    progress.done(
+        f"backtest over {measured.history_events:,} events: live alone "
+        f"{measured.live_alone_events_per_second:,} events/s, during a backtest "
+        f"{measured.live_during_backtest_events_per_second:,} "
+        f"(x{measured.live_during_to_alone}, overlap {measured.overlap}); the backtest "
+        f"{measured.backtest_events_per_second:,} events/s "
+        f"({measured.backtest_messages_per_second:,} messages/s, {measured.backtest_seconds} s); "
+        f"the pure fold {measured.fold_events_per_second:,} events/s in memory, "
+        f"{measured.fold_with_decode_events_per_second:,} from bytes"
+    )
+    return measured
 
 
 def _shown(measured: Measured) -> str:
@@ -1086,6 +951,23 @@ def main(argv: Sequence[str]) -> int:
         help="events a second in the soak (default: half the processor's measured maximum "
         "on the mixed workload)",
     )
+    parser.add_argument(
+        "--backtest-history",
+        type=int,
+        default=defaults.backtest_history,
+        help="a tenant's record changes the backtest section replays",
+    )
+    parser.add_argument(
+        "--backtest-live",
+        type=int,
+        default=defaults.backtest_live,
+        help="live events of each round beside the backtest",
+    )
+    parser.add_argument(
+        "--only-backtest",
+        action="store_true",
+        help="run the backtest section alone (what a backtest costs live processing)",
+    )
     parser.add_argument("--output", type=Path, default=defaults.output)
     args = parser.parse_args(argv)
     unknown = set(args.workloads) - set(WORKLOADS)
@@ -1101,6 +983,11 @@ def main(argv: Sequence[str]) -> int:
         with EmbeddedBroker(port=free_port(), log_path=workdir / "broker.log") as broker:
             progress.done(f"embedded broker (Tansu) on {broker.bootstrap}")
             figures = asyncio.run(run(options, broker.bootstrap, workdir))
+    if options.only_backtest:  # the full run's figures stay as they are
+        path = options.output / "bench-backtest.json"
+        path.write_text(json.dumps(asdict(figures), indent=2) + "\n")
+        print(f"figures: {path}")
+        return 0
     (options.output / "bench.json").write_text(json.dumps(asdict(figures), indent=2) + "\n")
     chart(figures, options.output / "bench.png")
     print(f"figures: {options.output / 'bench.json'}, chart: {options.output / 'bench.png'}")
