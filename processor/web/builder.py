@@ -945,7 +945,8 @@ async def _backtest(page: Page, form: Form, workflow: dict[str, Any]) -> web.Str
     if not answer.ok or not isinstance(answer.body, dict):
         reasons = "; ".join(f"{p.get('loc')}: {p.get('msg')}" for p in answer.problems)
         message = f"Not started: {answer.error}" + (f": {reasons}" if reasons else "")
-        outcome = Outcome(backtest_error=message, focus="backtest-start")
+        # a definition's problems are PUT's: shown at their fields as Save shows them
+        outcome = Outcome(backtest_error=message, problems=answer.problems, focus="backtest-start")
         return await _render(page, shown, workflow, outcome, status=answer.status)
     started = {**shown, "backtest.id": str(answer.body.get("backtest_id", ""))}
     return await _render(page, started, workflow, Outcome(focus="backtest"))

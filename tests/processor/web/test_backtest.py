@@ -377,6 +377,7 @@ async def test_the_apis_refusal_is_shown_at_the_button(
     broken = {**form, "actions.0.params.to": "not-an-address"}
     status, html = await post(client, f"/workflows/{workflow_id}/edit", broken, "backtest")
     assert status == 422 and "Not started: invalid workflow: actions.0.to:" in text_of(html)
+    assert re.search(r'name="actions\.0\.params\.to" value="not-an-address"[^>]*aria-invalid', html)
     assert "backtest.id" not in values(html)
 
 
