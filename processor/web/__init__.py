@@ -13,7 +13,9 @@ The parts:
   signed cookie: its docstring);
 - ``server.py``: registration with the worker's web server (``processor/app.py`` calls it);
 - ``shell.py``: sign-in, the operator's tenant, sign-out; ``workflows.py``, ``runs.py``,
-  ``across.py``: the pages; ``templates/``: one template per page, ``base.html`` the layout.
+  ``across.py``: the pages; ``builder.py`` (its form from the models: ``forms.py``) and its
+  Backtest panel, ``backtest.py``; ``templates/``: one template per page, ``base.html`` the
+  layout.
 
 Adding a page
 -------------
