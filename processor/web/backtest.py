@@ -79,11 +79,11 @@ def _time(form: Form, name: str, what: str) -> datetime | None:
         raise WindowError(name, f"{what} is not a date and time, such as 2026-11-24T09:00")
     try:
         at = datetime.fromisoformat(text)
-    except ValueError:
+        return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+    except (ValueError, OverflowError):  # OverflowError: year 1 at +05:00 in UTC
         raise WindowError(
             name, f"{what} is not a date and time, such as 2026-11-24T09:00"
         ) from None
-    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
 
 
 def window_of(form: Form, now: datetime) -> tuple[datetime, datetime]:

@@ -233,6 +233,8 @@ def test_the_window_is_the_last_day_week_month_or_between_two_times() -> None:
         ("2026-11-22T00:00", "2026-11-21T00:00", "backtest.since", "before the end"),
         ("2026-11-22T00:00", "2026-11-22T00:00", "backtest.since", "before the end"),
         ("yesterday", "", "backtest.since", "not a date and time"),
+        ("0001-01-01T00:00+05:00", "", "backtest.since", "not a date and time"),
+        ("2026-11-22T00:00", "9999-12-31T23:59-05:00", "backtest.until", "not a date"),
         ("2026-11-22T00:00", "2026-11-22T00:00" + "0" * 50, "backtest.until", "not a date"),
     ],
 )
@@ -564,3 +566,18 @@ async def test_a_backtest_forgotten_while_polled_ends_the_polling(
     assert response.status == 200 and "no longer kept" in fragment
     assert 'id="backtest"' in fragment and "hx-trigger" not in fragment
     assert (await client.get(path)).status == 404
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.one_of(st.text(max_size=45), st.datetimes().map(lambda d: d.isoformat())),
+    st.one_of(st.text(max_size=45), st.datetimes().map(lambda d: d.isoformat() + "+05:00")),
+)
+def test_whatever_is_typed_as_the_window_is_a_window_or_a_reason(since: str, until: str) -> None:
+    form = {"backtest.window": "between", "backtest.since": since, "backtest.until": until}
+    try:
+        start, end = window_of(form, NOW)
+    except WindowError as exc:
+        assert exc.field in ("backtest.since", "backtest.until") and str(exc)
+    else:
+        assert start < end and start.tzinfo is UTC and end.tzinfo is UTC
