@@ -4,20 +4,35 @@ cancelling; the CSV; what is refused."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
+import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import aiohttp
+import orjson
 import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from bench.backtest import leads
+from coeflow.tools.processes import WorkerProcess
 from processor.core.backtest import ReplaySpec, replay
 from processor.core.compiler import compile_workflow
 from processor.core.pipeline import decode_change
-from tests.integration.harness import Api, Record, publish, read_until, seed_workflow, tenant
+from tests.integration.harness import (
+    Api,
+    Record,
+    own_broker,
+    publish,
+    read_until,
+    seed_workflow,
+    tenant,
+)
 from topics.backtests import BacktestResult
-from topics.catalog import RECORD_CHANGES
+from topics.catalog import RECORD_CHANGES, RUNS
 from topics.workflows import Workflow
 
 pytestmark = pytest.mark.integration
@@ -295,3 +310,101 @@ async def test_a_tenant_past_its_limit_is_told_to_wait(api: Api) -> None:
     status, body = await api.call("POST", path, {})
     assert status == 202, body
     await api.call("DELETE", f"{B}/{body['backtest_id']}")
+
+
+BIG = 100_000
+
+
+async def test_live_runs_keep_coming_while_a_backtest_reads_100000_events(workdir: Path) -> None:
+    """A worker with the processor and api roles on a broker of its own: while its backtest
+    folds a tenant's 100,000 record changes, another tenant's live leads get their runs within
+    seconds, all along; both rates are printed (the bench measures them properly)."""
+    with own_broker(workdir) as broker:
+        worker = WorkerProcess(
+            broker.bootstrap, "coeflow-it-backtest-live", workdir, COEFLOW_ROLES="processor,api"
+        ).start()
+        try:
+            await worker.wait_ready()
+            api = Api(worker.url)
+            live, history = tenant(), tenant()
+            await api.create(scored(live, 0, id=f"wf-live-{live}"))  # every lead runs
+            await api.create(scored(history, 50, id=f"wf-history-{history}", status="draft"))
+            now = datetime.now(UTC)
+            before = (await worker.health())["processed"]["events"]
+            await publish(
+                broker.bootstrap,
+                RECORD_CHANGES,
+                leads(history, BIG, "h", now - timedelta(days=6.9), timedelta(days=6.8)),
+            )
+            # The live processor gets through the history first (it starts nothing there), so
+            # that what follows measures the backtest beside live work, not a backlog.
+            await until_processed(worker, before + BIG)
+
+            arrivals: dict[str, float] = {}
+            reader = asyncio.create_task(runs_of(broker.bootstrap, live, arrivals))
+            status, started = await api.call(
+                "POST", f"{W}/wf-history-{history}/backtest", {"compare_to": 0}
+            )
+            assert status == 202, started
+            path = f"{B}/{started['backtest_id']}"
+            sent: dict[str, float] = {}
+            state = started
+            began = time.monotonic()
+            while state["status"] in ("queued", "running"):
+                wave = list(leads(live, 20, f"w{len(sent)}", datetime.now(UTC), timedelta(0)))
+                at = time.monotonic()
+                await publish(broker.bootstrap, RECORD_CHANGES, wave)
+                sent |= {orjson.loads(v)["event_id"]: at for _, v in wave}
+                await asyncio.sleep(0.2)
+                state = (await api.call("GET", path))[1]
+                assert time.monotonic() - began < 120, state
+            backtest_ended = time.monotonic()
+            assert state["status"] == "done", state
+            assert state["result"]["events_scanned"] == BIG
+            for _ in range(200):  # the last waves' runs
+                if len(arrivals) >= len(sent):
+                    break
+                await asyncio.sleep(0.1)
+            reader.cancel()
+        finally:
+            worker.stop()
+    assert len(sent) >= 100, "the backtest ended before live events could be sent beside it"
+    assert set(sent) <= set(arrivals), "every live event sent during the backtest got its run"
+    lags = sorted(arrivals[e] - sent[e] for e in sent)
+    during = [t for t in arrivals.values() if t < backtest_ended]
+    assert len(during) >= len(sent) // 2, "runs kept coming while the backtest ran"
+    assert lags[-1] < 10.0, f"a live event waited {lags[-1]:.1f}s for its run"
+    seconds = backtest_ended - began
+    print(
+        f"\nbacktest of {BIG:,} events in {seconds:.1f}s ({BIG / seconds:,.0f} events/s); "
+        f"beside it {len(sent):,} live events, run p50 {lags[len(lags) // 2] * 1000:.0f} ms, "
+        f"max {lags[-1] * 1000:.0f} ms"
+    )
+
+
+async def until_processed(worker: WorkerProcess, at_least: int, within: float = 120.0) -> None:
+    deadline = time.monotonic() + within
+    while (await worker.health())["processed"]["events"] < at_least:
+        assert time.monotonic() < deadline, "the processor did not get through the history"
+        await asyncio.sleep(0.2)
+
+
+async def runs_of(bootstrap: str, tenant_id: str, arrivals: dict[str, float]) -> None:
+    """Note when each run record of ``tenant_id`` is read, by its event's id, until cancelled."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, fetch_max_wait_ms=50)
+    await consumer.start()
+    try:
+        await consumer.topics()
+        partitions = [TopicPartition(RUNS, p) for p in consumer.partitions_for_topic(RUNS) or ()]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        needle = tenant_id.encode()
+        while True:
+            for records in (await consumer.getmany(timeout_ms=100)).values():
+                now = time.monotonic()
+                for record in records:
+                    if record.value is not None and needle in record.value:
+                        run = orjson.loads(record.value)
+                        arrivals.setdefault(run["event"]["event_id"], now)
+    finally:
+        await consumer.stop()
