@@ -15,6 +15,7 @@ import re
 from datetime import UTC, datetime, timedelta
 from html import unescape
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 import pytest
@@ -581,3 +582,26 @@ def test_whatever_is_typed_as_the_window_is_a_window_or_a_reason(since: str, unt
         assert exc.field in ("backtest.since", "backtest.until") and str(exc)
     else:
         assert start < end and start.tzinfo is UTC and end.tzinfo is UTC
+
+
+HOSTILE = ["x" * 5000, "²", "../../etc", "%00", "bt-1\r\nSet-Cookie: a=b", XSS, "-1", "9" * 30]
+
+
+async def test_hostile_ids_offsets_and_fields_are_never_a_500(
+    client: TestClient[Any, Any], fake: FakeWorker
+) -> None:
+    workflow_id, form = await seeded(client, fake)
+    await post(client, f"/workflows/{workflow_id}/edit", form, "backtest")
+    for text in HOSTILE:
+        segment = quote(text, safe="")
+        for path in (f"backtests/{segment}", f"backtests/{segment}/csv"):
+            response = await client.get(f"/workflows/{workflow_id}/{path}")
+            assert response.status == 404, (path, response.status)
+        response = await client.get(f"/workflows/{workflow_id}/backtests/bt-1?offset={segment}")
+        assert response.status == 200
+        for field in backtest.FIELDS:
+            for op in ("backtest", "cancel_backtest", f"backtest_page:{text}", "refresh"):
+                hostile = {**form, "backtest.window": "between", field: text}
+                status, html = await post(client, f"/workflows/{workflow_id}/edit", hostile, op)
+                assert status < 500, (field, op, status)
+                assert XSS not in html
