@@ -408,3 +408,16 @@ async def runs_of(bootstrap: str, tenant_id: str, arrivals: dict[str, float]) ->
                         arrivals.setdefault(run["event"]["event_id"], now)
     finally:
         await consumer.stop()
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("POST", f"{W}/x/backtest"), ("GET", f"{B}/x"), ("DELETE", f"{B}/x")],
+)
+async def test_every_backtest_endpoint_needs_the_bearer_token(
+    api: Api, method: str, path: str
+) -> None:
+    status, body = await Api(api.base_url, token=None).call(method, path, {})
+    assert status == 401 and "missing bearer token" in body["error"]
+    status, body = await api.call(method, path, {}, token="wrong")
+    assert status == 401 and body["error"] == "invalid bearer token"
