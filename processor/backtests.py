@@ -45,7 +45,7 @@ from coeflow.clock import Clock
 from coeflow.errors import CoeflowError, InvalidInput
 from coeflow.redact import without_values
 from coeflow.settings import Settings
-from processor.core.backtest import Replay, ReplaySpec
+from processor.core.backtest import Replay, ReplaySpec, shown_time
 from processor.core.backtest_versions import ChosenVersions
 from processor.core.compiler import compile_workflow
 from processor.core.pipeline import decode_change
@@ -564,6 +564,6 @@ def no_history(result: BacktestResult) -> str | None:
     if window.history_from > window.until:
         return (
             "the retained record changes of this tenant begin at "
-            f"{window.history_from.isoformat()}, after the window's end"
+            f"{shown_time(window.history_from)}, after the window's end"
         )
     return "no record change of this tenant happened inside the window"

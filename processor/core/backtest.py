@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 import orjson
@@ -233,7 +233,7 @@ class Replay:
         if self.events_scanned >= self.spec.max_events:
             self._stopped = (
                 f"max_events ({self.spec.max_events:,}) reached: the scan stopped at a change "
-                f"of {at.isoformat()}"
+                f"of {shown_time(at)}"
             )
             return False
         return True
@@ -433,7 +433,7 @@ class Replay:
         elif self._history_from > self.spec.since:
             notes.append(
                 "the retained record changes of this tenant begin at "
-                f"{self._history_from.isoformat()}, after the window's start"
+                f"{shown_time(self._history_from)}, after the window's start"
             )
         if self._stopped is not None:
             notes.append(self._stopped)
@@ -460,6 +460,11 @@ class Replay:
 
 
 _NO_OUTCOME = _Outcome("", (), (), {"trigger": ""})
+
+
+def shown_time(moment: datetime) -> str:
+    """A time as a result's notes say it: UTC, to the second."""
+    return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
 
 
 def _paired(
