@@ -13,10 +13,11 @@ workflow of that tenant: live, they start nothing). Then, alternating for ``roun
    API like any client); the share of the live batch's time the backtest was still running is
    reported with it (``overlap``: 1 means the whole batch ran beside it).
 
-Each reports its best round. Beside them: the backtest's own events a second (``events_scanned``
-over its time from start to result, its process's start included, and the messages of every
-tenant it read a second), and the pure fold's over the same events in memory (decoded
-beforehand, and from the bytes with the hot decoder, as the child decodes them).
+Each reports its best round. Before them, a backtest with nothing beside it. Besides: the
+backtest's own events a second (``events_scanned`` over its time from start to result, its
+process's start included, and the messages of every tenant it read a second), and the pure
+fold's over the same events in memory (decoded beforehand, and from the bytes with the hot
+decoder, as the child decodes them).
 """
 
 from __future__ import annotations
@@ -68,6 +69,9 @@ class BacktestFigures:
     backtest_messages_per_second: int = 0
     """Messages of every tenant read a second (the same time)."""
     backtest_seconds: float = 0.0
+    backtest_alone_events_per_second: int = 0
+    """A backtest with no live work beside it: what it does on a machine otherwise idle."""
+    backtest_alone: dict[str, Any] = field(default_factory=dict)
     fold_events_per_second: int = 0
     """The pure fold in memory over the events decoded beforehand."""
     fold_with_decode_events_per_second: int = 0
@@ -232,6 +236,14 @@ async def measure(
         before = (await worker.health())["processed"]["events"]
         await publish(bootstrap, RECORD_CHANGES, events, "backtest history")
         await processed(worker, before + history)
+        state = await finished(api, await start_backtest(api))
+        figures.backtest_alone = backtest_figures(state)
+        figures.backtest_alone_events_per_second = figures.backtest_alone["events_per_second"]
+        progress.done(
+            f"backtest: alone {figures.backtest_alone_events_per_second:,} events/s, "
+            f"{figures.backtest_alone['messages_per_second']:,} messages/s, "
+            f"{figures.backtest_alone['seconds']} s"
+        )
         for n in range(rounds):
             _, _, alone = await live_batch(bootstrap, live, f"alone{n}-{uuid.uuid4().hex[:4]}")
             figures.live_alone_rounds.append(round(alone))
@@ -262,47 +274,57 @@ async def measure(
     return figures
 
 
+async def start_backtest(api: Client) -> str:
+    """Start a backtest of the history tenant's version 2 against version 1; its path."""
+    status, started = await api.call(
+        "POST", f"/api/v1/workflows/{WORKFLOW_ID}/backtest", {"compare_to": 1}
+    )
+    assert status == 202, started
+    return f"/api/v1/backtests/{started['backtest_id']}"
+
+
+async def finished(api: Client, path: str) -> dict[str, Any]:
+    while True:
+        _, state = await api.call("GET", path)
+        if state["status"] not in ("queued", "running"):
+            assert state["status"] == "done", state
+            return state
+        await asyncio.sleep(0.05)
+
+
+def backtest_figures(state: dict[str, Any]) -> dict[str, Any]:
+    """A finished backtest's speed, from its process's start to its result."""
+    seconds = (
+        datetime.fromisoformat(state["finished_at"]) - datetime.fromisoformat(state["started_at"])
+    ).total_seconds()
+    result = state["result"]
+    return {
+        "events_scanned": result["events_scanned"],
+        "messages_read": state["progress"]["messages_read"],
+        "seconds": round(seconds, 2),
+        "events_per_second": round(result["events_scanned"] / seconds),
+        "messages_per_second": round(state["progress"]["messages_read"] / seconds),
+        "changed_count": result["changed_count"],
+    }
+
+
 async def beside_a_backtest(
     api: Client, bootstrap: str, live: int, n: int
 ) -> tuple[float, float, dict[str, Any]]:
     """A live batch sent once a backtest's child reads the topic: its events a second, the
     share of its time the backtest ran beside it, and the backtest's figures."""
-    status, started = await api.call(
-        "POST", f"/api/v1/workflows/{WORKFLOW_ID}/backtest", {"compare_to": 1}
-    )
-    assert status == 202, started
-    path = f"/api/v1/backtests/{started['backtest_id']}"
+    path = await start_backtest(api)
     while True:
         _, state = await api.call("GET", path)
         if state["status"] != "running" or state["progress"]["messages_read"] > 0:
             break
         await asyncio.sleep(0.02)
     began, ended, rate = await live_batch(bootstrap, live, f"during{n}-{uuid.uuid4().hex[:4]}")
-    while True:
-        _, state = await api.call("GET", path)
-        if state["status"] not in ("queued", "running"):
-            break
-        await asyncio.sleep(0.05)
-    assert state["status"] == "done", state
-    finished_mono = time.monotonic()  # within the poll's 50 ms of the result
-    seconds = (
-        datetime.fromisoformat(state["finished_at"]) - datetime.fromisoformat(state["started_at"])
-    ).total_seconds()
+    state = await finished(api, path)
+    # When the result came, on the monotonic clock (within the poll's 50 ms).
     backtest_end = (
-        finished_mono
+        time.monotonic()
         - (datetime.now(UTC) - datetime.fromisoformat(state["finished_at"])).total_seconds()
     )
     overlap = max(0.0, min(backtest_end, ended) - began) / (ended - began)
-    result = state["result"]
-    return (
-        rate,
-        round(min(overlap, 1.0), 2),
-        {
-            "events_scanned": result["events_scanned"],
-            "messages_read": state["progress"]["messages_read"],
-            "seconds": round(seconds, 2),
-            "events_per_second": round(result["events_scanned"] / seconds),
-            "messages_per_second": round(state["progress"]["messages_read"] / seconds),
-            "changed_count": result["changed_count"],
-        },
-    )
+    return rate, round(min(overlap, 1.0), 2), backtest_figures(state)

@@ -825,7 +825,8 @@ async def backtest_section(bootstrap: str, options: Options, workdir: Path) -> B
         f"{measured.live_during_backtest_events_per_second:,} "
         f"(x{measured.live_during_to_alone}, overlap {measured.overlap}); the backtest "
         f"{measured.backtest_events_per_second:,} events/s "
-        f"({measured.backtest_messages_per_second:,} messages/s, {measured.backtest_seconds} s); "
+        f"({measured.backtest_messages_per_second:,} messages/s, {measured.backtest_seconds} s), "
+        f"alone {measured.backtest_alone_events_per_second:,} events/s; "
         f"the pure fold {measured.fold_events_per_second:,} events/s in memory, "
         f"{measured.fold_with_decode_events_per_second:,} from bytes"
     )

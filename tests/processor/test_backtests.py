@@ -326,3 +326,96 @@ def test_a_failure_says_its_kind_without_the_values_pydantic_quotes() -> None:
         reason = failure_reason(exc)
     assert reason.startswith("ValidationError") and "ada@example.com" not in reason
     assert failure_reason(RuntimeError()) == "RuntimeError"
+
+
+# -- reading up to the fences ----------------------------------------------------------------
+
+
+@dataclass
+class Stored:
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+class FakeTopic:
+    """Partitions of a topic; a send appends (and says where), like the broker."""
+
+    def __init__(self, partitions: int) -> None:
+        self.logs: dict[int, list[Stored]] = {p: [] for p in range(partitions)}
+
+    def append(self, partition: int, key: bytes | None, value: bytes | None) -> int:
+        log = self.logs[partition]
+        log.append(Stored(len(log), key, value))
+        return len(log) - 1
+
+
+class FakeProducer:
+    def __init__(self, topic: FakeTopic) -> None:
+        self.topic = topic
+
+    async def send(
+        self, topic: str, value: bytes | None, *, key: bytes, partition: int
+    ) -> asyncio.Future[Any]:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        offset = self.topic.append(partition, key, value)
+        future.set_result(type("Meta", (), {"offset": offset})())
+        return future
+
+
+class FakeConsumer:
+    """Hands out at most ``batch`` records of a partition a fetch; meanwhile others write."""
+
+    def __init__(self, topic: FakeTopic, batch: int, write_meanwhile: Any) -> None:
+        self.topic, self.batch, self.write_meanwhile = topic, batch, write_meanwhile
+        self.positions: dict[Any, int] = {}
+        self.paused: set[Any] = set()
+
+    def partitions_for_topic(self, name: str) -> set[int]:
+        return set(self.topic.logs)
+
+    async def topics(self) -> None: ...
+
+    def assign(self, partitions: list[Any]) -> None:
+        self.positions = dict.fromkeys(partitions, 0)
+
+    async def seek_to_beginning(self, *partitions: Any) -> None:
+        for tp in partitions:
+            self.positions[tp] = 0
+
+    async def beginning_offsets(self, partitions: list[Any]) -> dict[Any, int]:
+        return dict.fromkeys(partitions, 0)
+
+    def pause(self, *partitions: Any) -> None:
+        self.paused |= set(partitions)
+
+    async def getmany(self, *partitions: Any, timeout_ms: int, max_records: int) -> Any:
+        self.write_meanwhile()
+        fetched = {}
+        for tp in partitions:
+            if tp in self.paused:
+                continue
+            log = self.topic.logs[tp.partition]
+            start = self.positions[tp]
+            records = log[start : start + self.batch]
+            if records:
+                fetched[tp] = records
+                self.positions[tp] = start + len(records)
+        return fetched
+
+
+async def test_each_partition_is_read_from_the_beginning_up_to_a_fence_written_at_start() -> None:
+    from processor.backtests import fenced_history
+
+    topic = FakeTopic(3)
+    for n in range(10):
+        topic.append(n % 2, b"k", f"old-{n}".encode())  # partition 2 stays empty
+    later = iter(range(1_000))
+    consumer = FakeConsumer(
+        topic, batch=2, write_meanwhile=lambda: topic.append(0, b"k", f"new-{next(later)}".encode())
+    )
+    total, batches = await fenced_history(consumer, FakeProducer(topic), "crm.record-changes")  # type: ignore[arg-type]
+    assert total == 10
+    read = [r.value for batch in [b async for b in batches] for r in batch]
+    assert sorted(read) == sorted(f"old-{n}".encode() for n in range(10))
+    assert all(tp in consumer.paused for tp in consumer.positions), "each stopped at its fence"
