@@ -15,6 +15,7 @@ import sys
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal, TextIO
 
@@ -25,6 +26,7 @@ from pydantic import ValidationError
 
 from coeflow.errors import InvalidInput, InvalidWorkflow, Problem
 from coeflow.settings import Settings
+from coeflow.tools import workflow_backtests as backtests
 from processor.core.compiler import validate_workflow
 from topics.api import SERVER_FIELDS
 from topics.workflows import Workflow
@@ -39,7 +41,12 @@ class InvalidFile(InvalidInput):
 
 
 class ApiFailure(Exception):
-    """The admin API refused a request; the message is its answer."""
+    """The admin API refused a request; the message is its answer, ``status`` its HTTP
+    status (``None``: it could not be reached)."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,7 +169,9 @@ class AdminClient:
                 f"\n  {p['loc']}: {p['msg']}" for p in (answer or {}).get("problems") or []
             )
             error = (answer or {}).get("error", response.reason_phrase)
-            raise ApiFailure(f"{method} {path}: {response.status_code} {error}{problems}")
+            raise ApiFailure(
+                f"{method} {path}: {response.status_code} {error}{problems}", response.status_code
+            )
         return answer
 
     def workflows(self, tenant: str | None) -> list[dict[str, Any]]:
@@ -180,14 +189,83 @@ def export(client: AdminClient, tenant: str | None, fmt: str, out: TextIO) -> in
     return 0
 
 
-def apply(client: AdminClient, path: Path, dry_run: bool, out: TextIO) -> int:
+BACKTEST_FAILED = 3
+"""``apply --backtest``'s exit status when a backtest failed (the others are reported, and
+nothing was changed)."""
+INTERRUPTED = 130
+"""Ctrl-C during the backtests: the started ones are cancelled, nothing was changed."""
+
+
+def apply(
+    client: AdminClient,
+    path: Path,
+    dry_run: bool,
+    out: TextIO,
+    backtest: timedelta | None = None,
+    progress: TextIO | None = None,
+) -> int:
+    """Apply a file; with ``backtest``, each change's behavioural diff over that window
+    after its textual diff, and nothing changed if a backtest failed (``BACKTEST_FAILED``).
+    ``progress``: a terminal for the backtests' progress line."""
     desired = check(load(path))
     current = {w["id"]: w for w in client.workflows(None)}
     changes = plan(desired, current)
-    for change in changes:
-        out.write(change.diff)
+    outcomes = (
+        _with_backtests(client, changes, backtest, out, progress)
+        if backtest is not None
+        else _diffs(changes, out)
+    )
+    failed = [o for o in outcomes if o.ending not in ("done", "not_backtested")]
+    if failed:
+        ids = ", ".join(o.workflow_id for o in failed[:5]) + (", …" if len(failed) > 5 else "")
+        _summary(changes, True, out)
+        out.write(f"{_backtest_counts(outcomes)}\n")
+        changing = "; nothing was changed" if not dry_run else ""
+        sys.stderr.write(f"the backtest of {ids} did not finish{changing}\n")
+        return BACKTEST_FAILED
     if not dry_run:
         send_changes(client, [c for c in changes if c.kind != "unchanged"])
+    _summary(changes, dry_run, out)
+    if backtest is not None:
+        out.write(f"{_backtest_counts(outcomes)}\n")
+    return 0
+
+
+def _diffs(changes: Sequence[Change], out: TextIO) -> list[backtests.Outcome]:
+    for change in changes:
+        out.write(change.diff)
+    return []
+
+
+def _with_backtests(
+    client: AdminClient,
+    changes: Sequence[Change],
+    window: timedelta,
+    out: TextIO,
+    terminal: TextIO | None,
+) -> list[backtests.Outcome]:
+    """Each change's diff, then its backtest's report once it (and every one before it) is
+    known. Ctrl-C cancels the started backtests and raises ``KeyboardInterrupt``."""
+    progress = backtests.Progress(terminal)
+    runner = backtests.Backtests(client, backtests.since(window), progress=progress)
+    asked = [backtests.Asked(c.workflow_id, c.document) for c in changes if c.kind != "unchanged"]
+    results = runner.run(asked)
+    outcomes = []
+    try:
+        for change in changes:
+            outcome = next(results) if change.kind != "unchanged" else None
+            with progress.paused():
+                out.write(change.diff)
+                if outcome is not None:
+                    out.write(backtests.report(outcome, window))
+                    outcomes.append(outcome)
+                out.flush()
+    finally:
+        results.close()  # after Ctrl-C here: the started backtests are cancelled
+    return outcomes
+
+
+def _summary(changes: Sequence[Change], dry_run: bool, out: TextIO) -> None:
     counts = {kind: sum(c.kind == kind for c in changes) for kind in ("create", "update")}
     unchanged = len(changes) - sum(counts.values())
     verb = "would create" if dry_run else "created"
@@ -195,7 +273,22 @@ def apply(client: AdminClient, path: Path, dry_run: bool, out: TextIO) -> int:
         f"{verb} {counts['create']}, {'would update' if dry_run else 'updated'} "
         f"{counts['update']}, unchanged {unchanged}\n"
     )
-    return 0
+
+
+def _backtest_counts(outcomes: Sequence[backtests.Outcome]) -> str:
+    done = [o for o in outcomes if o.ending == "done"]
+    differing = sum(
+        o.backtest is not None
+        and o.backtest.result is not None
+        and o.backtest.result.changed_count > 0
+        for o in done
+    )
+    refused = sum(o.ending == "not_backtested" for o in outcomes)
+    failed = len(outcomes) - len(done) - refused
+    return (
+        f"backtested {len(done)} ({differing} behaving differently), "
+        f"not backtested {refused}, failed {failed}"
+    )
 
 
 AT_ONCE = 8
@@ -257,11 +350,21 @@ def main(argv: Sequence[str], settings: Settings) -> int:
     applying = commands.add_parser("apply", help="create or update the workflows of a file")
     applying.add_argument("-f", "--file", type=Path, required=True)
     applying.add_argument("--dry-run", action="store_true", help="show the diff, change nothing")
+    applying.add_argument(
+        "--backtest",
+        metavar="WINDOW",
+        type=backtests.parse_window,
+        help="after each changed workflow's diff, what it would have done over the last "
+        "WINDOW of record changes (24h, 7d, 2w; at most "
+        f"{backtests.MAX_WINDOW.days}d) against the active version; a failed backtest "
+        f"changes nothing (exit {BACKTEST_FAILED})",
+    )
     args = parser.parse_args(argv)
     client = AdminClient(settings)
     try:
         if args.command == "apply":
-            return apply(client, args.file, args.dry_run, sys.stdout)
+            terminal = sys.stderr if sys.stderr.isatty() else None
+            return apply(client, args.file, args.dry_run, sys.stdout, args.backtest, terminal)
         fmt = args.format or ("json" if args.output and args.output.suffix == ".json" else "yaml")
         if args.output is None:
             return export(client, args.tenant, fmt, sys.stdout)
@@ -274,3 +377,8 @@ def main(argv: Sequence[str], settings: Settings) -> int:
     except ApiFailure as exc:
         sys.stderr.write(f"{exc}\n")
         return 2
+    except KeyboardInterrupt:
+        if args.command == "apply" and args.backtest is not None:
+            sys.stderr.write("\ninterrupted: the backtests were cancelled; nothing was changed\n")
+            return INTERRUPTED
+        raise
