@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import multiprocessing
 import os
@@ -70,6 +71,9 @@ _REPORT_EVERY = 0.25
 """Seconds between the child's progress reports."""
 
 _EXPIRE_EVERY = 30.0
+
+_CHILD_GC_THRESHOLDS = (50_000, 20, 100)
+"""The child's cyclic collector: a young collection every 50,000 allocations, not 700."""
 
 FINISHED: frozenset[BacktestState] = frozenset({"done", "failed", "cancelled"})
 
@@ -280,6 +284,12 @@ def run_child(job: BacktestJob, connection: Connection) -> None:
     """The child process's entry point: lower its priority, scan, send the result."""
     with contextlib.suppress(OSError):  # a platform or sandbox without it: run anyway
         os.nice(NICENESS)
+    # What this process imported and compiled lives until it ends, and the fold allocates
+    # an object or more per event: keep the cyclic collector off the first, and from running
+    # every few hundred allocations, which costs the scan much of its speed.
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*_CHILD_GC_THRESHOLDS)
     try:
         result = asyncio.run(scan_history(job, connection.send))
         connection.send(Finished(result.model_dump_json().encode()))
