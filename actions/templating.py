@@ -472,7 +472,7 @@ def _render_plain(pieces: tuple[Piece, ...], context: Mapping[str, Any]) -> str:
             continue
         value: Any = context[piece[0]]
         for key in piece[1:]:
-            if not isinstance(value, Mapping) or key not in value:
+            if not (type(value) is dict or isinstance(value, Mapping)) or key not in value:
                 value = ""
                 break
             value = value[key]
@@ -517,6 +517,21 @@ def compile_tree(value: Any) -> Any:
     if isinstance(value, list):
         return [compile_tree(v) for v in value]
     return value
+
+
+def merge_roots(tree: Any) -> frozenset[str]:
+    """The roots of the merge context (``ROOTS``) that rendering ``tree`` can read: those of
+    its plain field reads, and every root for a text that Jinja renders (or refuses), so a
+    caller may leave the others out of the context it builds for each event."""
+    if isinstance(tree, MergeText):
+        if tree.pieces is None:
+            return ROOTS
+        return frozenset(piece[0] for piece in tree.pieces if not isinstance(piece, str))
+    if isinstance(tree, dict):
+        return frozenset().union(*(merge_roots(v) for v in tree.values()))
+    if isinstance(tree, list):
+        return frozenset().union(*(merge_roots(v) for v in tree))
+    return frozenset()
 
 
 def render_tree(tree: Any, context: Mapping[str, Any], budget: Budget | None = None) -> Any:

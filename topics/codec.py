@@ -26,6 +26,16 @@ def dumps(value: Any) -> bytes:
     return bytes(memoryview(orjson.dumps(value, default=_default, option=_DUMP_OPTIONS)))
 
 
+def dumps_outgoing(value: Any) -> bytes:
+    """``dumps`` for plain data that is sent at once (a batch's outputs): not copied, since it
+    is held only while its batch is in flight, never kept in a table, and encoded without
+    the models' hook unless it holds a model."""
+    try:
+        return orjson.dumps(value, option=_DUMP_OPTIONS)
+    except TypeError:  # a model inside (a run built off the hot path embeds its ChangeEvent)
+        return dumps(value)
+
+
 def loads(raw: bytes | str) -> Any:
     """Decode JSON; raises ``orjson.JSONDecodeError`` (a ``ValueError``) on bad input."""
     return orjson.loads(raw)

@@ -16,7 +16,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from actions.params import ActionType
 from actions.registry import REGISTRY, resolve_action
-from actions.templating import compile_tree
+from actions.templating import ROOTS, compile_tree, merge_roots
 from coeflow.addresses import Allowlist, refused_url
 from coeflow.errors import InvalidWorkflow, Problem, problems_from
 from processor.core.conditions import Evaluator, compile_condition
@@ -39,6 +39,9 @@ class CompiledWorkflow:
     trigger: TriggerParams
     condition: Evaluator | None
     actions: tuple[CompiledAction, ...]
+    merge_roots: frozenset[str] = ROOTS
+    """The roots of the merge context its actions' templates can read: an event's context is
+    built with these alone (``processor.core.decide.merge_context``)."""
 
     @property
     def id(self) -> str:
@@ -75,7 +78,8 @@ def compile_workflow(workflow: Workflow) -> CompiledWorkflow:
         raise InvalidWorkflow(problems)
     kind, params = trigger
     compiled_actions = tuple(a for a in actions if a is not None)
-    return CompiledWorkflow(workflow, kind, params, condition, compiled_actions)
+    roots = frozenset().union(*(merge_roots(a.template) for a in compiled_actions))
+    return CompiledWorkflow(workflow, kind, params, condition, compiled_actions, roots)
 
 
 def validate_workflow(

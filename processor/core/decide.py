@@ -341,12 +341,13 @@ def build_commands(
 
 
 def merge_context(compiled: CompiledWorkflow, event: ChangeEvent) -> dict[str, Any]:
-    """What merge fields can read: ``record``, ``before``, ``event`` and ``workflow``."""
-    workflow = compiled.workflow
-    return {
-        "record": event.record,
-        "before": event.before or {},
-        "event": {
+    """What merge fields can read: ``record``, ``before``, ``event`` and ``workflow``; the last
+    two only when the workflow's templates read them (``CompiledWorkflow.merge_roots``), since
+    most read the record alone and the event's time as text costs more than the render."""
+    roots = compiled.merge_roots
+    context: dict[str, Any] = {"record": event.record, "before": event.before or {}}
+    if "event" in roots:
+        context["event"] = {
             "event_id": event.event_id,
             "tenant_id": event.tenant_id,
             "record_type": event.record_type,
@@ -354,6 +355,12 @@ def merge_context(compiled: CompiledWorkflow, event: ChangeEvent) -> dict[str, A
             "operation": event.operation,
             "occurred_at": event.occurred_at.isoformat(),
             "actor_id": event.actor_id,
-        },
-        "workflow": {"id": workflow.id, "name": workflow.name, "version": workflow.version},
-    }
+        }
+    if "workflow" in roots:
+        workflow = compiled.workflow
+        context["workflow"] = {
+            "id": workflow.id,
+            "name": workflow.name,
+            "version": workflow.version,
+        }
+    return context

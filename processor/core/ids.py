@@ -12,13 +12,17 @@ import hashlib
 import uuid
 
 _NAMESPACE = uuid.UUID("6f6c3a52-2f63-4f1e-9b52-636f65666c6f").bytes
+_HASHED_NAMESPACE = hashlib.sha1(_NAMESPACE, usedforsecurity=False)
+"""The digest state after the namespace, copied for each id instead of hashing it again."""
 
 
 _VARIANT = {digit: "89ab"[int(digit, 16) & 0x3] for digit in "0123456789abcdef"}
 
 
 def _uuid5(name: str) -> str:
-    h = hashlib.sha1(_NAMESPACE + name.encode(), usedforsecurity=False).hexdigest()
+    digest = _HASHED_NAMESPACE.copy()
+    digest.update(name.encode())
+    h = digest.hexdigest()
     return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"
 
 

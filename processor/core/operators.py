@@ -77,7 +77,8 @@ def _is_scalar(value: Any) -> bool:
 
 
 def is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    kind = type(value)  # JSON's numbers are exactly int or float: no isinstance for them
+    return kind is int or kind is float or (kind is not bool and isinstance(value, int | float))
 
 
 def same(a: Any, b: Any) -> bool:

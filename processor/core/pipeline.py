@@ -328,12 +328,13 @@ def encode_runs(runs: list[Run]) -> list[Outbound]:
 
 
 def _encoded(run: Run) -> list[Outbound]:
+    dumps = codec.dumps_outgoing
     messages = [
-        Outbound(action_topic(command["type"]), command["action_id"].encode(), codec.dumps(command))
+        Outbound(action_topic(command["type"]), command["action_id"].encode(), dumps(command))
         for command in run.command_documents
     ]
     document = run.document
-    messages.append(Outbound(RUNS, document["run_id"].encode(), codec.dumps(document)))
+    messages.append(Outbound(RUNS, document["run_id"].encode(), dumps(document)))
     return messages
 
 

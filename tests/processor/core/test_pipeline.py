@@ -210,14 +210,14 @@ def test_timers_that_fail_leave_the_runs_and_say_so_in_a_letter(
 def test_a_run_that_cannot_be_encoded_becomes_a_failed_run(
     index, settings, monkeypatch, event_factory: Factory
 ) -> None:
-    real = codec.dumps
+    real = codec.dumps_outgoing
 
     def refuse_commands(value):
         if isinstance(value, dict) and value.get("action_id"):  # a command's document
             raise TypeError("Integer exceeds 64-bit range")
         return real(value)
 
-    monkeypatch.setattr("processor.core.pipeline.codec.dumps", refuse_commands)
+    monkeypatch.setattr("processor.core.pipeline.codec.dumps_outgoing", refuse_commands)
     outcome = process(real(event_factory()), index, settings)
     [run] = outcome.runs
     assert run.record.status == "failed" and run.commands == ()
