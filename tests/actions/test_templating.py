@@ -8,8 +8,10 @@ import pytest
 
 from actions.templating import (
     ENV,
+    ROOTS,
     MergeText,
     compile_tree,
+    merge_roots,
     plain_pieces,
     render_tree,
     template_problems,
@@ -161,3 +163,13 @@ def test_resource_abuse_is_refused() -> None:
         render("{{ 'x' * 100000000 }}")
     with pytest.raises(ActionRenderError):
         render("{{ 10 ** 100000 }}")
+
+
+def test_merge_roots_are_what_plain_reads_name_and_every_root_for_jinja() -> None:
+    assert merge_roots(compile_tree("no fields")) == frozenset()
+    assert merge_roots(compile_tree({"a": "{{record.name}}", "b": ["x {{ workflow.name }}"]})) == {
+        "record",
+        "workflow",
+    }
+    assert merge_roots(compile_tree("{{ record.name | upper }}")) == ROOTS  # Jinja renders it
+    assert merge_roots(compile_tree({"a": 1, "b": ["{% if x %}{% endif %}"]})) == ROOTS

@@ -141,3 +141,23 @@ def test_dry_run_explains_everything_even_without_a_match(
     )
     assert not missed.trigger_matches and missed.run is None
     assert missed.conditions[0].actual == 5
+
+
+def test_the_merge_context_has_every_root_a_template_reads(
+    event_factory: Factory, workflow_factory: Factory
+) -> None:
+    """The context is built with the roots the workflow's templates read (merge_roots): plain
+    reads of the event and the workflow, and a Jinja template, still find theirs."""
+    event = event_factory()
+    body = "{{event.occurred_at}} {{workflow.name}} {{ event.record_id | upper }} {{record.name}}"
+    workflow = workflow_factory(actions=[{"type": "add_note", "body": body}])
+    [plain] = run_all(
+        workflow_factory(actions=[{"type": "add_note", "body": "{{event.operation}}"}]),
+        event=event,
+    )
+    [jinja] = run_all(workflow, event=event)
+    assert plain.commands[0].params == {"body": event.operation}
+    assert jinja.commands[0].params == {
+        "body": f"{event.occurred_at.isoformat()} {workflow.name} "
+        f"{event.record_id.upper()} {event.record['name']}"
+    }
