@@ -54,7 +54,7 @@ FIRST_CHANGED = 5
 """Changed records shown per workflow (the API pages the rest)."""
 POLL_FIRST, POLL_MAX = 0.2, 2.0
 """Seconds between two reads of a running backtest: quick at first, for short ones."""
-BUSY_PAUSE, BUSY_WAIT_MAX = 1.0, 60.0
+BUSY_PAUSE, BUSY_WAIT_MAX = 1.0, 300.0
 """Seconds before asking again while the API answers 429 (its queue for the tenant is full;
 doubled each time), and how long to keep asking."""
 CANCEL_WAIT = 30.0
@@ -232,9 +232,10 @@ class Backtests:
                 break
             except Exception as exc:  # every failure is this workflow's own
                 status = getattr(exc, "status", None)
-                if status == 429 and self.clock() + pause < busy_until:
+                wait = _retry_after(exc) or pause
+                if status == 429 and self.clock() + wait < busy_until:
                     self.progress.update(asked.workflow_id, "waiting for a free slot")
-                    if self.stopping.wait(pause):
+                    if self.stopping.wait(wait):
                         raise _Ended("cancelled", "interrupted") from None
                     pause = min(pause * 2, 10.0)
                     continue
@@ -267,9 +268,8 @@ class Backtests:
             if backtest.status == "done" and backtest.result is not None:
                 return Outcome(workflow_id, "done", backtest)
             if backtest.status in ("failed", "cancelled"):
-                ending: Ending = "failed" if backtest.status == "failed" else "cancelled"
                 reason = escape(backtest.error or backtest.status)
-                return Outcome(workflow_id, ending, backtest, reason)
+                return Outcome(workflow_id, _ending(backtest), backtest, reason)
             if self.clock() > deadline:
                 self._cancel(path)
                 return Outcome(workflow_id, "failed", reason=f"not finished after {WAIT_MAX:.0f} s")
@@ -291,8 +291,47 @@ class _Ended(Exception):
         self.ending, self.reason = ending, reason
 
 
+def _ending(backtest: Backtest) -> Ending:
+    """How a backtest that did not end ``done`` counts. One that scanned the whole window and
+    found none of the tenant's record changes in it (the API fails it, with its result) has
+    nothing to replay: it is not backtested, as a scheduled workflow is not."""
+    result = backtest.result
+    if (
+        backtest.status == "failed"
+        and result is not None
+        and result.events_scanned == 0
+        and result.timers_fired == 0
+        and result.stopped_early is None
+    ):
+        return "not_backtested"
+    return "failed" if backtest.status == "failed" else "cancelled"
+
+
 def _reason(exc: Exception) -> str:
-    return escape(str(exc))
+    """A refusal in one line: the API's problems (``version: a scheduled workflow is not
+    backtested: …``), else its error, else the exception."""
+    answer = getattr(exc, "answer", None)
+    if isinstance(answer, dict):
+        problems = answer.get("problems")
+        if isinstance(problems, list) and problems:
+            said = [
+                f"{p.get('loc')}: {p.get('msg')}" if p.get("loc") else str(p.get("msg"))
+                for p in problems[:5]
+                if isinstance(p, dict)
+            ]
+            return escape("; ".join(said))[:1000]
+        if isinstance(answer.get("error"), str):
+            return escape(answer["error"])[:1000]
+    return escape(str(exc))[:1000]
+
+
+def _retry_after(exc: Exception) -> float | None:
+    """The seconds a 429 says to wait (``retry_after_seconds``), within reason."""
+    answer = getattr(exc, "answer", None)
+    seconds = answer.get("retry_after_seconds") if isinstance(answer, dict) else None
+    if isinstance(seconds, int | float) and not isinstance(seconds, bool) and seconds > 0:
+        return min(float(seconds), 30.0)
+    return None
 
 
 def _short(exc: ValidationError) -> str:
@@ -437,7 +476,7 @@ def _short_value(value: Any) -> str:
 
 
 def _time(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _duration(window: timedelta) -> str:

@@ -42,11 +42,11 @@ class InvalidFile(InvalidInput):
 
 class ApiFailure(Exception):
     """The admin API refused a request; the message is its answer, ``status`` its HTTP
-    status (``None``: it could not be reached)."""
+    status (``None``: it could not be reached) and ``answer`` its JSON body."""
 
-    def __init__(self, message: str, status: int | None = None) -> None:
+    def __init__(self, message: str, status: int | None = None, answer: Any = None) -> None:
         super().__init__(message)
-        self.status = status
+        self.status, self.answer = status, answer
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,7 +170,9 @@ class AdminClient:
             )
             error = (answer or {}).get("error", response.reason_phrase)
             raise ApiFailure(
-                f"{method} {path}: {response.status_code} {error}{problems}", response.status_code
+                f"{method} {path}: {response.status_code} {error}{problems}",
+                response.status_code,
+                answer,
             )
         return answer
 

@@ -150,7 +150,7 @@ def test_the_report_shows_both_columns_and_the_first_changed_records() -> None:
         ],
     )
     assert report(outcome_of(answer), timedelta(days=7)).splitlines() == [
-        "backtest of wf-a over 7d (2026-11-24 12:00:00Z to 2026-12-01 12:00:00Z): "
+        "backtest of wf-a over 7d (2026-11-24 12:00:00 UTC to 2026-12-01 12:00:00 UTC): "
         "12,345 record changes, 2 timers due",
         "                        this file  v4 (active)",
         "  runs                        120          120",
@@ -160,11 +160,11 @@ def test_the_report_shows_both_columns_and_the_first_changed_records() -> None:
         "    add_note                    0            3",
         "    send_email                 80          100",
         "  changed: 23 events (the first 3 below)",
-        "    lead L-1  2026-11-24 13:00:00Z  record_created: status actions_issued -> "
+        "    lead L-1  2026-11-24 13:00:00 UTC  record_created: status actions_issued -> "
         "conditions_not_met (this file: score gte 80 not met); actions send_email -> none",
-        "    lead L-2  2026-11-24 14:00:00Z  record_created: runs only in the active one "
+        "    lead L-2  2026-11-24 14:00:00 UTC  record_created: runs only in the active one "
         "(actions_issued)",
-        "    lead L-3  2026-11-24 15:00:00Z  record_created: parameters of step 0 send_email "
+        "    lead L-3  2026-11-24 15:00:00 UTC  record_created: parameters of step 0 send_email "
         "(subject)",
     ]
 
@@ -201,14 +201,14 @@ def test_the_report_of_a_new_workflow_an_unchanged_behaviour_and_the_notes() -> 
         window={
             "since": SINCE.isoformat(),
             "until": UNTIL.isoformat(),
-            "note": "the retained history starts at 2026-11-27T00:00:00Z, after since",
+            "note": "the retained history starts at 2026-11-27T00:00:00 UTC, after since",
         },
         stopped_early="max_events (1,000,000) reached",
     )
     lines = report(outcome_of(answer), timedelta(hours=36)).splitlines()
     assert lines[0].startswith("backtest of wf-new over 36h (")
     assert lines[1:3] == [
-        "  note: the retained history starts at 2026-11-27T00:00:00Z, after since",
+        "  note: the retained history starts at 2026-11-27T00:00:00 UTC, after since",
         "  stopped early: max_events (1,000,000) reached",
     ]
     assert lines[3].endswith("this file  no active version")
@@ -253,14 +253,15 @@ class FakeApi:
             workflow_id = path.split("/")[2]
             ending = self.endings.get(workflow_id, "done")
             if ending == "refuse":
-                raise ApiFailure(
-                    f"{method} {path}: 422 scheduled workflows are not backtested", 422
-                )
+                problem = {"loc": "version", "msg": "a scheduled workflow is not backtested: ticks"}
+                refusal: dict[str, Any] = {"error": "invalid workflow", "problems": [problem]}
+                raise ApiFailure(f"{method} {path}: 422 invalid workflow", 422, refusal)
             if ending == "busy":
                 with self.lock:
                     self.busy_left -= 1
                     if self.busy_left >= 0:
-                        raise ApiFailure(f"{method} {path}: 429 too many backtests", 429)
+                        busy = {"error": "too many", "retry_after_seconds": 0.01}
+                        raise ApiFailure(f"{method} {path}: 429 too many", 429, busy)
             with self.lock:
                 self.bodies[workflow_id] = body
                 self.running.add(workflow_id)
@@ -295,6 +296,10 @@ class FakeApi:
                 self.running.discard(workflow_id)
             if ending == "fail":
                 return {**answer, "status": "failed", "result": None, "error": "the replay crashed"}
+            if ending == "empty":
+                empty = {**answer["result"], "events_scanned": 0}
+                error = "no record change of this tenant happened inside the window"
+                return {**answer, "status": "failed", "result": empty, "error": error}
             return answer
         if method == "DELETE":
             with self.lock:
@@ -321,21 +326,19 @@ def test_backtests_run_a_few_at_a_time_and_answer_in_the_order_asked() -> None:
 
 
 def test_a_refusal_or_a_failure_is_reported_and_the_others_go_on() -> None:
-    api = FakeApi({"wf-s": "refuse", "wf-f": "fail"})
+    api = FakeApi({"wf-s": "refuse", "wf-f": "fail", "wf-e": "empty"})
     runner = Backtests(api, SINCE, poll_first=0.001)
-    outcomes = list(runner.run(asked("wf-s", "wf-f", "wf-ok")))
+    outcomes = list(runner.run(asked("wf-s", "wf-f", "wf-e", "wf-ok")))
     assert [(o.ending, o.reason) for o in outcomes] == [
-        (
-            "not_backtested",
-            "POST /workflows/wf-s/backtest: 422 scheduled workflows are not backtested",
-        ),
+        ("not_backtested", "version: a scheduled workflow is not backtested: ticks"),
         ("failed", "the replay crashed"),
+        ("not_backtested", "no record change of this tenant happened inside the window"),
         ("done", ""),
     ]
 
 
 def test_a_full_queue_is_asked_again_until_there_is_room(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(backtests, "BUSY_PAUSE", 0.01)
+    monkeypatch.setattr(backtests, "BUSY_PAUSE", 60)  # the API's retry_after_seconds rules
     api = FakeApi({"wf-b": "busy"})
     [outcome] = Backtests(api, SINCE, poll_first=0.001).run(asked("wf-b"))
     assert outcome.ending == "done"

@@ -1,0 +1,199 @@
+"""``coeflow workflows apply -f FILE --backtest 7d`` against a running worker and its backtests:
+a week of a tenant's leads, a file that raises an active workflow's condition, adds one and
+adds a scheduled one; the behavioural diffs are the counts the leads' scores say."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.integration.harness import Api, lead_created, publish, seed_workflow, tenant
+from topics.catalog import RECORD_CHANGES
+
+pytestmark = pytest.mark.integration
+
+LEADS = 60
+EMAIL_ONLY = [
+    {"type": "send_email", "to": "{{record.email}}", "subject": "Hi", "body": "Hi {{record.name}}"}
+]
+
+
+def coeflow(api: Api, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "COEFLOW_API_URL": api.base_url, "COEFLOW_API_TOKEN": api.token or ""}
+    return subprocess.run(
+        [sys.executable, "-m", "coeflow", "workflows", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+
+
+def scored(acme: str, at_least: int, **overrides: Any) -> dict[str, Any]:
+    """A lead workflow of ``acme`` that emails leads scoring ``at_least`` or more, as a file
+    holds it."""
+    workflow = seed_workflow(
+        acme,
+        conditions={"all": [{"field": "score", "op": "gte", "value": at_least}]},
+        actions=EMAIL_ONLY,
+        **overrides,
+    )
+    return {k: v for k, v in workflow.items() if k not in ("tenant_id", "version")}
+
+
+def score(n: int) -> int:
+    return (n * 37) % 101
+
+
+async def test_apply_with_a_backtest_shows_each_changes_behaviour_and_a_dry_run_changes_nothing(
+    api: Api, bootstrap: str, tmp_path: Path
+) -> None:
+    acme = tenant()
+    now = datetime.now(UTC)
+    leads = [
+        lead_created(
+            acme,
+            n,
+            score=score(n),
+            occurred_at=(now - timedelta(days=6) + timedelta(hours=2 * n)).isoformat(),
+        )
+        for n in range(LEADS)
+    ]
+    await publish(bootstrap, RECORD_CHANGES, [(e["record_id"].encode(), e) for e in leads])
+    admin = await api.as_tenant(acme, "write")
+    active = scored(acme, 50)
+    status, body = await admin.call("POST", "/api/v1/workflows", active)
+    assert status == 201 and body["status"] == "active", body
+
+    raised = {**active, "name": "Only the best leads"}
+    raised["conditions"] = {"all": [{"field": "score", "op": "gte", "value": 80}]}
+    every = scored(acme, 0, id=f"wf-every-{acme}", name="Every lead", status="draft")
+    ticking = scored(
+        acme,
+        0,
+        id=f"wf-tick-{acme}",
+        status="draft",
+        trigger={"type": "scheduled", "cron": "0 9 * * *"},
+    )
+    file = tmp_path / "workflows.yaml"
+    file.write_text(yaml.safe_dump({"workflows": [raised, every, ticking]}, sort_keys=False))
+
+    dry = await asyncio.to_thread(
+        coeflow, admin, "apply", "-f", str(file), "--dry-run", "--backtest", "7d"
+    )
+    assert dry.returncode == 0, dry.stderr
+    out = dry.stdout
+    assert dry.stderr == ""  # not a terminal: no progress line
+    # Each report follows its own diff, in the file's order.
+    marks = [
+        f"+++ file/{raised['id']}",
+        f"backtest of {raised['id']} over 7d",
+        f"+++ file/{every['id']}",
+        f"backtest of {every['id']} over 7d",
+        f"+++ file/{ticking['id']}",
+        f"backtest of {ticking['id']}: not backtested: version: a scheduled workflow is not "
+        "backtested",
+    ]
+    assert [out.index(m) for m in marks] == sorted(out.index(m) for m in marks), out
+
+    fifty = sum(score(n) >= 50 for n in range(LEADS))
+    eighty = sum(score(n) >= 80 for n in range(LEADS))
+    first, second = _report(out, raised["id"]), _report(out, every["id"])
+    assert first[0].endswith(f"): {LEADS} record changes")
+    assert _row(first, "this file") == ["v1", "(active)"]
+    assert _row(first, "actions_issued") == [str(eighty), str(fifty)]
+    assert _row(first, "conditions_not_met") == [str(LEADS - eighty), str(LEADS - fifty)]
+    assert _row(first, "send_email") == [str(eighty), str(fifty)]
+    assert f"  changed: {fifty - eighty} events (the first 5 below)" in first
+    changed = [line for line in first if line.startswith("    lead L-")]
+    assert len(changed) == 5
+    for line in changed:
+        assert "record_created: status actions_issued -> conditions_not_met" in line
+        assert "(this file: score gte 80 not met); actions send_email -> none" in line
+    assert "@example.com" not in out  # the records' values stay in the API
+
+    assert _row(second, "this file") == ["no", "active", "version"]
+    assert _row(second, "actions_issued") == [str(LEADS), "0"]
+    assert f"  changed: {LEADS} events (the first 5 below)" in second
+    assert "runs only with this file (actions_issued)" in second[-1]
+
+    assert out.endswith(
+        "would create 2, would update 1, unchanged 0\n"
+        "backtested 2 (2 behaving differently), not backtested 1, failed 0\n"
+    )
+    status, saved = await admin.call("GET", f"/api/v1/workflows/{active['id']}")
+    assert status == 200 and saved["version"] == 1
+    status, listing = await admin.call("GET", "/api/v1/workflows")
+    assert [w["id"] for w in listing["workflows"]] == [active["id"]]
+
+    applied = await asyncio.to_thread(coeflow, admin, "apply", "-f", str(file), "--backtest", "7d")
+    assert applied.returncode == 0, applied.stderr
+    assert applied.stdout.endswith(
+        "created 2, updated 1, unchanged 0\n"
+        "backtested 2 (2 behaving differently), not backtested 1, failed 0\n"
+    )
+    status, saved = await admin.call("GET", f"/api/v1/workflows/{active['id']}")
+    assert status == 200 and saved["version"] == 2 and saved["name"] == "Only the best leads"
+
+
+async def test_a_window_without_the_tenants_history_is_not_backtested_and_is_no_failure(
+    api: Api, tmp_path: Path
+) -> None:
+    acme = tenant()
+    admin = await api.as_tenant(acme, "write")
+    file = tmp_path / "workflows.yaml"
+    file.write_text(yaml.safe_dump([scored(acme, 50)], sort_keys=False))
+    result = await asyncio.to_thread(
+        coeflow, admin, "apply", "-f", str(file), "--dry-run", "--backtest", "24h"
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"backtest of {scored(acme, 50)['id']}: not backtested: no record change of this " in (
+        result.stdout
+    )
+    assert result.stdout.endswith(
+        "backtested 0 (0 behaving differently), not backtested 1, failed 0\n"
+    )
+
+
+async def test_a_window_that_is_no_duration_is_refused_before_anything_is_asked(
+    api: Api, tmp_path: Path
+) -> None:
+    acme = tenant()
+    admin = await api.as_tenant(acme, "write")
+    file = tmp_path / "workflows.yaml"
+    file.write_text(yaml.safe_dump([scored(acme, 50)], sort_keys=False))
+    for window, says in (("7", "is not a window"), ("365d", "longer than the longest window")):
+        refused = await asyncio.to_thread(
+            coeflow, admin, "apply", "-f", str(file), "--backtest", window
+        )
+        assert refused.returncode == 2 and says in refused.stderr, refused.stderr
+        assert refused.stdout == ""
+    status, listing = await admin.call("GET", "/api/v1/workflows")
+    assert status == 200 and listing["workflows"] == []
+
+
+def _report(out: str, workflow_id: str) -> list[str]:
+    """The lines of one workflow's backtest report."""
+    lines = out.splitlines()
+    start = lines.index(
+        next(line for line in lines if line.startswith(f"backtest of {workflow_id} "))
+    )
+    end = start + 1
+    while end < len(lines) and lines[end].startswith("  "):
+        end += 1
+    return lines[start:end]
+
+
+def _row(report: list[str], label: str) -> list[str]:
+    """The cells after ``label`` in a report's table of counts."""
+    line = next(line for line in report if line.split()[: len(label.split())] == label.split())
+    return line.split()[len(label.split()) :]
