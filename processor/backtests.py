@@ -67,6 +67,10 @@ MAX_FINISHED_PER_TENANT = 20
 """Finished backtests one tenant keeps before ``COEFLOW_BACKTEST_KEEP`` is up (the oldest go):
 each holds a result of up to ``COEFLOW_BACKTEST_MAX_CHANGED`` changed events."""
 
+MAX_KEPT_BYTES = 256 << 20
+"""Bytes of results (as the child sent them) one worker keeps in all, every tenant's: past it
+the oldest finished backtests go first, whatever ``COEFLOW_BACKTEST_KEEP`` says."""
+
 _REPORT_EVERY = 0.25
 """Seconds between the child's progress reports."""
 
@@ -343,6 +347,8 @@ class _Entry:
     connection: Connection | None = None
     finished_at: float | None = None
     """Monotonic time it finished (for ``COEFLOW_BACKTEST_KEEP``)."""
+    size: int = 0
+    """Bytes of its result as the child sent it (for ``MAX_KEPT_BYTES``)."""
 
 
 class Backtests(Service):
@@ -494,6 +500,7 @@ class Backtests(Service):
             )
         elif isinstance(report, Finished):
             result = BacktestResult.model_validate_json(report.result)
+            entry.size = len(report.result)
             state.progress = BacktestProgress(
                 messages_read=state.progress.messages_read,
                 messages_total=state.progress.messages_total,
@@ -535,14 +542,21 @@ class Backtests(Service):
         self._bound_finished(entry.state.tenant_id)
 
     def _bound_finished(self, tenant_id: str) -> None:
-        finished = [
-            e
-            for e in self.entries.values()
-            if e.state.tenant_id == tenant_id and e.finished_at is not None
-        ]
-        finished.sort(key=lambda e: e.finished_at or 0.0)
-        for entry in finished[: max(len(finished) - MAX_FINISHED_PER_TENANT, 0)]:
-            del self.entries[entry.job.backtest_id]
+        """The tenant's newest ``MAX_FINISHED_PER_TENANT`` finished backtests stay, and the
+        newest results within ``MAX_KEPT_BYTES`` of every tenant's."""
+        finished = sorted(
+            (e for e in self.entries.values() if e.finished_at is not None),
+            key=lambda e: e.finished_at or 0.0,
+            reverse=True,
+        )
+        kept_of_tenant = kept_bytes = 0
+        for entry in finished:
+            kept_bytes += entry.size
+            if entry.state.tenant_id == tenant_id:
+                kept_of_tenant += 1
+            if kept_bytes > MAX_KEPT_BYTES or kept_of_tenant > MAX_FINISHED_PER_TENANT:
+                del self.entries[entry.job.backtest_id]
+                kept_bytes -= entry.size
 
     def expire(self, now: float) -> None:
         """Forget backtests finished more than ``COEFLOW_BACKTEST_KEEP`` before ``now``

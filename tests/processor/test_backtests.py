@@ -419,3 +419,33 @@ async def test_each_partition_is_read_from_the_beginning_up_to_a_fence_written_a
     read = [r.value for batch in [b async for b in batches] for r in batch]
     assert sorted(read) == sorted(f"old-{n}".encode() for n in range(10))
     assert all(tp in consumer.paused for tp in consumer.positions), "each stopped at its fence"
+
+
+async def test_results_are_kept_within_a_bound_of_bytes_the_oldest_going_first(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import processor.backtests
+
+    size = len(result(1).model_dump_json())
+    monkeypatch.setattr(processor.backtests, "MAX_KEPT_BYTES", int(size * 2.5))
+    launcher = Launcher()
+    backtests = manager(launcher, backtest_slots=3)
+    ids = [start(backtests, tenant) for tenant in ("acme", "globex", "initech")]
+    for child in launcher.children:
+        child.report(Finished(result(1).model_dump_json().encode()))
+        await until(lambda c=child: backtests.entries[c.job.backtest_id].state.status == "done")
+    assert [backtests.get(i, None) is not None for i in ids] == [False, True, True]
+
+
+async def test_a_tenant_keeps_its_newest_finished_backtests(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import processor.backtests
+
+    monkeypatch.setattr(processor.backtests, "MAX_FINISHED_PER_TENANT", 2)
+    backtests = manager(Launcher())
+    ids = [start(backtests) for _ in range(3)]
+    other = start(backtests, "globex")
+    for backtest_id in [*ids, other]:
+        backtests.cancel(backtest_id)
+    assert [backtests.get(i, None) is not None for i in [*ids, other]] == [False, True, True, True]
