@@ -61,6 +61,9 @@ class BacktestFigures:
     live_during_backtest_events_per_second: int = 0
     live_during_to_alone: float = 0.0
     """During / alone, best round to best round: 1.0 is no slowdown."""
+    live_during_to_alone_median: float = 0.0
+    """The median over the rounds of during / alone within each round (the two measured a
+    few seconds apart: less of this machine's drift than best to best)."""
     overlap: float = 0.0
     """Of the best round during a backtest: the share of the live batch's time the backtest
     was still running."""
@@ -275,6 +278,10 @@ async def measure(
     figures.live_during_to_alone = round(
         figures.live_during_backtest_events_per_second / figures.live_alone_events_per_second, 3
     )
+    pairs = sorted(
+        d / a for d, a in zip(figures.live_during_rounds, figures.live_alone_rounds, strict=True)
+    )
+    figures.live_during_to_alone_median = round(pairs[len(pairs) // 2], 3)
     fastest = max(figures.backtest_rounds, key=lambda b: b["events_per_second"])
     figures.backtest_events_per_second = fastest["events_per_second"]
     figures.backtest_messages_per_second = fastest["messages_per_second"]
