@@ -6,15 +6,21 @@ from __future__ import annotations
 
 import asyncio
 import os
+import pty
+import signal
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+import orjson
 import pytest
 import yaml
+from aiohttp import web
 
+from coeflow.tools.broker import free_port
 from tests.integration.harness import Api, lead_created, publish, seed_workflow, tenant
 from topics.catalog import RECORD_CHANGES
 
@@ -179,6 +185,123 @@ async def test_a_window_that_is_no_duration_is_refused_before_anything_is_asked(
         assert refused.stdout == ""
     status, listing = await admin.call("GET", "/api/v1/workflows")
     assert status == 200 and listing["workflows"] == []
+
+
+class RecordingProxy:
+    """The admin API behind a proxy that records each request and its answer, and says when
+    the first backtest has been read."""
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = upstream
+        self.seen: list[tuple[str, str, int, Any]] = []
+        self.backtest_read = asyncio.Event()
+        self.port = free_port()
+        self._http: aiohttp.ClientSession | None = None
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def __aenter__(self) -> RecordingProxy:
+        self._http = aiohttp.ClientSession()
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._forward)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._runner is not None and self._http is not None
+        await self._runner.cleanup()
+        await self._http.close()
+
+    async def _forward(self, request: web.Request) -> web.Response:
+        assert self._http is not None
+        headers = {k: v for k, v in request.headers.items() if k.lower() != "host"}
+        async with self._http.request(
+            request.method,
+            self.upstream + request.path_qs,
+            data=await request.read(),
+            headers=headers,
+        ) as answer:
+            body = await answer.read()
+            status, content_type = answer.status, answer.content_type
+        self.seen.append(
+            (request.method, request.path, status, orjson.loads(body) if body else None)
+        )
+        if request.method == "GET" and request.path.startswith("/api/v1/backtests/"):
+            self.backtest_read.set()
+        return web.Response(body=body, status=status, content_type=content_type)
+
+
+async def test_ctrl_c_cancels_the_running_backtests_and_changes_nothing(
+    api: Api, bootstrap: str, tmp_path: Path
+) -> None:
+    acme = tenant()
+    now = datetime.now(UTC)
+    leads = [
+        lead_created(acme, n, occurred_at=(now - timedelta(hours=n)).isoformat()) for n in range(20)
+    ]
+    await publish(bootstrap, RECORD_CHANGES, [(e["record_id"].encode(), e) for e in leads])
+    admin = await api.as_tenant(acme, "write")
+    file = tmp_path / "workflows.yaml"
+    workflows = [scored(acme, 10 * n, id=f"wf-{n}-{acme}") for n in range(2)]
+    file.write_text(yaml.safe_dump(workflows, sort_keys=False))
+
+    async with RecordingProxy(api.base_url) as proxy:
+        terminal, stderr = pty.openpty()  # stderr a terminal: the progress line is drawn
+        env = {**os.environ, "COEFLOW_API_URL": proxy.url, "COEFLOW_API_TOKEN": admin.token or ""}
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "coeflow",
+            "workflows",
+            "apply",
+            "-f",
+            str(file),
+            "--backtest",
+            "7d",
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=stderr,
+        )
+        os.close(stderr)
+        drawn = asyncio.create_task(asyncio.to_thread(_read_all, terminal))
+        await asyncio.wait_for(proxy.backtest_read.wait(), 60)
+        process.send_signal(signal.SIGINT)  # Ctrl-C
+        out, _ = await asyncio.wait_for(process.communicate(), 60)
+        progress = await asyncio.wait_for(drawn, 10)
+
+    assert process.returncode == 130, (out, progress)
+    assert "interrupted: the backtests were cancelled; nothing was changed" in progress
+    assert f"backtest wf-0-{acme}: " in progress and "\r\x1b[K" in progress
+    started = [b["backtest_id"] for m, path, status, b in proxy.seen if path.endswith("/backtest")]
+    deleted = [path.rsplit("/", 1)[1] for m, path, _, _ in proxy.seen if m == "DELETE"]
+    assert started and sorted(deleted) == sorted(started), proxy.seen
+    for backtest_id in started:
+        status, backtest = await admin.call("GET", f"/api/v1/backtests/{backtest_id}")
+        assert status == 200 and backtest["status"] == "cancelled", backtest
+    writes = [(m, path) for m, path, _, _ in proxy.seen if m in ("PUT", "POST")]
+    assert all(path.endswith("/backtest") for _, path in writes), writes
+    status, listing = await admin.call("GET", "/api/v1/workflows")
+    assert status == 200 and listing["workflows"] == []
+
+
+def _read_all(fd: int) -> str:
+    """What a terminal was sent until its other end closed."""
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:  # the other end closed (EIO)
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(fd)
+    return b"".join(chunks).decode(errors="replace")
 
 
 def _report(out: str, workflow_id: str) -> list[str]:
