@@ -431,7 +431,8 @@ class broker(AppCommand):
 OUR_COMMANDS = {
     "dev": "All on this machine: embedded broker, worker, web app and API (--demo: examples).",
     "worker": "A worker against COEFLOW_KAFKA_BOOTSTRAP: what a deployment runs.",
-    "workflows": "Workflows as files: `coeflow workflows export` and `apply -f FILE`.",
+    "workflows": "Workflows as files: `coeflow workflows export` and `apply -f FILE` "
+    "(--dry-run, --backtest 7d).",
     "broker": "The embedded Kafka-API broker alone (Tansu, in memory), until Ctrl-C.",
     "bench": "The benchmark: plain pipes against the processor; figures, JSON and a chart.",
 }

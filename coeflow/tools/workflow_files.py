@@ -4,7 +4,8 @@ JSON files, through the admin API.
 ``apply`` checks the whole file first (every problem listed, nothing changed when there is
 one), then shows what it changes as a diff and creates or updates only what differs, so
 applying the same file twice changes nothing the second time. It never deletes a workflow
-missing from the file.
+missing from the file. With ``--backtest``, each change's diff is followed by its behavioural
+diff (``workflow_backtests.py``).
 """
 
 from __future__ import annotations
@@ -342,7 +343,8 @@ def main(argv: Sequence[str], settings: Settings) -> int:
         prog="coeflow workflows",
         description="Workflows as files, through the admin API (COEFLOW_API_URL, "
         "COEFLOW_API_TOKEN): export them as YAML or JSON, or apply a file, which creates or "
-        "updates the workflows that differ (--dry-run shows the diff and changes nothing).",
+        "updates the workflows that differ (--dry-run shows the diff and changes nothing; "
+        "--backtest 7d adds what each change would have done over the last 7 days).",
     )
     commands = parser.add_subparsers(dest="command", required=True)
     exporting = commands.add_parser("export", help="write the workflows to a file or stdout")
