@@ -489,6 +489,13 @@ class Backtests(Service):
                 + (f" (exit code {code})" if code is not None else ""),
             )
             self._start_waiting()
+        except Exception:  # a report this worker cannot read (a bug): fail it, not the loop
+            log.exception("backtest %s: its report could not be read", backtest_id)
+            if entry.state.status not in FINISHED:
+                if entry.child is not None:
+                    entry.child.terminate()
+                self._finish(entry, "failed", error="internal error; the worker log has it")
+                self._start_waiting()
 
     def _apply(self, entry: _Entry, report: Report) -> None:
         state = entry.state

@@ -449,3 +449,13 @@ async def test_a_tenant_keeps_its_newest_finished_backtests(
     for backtest_id in [*ids, other]:
         backtests.cancel(backtest_id)
     assert [backtests.get(i, None) is not None for i in [*ids, other]] == [False, True, True, True]
+
+
+async def test_a_report_the_worker_cannot_read_fails_the_backtest_not_the_loop() -> None:
+    launcher = Launcher()
+    backtests = manager(launcher)
+    backtest_id = start(backtests)
+    launcher.children[0].report(Finished(b"{not a result"))
+    await until(lambda: backtests.get(backtest_id, None).status == "failed")  # type: ignore[union-attr]
+    assert "internal error" in (backtests.get(backtest_id, None).error or "")  # type: ignore[union-attr]
+    assert launcher.children[0].terminated
