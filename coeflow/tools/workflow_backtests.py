@@ -57,6 +57,9 @@ POLL_FIRST, POLL_MAX = 0.2, 2.0
 BUSY_PAUSE, BUSY_WAIT_MAX = 1.0, 300.0
 """Seconds before asking again while the API answers 429 (its queue for the tenant is full;
 doubled each time), and how long to keep asking."""
+MISSED_READS = 3
+"""Reads of a running backtest in a row that may fail (the API unreachable, a 5xx) before it
+is given up as failed."""
 CANCEL_WAIT = 30.0
 """Seconds Ctrl-C waits for the started backtests to be deleted."""
 WAIT_MAX = 3600.0
@@ -250,6 +253,7 @@ class Backtests:
         path = f"/backtests/{quote(backtest_id, safe='')}"
         deadline = self.clock() + WAIT_MAX
         pause = self.poll_first
+        missed = 0
         while True:
             if self.stopping.wait(pause):
                 self._cancel(path)
@@ -263,9 +267,16 @@ class Backtests:
                 self._cancel(path)
                 return Outcome(workflow_id, "failed", reason=f"unreadable answer: {_short(exc)}")
             except Exception as exc:
+                status = getattr(exc, "status", None)
+                missed += 1
+                if (status is None or status >= 500) and missed < MISSED_READS:
+                    continue  # the API unreachable a moment, or a worker restarting
                 self._cancel(path)
                 return Outcome(workflow_id, "failed", reason=_reason(exc))
-            if backtest.status == "done" and backtest.result is not None:
+            missed = 0
+            if backtest.status == "done":
+                if backtest.result is None:
+                    return Outcome(workflow_id, "failed", backtest, "done without a result")
                 return Outcome(workflow_id, "done", backtest)
             if backtest.status in ("failed", "cancelled"):
                 reason = escape(backtest.error or backtest.status)

@@ -345,6 +345,35 @@ def test_a_full_queue_is_asked_again_until_there_is_room(monkeypatch: pytest.Mon
     assert api.calls.count(("POST", "/workflows/wf-b/backtest")) == 3
 
 
+class FlakyApi(FakeApi):
+    """Reads of a backtest fail ``failures`` times in a row (unreachable), then answer."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__(polls=0)
+        self.failures = failures
+
+    def call(self, method: str, path: str, body: Any = None) -> Any:
+        if method == "GET" and self.failures > 0:
+            self.failures -= 1
+            with self.lock:
+                self.calls.append((method, path))
+            raise ApiFailure(f"cannot reach the admin API at {path}")
+        return super().call(method, path, body)
+
+
+def test_a_read_that_fails_a_moment_is_tried_again_and_one_that_keeps_failing_ends_it() -> None:
+    flaky = FlakyApi(failures=backtests.MISSED_READS - 1)
+    [outcome] = Backtests(flaky, SINCE, poll_first=0.001).run(asked("wf-a"))
+    assert outcome.ending == "done"
+    down = FlakyApi(failures=backtests.MISSED_READS)
+    [outcome] = Backtests(down, SINCE, poll_first=0.001).run(asked("wf-a"))
+    assert (outcome.ending, outcome.reason) == (
+        "failed",
+        "cannot reach the admin API at /backtests/bt-wf-a?changed_limit=5",
+    )
+    assert ("DELETE", "/backtests/bt-wf-a") in down.calls
+
+
 def test_a_backtest_that_never_ends_is_cancelled_at_the_deadline(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
