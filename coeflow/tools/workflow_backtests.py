@@ -386,6 +386,8 @@ def report(outcome: Outcome, window: timedelta) -> str:
     else:
         shown = result.changed[:FIRST_CHANGED]
         more = f" (the first {len(shown)} below)" if len(shown) < result.changed_count else ""
+        if result.changed_truncated:
+            more = f"{more[:-1]}; the API keeps the first {result.changed_cap:,})"
         lines.append(f"  changed: {_count(result.changed_count, 'event')}{more}")
         lines += [f"    {_changed(c)}" for c in shown]
     return "\n".join(lines) + "\n"

@@ -206,6 +206,14 @@ def test_the_report_of_a_new_workflow_an_unchanged_behaviour_and_the_notes() -> 
         stopped_early="max_events (1,000,000) reached",
     )
     lines = report(outcome_of(answer), timedelta(hours=36)).splitlines()
+    issued = {"status": "actions_issued", "actions": [email("ada@example.com")]}
+    first = changed(1, ["started"], issued, None)
+    many = done("wf-a", changed_count=2_000, changed_truncated=True, changed=[first])
+    assert report(outcome_of(many), timedelta(days=7)).splitlines()[-2:] == [
+        "  changed: 2,000 events (the first 1 below; the API keeps the first 1,000)",
+        "    lead L-1  2026-11-24 13:00:00 UTC  record_created: runs only with this file "
+        "(actions_issued)",
+    ]
     assert lines[0].startswith("backtest of wf-new over 36h (")
     assert lines[1:3] == [
         "  note: the retained history starts at 2026-11-27T00:00:00 UTC, after since",
