@@ -264,17 +264,15 @@ class ActionType:
 
     def command_params(self, rendered: dict[str, Any], anchor: datetime) -> dict[str, Any]:
         """Validate rendered parameters for one event and build the command's ``params``."""
-        plain = plain_fields(self.params)
-        if (
-            plain is not None
-            and type(rendered) is dict
-            and len(rendered) == len(plain)
-            and all(
-                type(value := rendered.get(name)) is str and low <= len(value) <= high
-                for name, (low, high) in plain.items()
-            )
-        ):
-            return {name: rendered[name] for name in plain}  # as model_dump would give them
+        model = self.params
+        plain = _PLAIN[model] if model in _PLAIN else plain_fields(model)
+        if plain is not None and type(rendered) is dict and len(rendered) == len(plain):
+            for name, (low, high) in plain.items():  # a loop: no generator an event
+                value = rendered.get(name)
+                if type(value) is not str or not low <= len(value) <= high:
+                    break
+            else:
+                return {name: rendered[name] for name in plain}  # as model_dump would give them
         try:
             params = self.params.model_validate(rendered, context=RENDERED)
         except ValidationError as exc:

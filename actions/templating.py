@@ -543,7 +543,18 @@ def render_tree(tree: Any, context: Mapping[str, Any], budget: Budget | None = N
             return _render_plain(tree.pieces, context)
         except Exception as exc:
             raise _render_error(exc) from None
-    return _render(tree, context, budget or Budget())
+    budget = budget or Budget()  # one deadline for the whole tree
+    if type(tree) is dict:  # an action's parameters: their plain texts read here, in one pass
+        try:
+            return {
+                k: _render_plain(v.pieces, context)
+                if type(v) is MergeText and v.pieces is not None
+                else _render(v, context, budget)
+                for k, v in tree.items()
+            }
+        except Exception as exc:  # what _render_text would raise (an ActionRenderError as is)
+            raise _render_error(exc) from None
+    return _render(tree, context, budget)
 
 
 def _render(tree: Any, context: Mapping[str, Any], budget: Budget) -> Any:

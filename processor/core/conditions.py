@@ -45,6 +45,9 @@ def _compile(node: Condition, loc: str, problems: list[Problem]) -> Evaluator:
 
 
 def _all(children: list[Evaluator]) -> Evaluator:
+    if len(children) == 1:  # the usual tree, one leaf: the same verdict and result, one call
+        return children[0]
+
     def evaluate(before: Snapshot, after: Snapshot, out: list[ConditionDoc]) -> bool:
         verdicts = [child(before, after, out) for child in children]
         return all(verdicts)
@@ -53,6 +56,9 @@ def _all(children: list[Evaluator]) -> Evaluator:
 
 
 def _any(children: list[Evaluator]) -> Evaluator:
+    if len(children) == 1:
+        return children[0]
+
     def evaluate(before: Snapshot, after: Snapshot, out: list[ConditionDoc]) -> bool:
         verdicts = [child(before, after, out) for child in children]
         return any(verdicts)
@@ -88,7 +94,11 @@ def _leaf(leaf: ConditionLeaf, loc: str, problems: list[Problem]) -> Evaluator:
         now = lookup(after, keys)
         was = lookup(before, keys) if uses_before else MISSING
         passed = test(was, now, expected)
-        actual = {"from": plain(was), "to": plain(now)} if uses_before else plain(now)
+        actual = (
+            {"from": plain(was), "to": plain(now)}
+            if uses_before
+            else (None if now is MISSING else now)  # plain(now), without the call
+        )
         out.append(
             {"field": field, "op": name, "expected": expected, "actual": actual, "passed": passed}
         )

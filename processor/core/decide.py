@@ -290,7 +290,9 @@ def _run_document(
                 "error": None,
             }
             for c in commands
-        ],
+        ]
+        if commands
+        else [],
         "error": error,
         "depth": event.depth,
         "source": (
