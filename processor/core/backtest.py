@@ -4,11 +4,12 @@ the fold a backtest runs over a tenant's retained ``crm.record-changes`` (pure).
 Each version goes through the live core: ``decide`` for record-change triggers, the same
 conditions and rendering, ``invoice_timer`` and ``stall_timers`` for the timers. Both run as if
 active, whatever their saved status. The clock is the events' own: a run is decided at its
-event's ``occurred_at``, and a timer fires at its ``due_at`` when the replay of its record
-reaches that time (a change of the record at or after it, or the window's end), the way the
-live timer service would have fired it between those two changes. Records are independent, so
-only each record's own changes need to come in order (one partition keeps them so); how the
-partitions interleave changes nothing in the result, which is what lets a test compare a
+event's ``occurred_at``, and a timer fires at its ``due_at`` (or at the change that armed it,
+if that came later: the live service fires a timer armed past due at once) when the replay of
+its record reaches that time (a change of the record at or after it, or the window's end),
+the way the live timer service would have fired it between those two changes. Records are
+independent, so only each record's own changes need to come in order (one partition keeps them
+so); how the partitions interleave changes nothing in the result, which lets a test compare a
 backtest read from the broker with this fold over the same events.
 
 The window ``[since, until]``: changes before ``since`` are folded into the records' state
@@ -134,6 +135,10 @@ class _Armed(NamedTuple):
     sides: tuple[int, ...]
     """The versions it fires for: an overdue timer, every version of that kind; a stall
     timer, the version whose parameters armed it."""
+    fires_at: datetime
+    """When the live timer service would fire it: its due time, or the change that armed it
+    when that came later (an invoice created or moved to a due date long past fires at the
+    next tick, not before it was armed)."""
 
 
 @dataclass(slots=True)
@@ -312,7 +317,7 @@ class Replay:
             change = invoice_timer(event)
             if change is not None:
                 timer_key, timer = change
-                self._arm(followed, f"overdue {timer_key}", timer, self._overdue)
+                self._arm(followed, f"overdue {timer_key}", timer, self._overdue, event)
         if stall:
             state = apply_change(followed.state, event, self._seq)
             if state is not None:
@@ -324,32 +329,38 @@ class Replay:
                     for timer_key, timer in stall_timers(
                         event, state, (compiled,), event.occurred_at
                     ):
-                        self._arm(followed, f"{n} {timer_key}", timer, (n,))
+                        self._arm(followed, f"{n} {timer_key}", timer, (n,), event)
         self._settle(followed)
         if followed.state is None and not followed.armed and not followed.held:
             del self._followed[key]
 
     def _arm(
-        self, followed: _Followed, key: str, timer: Timer | None, sides: tuple[int, ...]
+        self,
+        followed: _Followed,
+        key: str,
+        timer: Timer | None,
+        sides: tuple[int, ...],
+        event: ChangeEvent,
     ) -> None:
         if timer is None:
             followed.armed.pop(key, None)
         else:
-            followed.armed[key] = _Armed(timer, sides)
+            followed.armed[key] = _Armed(timer, sides, max(timer.due_at, event.occurred_at))
 
     def _fire_due(self, followed: _Followed, until: datetime) -> None:
-        """Fire, in due order, the record's timers due at or before ``until``."""
+        """Fire, in the order they fire, the record's timers that fire at or before
+        ``until``."""
         due = sorted(
-            (k for k, armed in followed.armed.items() if armed.timer.due_at <= until),
-            key=lambda k: (followed.armed[k].timer.due_at, k),
+            (k for k, armed in followed.armed.items() if armed.fires_at <= until),
+            key=lambda k: (followed.armed[k].fires_at, k),
         )
         for key in due:
             self._fire(followed, followed.armed.pop(key))
 
     def _fire(self, followed: _Followed, armed: _Armed) -> None:
         timer = armed.timer
-        if timer.due_at < self.spec.since:
-            return  # came due before the window: its run is not the window's
+        if armed.fires_at < self.spec.since:
+            return  # fired before the window: its run is not the window's
         self.timers_fired += 1
         event = fired_event(timer)
         outcomes = {

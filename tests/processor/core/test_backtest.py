@@ -228,6 +228,27 @@ def test_an_overdue_timer_both_versions_wait_for_is_compared_once() -> None:
     assert result.candidate.runs_total == result.baseline.runs_total == 1
 
 
+def test_an_invoice_overdue_already_when_the_window_sees_it_fires_then() -> None:
+    """Live, a change that arms a timer due in the past has it fired at the timer service's
+    next tick (every armed timer due by now fires): the run is the window's when the change
+    is, however old the due date."""
+    created = invoice(1, "INV-1", "2026-10-20")  # created on 11-02, overdue since 10-21
+    sent = invoice(-3, "INV-2", "2026-11-20")
+    moved = make_event(  # its due date moved back on 11-03 to one long past
+        record_type="invoice",
+        record_id="INV-2",
+        operation="updated",
+        occurred_at=at(2),
+        before=sent.after,
+        after={**(sent.after or {}), "due_date": "2026-10-01"},
+    )
+    early = invoice(-2, "INV-3", "2026-10-20")  # fired on 10-30, before the window
+    result = replay([created, sent, moved, early], spec(overdue(), None))
+    assert result.timers_fired == 2
+    assert result.candidate.runs == {"actions_issued": 2}
+    assert sorted(c.record.id for c in result.changed) == ["INV-1", "INV-2"]
+
+
 def test_a_deleted_invoice_never_comes_due() -> None:
     created = invoice(0.5, "INV-1", "2026-11-02")
     deleted = make_event(
