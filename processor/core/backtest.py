@@ -19,9 +19,10 @@ Loop depth is each event's own (``causation.depth`` as it was). Follow-on change
 actions would have made are not invented: the replay sees the changes that happened.
 
 Memory follows the result cap and the records that need a state: the changed list keeps the
-``max_changed`` earliest; a record is followed only while a version's timers need it (a stall
-version: every record of its type; an overdue version: invoices with an open due date), at
-most ``max_records`` at once, and the result counts the changes of records past that bound.
+``max_changed`` earliest within ``max_changed_bytes``; a record is followed only while a
+version's timers need it (a stall version: every record of its type; an overdue version:
+invoices with an open due date), at most ``max_records`` at once, and the result counts the
+changes of records past that bound.
 """
 
 from __future__ import annotations
@@ -85,6 +86,11 @@ class ReplaySpec:
     max_changed: int
     max_records: int
     max_depth: int
+    max_changed_bytes: int = 16 << 20
+    """The kept changed events' outcomes, at most this many bytes as JSON: each keeps both
+    versions' rendered parameters and the values their conditions saw, which the records'
+    writers choose (fifty actions of 50,000 characters each would make ``max_changed`` of them
+    gigabytes); the earliest that fit are kept, the rest counted."""
 
 
 class _Outcome(NamedTuple):
@@ -128,6 +134,12 @@ class _Changed(NamedTuple):
     candidate: _Outcome | None
     baseline: _Outcome | None
     differences: list[Difference]
+    size: int
+    """Its outcomes' bytes as JSON (``max_changed_bytes``)."""
+
+    def order(self) -> tuple[datetime, str, str, str]:
+        """Earliest first, in an order no interleaving of the partitions changes."""
+        return (self.occurred_at, self.event_id, self.record_type, self.record_id)
 
 
 class _Armed(NamedTuple):
@@ -195,6 +207,9 @@ class Replay:
         }
         self._followed: dict[str, _Followed] = {}
         self._changed: list[_Changed] = []
+        self._changed_bytes = 0
+        self._dropped_from: tuple[datetime, str, str, str] | None = None
+        """The earliest changed event left out of the kept list: none after it is kept."""
         self.changed_count = 0
         self.events_scanned = 0
         self.events_before_window = 0
@@ -282,19 +297,33 @@ class Replay:
         self.changed_count += 1
         document = (candidate or baseline or _NO_OUTCOME).document
         record = document["record"]
-        self._changed.append(
-            _Changed(
-                document["occurred_at"],
-                document["event_id"],
-                record["type"],
-                record["id"],
-                candidate,
-                baseline,
-                found,
-            )
-        )
-        if len(self._changed) >= 2 * self.spec.max_changed:
-            self._changed = _earliest(self._changed, self.spec.max_changed)
+        order = (document["occurred_at"], document["event_id"], record["type"], record["id"])
+        if self._dropped_from is not None and order >= self._dropped_from:
+            return  # later than one already left out: it cannot be among the earliest kept
+        changed = _Changed(*order, candidate, baseline, found, _size(candidate) + _size(baseline))
+        self._changed.append(changed)
+        self._changed_bytes += changed.size
+        spec = self.spec
+        if (
+            len(self._changed) >= 2 * spec.max_changed
+            or self._changed_bytes > 2 * spec.max_changed_bytes
+        ):
+            self._keep_earliest()
+
+    def _keep_earliest(self) -> None:
+        """Keep the earliest changed events within ``max_changed`` and ``max_changed_bytes``
+        (a prefix of them in their order, whatever order they came in), and note where the
+        rest begin. Called past twice the bounds, so its sort is paid once per many events."""
+        spec, kept, size = self.spec, 0, 0
+        ordered = sorted(self._changed, key=_Changed.order)
+        for changed in ordered:
+            if kept == spec.max_changed or size + changed.size > spec.max_changed_bytes:
+                first = changed.order()
+                if self._dropped_from is None or first < self._dropped_from:
+                    self._dropped_from = first
+                break
+            kept, size = kept + 1, size + changed.size
+        self._changed, self._changed_bytes = ordered[:kept], size
 
     # -- timers --------------------------------------------------------------------------
 
@@ -420,7 +449,8 @@ class Replay:
             for n, outcome in followed.held.values():  # the other one came due too late
                 self._compare(*_paired(n, outcome, None))
         self._followed.clear()
-        kept = _earliest(self._changed, self.spec.max_changed)
+        self._keep_earliest()
+        kept = self._changed
         return BacktestResult(
             events_scanned=self.events_scanned,
             events_before_window=self.events_before_window,
@@ -500,11 +530,14 @@ def _replayed(outcome: _Outcome | None) -> ReplayedOutcome | None:
     )
 
 
-def _earliest(changed: list[_Changed], cap: int) -> list[_Changed]:
-    """The ``cap`` earliest, in a order no interleaving of the partitions changes."""
-    return sorted(changed, key=lambda c: (c.occurred_at, c.event_id, c.record_type, c.record_id))[
-        :cap
-    ]
+def _size(outcome: _Outcome | None) -> int:
+    """An outcome's bytes as JSON, near enough to bound what a result holds."""
+    if outcome is None:
+        return 0
+    try:
+        return len(orjson.dumps(outcome.document, default=str))
+    except TypeError:  # an integer past 64 bits, say: the long way
+        return len(repr(outcome.document))
 
 
 def replay(events: Iterable[ChangeEvent], spec: ReplaySpec) -> BacktestResult:

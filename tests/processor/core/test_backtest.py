@@ -7,6 +7,7 @@ import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 import pytest
 
 from processor.core.backtest import NOT_BACKTESTED, Replay, ReplaySpec, differences, replay
@@ -156,6 +157,32 @@ def test_the_changed_list_keeps_the_earliest_and_states_the_cap() -> None:
     assert result.changed_count == 250 and result.changed_truncated
     assert result.changed_cap == 10
     assert [c.occurred_at for c in result.changed] == [at(n / 100) for n in range(10)]
+
+
+def test_the_changed_list_is_bounded_in_bytes_too_and_keeps_the_earliest() -> None:
+    """Each changed event keeps both outcomes with their rendered parameters and the values
+    their conditions saw, which the records' writers choose: a kept list bounded in number
+    alone could hold gigabytes (50 actions of 50,000 characters each, a thousand times)."""
+    big = compiled(
+        conditions=None,
+        actions=[{"type": "add_note", "body": "{{record.notes}}"} for _ in range(20)],
+    )
+    notes = "n" * 10_000
+    events = [
+        make_event(occurred_at=at(n / 100), after={**LEAD, "notes": notes}) for n in range(60)
+    ]
+    random.Random(3).shuffle(events)
+    results = [
+        replay(order, spec(big, None, max_changed_bytes=1_000_000))
+        for order in (events, sorted(events, key=lambda e: e.occurred_at))
+    ]
+    result = results[0]
+    assert result.changed_count == 60 and result.changed_truncated
+    kept = len(result.changed)
+    assert 0 < kept < 10  # each is over 200,000 bytes
+    assert len(orjson.dumps([c.model_dump(mode="json") for c in result.changed])) < 2_000_000
+    assert [c.occurred_at for c in result.changed] == [at(n / 100) for n in range(kept)]
+    assert results[1].model_dump() == result.model_dump()  # whatever the read order
 
 
 # -- invoice_overdue --------------------------------------------------------------------
