@@ -559,9 +559,11 @@ class Backtests(Service):
         kept_of_tenant = kept_bytes = 0
         for entry in finished:
             kept_bytes += entry.size
+            past_count = False  # only the tenant's own older ones go for its count
             if entry.state.tenant_id == tenant_id:
                 kept_of_tenant += 1
-            if kept_bytes > MAX_KEPT_BYTES or kept_of_tenant > MAX_FINISHED_PER_TENANT:
+                past_count = kept_of_tenant > MAX_FINISHED_PER_TENANT
+            if kept_bytes > MAX_KEPT_BYTES or past_count:
                 del self.entries[entry.job.backtest_id]
                 kept_bytes -= entry.size
 

@@ -167,7 +167,7 @@ class Launcher:
 
 
 def manager(launcher: Launcher, **settings: Any) -> Backtests:
-    return Backtests(Settings(_env_file=None, **settings), lambda: NOW, launch=launcher)  # type: ignore[call-arg]
+    return Backtests(Settings(_env_file=None, **settings), lambda: NOW, launch=launcher)
 
 
 CHOSEN = choose_versions(
@@ -414,7 +414,7 @@ async def test_each_partition_is_read_from_the_beginning_up_to_a_fence_written_a
     consumer = FakeConsumer(
         topic, batch=2, write_meanwhile=lambda: topic.append(0, b"k", f"new-{next(later)}".encode())
     )
-    total, batches = await fenced_history(consumer, FakeProducer(topic), "crm.record-changes")  # type: ignore[arg-type]
+    total, batches = await fenced_history(consumer, FakeProducer(topic), "crm.record-changes")
     assert total == 10
     read = [r.value for batch in [b async for b in batches] for r in batch]
     assert sorted(read) == sorted(f"old-{n}".encode() for n in range(10))
@@ -449,6 +449,20 @@ async def test_a_tenant_keeps_its_newest_finished_backtests(
     for backtest_id in [*ids, other]:
         backtests.cancel(backtest_id)
     assert [backtests.get(i, None) is not None for i in [*ids, other]] == [False, True, True, True]
+
+
+async def test_a_tenant_past_its_count_of_finished_ones_evicts_none_of_another_tenants(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import processor.backtests
+
+    monkeypatch.setattr(processor.backtests, "MAX_FINISHED_PER_TENANT", 2)
+    backtests = manager(Launcher())
+    other = start(backtests, "globex")  # finished before the tenant's: older than each of them
+    ids = [start(backtests) for _ in range(3)]
+    for backtest_id in [other, *ids]:
+        backtests.cancel(backtest_id)
+    assert [backtests.get(i, None) is not None for i in [other, *ids]] == [True, False, True, True]
 
 
 async def test_a_report_the_worker_cannot_read_fails_the_backtest_not_the_loop() -> None:
