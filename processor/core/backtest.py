@@ -15,8 +15,10 @@ backtest read from the broker with this fold over the same events.
 The window ``[since, until]``: changes before ``since`` are folded into the records' state
 (when a field got its value, which timers are armed) without deciding runs, so a stall or an
 overdue invoice that comes due inside the window fires; changes after ``until`` are left out.
-Loop depth is each event's own (``causation.depth`` as it was). Follow-on changes a version's
-actions would have made are not invented: the replay sees the changes that happened.
+Loop depth is each event's own (``causation.depth`` as it was). A change delivered again (the
+same event id, soon after) decides no second run: live, it would have the first's run ids.
+Follow-on changes a version's actions would have made are not invented: the replay sees the
+changes that happened.
 
 Memory follows the result cap and the records that need a state: the changed list keeps the
 ``max_changed`` earliest within ``max_changed_bytes``; a record is followed only while a
@@ -27,7 +29,7 @@ changes of records past that bound.
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -71,6 +73,11 @@ _NOT_EMBEDDED = orjson.Fragment(b"null")
 """What a replayed run record embeds instead of its event: nothing reads it."""
 
 CANDIDATE, BASELINE = 0, 1
+
+RECENT_EVENT_IDS = 100_000
+"""How many of the latest decided events' ids the fold remembers to tell a change delivered
+again (a producer's retry, written soon after the first): live, its runs have the first's run
+ids and count once; so they do here."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,7 +185,11 @@ class _Side:
     def summary(self) -> SideSummary:
         return SideSummary(
             version=self.version,
-            status=self.compiled.workflow.status if self.compiled is not None else None,
+            status=(  # an unsaved definition has no saved status
+                self.compiled.workflow.status
+                if self.compiled is not None and self.version is not None
+                else None
+            ),
             runs_total=sum(self.runs.values()),
             runs=dict(sorted(self.runs.items())),
             actions=dict(sorted(self.actions.items())),
@@ -206,6 +217,8 @@ class Replay:
             if side.compiled is not None and side.compiled.kind.operations
         }
         self._followed: dict[str, _Followed] = {}
+        self._recent: set[str] = set()
+        self._recent_order: deque[str] = deque()
         self._changed: list[_Changed] = []
         self._changed_bytes = 0
         self._dropped_from: tuple[datetime, str, str, str] | None = None
@@ -248,7 +261,7 @@ class Replay:
             self._first = at
         if self._last is None or at > self._last:
             self._last = at
-        if event.record_type in self._decided_types:
+        if event.record_type in self._decided_types and self._first_delivery(event.event_id):
             self._decide(event)
         if self.events_scanned >= self.spec.max_events:
             self._stopped = (
@@ -256,6 +269,18 @@ class Replay:
                 f"of {shown_time(at)}"
             )
             return False
+        return True
+
+    def _first_delivery(self, event_id: str) -> bool:
+        """Whether no recent change had this id. Only deciding skips a change delivered again:
+        its record's state and timers follow it, as live (``apply_change`` takes it at its
+        own offset)."""
+        if event_id in self._recent:
+            return False
+        self._recent.add(event_id)
+        self._recent_order.append(event_id)
+        if len(self._recent_order) > RECENT_EVENT_IDS:
+            self._recent.discard(self._recent_order.popleft())
         return True
 
     def skip_invalid(self) -> None:

@@ -139,6 +139,17 @@ def test_loop_depth_is_the_events_own() -> None:
     assert result.candidate.runs == {"actions_issued": 1, "loop_blocked": 1}
 
 
+def test_a_change_delivered_again_runs_once_as_live() -> None:
+    """A producer that retries writes one change twice: live, both get the same run id (from
+    the workflow, its version and the event id), so the run history and the executors see one
+    run. A backtest counts it once too."""
+    first, other = lead(1, 72), lead(2, 72)
+    result = replay([first, first, other, first], spec(compiled(), None))
+    assert result.candidate.runs == {"actions_issued": 2}
+    assert [c.event_id for c in result.changed] == [first.event_id, other.event_id]
+    assert result.events_scanned == 4
+
+
 def test_max_events_stops_the_scan_and_says_where() -> None:
     events = [lead(n / 10, 72) for n in range(20)]
     fold = Replay(spec(compiled(), None, max_events=5))
