@@ -111,8 +111,8 @@ class StartBacktest(BacktestView):
         if wait is not None:
             raise ApiError(
                 429,
-                f"too many backtests started for this tenant; at most {STARTS.per_second:g} a "
-                "second",
+                "too many backtests started for this tenant; one every "
+                f"{1 / STARTS.per_second:g} seconds on average, {STARTS.burst:g} at most at once",
                 retry_after_seconds=round(wait, 2),
             )
         settings = self.runtime.settings

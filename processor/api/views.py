@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar, cast
@@ -140,7 +141,13 @@ class ApiView(View):
                 request["principal"] = principal
             return await super().dispatch(request)
         except ApiError as exc:
-            return self.reply({"error": exc.error, **exc.details}, exc.status)
+            wait = exc.details.get("retry_after_seconds")
+            headers = (  # whole seconds, rounded up, as HTTP says it
+                {"Retry-After": str(max(1, math.ceil(wait)))}
+                if isinstance(wait, int | float)
+                else None
+            )
+            return self.reply({"error": exc.error, **exc.details}, exc.status, headers=headers)
         except AccessDenied as exc:
             return self.reply({"error": str(exc)}, exc.status)
         except NotFound as exc:

@@ -73,7 +73,7 @@ def choose_versions(
         kind = side.kind.name if side is not None else ""
         reason = (not_backtested or {}).get(kind)
         if reason is not None:
-            raise InvalidWorkflow([Problem(loc, f"a {kind} workflow is not backtested: {reason}")])
+            raise InvalidWorkflow([Problem(loc, f"not backtested: {reason}")])
     return ChosenVersions(candidate, candidate_version, baseline, baseline_version)
 
 

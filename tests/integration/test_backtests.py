@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import math
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -310,6 +311,17 @@ async def test_a_tenant_past_its_limit_is_told_to_wait(api: Api) -> None:
     status, body = await api.call("POST", path, {})
     assert status == 202, body
     await api.call("DELETE", f"{B}/{body['backtest_id']}")
+    # Five starts in a row (the refused one too) are the burst: the next is told when to retry.
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(
+            api.base_url + path, data=b"{}", headers={"Authorization": f"Bearer {api.token}"}
+        ) as answer,
+    ):
+        body = await answer.json()
+        assert answer.status == 429 and "one every 5 seconds" in body["error"], body
+        assert body["retry_after_seconds"] > 0
+        assert answer.headers["Retry-After"] == str(math.ceil(body["retry_after_seconds"]))
 
 
 BIG = 100_000

@@ -80,7 +80,7 @@ def test_a_trigger_that_is_not_backtested_is_refused_with_the_reason() -> None:
     with pytest.raises(InvalidWorkflow, match="no record change starts it") as refused:
         choose_versions("wf-welcome", versions, not_backtested=NOT_BACKTESTED)
     assert refused.value.problems[0].loc == "version"
-    with pytest.raises(InvalidWorkflow, match="scheduled workflow is not backtested"):
+    with pytest.raises(InvalidWorkflow, match="not backtested: no record change starts it"):
         choose_versions(
             "wf-welcome", versions, version=1, compare_to=2, not_backtested=NOT_BACKTESTED
         )
