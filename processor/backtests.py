@@ -74,6 +74,11 @@ the oldest finished backtests go first, whatever ``COEFLOW_BACKTEST_KEEP`` says.
 _REPORT_EVERY = 0.25
 """Seconds between the child's progress reports."""
 
+SILENT_LIMIT = 300.0
+"""Seconds a running backtest's child may go without a report before it is ended and the
+backtest fails: it reports after every batch it reads, so one this quiet waits on a broker
+that no longer answers, and would hold its slot for ever."""
+
 _EXPIRE_EVERY = 30.0
 
 _CHILD_GC_THRESHOLDS = (50_000, 20, 100)
@@ -349,6 +354,8 @@ class _Entry:
     """Monotonic time it finished (for ``COEFLOW_BACKTEST_KEEP``)."""
     size: int = 0
     """Bytes of its result as the child sent it (for ``MAX_KEPT_BYTES``)."""
+    reported_at: float | None = None
+    """Monotonic time its child started or last reported (for ``SILENT_LIMIT``)."""
 
 
 class Backtests(Service):
@@ -462,7 +469,14 @@ class Backtests(Service):
                 self._finish(entry, "failed", error=f"its process did not start: {exc}")
                 continue
             entry.child, entry.connection = child, connection
+            entry.reported_at = time.monotonic()
             entry.state.status = "running"
+            log.info(
+                "backtest %s of %s (tenant %s) started",
+                entry.job.backtest_id,
+                entry.state.workflow_id,
+                entry.state.tenant_id,
+            )
             entry.state.started_at = self.clock()
             self.running.add(entry.job.backtest_id)
             asyncio.get_running_loop().add_reader(
@@ -477,7 +491,9 @@ class Backtests(Service):
         connection = entry.connection
         try:
             while connection.poll():
-                self._apply(entry, connection.recv())
+                report = connection.recv()
+                entry.reported_at = time.monotonic()
+                self._apply(entry, report)
                 if entry.state.status in FINISHED:
                     return
         except (EOFError, OSError):
@@ -546,6 +562,12 @@ class Backtests(Service):
         entry.state.result = result
         entry.state.finished_at = self.clock()
         entry.finished_at = time.monotonic()
+        log.info(  # ids and counts only: the error may quote the tenant's workflow
+            "backtest %s %s: %d record changes scanned",
+            backtest_id,
+            status,
+            entry.state.progress.events_scanned,
+        )
         self._bound_finished(entry.state.tenant_id)
 
     def _bound_finished(self, tenant_id: str) -> None:
@@ -569,11 +591,24 @@ class Backtests(Service):
 
     def expire(self, now: float) -> None:
         """Forget backtests finished more than ``COEFLOW_BACKTEST_KEEP`` before ``now``
-        (monotonic)."""
+        (monotonic), and fail running ones silent for ``SILENT_LIMIT``."""
         keep = self.settings.backtest_keep
         for backtest_id, entry in list(self.entries.items()):
             if entry.finished_at is not None and now - entry.finished_at > keep:
                 del self.entries[backtest_id]
+            elif (
+                entry.child is not None
+                and entry.reported_at is not None
+                and now - entry.reported_at > SILENT_LIMIT
+            ):
+                entry.child.terminate()
+                self._finish(
+                    entry,
+                    "failed",
+                    error=f"its process reported nothing for {SILENT_LIMIT:g} s (is the broker "
+                    "answering?); it was stopped",
+                )
+        self._start_waiting()
 
     @Service.timer(_EXPIRE_EVERY)
     async def _expire(self) -> None:

@@ -305,6 +305,30 @@ async def test_finished_backtests_are_forgotten_after_the_keep_time() -> None:
     assert backtests.get(done, None) is None and backtests.get(running, None) is not None
 
 
+async def test_a_child_that_reports_nothing_for_long_is_stopped_and_fails_the_backtest() -> None:
+    """A scan whose broker stops answering would wait for ever, holding its slot: a child
+    silent for ``SILENT_LIMIT`` is ended, and the next one starts."""
+    from processor.backtests import SILENT_LIMIT
+
+    launcher = Launcher()
+    backtests = manager(launcher)
+    stuck, waiting = start(backtests), start(backtests)
+    child = launcher.children[0]
+    started = backtests.entries[stuck].reported_at
+    assert started is not None
+    child.report(Progress(10, 100, 1))
+    await until(lambda: backtests.entries[stuck].state.progress.messages_read == 10)
+    heard = backtests.entries[stuck].reported_at
+    assert heard is not None and heard >= started
+    backtests.expire(heard + SILENT_LIMIT - 1)
+    assert backtests.entries[stuck].state.status == "running"
+    backtests.expire(heard + SILENT_LIMIT + 1)
+    state = backtests.entries[stuck].state
+    assert state.status == "failed" and child.terminated
+    assert "reported nothing" in (state.error or "")
+    assert backtests.entries[waiting].state.status == "running"
+
+
 async def test_stopping_the_service_ends_every_child() -> None:
     launcher = Launcher()
     backtests = manager(launcher, backtest_slots=2)
