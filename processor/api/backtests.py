@@ -35,6 +35,7 @@ STARTS = RateLimit(per_second=0.2, burst=5)
 """Backtests a tenant may start, per second, whatever it cancels: each starts a process."""
 
 MAX_PAGE = 10_000
+CSV_TYPE = "text/csv; charset=utf-8"
 
 
 class BacktestQuery(BaseModel):
@@ -193,11 +194,16 @@ class OneBacktest(BacktestView):
                 raise ApiError(
                     409, f"backtest {backtest_id!r} is {backtest.status}: it has no result yet"
                 )
+            text = changed_csv(
+                result.changed[asked.changed_offset : end],
+                backtest.candidate_version,
+                backtest.baseline_version,
+            )
             return self.bytes(
-                changed_csv(result.changed[asked.changed_offset : end]).encode(),
-                content_type="text/csv",
+                text.encode(),
                 headers={
-                    "Content-Disposition": f'attachment; filename="{backtest.backtest_id}.csv"'
+                    "Content-Type": CSV_TYPE,  # aiohttp takes no charset in content_type
+                    "Content-Disposition": f'attachment; filename="{backtest.backtest_id}.csv"',
                 },
             )
         if result is not None and (asked.changed_offset or end is not None):

@@ -1,5 +1,9 @@
 """A backtest's changed events as CSV, for a spreadsheet: one row per changed event, both
-outcomes side by side, and the conditions whose result differs.
+outcomes side by side (``candidate_``: the version tried, ``baseline_``: the one it is compared
+with, each version's number in its column), the parameters and the conditions that differ.
+
+The text starts with a UTF-8 byte-order mark: without it Excel reads the file in the machine's
+legacy code page, and a lead named "Zoë" shows as "ZoÃ«".
 
 Every cell is the data of a record change, which anyone who can write to the CRM chose: a cell
 a spreadsheet would read as a formula (``=``, ``+``, ``-``, ``@``, a tab or a carriage return
@@ -14,6 +18,7 @@ from collections.abc import Iterable
 
 import orjson
 
+from processor.core.backtest_diff import param_differences
 from topics.backtests import ChangedOutcome, ReplayedOutcome
 from topics.runs import ConditionResult
 
@@ -24,16 +29,24 @@ COLUMNS = (
     "occurred_at",
     "trigger",
     "differences",
+    "candidate_version",
+    "baseline_version",
     "candidate_status",
     "baseline_status",
     "candidate_actions",
     "baseline_actions",
+    "parameters_that_differ",
     "conditions_that_differ",
 )
 
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 NO_RUN = "no run"
+BOM = "\ufeff"
+UNSAVED = "unsaved"
+"""The candidate's version cell for an unsaved definition."""
+NO_BASELINE = "none"
+"""The baseline's version cell when there is none (a workflow that does nothing)."""
 
 
 def safe_cell(text: str) -> str:
@@ -41,8 +54,17 @@ def safe_cell(text: str) -> str:
     return "'" + text if text.startswith(_FORMULA_STARTS) else text
 
 
-def changed_csv(changed: Iterable[ChangedOutcome]) -> str:
+def changed_csv(
+    changed: Iterable[ChangedOutcome], candidate_version: int | None, baseline_version: int | None
+) -> str:
+    """The rows, a byte-order mark first; the versions as the result's sides name them
+    (``None``: an unsaved candidate, or no baseline)."""
+    versions = (
+        UNSAVED if candidate_version is None else str(candidate_version),
+        NO_BASELINE if baseline_version is None else str(baseline_version),
+    )
     out = io.StringIO()
+    out.write(BOM)
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(COLUMNS)
     for row in changed:
@@ -53,10 +75,12 @@ def changed_csv(changed: Iterable[ChangedOutcome]) -> str:
             row.occurred_at.isoformat(),
             row.trigger,
             "; ".join(row.differences),
+            *versions,
             _status(row.candidate),
             _status(row.baseline),
             _actions(row.candidate),
             _actions(row.baseline),
+            _parameters_that_differ(row.candidate, row.baseline),
             _conditions_that_differ(row.candidate, row.baseline),
         )
         writer.writerow([safe_cell(c) for c in cells])
@@ -77,6 +101,16 @@ def _actions(outcome: ReplayedOutcome | None) -> str:
     )
 
 
+def _parameters_that_differ(
+    candidate: ReplayedOutcome | None, baseline: ReplayedOutcome | None
+) -> str:
+    """Each action both versions issued whose rendered parameters differ, as ``step type:
+    key, key``, one per line."""
+    return "\n".join(
+        f"{d.step} {d.type}: {', '.join(d.keys)}" for d in param_differences(candidate, baseline)
+    )
+
+
 def _conditions_that_differ(
     candidate: ReplayedOutcome | None, baseline: ReplayedOutcome | None
 ) -> str:
@@ -93,7 +127,7 @@ def _conditions_that_differ(
         assert seen is not None
         lines.append(
             f"{seen.field} {seen.op} {_json(seen.expected)} (actual {_json(seen.actual)}): "
-            f"candidate {_passed(mine)}, baseline {_passed(other)}"
+            f"{_result('candidate', candidate, mine)}, {_result('baseline', baseline, other)}"
         )
     return "\n".join(lines)
 
@@ -104,10 +138,15 @@ def _by_condition(outcome: ReplayedOutcome | None) -> dict[tuple[str, str, bytes
     return {(c.field, c.op, orjson.dumps(c.expected, default=str)): c for c in outcome.conditions}
 
 
-def _passed(result: ConditionResult | None) -> str:
+def _result(side: str, outcome: ReplayedOutcome | None, result: ConditionResult | None) -> str:
+    """One version's result of a condition: ``baseline passed`` or ``failed``, ``no run in
+    baseline`` when it started none, ``not in baseline`` when its run has no such condition
+    (the edit added it)."""
+    if outcome is None:
+        return f"no run in {side}"
     if result is None:
-        return "not tested"
-    return "passed" if result.passed else "failed"
+        return f"not in {side}"
+    return f"{side} {'passed' if result.passed else 'failed'}"
 
 
 def _json(value: object) -> str:

@@ -194,9 +194,18 @@ async def test_a_backtest_of_an_edited_condition_equals_the_pure_fold_over_the_s
                 headers={"Authorization": f"Bearer {reader.token}", **headers},
             ) as response,
         ):
-            assert response.status == 200 and response.content_type == "text/csv"
-            rows = list(csv.reader(io.StringIO(await response.text())))
+            assert response.status == 200
+            assert response.headers["Content-Type"] == "text/csv; charset=utf-8"
+            body = await response.read()
+            assert body.startswith(b"\xef\xbb\xbf")  # the byte-order mark Excel reads
+            rows = list(csv.reader(io.StringIO(body.decode("utf-8-sig"))))
         assert rows[0][:3] == ["record_type", "record_id", "event_id"]
+        header = rows[0]
+        named = {
+            (r[header.index("candidate_version")], r[header.index("baseline_version")])
+            for r in rows[1:]
+        }
+        assert named == {(str(started["candidate_version"]), str(started["baseline_version"]))}
         assert len(rows) == 1 + min(got.changed_count, got.changed_cap)
         ids = {row[1] for row in rows[1:]}
         assert "'=HYPERLINK(1)" in ids and "=HYPERLINK(1)" not in ids

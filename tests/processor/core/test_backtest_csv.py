@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from processor.core.backtest_csv import COLUMNS, changed_csv, safe_cell
+from processor.core.backtest_csv import BOM, COLUMNS, changed_csv, safe_cell
 from topics.backtests import ActionOutline, ChangedOutcome, ReplayedOutcome
 from topics.events import RecordRef
 from topics.runs import ConditionResult
@@ -16,7 +16,7 @@ AT = datetime(2026, 11, 25, 19, 0, tzinfo=UTC)
 
 def outcome(status: str, score_passed: bool, *actions: ActionOutline) -> ReplayedOutcome:
     return ReplayedOutcome(
-        status=status,  # type: ignore[arg-type]
+        status=status,
         actions=list(actions),
         conditions=[
             ConditionResult(field="score", op="gte", expected=50, actual=60, passed=True),
@@ -26,7 +26,12 @@ def outcome(status: str, score_passed: bool, *actions: ActionOutline) -> Replaye
 
 
 def rows(text: str) -> list[list[str]]:
-    return list(csv.reader(io.StringIO(text)))
+    assert text.startswith(BOM)
+    return list(csv.reader(io.StringIO(text.removeprefix(BOM))))
+
+
+def cells(row: list[str]) -> dict[str, str]:
+    return dict(zip(COLUMNS, row, strict=True))
 
 
 def test_one_row_per_changed_event_with_both_outcomes_and_the_conditions_that_differ() -> None:
@@ -41,23 +46,86 @@ def test_one_row_per_changed_event_with_both_outcomes_and_the_conditions_that_di
         differences=["status", "actions"],
     )
     started = changed.model_copy(update={"candidate": None, "differences": ["started"]})
-    header, first, second = rows(changed_csv([changed, started]))
+    header, first, second = rows(changed_csv([changed, started], 2, 1))
     assert tuple(header) == COLUMNS
-    assert first[:8] == [
+    assert first[:10] == [
         "lead",
         "L-1",
         "evt-1",
         "2026-11-25T19:00:00+00:00",
         "record_created",
         "status; actions",
+        "2",
+        "1",
         "conditions_not_met",
         "actions_issued",
     ]
-    assert first[8] == ""
-    assert first[9] == '0 send_email {"b":1,"to":"a@example.com"}'
-    assert first[10] == "score gte 80 (actual 60): candidate failed, baseline passed"
-    assert second[6] == "no run" and second[5] == "started"
-    assert second[10].count("not tested") == 2  # neither condition ran in the candidate
+    row = cells(first)
+    assert row["candidate_actions"] == "" and row["parameters_that_differ"] == ""
+    assert row["baseline_actions"] == '0 send_email {"b":1,"to":"a@example.com"}'
+    assert row["conditions_that_differ"] == (
+        "score gte 80 (actual 60): candidate failed, baseline passed"
+    )
+    row = cells(second)
+    assert row["candidate_status"] == "no run" and row["differences"] == "started"
+    assert row["conditions_that_differ"].count("no run in candidate") == 2
+
+
+def test_the_versions_name_an_unsaved_candidate_and_a_missing_baseline() -> None:
+    changed = ChangedOutcome(
+        record=RecordRef(type="lead", id="L-1"),
+        event_id="evt-1",
+        occurred_at=AT,
+        trigger="record_created",
+        candidate=outcome("actions_issued", True),
+        baseline=None,
+        differences=["started"],
+    )
+    row = cells(rows(changed_csv([changed], None, None))[1])
+    assert (row["candidate_version"], row["baseline_version"]) == ("unsaved", "none")
+
+
+def test_a_condition_the_baseline_lacks_is_not_in_baseline() -> None:
+    added = ConditionResult(field="country", op="eq", expected="DE", actual="FR", passed=False)
+    candidate = outcome("conditions_not_met", True)
+    candidate.conditions.append(added)
+    changed = ChangedOutcome(
+        record=RecordRef(type="lead", id="L-1"),
+        event_id="evt-1",
+        occurred_at=AT,
+        trigger="record_created",
+        candidate=candidate,
+        baseline=outcome("actions_issued", True),
+        differences=["status"],
+    )
+    row = cells(rows(changed_csv([changed], 2, 1))[1])
+    assert row["conditions_that_differ"] == (
+        'country eq "DE" (actual "FR"): candidate failed, not in baseline'
+    )
+
+
+def test_the_parameters_that_differ_name_each_actions_keys() -> None:
+    email = {"to": "a@example.com", "subject": "Hi", "body": "B"}
+    mine = ActionOutline(step=0, type="send_email", params={**email, "subject": "Hello"})
+    theirs = ActionOutline(step=0, type="send_email", params=email)
+    task = ActionOutline(step=1, type="create_task", params={"title": "T", "due": "1d"})
+    changed = ChangedOutcome(
+        record=RecordRef(type="lead", id="L-1"),
+        event_id="evt-1",
+        occurred_at=AT,
+        trigger="record_created",
+        candidate=outcome("actions_issued", True, mine, task),
+        baseline=outcome("actions_issued", True, theirs, task.model_copy(update={"params": {}})),
+        differences=["params"],
+    )
+    row = cells(rows(changed_csv([changed], 2, 1))[1])
+    assert row["parameters_that_differ"] == "0 send_email: subject\n1 create_task: due, title"
+
+
+def test_the_text_starts_with_a_byte_order_mark_for_excel() -> None:
+    text = changed_csv([], 1, None)
+    assert text.encode()[:3] == b"\xef\xbb\xbf"
+    assert text.encode().decode("utf-8-sig").startswith("record_type,")
 
 
 @pytest.mark.parametrize("start", ["=", "+", "-", "@", "\t", "\r"])
@@ -72,7 +140,7 @@ def test_a_cell_a_spreadsheet_would_run_as_a_formula_gets_an_apostrophe(start: s
         baseline=outcome("actions_issued", True),
         differences=["started"],
     )
-    assert rows(changed_csv([changed]))[1][1] == f"'{start}cmd"
+    assert rows(changed_csv([changed], 1, None))[1][1] == f"'{start}cmd"
 
 
 def test_plain_cells_are_left_as_they_are() -> None:
