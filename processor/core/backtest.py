@@ -16,7 +16,8 @@ The window ``[since, until]``: changes before ``since`` are folded into the reco
 (when a field got its value, which timers are armed) without deciding runs, so a stall or an
 overdue invoice that comes due inside the window fires; changes after ``until`` are left out.
 Loop depth is each event's own (``causation.depth`` as it was). A change delivered again (the
-same event id, soon after) decides no second run: live, it would have the first's run ids.
+same event id, soon after) or a timer firing again (the same firing id: an invoice overdue again
+for the same due date) makes no second run: live, it would have the first's run ids.
 Follow-on changes a version's actions would have made are not invented: the replay sees the
 changes that happened.
 
@@ -74,10 +75,32 @@ _NOT_EMBEDDED = orjson.Fragment(b"null")
 
 CANDIDATE, BASELINE = 0, 1
 
-RECENT_EVENT_IDS = 100_000
-"""How many of the latest decided events' ids the fold remembers to tell a change delivered
-again (a producer's retry, written soon after the first): live, its runs have the first's run
-ids and count once; so they do here."""
+RECENT_IDS = 100_000
+"""How many of the latest ids the fold remembers, of changes decided and of each version's
+timer firings, to tell one that comes again: a change delivered again (a producer's retry,
+written soon after the first), an invoice overdue again for the same due date. Live, its runs
+have the first's run ids (from the workflow, its version and the event or firing id) and count
+once; so they do here."""
+
+
+class _Recent:
+    """The latest ``RECENT_IDS`` ids seen."""
+
+    __slots__ = ("_ids", "_order")
+
+    def __init__(self) -> None:
+        self._ids: set[str] = set()
+        self._order: deque[str] = deque()
+
+    def first(self, name: str) -> bool:
+        """Whether ``name`` is not among them (it is, from now on)."""
+        if name in self._ids:
+            return False
+        self._ids.add(name)
+        self._order.append(name)
+        if len(self._order) > RECENT_IDS:
+            self._ids.discard(self._order.popleft())
+        return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,8 +240,8 @@ class Replay:
             if side.compiled is not None and side.compiled.kind.operations
         }
         self._followed: dict[str, _Followed] = {}
-        self._recent: set[str] = set()
-        self._recent_order: deque[str] = deque()
+        self._decided = _Recent()
+        self._fired = (_Recent(), _Recent())
         self._changed: list[_Changed] = []
         self._changed_bytes = 0
         self._dropped_from: tuple[datetime, str, str, str] | None = None
@@ -253,15 +276,18 @@ class Replay:
         self._seq += 1
         inside = at >= self.spec.since
         self._follow(event)
+        decided = event.record_type in self._decided_types
         if not inside:
             self.events_before_window += 1
+            if decided:  # live decided it before the window: a repeat inside is no new run
+                self._decided.first(event.event_id)
             return True
         self.events_scanned += 1
         if self._first is None or at < self._first:
             self._first = at
         if self._last is None or at > self._last:
             self._last = at
-        if event.record_type in self._decided_types and self._first_delivery(event.event_id):
+        if decided and self._decided.first(event.event_id):
             self._decide(event)
         if self.events_scanned >= self.spec.max_events:
             self._stopped = (
@@ -269,18 +295,6 @@ class Replay:
                 f"of {shown_time(at)}"
             )
             return False
-        return True
-
-    def _first_delivery(self, event_id: str) -> bool:
-        """Whether no recent change had this id. Only deciding skips a change delivered again:
-        its record's state and timers follow it, as live (``apply_change`` takes it at its
-        own offset)."""
-        if event_id in self._recent:
-            return False
-        self._recent.add(event_id)
-        self._recent_order.append(event_id)
-        if len(self._recent_order) > RECENT_EVENT_IDS:
-            self._recent.discard(self._recent_order.popleft())
         return True
 
     def skip_invalid(self) -> None:
@@ -413,6 +427,9 @@ class Replay:
 
     def _fire(self, followed: _Followed, armed: _Armed) -> None:
         timer = armed.timer
+        sides = tuple(n for n in armed.sides if self._fired[n].first(timer.fire_id))
+        if not sides:
+            return  # fired for this firing id before: live, the same run ids again
         if armed.fires_at < self.spec.since:
             return  # fired before the window: its run is not the window's
         self.timers_fired += 1
@@ -428,7 +445,7 @@ class Replay:
                     now=timer.due_at,
                 ).document,
             )
-            for n in armed.sides
+            for n in sides
         }
         if len(outcomes) == 2:  # an overdue timer both versions wait for
             self._compare(outcomes[CANDIDATE], outcomes[BASELINE])

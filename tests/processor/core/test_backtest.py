@@ -287,6 +287,31 @@ def test_an_invoice_overdue_already_when_the_window_sees_it_fires_then() -> None
     assert sorted(c.record.id for c in result.changed) == ["INV-1", "INV-2"]
 
 
+def test_an_invoice_due_again_on_the_same_date_fires_one_run_as_live() -> None:
+    """One firing per invoice per due date: live, a second firing for the same date (voided,
+    then sent again) has the first's fire id, so the same run id, and counts one run."""
+    sent = invoice(0.5, "INV-1", "2026-11-02")  # overdue from 11-03
+    voided = make_event(
+        record_type="invoice",
+        record_id="INV-1",
+        operation="updated",
+        occurred_at=at(3),
+        before=sent.after,
+        after={**(sent.after or {}), "status": "void"},
+    )
+    again = make_event(
+        record_type="invoice",
+        record_id="INV-1",
+        operation="updated",
+        occurred_at=at(4),
+        before=voided.after,
+        after={**(voided.after or {}), "status": "sent"},
+    )
+    result = replay([sent, voided, again], spec(overdue(), None))
+    assert result.candidate.runs == {"actions_issued": 1}
+    assert result.changed_count == 1
+
+
 def test_a_deleted_invoice_never_comes_due() -> None:
     created = invoice(0.5, "INV-1", "2026-11-02")
     deleted = make_event(
