@@ -1,6 +1,7 @@
 """The backtest's fold against the live core over random histories: what ``process_change``,
 a timer service on an event-time clock and ``process_timer`` would have run, counted as the run
-history counts them (one run per run id), is what the fold counts for each version.
+history counts them (one run per run id), is what the fold counts for each version, and the
+events whose two runs differ (paired by event or firing id) are the fold's changed list.
 
 The live side here is the pipeline's own pure functions: each change at its ``occurred_at``
 (the processor's clock), the timers it writes kept as ``workflow.timers`` keeps them, and each
@@ -20,12 +21,13 @@ import orjson
 import pytest
 
 from coeflow.settings import Settings
-from processor.core.backtest import ReplaySpec, replay
+from processor.core.backtest import ReplaySpec, _Outcome, differences, replay
 from processor.core.compiler import CompiledWorkflow, compile_workflow
 from processor.core.index import WorkflowIndex
 from processor.core.pipeline import decode_change, process_change, process_timer
 from tests.factories import make_workflow
 from topics import codec
+from topics.backtests import Difference
 from topics.catalog import TIMERS
 from topics.events import ChangeEvent
 from topics.records import RecordState
@@ -36,7 +38,6 @@ SINCE = datetime(2026, 11, 1, tzinfo=UTC)
 UNTIL = datetime(2026, 11, 8, tzinfo=UTC)
 SETTINGS = Settings(_env_file=None)
 
-Counts = tuple[dict[str, int], dict[str, int]]
 History = list[tuple[bytes, ChangeEvent]]
 
 
@@ -44,8 +45,8 @@ def position(offset: int) -> SourcePosition:
     return SourcePosition(topic="crm.record-changes", partition=0, offset=offset)
 
 
-def live(history: History, compiled: CompiledWorkflow) -> Counts:
-    """Runs by status and actions by type of the runs first decided inside the window."""
+def live(history: History, compiled: CompiledWorkflow) -> dict[str, dict[str, Any]]:
+    """The runs first decided inside the window, by their event's (or firing's) id."""
     index = WorkflowIndex()
     index.put(compiled)
     states: dict[str, RecordState] = {}
@@ -95,11 +96,31 @@ def live(history: History, compiled: CompiledWorkflow) -> Counts:
                 heapq.heappush(due, (max(timer.due_at, now), timer.due_at, key))
         keep([run.document for run in out.runs], now)
     tick(UNTIL, len(history))
-    inside = [document for first_inside, document in runs.values() if first_inside]
+    return {d["event_id"]: d for first_inside, d in runs.values() if first_inside}
+
+
+def counted(runs: dict[str, dict[str, Any]]) -> tuple[dict[str, int], dict[str, int]]:
+    """Runs by status and actions by type."""
     return (
-        dict(Counter(d["status"] for d in inside)),
-        dict(Counter(a["type"] for d in inside for a in d["actions"])),
+        dict(Counter(d["status"] for d in runs.values())),
+        dict(Counter(a["type"] for d in runs.values() for a in d["actions"])),
     )
+
+
+def changed(
+    candidate: dict[str, dict[str, Any]], baseline: dict[str, dict[str, Any]]
+) -> dict[str, list[Difference]]:
+    """The events whose runs differ, and how."""
+    found = {}
+    for event_id in candidate.keys() | baseline.keys():
+        ours, theirs = candidate.get(event_id), baseline.get(event_id)
+        how = differences(
+            None if ours is None else _Outcome.of(ours),
+            None if theirs is None else _Outcome.of(theirs),
+        )
+        if how:
+            found[event_id] = how
+    return found
 
 
 def history(rng: random.Random, record_type: str) -> History:
@@ -200,8 +221,12 @@ def test_each_version_runs_in_the_fold_what_it_would_have_run_live(kind: str) ->
             max_depth=SETTINGS.max_causation_depth,
         )
         result = replay([event for _, event in events], spec)
+        ours, theirs = live(events, candidate), live(events, baseline)
         folded = (
             (result.candidate.runs, result.candidate.actions),
             (result.baseline.runs, result.baseline.actions),
         )
-        assert folded == (live(events, candidate), live(events, baseline)), f"seed {seed}"
+        assert folded == (counted(ours), counted(theirs)), f"seed {seed}"
+        expected = changed(ours, theirs)
+        assert {c.event_id: c.differences for c in result.changed} == expected, f"seed {seed}"
+        assert result.changed_count == len(expected)
