@@ -13,26 +13,46 @@ records as CSV.
 A form with unsaved changes is backtested as it stands (``definition``), not saved first: a
 draft saved over an active workflow would stop it. Otherwise the API's defaults apply: the
 newest saved version against the active one.
+
+A result belongs to the workflow as it was backtested, which the form goes on changing: the form
+keeps a digest of that definition (``backtest.digest``), and every round trip of the builder
+compares it with the form's own, so a result of an earlier edit is marked out of date
+(``Panel.stale``) rather than shown as the changes on the screen. The panel's own requests (its
+polling, and ``builder.js`` after an edit typed in a text field) post the whole form to the
+builder for that reason.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
+import orjson
 from aiohttp import web
+from pydantic import ValidationError
 
 from processor.core.backtest import NOT_BACKTESTED
+from processor.core.backtest_diff import ParamDifference, param_differences
 from processor.web import labels
 from processor.web.forms import Form, form_to_document
 from processor.web.pages import SECURITY_HEADERS, Page, PageError, Redirect, page
+from topics.backtests import ReplayedOutcome
 
-FIELDS = ("backtest.window", "backtest.since", "backtest.until", "backtest.id", "backtest.offset")
+FIELDS = (
+    "backtest.window",
+    "backtest.since",
+    "backtest.until",
+    "backtest.id",
+    "backtest.offset",
+    "backtest.digest",
+)
 """The panel's fields of the builder's form, kept across its edits."""
+SHOWN = ("backtest.id", "backtest.offset", "backtest.digest")
+"""The fields that name the backtest shown (a new backtest replaces them)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +77,7 @@ POLL_SECONDS = 1
 RUNNING = frozenset({"queued", "running"})
 
 _BACKTEST_ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
+_DIGEST = re.compile(r"[0-9a-f]{64}")
 """What a backtest id the form carries back may look like (it is echoed into a URL)."""
 _MAX_TIME_TEXT = 40
 _MAX_OFFSET = 10_000_000
@@ -96,6 +117,8 @@ def window_of(form: Form, now: datetime) -> tuple[datetime, datetime]:
     until = _time(form, "backtest.until", "the end") or now
     if since is None:
         raise WindowError("backtest.since", "give the window's start, such as 2026-11-24T09:00")
+    if since > now:  # said before the end's check: with the end empty, the end is now
+        raise WindowError("backtest.since", "the start is after now: no change happened yet")
     if since >= until:
         raise WindowError("backtest.since", "the start must be before the end")
     return since, until
@@ -122,6 +145,20 @@ def backtest_id(form: Form) -> str | None:
     """The backtest the form shows, when it names one that can be one."""
     given = form.get("backtest.id", "")
     return given if _BACKTEST_ID.fullmatch(given) else None
+
+
+def is_stale(form: Form, current: str) -> bool:
+    """Whether the workflow the form describes (its digest, ``current``) is another than the
+    one the backtest shown was of. A form without a digest (a page older than the digest) is
+    not called out of date: nothing says it is."""
+    backtested = digest_of(form)
+    return bool(backtested) and backtested != current
+
+
+def digest_of(form: Form) -> str:
+    """The digest of what the backtest shown was of, as the form carries it on (if it is one)."""
+    given = form.get("backtest.digest", "")
+    return given if _DIGEST.fullmatch(given) else ""
 
 
 def offset_of(text: str) -> int:
@@ -180,14 +217,63 @@ def count_rows(result: Mapping[str, Any]) -> list[CountRow]:
     return rows
 
 
-def side_title(side: Any, unsaved: bool) -> str:
-    """What a column is: "Version 4 (draft)", "Your unsaved changes", "No baseline"."""
+ROLES = {"candidate": "Backtested", "baseline": "Compared with"}
+"""What each column is to the backtest, above its title: the candidate is always the left one."""
+UNSAVED = "Your unsaved changes"
+UNSAVED_STALE = "Your changes, as backtested"
+"""The candidate's title once the form has changed since (``Panel.stale``)."""
+NO_BASELINE = "No earlier active version (does nothing)"
+
+
+def side_title(side: Any, unsaved: bool, stale: bool = False) -> str:
+    """What a column is: "Version 4 (draft)", "Your unsaved changes", "No earlier active
+    version"."""
     version = side.get("version") if isinstance(side, dict) else None
     if version is None:
-        return "Your unsaved changes" if unsaved else "No baseline (does nothing)"
+        if unsaved:
+            return UNSAVED_STALE if stale else UNSAVED
+        return NO_BASELINE
     status = side.get("status")
     shown = {"draft": "draft", "active": "active", "inactive": "inactive"}.get(str(status))
     return f"Version {version}" + (f" ({shown})" if shown else "")
+
+
+def outcome_of(found: Any) -> ReplayedOutcome | None:
+    """One side of a changed record as the model, ``None`` for no run or what is no outcome."""
+    if not isinstance(found, dict):
+        return None
+    try:
+        return ReplayedOutcome.model_validate(found)
+    except ValidationError:
+        return None
+
+
+def param_labels(found: Sequence[ParamDifference]) -> list[str]:
+    """ "Action 1 Send Email: subject, body", one per action whose parameters differ."""
+    return [f"Action {d.position + 1} {labels.action(d.type)}: {', '.join(d.keys)}" for d in found]
+
+
+def params_text(params: Any, marked: Sequence[str] = ()) -> list[tuple[str, bool]]:
+    """An action's parameters as indented JSON in pieces, each top-level key's piece ``True``
+    when it is among ``marked`` (drawn highlighted in both columns)."""
+    if not isinstance(params, dict) or not params:
+        return [(_json(params, indent=True), False)]
+    pieces: list[tuple[str, bool]] = [("{\n", False)]
+    keys = sorted(params, key=str)
+    for n, key in enumerate(keys):
+        value = _json(params[key], indent=True).replace("\n", "\n  ")
+        pieces.append((f"  {_json(str(key))}: {value}", str(key) in marked))
+        pieces.append((",\n" if n < len(keys) - 1 else "\n", False))
+    pieces.append(("}", False))
+    return pieces
+
+
+def _json(value: Any, indent: bool = False) -> str:
+    option = orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS if indent else 0
+    try:
+        return orjson.dumps(value, option=option, default=str).decode()
+    except TypeError:  # an integer past 64 bits, or nesting past orjson's
+        return repr(value)
 
 
 @dataclass
@@ -199,6 +285,9 @@ class Panel:
     offset: int = 0
     poll_seconds: int = POLL_SECONDS
     page_size: int = CHANGED_PAGE
+    stale: bool = False
+    """The form has changed since this backtest (``is_stale``): its result is of another
+    workflow than the one on the screen."""
 
     @property
     def id(self) -> str:
@@ -215,6 +304,11 @@ class Panel:
     @property
     def url(self) -> str:
         return f"/workflows/{quote(self.workflow_id, safe='')}/backtests/{quote(self.id, safe='')}"
+
+    @property
+    def edit_url(self) -> str:
+        """The builder's, which the panel posts the form to (to follow its edits)."""
+        return f"/workflows/{quote(self.workflow_id, safe='')}/edit"
 
     @property
     def progress(self) -> dict[str, Any]:
@@ -267,9 +361,40 @@ class Panel:
         following = self.offset + CHANGED_PAGE
         return following if following < self.kept else None
 
+    @property
+    def only_the_running_version(self) -> bool:
+        """The version tried is the one that runs and no earlier version ran: every run it
+        started is a change, against nothing."""
+        if not self.result or self.unsaved:
+            return False
+        candidate, baseline = self.result.get("candidate"), self.result.get("baseline")
+        return (
+            isinstance(candidate, dict)
+            and candidate.get("status") == "active"
+            and isinstance(baseline, dict)
+            and baseline.get("version") is None
+        )
+
     def title(self, side: str) -> str:
         found = self.result.get(side) if self.result else None
-        return side_title(found, self.unsaved and side == "candidate")
+        return side_title(found, self.unsaved and side == "candidate", self.stale)
+
+    def role(self, side: str) -> str:
+        return ROLES[side]
+
+    def param_differences(self, changed: Mapping[str, Any]) -> list[ParamDifference]:
+        """Which parameters of which action differ between a changed record's two outcomes."""
+        return param_differences(
+            outcome_of(changed.get("candidate")), outcome_of(changed.get("baseline"))
+        )
+
+    @staticmethod
+    def marked(found: Sequence[ParamDifference]) -> dict[int, tuple[str, ...]]:
+        """The keys to highlight, by the action's place in either run."""
+        return {d.position: d.keys for d in found}
+
+    param_labels = staticmethod(param_labels)
+    params_text = staticmethod(params_text)
 
 
 async def load(page: Page, workflow_id: str, backtest: str, offset: int = 0) -> Panel | None:

@@ -14,6 +14,8 @@ the session's token: validation, permissions and tenant scoping stay in one plac
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import uuid
 import zoneinfo
@@ -617,6 +619,7 @@ async def _render(
         else None,
         "problem_count": sum(len(v) for v in errors.values()),
         "panel": panel,
+        "backtest_digest": backtest.digest_of(form),
         "windows": backtest.WINDOWS,
         "default_window": backtest.DEFAULT_WINDOW,
         "not_backtested": backtest.not_backtested(form),
@@ -634,12 +637,20 @@ async def _render(
 
 
 async def _backtest_panel(page: Page, form: Form, workflow_id: str | None) -> backtest.Panel | None:
-    """The backtest the form names, as the API has it now (none once it is forgotten)."""
+    """The backtest the form names, as the API has it now (none once it is forgotten), and
+    whether the form has changed since it was started (``Panel.stale``)."""
     shown = backtest.backtest_id(form)
     if workflow_id is None or shown is None:
         return None
     offset = backtest.offset_of(form.get("backtest.offset", ""))
-    return await backtest.load(page, workflow_id, shown, offset)
+    panel = await backtest.load(page, workflow_id, shown, offset)
+    if panel is not None:
+        panel.stale = backtest.is_stale(form, definition_digest(form))
+    return panel
+
+
+def _edit_url(workflow: Mapping[str, Any]) -> str:
+    return f"/workflows/{quote(str(workflow['id']), safe='')}/edit"
 
 
 def _is_webhook(workflow: Mapping[str, Any]) -> bool:
@@ -652,12 +663,26 @@ def _inbound_url(page: Page, workflow_id: str | None) -> str:
     return f"{page.request.scheme}://{host}/hooks/{quote(workflow_id or '', safe='')}"
 
 
+_DEFINITION = ("name", "trigger", "conditions", "actions")
+"""What a workflow does: what an edit changes and a backtest tries."""
+
+
 def _differs(form: Form, workflow: Mapping[str, Any]) -> bool:
     """Whether the form has changes the saved version has not (a default the form shows,
     such as a task's priority, is no change)."""
     mine = _with_defaults(form_to_document(form))
     saved = _with_defaults(form_to_document(document_to_form(workflow)))
-    return any(mine.get(k) != saved.get(k) for k in ("name", "trigger", "conditions", "actions"))
+    return any(mine.get(k) != saved.get(k) for k in _DEFINITION)
+
+
+def definition_digest(form: Form) -> str:
+    """A digest of the workflow the form describes, the same for the same workflow however the
+    form spells it (a default left out or shown): what a backtest was of, to tell later whether
+    the form still describes it. ``json``, not orjson: a typed integer may be past 64 bits."""
+    document = _with_defaults(form_to_document(form))
+    shown = {k: document.get(k) for k in _DEFINITION}
+    text = json.dumps(shown, sort_keys=True, default=str, ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _with_defaults(document: Document) -> Document:
@@ -771,6 +796,16 @@ async def change_workflow(page: Page) -> web.StreamResponse:
     if name == "backtest_page":
         paged = {**form, "backtest.offset": str(backtest.offset_of(argument))}
         return await _render(page, paged, workflow, Outcome(focus="backtest"))
+    if name == "backtest_panel":  # the panel's own poll, and after an edit typed
+        panel = await _backtest_panel(page, form, str(workflow["id"]))
+        return page.render("builder_backtest.html", panel=panel)
+    if name == "backtest_intro":  # after an edit typed
+        return page.render(
+            "builder_backtest_intro.html",
+            action=_edit_url(workflow),
+            workflow=workflow,
+            dirty=_differs(form, workflow),
+        )
     handler = BUTTONS.get(op)
     if handler is None:
         return await _render(page, form, workflow)
@@ -932,7 +967,7 @@ async def _test(page: Page, form: Form, workflow: dict[str, Any]) -> web.StreamR
 async def _backtest(page: Page, form: Form, workflow: dict[str, Any]) -> web.StreamResponse:
     """Start a backtest of what is on the screen: with unsaved changes, those (not saved: a
     draft saved over an active workflow would stop it); else the newest saved version."""
-    shown = {k: v for k, v in form.items() if k not in ("backtest.id", "backtest.offset")}
+    shown = {k: v for k, v in form.items() if k not in backtest.SHOWN}
     try:
         body = backtest.request_body(form, datetime.now(UTC), _differs(form, workflow))
     except backtest.WindowError as exc:
@@ -943,13 +978,30 @@ async def _backtest(page: Page, form: Form, workflow: dict[str, Any]) -> web.Str
     if answer.status == 401:
         raise Redirect("/sign-in")
     if not answer.ok or not isinstance(answer.body, dict):
-        reasons = "; ".join(f"{p.get('loc')}: {p.get('msg')}" for p in answer.problems)
+        reasons = _problems_in_words(shown, answer.problems)
         message = f"Not started: {answer.error}" + (f": {reasons}" if reasons else "")
         # a definition's problems are PUT's: shown at their fields as Save shows them
         outcome = Outcome(backtest_error=message, problems=answer.problems, focus="backtest-start")
         return await _render(page, shown, workflow, outcome, status=answer.status)
-    started = {**shown, "backtest.id": str(answer.body.get("backtest_id", ""))}
+    started = {
+        **shown,
+        "backtest.id": str(answer.body.get("backtest_id", "")),
+        "backtest.digest": definition_digest(form),
+    }
     return await _render(page, started, workflow, Outcome(focus="backtest"))
+
+
+def _problems_in_words(form: Form, problems: list[dict[str, str]]) -> str:
+    """The API's problems as the builder's list at the top names them ("Condition 2 · Field:
+    …"), not by the API's locations (``conditions.all.all.1.leaf.field``)."""
+    found = [forms.Problem(p.get("loc", ""), p.get("msg", "")) for p in problems]
+    placed = forms.problems_at_controls(found, forms.control_names(form))
+    named = build(form, placed).labels
+    return "; ".join(
+        f"{named.get(name, name)}: {message}" if name else message
+        for name, messages in placed.items()
+        for message in messages
+    )
 
 
 async def _cancel_backtest(page: Page, form: Form, workflow: dict[str, Any]) -> web.StreamResponse:

@@ -60,8 +60,13 @@ async def backtest_an_edit(browsing: Browsing, page: Page, workflow_id: str) -> 
     await page.goto(f"/workflows/{workflow_id}/edit")
     await expect(page.locator("#state")).to_have_text("Active")
 
-    # Raise the condition to score ≥ 80, unsaved, and backtest it over the last 24 hours
+    # Raise the condition to score ≥ 80, unsaved, and backtest it over the last 24 hours; the
+    # intro follows the edit as soon as it is typed (no button pressed)
+    intro = page.locator("#backtest-intro")
+    await expect(intro).to_contain_text("through version 1 as saved")
     await page.get_by_label("Value", exact=True).fill("80")
+    await page.get_by_label("Value", exact=True).press("Tab")
+    await expect(intro).to_contain_text("through your unsaved changes")
     await page.get_by_label("Last 24 hours").check()
     await browsing.assert_labelled(page)
     await posted(page, page.get_by_role("button", name="Backtest", exact=True).click())
@@ -74,8 +79,8 @@ async def backtest_an_edit(browsing: Browsing, page: Page, workflow_id: str) -> 
 
     # The two columns: the unsaved edit beside the active version
     counts = page.locator("#backtest-counts")
-    await expect(counts.locator("thead")).to_contain_text("Your unsaved changes")
-    await expect(counts.locator("thead")).to_contain_text("Version 1 (active)")
+    await expect(counts.locator("thead th").nth(1)).to_have_text("Backtested Your unsaved changes")
+    await expect(counts.locator("thead th").nth(2)).to_have_text("Compared with Version 1 (active)")
     assert await row(counts, "Runs") == ["4", "4"]
     assert await row(counts, "Actions issued") == ["1", "3"]
     assert await row(counts, "Conditions not met") == ["3", "1"]
@@ -122,6 +127,26 @@ async def backtest_an_edit(browsing: Browsing, page: Page, workflow_id: str) -> 
     # At a phone's width the panel reads top to bottom
     await page.set_viewport_size({"width": 390, "height": 844})
     await browsing.shot(page, "backtest-phone")
+    await page.set_viewport_size({"width": 1280, "height": 900})
+
+    # Typed on, the result is of another workflow: it says so, dimmed, until typed back
+    stale = page.locator("#backtest-stale")
+    await page.get_by_label("Value", exact=True).fill("85")
+    await page.get_by_label("Value", exact=True).press("Tab")
+    await expect(stale).to_have_text(
+        re.compile("The workflow changed since this backtest: run it again")
+    )
+    await expect(panel).to_have_class(re.compile(r"\bstale\b"))
+    await expect(counts.locator("thead th").nth(1)).to_have_text(
+        "Backtested Your changes, as backtested"
+    )
+    opacity = await panel.locator(".outcome").evaluate("e => getComputedStyle(e).opacity")
+    assert float(opacity) < 1
+    await browsing.shot(page, "backtest-out-of-date")
+    await page.get_by_label("Value", exact=True).fill("80")
+    await page.get_by_label("Value", exact=True).press("Tab")
+    await expect(stale).to_have_count(0)
+    await expect(counts.locator("thead th").nth(1)).to_have_text("Backtested Your unsaved changes")
 
 
 async def row(table: Locator, label: str) -> list[str]:

@@ -56,6 +56,18 @@
     }
   }
 
+  // A field typed in makes no round trip of its own (a select does: its change posts the
+  // form). After such an edit the Backtest panel and its intro post the form to follow it
+  // (hx-trigger "edited from:#builder"): a result of another workflow says it is out of date.
+  // The Test and Backtest sections' own fields are no edit of the workflow.
+  document.addEventListener("change", function (event) {
+    var target = event.target;
+    var form = target && target.closest ? target.closest("#builder") : null;
+    if (!form || !target.name || target.hasAttribute("hx-post") || !window.htmx) { return; }
+    if (/^(test|backtest)\./.test(target.name) || target.name === "new_action") { return; }
+    htmx.trigger(form, "edited");
+  });
+
   document.addEventListener("DOMContentLoaded", function () { prepare(document); });
   document.addEventListener("htmx:afterSettle", function (event) {
     if (event.target && event.target.id === "builder") { prepare(event.target); }

@@ -14,6 +14,7 @@ import io
 import re
 from datetime import UTC, datetime, timedelta
 from html import unescape
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -233,6 +234,8 @@ def test_the_window_is_the_last_day_week_month_or_between_two_times() -> None:
         ("", "", "backtest.since", "give the window's start"),
         ("2026-11-22T00:00", "2026-11-21T00:00", "backtest.since", "before the end"),
         ("2026-11-22T00:00", "2026-11-22T00:00", "backtest.since", "before the end"),
+        ("2026-12-02T00:00", "", "backtest.since", "the start is after now"),
+        ("2026-12-02T00:00", "2026-12-03T00:00", "backtest.since", "the start is after now"),
         ("yesterday", "", "backtest.since", "not a date and time"),
         ("0001-01-01T00:00+05:00", "", "backtest.since", "not a date and time"),
         ("2026-11-22T00:00", "9999-12-31T23:59-05:00", "backtest.until", "not a date"),
@@ -296,24 +299,28 @@ async def test_a_backtest_of_unsaved_changes_runs_then_shows_counts_and_changed_
         timedelta(hours=24)
     )
     assert fake.api.workflows[workflow_id]["version"] == 1  # nothing saved
-    # running: progress, polled every second, a Cancel button, the unsaved form kept
-    assert 'hx-get="/workflows/' + workflow_id + '/backtests/bt-1"' in html
-    assert 'hx-trigger="every 1s"' in html and 'hx-target="this"' in html
+    # running: progress, polled every second (the form posted: it follows the form's edits),
+    # a Cancel button, the unsaved form kept
+    assert 'hx-post="/workflows/' + workflow_id + '/edit"' in html
+    assert """hx-vals='{"op": "backtest_panel"}'""" in html
+    assert 'hx-trigger="every 1s, edited from:#builder"' in html and 'hx-target="this"' in html
     assert "Read 40 of about 160 messages (25%)" in text_of(html)
     assert 'value="cancel_backtest"' in html
     assert values(html)["conditions.0.value"] == "80"
     assert values(html)["backtest.id"] == "bt-1"
-    # the poll: done, so it stops polling
-    response = await client.get(f"/workflows/{workflow_id}/backtests/bt-1")
-    fragment = await response.text()
-    assert response.status == 200 and "hx-trigger" not in fragment
+    # the poll: done, so it stops polling (and follows the form's edits still)
+    status, fragment = await post(
+        client, f"/workflows/{workflow_id}/edit", values(html), "backtest_panel", htmx=True
+    )
+    assert status == 200 and 'hx-trigger="edited from:#builder"' in fragment
     assert "<html" not in fragment and 'id="backtest"' in fragment
     shown = text_of(fragment)
     assert "4 record changes replayed" in shown and "2 outcomes would change" in shown
     counts = re.search(r'<table id="backtest-counts".*?</table>', fragment, re.S)
     assert counts is not None
     rows = text_of(counts.group(0))
-    assert "Your unsaved changes Version 1 (active)" in rows
+    assert "Backtested Your unsaved changes Compared with Version 1 (active)" in rows
+    assert "changed since this backtest" not in fragment
     assert "Runs 4 4" in rows and "Actions issued 1 3" in rows
     assert "Conditions not met 3 1" in rows and "Send Email 1 3" in rows
     # the changed records, earliest first: L-3 (75) and L-2 (60), each with its values
@@ -349,11 +356,17 @@ async def test_without_changes_the_saved_version_goes_and_the_panel_survives_an_
         timedelta(days=7)
     )
     await client.get(f"/workflows/{workflow_id}/backtests/bt-1")  # running
-    _, html = await post(client, f"/workflows/{workflow_id}/edit", values(html), "add_action")
+    _, html = await post(client, f"/workflows/{workflow_id}/edit", values(html), "refresh")
+    assert "changed since this backtest" not in html  # the same workflow: the result is its own
+    added = {**values(html), "new_action": "add_note"}
+    _, html = await post(client, f"/workflows/{workflow_id}/edit", added, "add_action")
     assert values(html)["backtest.id"] == "bt-1"
     shown = text_of(html)
-    assert "Version 1 (draft) Version 1 (active)" in shown
+    assert "Backtested Version 1 (draft) Compared with Version 1 (active)" in shown
     assert "No record would change: both versions do the same over the window." in shown
+    # the action added is an edit since: the result is marked out of date
+    assert "The workflow changed since this backtest: run it again." in shown
+    assert 'class="backtest-result stale"' in html
 
 
 async def test_a_window_between_two_times_and_its_mistakes_at_the_field(
@@ -379,7 +392,8 @@ async def test_the_apis_refusal_is_shown_at_the_button(
     workflow_id, form = await seeded(client, fake)
     broken = {**form, "actions.0.params.to": "not-an-address"}
     status, html = await post(client, f"/workflows/{workflow_id}/edit", broken, "backtest")
-    assert status == 422 and "Not started: invalid workflow: actions.0.to:" in text_of(html)
+    assert status == 422 and "Not started: invalid workflow: Action 1 · To:" in text_of(html)
+    assert "actions.0.to" not in text_of(html)
     assert re.search(r'name="actions\.0\.params\.to" value="not-an-address"[^>]*aria-invalid', html)
     assert "backtest.id" not in values(html)
 
@@ -499,7 +513,7 @@ def hostile_backtest(text: str, status: str = "done") -> dict[str, Any]:
             "events_scanned": 1,
             "timers_fired": 1,
             "invalid_events": 1,
-            "records_untracked": 1,
+            "changes_untracked": 1,
             "stopped_early": text,
             "window": {"note": text},
             "candidate": side,
@@ -605,3 +619,145 @@ async def test_hostile_ids_offsets_and_fields_are_never_a_500(
                 status, html = await post(client, f"/workflows/{workflow_id}/edit", hostile, op)
                 assert status < 500, (field, op, status)
                 assert XSS not in html
+
+
+# --------------------------------------------------------------------------- what a newcomer met
+
+ALONE = (
+    "This is the version that runs; no earlier version ran, so every run it started is listed "
+    "as a change. Edit the workflow to see what an edit would change."
+)
+
+
+async def panel_after(client: TestClient[Any, Any], workflow_id: str, form: dict[str, str]) -> str:
+    """The panel as its own post of the form draws it (its poll, or after an edit typed)."""
+    status, fragment = await post(
+        client, f"/workflows/{workflow_id}/edit", form, "backtest_panel", htmx=True
+    )
+    assert status == 200 and "<html" not in fragment
+    return fragment
+
+
+async def test_a_result_of_an_earlier_edit_says_it_is_out_of_date_and_is_dimmed(
+    client: TestClient[Any, Any], fake: FakeWorker
+) -> None:
+    workflow_id, form = await seeded(client, fake)
+    edit = f"/workflows/{workflow_id}/edit"
+    _, html = await post(client, edit, raised_to(form, 80), "backtest")
+    backtested = values(html)
+    assert re.fullmatch(r"[0-9a-f]{64}", backtested["backtest.digest"])
+    fragment = await panel_after(client, workflow_id, backtested)
+    assert "changed since this backtest" not in fragment and "stale" not in fragment
+    assert "Backtested Your unsaved changes" in text_of(fragment)
+    # typed on: the panel's own post says so, and so does the next round trip
+    again = {**backtested, "conditions.0.value": "90"}
+    for shown in (
+        await panel_after(client, workflow_id, again),
+        (await post(client, edit, again, "refresh"))[1],
+    ):
+        words = text_of(shown)
+        assert "The workflow changed since this backtest: run it again." in words
+        assert 'class="backtest-result stale"' in shown
+        assert "Your changes, as backtested" in words and "Your unsaved changes" not in words
+    _, html = await post(client, edit, again, "refresh")
+    assert values(html)["backtest.digest"] == backtested["backtest.digest"]  # kept across edits
+    # back to what was backtested: its own result again
+    _, html = await post(client, edit, {**again, "conditions.0.value": "80"}, "refresh")
+    assert "changed since this backtest" not in html
+    # a new backtest is of the form as it is now
+    _, html = await post(client, edit, again, "backtest")
+    assert values(html)["backtest.id"] == "bt-2"
+    assert values(html)["backtest.digest"] != backtested["backtest.digest"]
+    assert "changed since this backtest" not in await panel_after(client, workflow_id, values(html))
+
+
+async def test_a_digest_that_is_none_claims_nothing(
+    client: TestClient[Any, Any], fake: FakeWorker
+) -> None:
+    workflow_id, form = await seeded(client, fake)
+    _, html = await post(client, f"/workflows/{workflow_id}/edit", form, "backtest")
+    for digest in ("", "0" * 63, "A" * 64, XSS):
+        fragment = await panel_after(
+            client, workflow_id, {**values(html), "backtest.digest": digest}
+        )
+        assert "changed since this backtest" not in fragment
+        _, page = await post(
+            client,
+            f"/workflows/{workflow_id}/edit",
+            {**values(html), "backtest.digest": digest},
+            "refresh",
+        )
+        assert values(page)["backtest.digest"] == ""
+
+
+async def test_the_intro_follows_the_form(client: TestClient[Any, Any], fake: FakeWorker) -> None:
+    workflow_id, form = await seeded(client, fake)
+    edit = f"/workflows/{workflow_id}/edit"
+    _, html = await post(client, edit, form, "refresh")
+    intro = re.search(r'<p class="muted" id="backtest-intro"[^>]*>', html)
+    assert intro is not None and 'hx-trigger="edited from:#builder"' in intro.group(0)
+    assert """hx-vals='{"op": "backtest_intro"}'""" in intro.group(0)
+    assert "through version 1 as saved" in text_of(html)
+    # after an edit typed (builder.js posts the form): the intro alone, of the form as it is
+    status, fragment = await post(client, edit, raised_to(form, 80), "backtest_intro", htmx=True)
+    assert status == 200 and "<html" not in fragment and 'id="builder"' not in fragment
+    assert 'id="backtest-intro"' in fragment
+    words = text_of(fragment)
+    assert "through your unsaved changes (nothing is saved)" in words
+    assert "newest version saved active before it" in words
+    _, fragment = await post(client, edit, form, "backtest_intro", htmx=True)
+    assert "through version 1 as saved" in text_of(fragment)
+
+
+async def test_the_running_version_alone_says_every_run_is_a_change(
+    client: TestClient[Any, Any], fake: FakeWorker
+) -> None:
+    workflow_id, form = await seeded(client, fake)
+    fake.api.active.clear()  # no version was active before this one
+    fake.api.workflows[workflow_id]["status"] = "active"
+    _, html = await post(client, f"/workflows/{workflow_id}/edit", form, "backtest")
+    words = text_of(await panel_after(client, workflow_id, values(html)))
+    assert ALONE in words
+    assert words.index(ALONE) < words.index("record changes replayed")
+    assert (
+        "Backtested Version 1 (active) Compared with No earlier active version (does nothing)"
+        in words
+    )
+    # an edit beside nothing, or the running version beside an earlier one: not said
+    _, html = await post(client, f"/workflows/{workflow_id}/edit", raised_to(form, 80), "backtest")
+    words = text_of(await panel_after(client, workflow_id, values(html)))
+    assert ALONE not in words and "Backtested Your unsaved changes Compared with No" in words
+    fake.api.active[workflow_id] = {**fake.api.workflows[workflow_id], "version": 0}
+    fake.api.active[workflow_id].pop("inbound_secrets")
+    _, html = await post(client, f"/workflows/{workflow_id}/edit", form, "backtest")
+    assert ALONE not in text_of(await panel_after(client, workflow_id, values(html)))
+
+
+async def test_a_parameter_only_change_names_the_keys_and_marks_them_in_both_columns(
+    client: TestClient[Any, Any], fake: FakeWorker
+) -> None:
+    workflow_id, form = await seeded(client, fake)
+    edited = {**form, "actions.0.params.subject": "Another subject"}
+    _, html = await post(client, f"/workflows/{workflow_id}/edit", edited, "backtest")
+    fragment = await panel_after(client, workflow_id, values(html))
+    changed = re.findall(r"<details>.*?</details>", fragment, re.S)
+    assert len(changed) == 3  # scores 60, 75 and 90 ran in both
+    summary = re.search(r"<summary>.*?</summary>", changed[0], re.S)
+    assert summary is not None
+    words = text_of(summary.group(0)).replace("( ", "(").replace(" )", ")")
+    assert "other parameters (Action 1 Send Email: subject): Actions issued in both" in words
+    assert "instead of" not in words
+    marks = [unescape(m) for m in re.findall(r"<mark>(.*?)</mark>", changed[0], re.S)]
+    assert marks == [
+        '  "subject": "Another subject"',
+        '  "subject": "Welcome — Thanks for your interest"',
+    ]
+    assert "· other subject" in text_of(changed[0])
+
+
+def test_the_window_note_is_a_caution_not_a_success() -> None:
+    html = panel_html(PLAIN, "done")
+    assert '<p class="caution" id="backtest-note">' in html
+    assert 'class="notice"' not in html
+    css = (Path(backtest.__file__).parent / "static" / "builder.css").read_text()
+    assert re.search(r"\.builder \.caution \{[^}]*var\(--warn-bg\)", css)
