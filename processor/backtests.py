@@ -74,6 +74,12 @@ the oldest finished backtests go first, whatever ``COEFLOW_BACKTEST_KEEP`` says.
 _REPORT_EVERY = 0.25
 """Seconds between the child's progress reports."""
 
+MAX_SECONDS = 1800.0
+"""How long one backtest may scan before it stops where it is and answers with what it has
+(``stopped_early`` says so): a definition may make each event cost its whole rendering budget,
+and a backtest of a long history would then hold its slot, and every tenant's queue behind it,
+for hours."""
+
 SILENT_LIMIT = 300.0
 """Seconds a running backtest's child may go without a report before it is ended and the
 backtest fails: it reports after every batch it reads, so one this quiet waits on a broker
@@ -113,6 +119,7 @@ class BacktestJob:
     max_records: int
     max_depth: int
     max_event_bytes: int
+    max_seconds: float = MAX_SECONDS
 
     def spec(self) -> ReplaySpec:
         candidate = compile_workflow(Workflow.model_validate(self.candidate))
@@ -168,6 +175,8 @@ class Fold(Protocol):
 
     def skip_invalid(self) -> None: ...
 
+    def stop(self, why: str) -> None: ...
+
     def result(self) -> BacktestResult: ...
 
 
@@ -191,16 +200,31 @@ class Scan:
     """Feeds a fold from consumed messages: the fence and other nulls skipped, other tenants'
     messages skipped by their bytes, the rest decoded as the live processor decodes them."""
 
-    def __init__(self, fold: Fold, tenant_id: str, max_event_bytes: int) -> None:
+    def __init__(
+        self,
+        fold: Fold,
+        tenant_id: str,
+        max_event_bytes: int,
+        time_limit: float | None = None,
+    ) -> None:
         self.fold = fold
         self.needles = tenant_needles(tenant_id)
         self.max_event_bytes = max_event_bytes
+        self.time_limit = time_limit
+        self.deadline = None if time_limit is None else time.monotonic() + time_limit
         self.messages_read = 0
         self.full = False
 
     def take(self, records: Sequence[Record]) -> bool:
-        """Fold ``records`` in; ``False`` once the fold wants no more (``max_events``)."""
-        fold, needles, limit = self.fold, self.needles, self.max_event_bytes
+        """Fold ``records`` in; ``False`` once the fold wants no more (``max_events``), or
+        past the time limit (checked at each of the tenant's changes, whose rendering may be
+        slow, and after each batch)."""
+        fold, needles, limit, deadline = (
+            self.fold,
+            self.needles,
+            self.max_event_bytes,
+            self.deadline,
+        )
         for record in records:
             self.messages_read += 1
             value = record.value
@@ -214,7 +238,16 @@ class Scan:
             if not fold.feed(event):
                 self.full = True
                 return False
+            if deadline is not None and time.monotonic() > deadline:
+                return self._out_of_time()
+        if deadline is not None and time.monotonic() > deadline:  # other tenants' messages
+            return self._out_of_time()
         return True
+
+    def _out_of_time(self) -> bool:
+        self.fold.stop(f"the time limit ({self.time_limit:g} s a backtest may scan) reached")
+        self.full = True
+        return False
 
 
 async def fenced_history(
@@ -255,7 +288,7 @@ async def fenced_history(
 async def scan_history(job: BacktestJob, report: Callable[[Report], None]) -> BacktestResult:
     """The backtest itself: fence, read, fold, with progress reports."""
     fold = Replay(job.spec())
-    scan = Scan(fold, job.tenant_id, job.max_event_bytes)
+    scan = Scan(fold, job.tenant_id, job.max_event_bytes, job.max_seconds)
     consumer = AIOKafkaConsumer(
         bootstrap_servers=job.bootstrap,
         client_id=f"backtest-{job.backtest_id}",

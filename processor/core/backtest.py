@@ -301,6 +301,13 @@ class Replay:
         """A message of the tenant the live processor would dead-letter."""
         self.invalid_events += 1
 
+    def stop(self, why: str) -> None:
+        """End the scan from outside (the shell's time limit): ``feed`` takes no more, and the
+        result says why and at which change, as at ``max_events``."""
+        if self._stopped is None:
+            where = "" if self._last is None else f" at a change of {shown_time(self._last)}"
+            self._stopped = f"{why}: the scan stopped{where}"
+
     def _decide(self, event: ChangeEvent) -> None:
         found: list[_Outcome | None] = []
         for side in self._sides:

@@ -48,6 +48,7 @@ class FakeFold:
     fed: list[Any] = field(default_factory=list)
     invalid: int = 0
     events_scanned: int = 0
+    stopped: str | None = None
 
     def feed(self, event: Any) -> bool:
         self.fed.append(event)
@@ -56,6 +57,9 @@ class FakeFold:
 
     def skip_invalid(self) -> None:
         self.invalid += 1
+
+    def stop(self, why: str) -> None:
+        self.stopped = why
 
     def result(self) -> BacktestResult:
         return result(self.events_scanned)
@@ -101,6 +105,22 @@ def test_the_scan_stops_once_the_fold_is_full() -> None:
     scan = Scan(fold, "acme", max_event_bytes=1 << 20)
     assert scan.take([change("acme", n) for n in range(5)]) is False
     assert len(fold.fed) == 2 and scan.full and scan.messages_read == 2
+
+
+def test_the_scan_stops_at_its_deadline_and_the_fold_says_why() -> None:
+    """A definition may make each event cost its whole rendering budget: a backtest of a long
+    history would then hold its slot for hours. Past its deadline the scan stops, as at
+    ``max_events``, and the result says so."""
+    fold = FakeFold()
+    scan = Scan(fold, "acme", max_event_bytes=1 << 20, time_limit=3600)
+    assert scan.take([change("acme", n) for n in range(3)]) is True and fold.stopped is None
+    late = Scan(fold, "acme", max_event_bytes=1 << 20, time_limit=-1)
+    assert late.take([change("acme", n) for n in range(3, 6)]) is False
+    assert len(fold.fed) == 4 and late.full
+    assert fold.stopped is not None and "time limit" in fold.stopped
+    others = FakeFold()  # a batch of other tenants' messages only: stopped after it
+    assert Scan(others, "acme", 1 << 20, time_limit=-1).take([change("globex", 1)]) is False
+    assert others.stopped is not None and others.fed == []
 
 
 def test_an_event_over_the_size_limit_is_invalid_as_live() -> None:

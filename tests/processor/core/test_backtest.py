@@ -161,6 +161,20 @@ def test_max_events_stops_the_scan_and_says_where() -> None:
     assert result.window.note is not None and "max_events" in result.window.note
 
 
+def test_a_fold_stopped_from_outside_says_why_and_where() -> None:
+    events = [lead(n / 10, 72) for n in range(20)]
+    fold = Replay(spec(compiled(), None))
+    assert all(fold.feed(e) for e in events[:5])
+    fold.stop("the time limit (30 min) reached")
+    assert fold.feed(events[5]) is False
+    result = fold.result()
+    assert result.events_scanned == 5
+    assert result.stopped_early is not None
+    assert result.stopped_early.startswith("the time limit (30 min) reached")
+    assert "at a change of 2026-11-01 09:36:00 UTC" in result.stopped_early
+    assert result.window.note is not None and "time limit" in result.window.note
+
+
 def test_the_changed_list_keeps_the_earliest_and_states_the_cap() -> None:
     events = [lead(n / 100, 72) for n in range(250)]
     random.Random(7).shuffle(events)  # the earliest are kept, whatever the read order
