@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -143,3 +144,18 @@ def test_after_a_refusal_apply_starts_no_more_writes_and_raises_it() -> None:
         send_changes(api, _creates(100))  # type: ignore[arg-type]
     assert len(api.calls) < 100
     assert len(api.calls) <= 2 + 2 * AT_ONCE  # those already in flight, and one more round
+
+
+def test_the_file_the_readme_has_a_newcomer_export_is_ignored_at_the_root_only() -> None:
+    """The README's `coeflow workflows export > workflows.yaml` writes into the checkout."""
+    root = Path(__file__).resolve().parents[3]
+    if not (root / ".git").exists():
+        pytest.skip("not a git checkout")
+
+    def ignored(path: str) -> bool:
+        check = ["git", "-C", str(root), "check-ignore", "--no-index", "-q", path]
+        return subprocess.run(check, check=False).returncode == 0
+
+    assert ignored("workflows.yaml")
+    assert not ignored("examples/workflows.yaml") and not ignored("workflows.yml")
+    assert not ignored("tests/coeflow/tools/test_workflow_files.py")
