@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 import pytest
-from playwright.async_api import Locator, Page, expect
+from playwright.async_api import Locator, Page, Response, expect
 
 from coeflow.tools.processes import WorkerProcess
 from tests.browser.conftest import Browsing, SignIn
@@ -29,20 +29,36 @@ def block(page: Page, prefix: str) -> Locator:
 
 SETTLED = """() => {
     window.coeflowSettled = false;
-    document.body.addEventListener(
-        "htmx:afterSettle", () => { window.coeflowSettled = true; }, {once: true});
+    const settled = (event) => {
+        if (event.target && event.target.id === "builder") {
+            window.coeflowSettled = true;
+            document.body.removeEventListener("htmx:afterSettle", settled);
+        }
+    };
+    document.body.addEventListener("htmx:afterSettle", settled);
 }"""
 """Marks the page until htmx has swapped and settled the next answer (run by the test through
 the browser's debugging protocol, which the page's CSP does not govern)."""
 
 
+FOLLOWERS = ("op=backtest_intro", "op=backtest_panel")
+"""The posts of the Backtest panel and its intro (after an edit typed, and the panel's poll):
+no answer of the builder's."""
+
+
+def builders_answer(response: Response) -> bool:
+    posted = response.request.post_data or ""
+    return response.request.method == "POST" and not any(f in posted for f in FOLLOWERS)
+
+
 async def posted(page: Page, action: Any) -> None:
     """Do ``action`` (a click, a choice) and wait for the builder's answer to be swapped in
-    and processed by htmx: the response alone is not enough, as the next control the test
+    and processed by htmx (a swap of the builder, not of the Backtest panel or its intro, which
+    post the form too): the response alone is not enough, as the next control the test
     uses may be the one the swap replaces (a choice made on it before htmx has bound the new
     one is lost on a loaded machine). A whole page loaded instead has no mark, and passes."""
     await page.evaluate(SETTLED)
-    async with page.expect_response(lambda r: r.request.method == "POST"):
+    async with page.expect_response(builders_answer):
         await action
     await page.wait_for_function("() => window.coeflowSettled !== false")
     await page.wait_for_load_state()

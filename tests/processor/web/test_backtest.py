@@ -761,3 +761,19 @@ def test_the_window_note_is_a_caution_not_a_success() -> None:
     assert 'class="notice"' not in html
     css = (Path(backtest.__file__).parent / "static" / "builder.css").read_text()
     assert re.search(r"\.builder \.caution \{[^}]*var\(--warn-bg\)", css)
+
+
+async def test_a_refused_condition_is_named_as_the_builders_list_names_it(
+    client: TestClient[Any, Any], fake: FakeWorker
+) -> None:
+    workflow_id, form = await seeded(client, fake)
+    edit = f"/workflows/{workflow_id}/edit"
+    _, html = await post(client, edit, form, "add_condition:conditions")
+    empty = {**values(html), "conditions.1.field": ""}
+    status, html = await post(client, edit, empty, "backtest")
+    words = text_of(html)
+    assert status == 422
+    assert "Not started: invalid workflow: Condition 2 · Field: '' is not a field path" in words
+    assert "conditions.all" not in words and "leaf.field" not in words
+    # the same name as the list of problems at the top
+    assert '<a href="#f-conditions.1.field">Condition 2 · Field</a>' in html
