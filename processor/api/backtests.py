@@ -38,6 +38,27 @@ MAX_PAGE = 10_000
 CSV_TYPE = "text/csv; charset=utf-8"
 
 
+def accepts_csv(accept: str) -> bool:
+    """Whether an ``Accept`` header prefers CSV to JSON: ``text/csv`` with a weight above
+    zero and above ``application/json``'s (equal, JSON: the default). Case-insensitive, as
+    media types are; a weight that cannot be read counts as 1."""
+    weights: dict[str, float] = {}
+    for item in accept.split(",")[:64]:
+        kind, *parameters = item.split(";")
+        weight = 1.0
+        for parameter in parameters:
+            name, _, value = parameter.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    weight = min(max(float(value), 0.0), 1.0)
+                except ValueError:
+                    weight = 1.0
+        name = kind.strip().lower()
+        weights[name] = max(weights.get(name, 0.0), weight)
+    csv = weights.get("text/csv", 0.0)
+    return csv > 0 and csv > weights.get("application/json", 0.0)
+
+
 class BacktestQuery(BaseModel):
     """``GET /backtests/{id}``: the format, and a page of the changed events."""
 
@@ -185,7 +206,7 @@ class OneBacktest(BacktestView):
         asked = self.query(request, BacktestQuery)
         backtest = self.found(request, backtest_id)
         wants_csv = asked.format == "csv" or (
-            asked.format is None and "text/csv" in request.headers.get("Accept", "")
+            asked.format is None and accepts_csv(request.headers.get("Accept", ""))
         )
         result = backtest.result
         end = None if asked.changed_limit is None else asked.changed_offset + asked.changed_limit
