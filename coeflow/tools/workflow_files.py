@@ -45,9 +45,11 @@ class ApiFailure(Exception):
     """The admin API refused a request; the message is its answer, ``status`` its HTTP
     status (``None``: it could not be reached) and ``answer`` its JSON body."""
 
-    def __init__(self, message: str, status: int | None = None, answer: Any = None) -> None:
-        super().__init__(message)
-        self.status, self.answer = status, answer
+    def __init__(
+        self, message: str, status: int | None = None, answer: Any = None, hint: str = ""
+    ) -> None:
+        super().__init__(f"{message}\n  {hint}" if hint else message)
+        self.status, self.answer, self.hint = status, answer, hint
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,11 +153,37 @@ def _yaml(value: Any) -> str:
     return yaml.safe_dump(value, sort_keys=False, allow_unicode=True)
 
 
+NO_TOKEN = (
+    "no token for the admin API: set COEFLOW_API_TOKEN to a tenant's token, or "
+    "COEFLOW_ADMIN_TOKEN to the operator's (`coeflow dev` prints the one it makes); "
+    "see docs/settings.md"
+)
+"""What every ``coeflow workflows`` command says without a token (the API answers 401 to
+every request without one), before asking the API anything."""
+
+
 class AdminClient:
     def __init__(self, settings: Settings) -> None:
-        token = settings.api_token or settings.admin_token
+        self.token_from: str | None = "COEFLOW_API_TOKEN"
+        """The variable the token came from (``None``: no token)."""
+        token = settings.api_token
+        if not token:
+            token, self.token_from = settings.admin_token, "COEFLOW_ADMIN_TOKEN"
+        if not token:
+            self.token_from = None
         headers = {"Authorization": f"Bearer {token.get_secret_value()}"} if token else {}
         self.http = httpx.Client(base_url=settings.admin_api_url, headers=headers, timeout=30)
+
+    def _hint(self, status: int) -> str:
+        """What to do about a 401: which variable's token was refused, or which to set."""
+        if status != 401:
+            return ""
+        if self.token_from is None:
+            return NO_TOKEN
+        return (
+            f"the token in {self.token_from} was refused (revoked, mistyped, or of another "
+            "run of `coeflow dev`): set it to a valid token; see docs/settings.md"
+        )
 
     def call(self, method: str, path: str, body: Any = None) -> Any:
         try:
@@ -174,6 +202,7 @@ class AdminClient:
                 f"{method} {path}: {response.status_code} {error}{problems}",
                 response.status_code,
                 answer,
+                self._hint(response.status_code),
             )
         return answer
 
@@ -342,9 +371,10 @@ def main(argv: Sequence[str], settings: Settings) -> int:
     parser = argparse.ArgumentParser(
         prog="coeflow workflows",
         description="Workflows as files, through the admin API (COEFLOW_API_URL, "
-        "COEFLOW_API_TOKEN): export them as YAML or JSON, or apply a file, which creates or "
-        "updates the workflows that differ (--dry-run shows the diff and changes nothing; "
-        "--backtest 7d adds what each change would have done over the last 7 days).",
+        "COEFLOW_API_TOKEN or COEFLOW_ADMIN_TOKEN): export them as YAML or JSON, or apply a "
+        "file, which creates or updates the workflows that differ (--dry-run shows the diff "
+        "and changes nothing; --backtest 7d adds what each change would have done over the "
+        "last 7 days).",
     )
     commands = parser.add_subparsers(dest="command", required=True)
     exporting = commands.add_parser("export", help="write the workflows to a file or stdout")
@@ -365,6 +395,9 @@ def main(argv: Sequence[str], settings: Settings) -> int:
     )
     args = parser.parse_args(argv)
     client = AdminClient(settings)
+    if client.token_from is None:
+        sys.stderr.write(f"{NO_TOKEN}\n")
+        return 2
     try:
         if args.command == "apply":
             terminal = sys.stderr if sys.stderr.isatty() else None

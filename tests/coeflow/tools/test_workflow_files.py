@@ -6,16 +6,21 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 
+from coeflow.settings import Settings
 from coeflow.tools.workflow_files import (
     AT_ONCE,
+    NO_TOKEN,
+    AdminClient,
     ApiFailure,
     Change,
     InvalidFile,
     check,
     load,
+    main,
     plan,
     portable,
     send_changes,
@@ -144,6 +149,72 @@ def test_after_a_refusal_apply_starts_no_more_writes_and_raises_it() -> None:
         send_changes(api, _creates(100))  # type: ignore[arg-type]
     assert len(api.calls) < 100
     assert len(api.calls) <= 2 + 2 * AT_ONCE  # those already in flight, and one more round
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["export"],
+        ["export", "-o", "out.yaml"],
+        ["apply", "-f", "workflows.yaml"],
+        ["apply", "-f", "workflows.yaml", "--dry-run", "--backtest", "7d"],
+    ],
+)
+def test_every_command_without_a_token_says_which_variable_to_set(
+    args: list[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for name in ("COEFLOW_API_TOKEN", "COEFLOW_ADMIN_TOKEN", "COEFLOW_API_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "workflows.yaml").write_text(yaml.safe_dump([SEED]))
+    # Nothing listens there: a request would fail as unreachable, not as a missing token.
+    settings = Settings(_env_file=None, api_url="http://127.0.0.1:9")
+    assert main(args, settings) == 2
+    err = capsys.readouterr().err
+    assert err == f"{NO_TOKEN}\n"
+    assert "set COEFLOW_API_TOKEN to a tenant's token, or COEFLOW_ADMIN_TOKEN" in err
+    assert not (tmp_path / "out.yaml").exists()
+
+
+@pytest.mark.parametrize(
+    ("tokens", "says"),
+    [
+        ({"api_token": "t-1"}, "the token in COEFLOW_API_TOKEN was refused"),
+        (
+            {"api_token": "t-1", "admin_token": "op-secret-1"},
+            "the token in COEFLOW_API_TOKEN was refused",
+        ),
+        ({"admin_token": "op-secret-1"}, "the token in COEFLOW_ADMIN_TOKEN was refused"),
+        ({}, NO_TOKEN),
+    ],
+)
+def test_a_refused_token_names_the_variable_it_came_from(
+    tokens: dict[str, str], says: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("COEFLOW_API_TOKEN", "COEFLOW_ADMIN_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    client = AdminClient(Settings.model_validate(tokens))
+    sent: list[str | None] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        sent.append(request.headers.get("Authorization"))
+        return httpx.Response(401, json={"error": "invalid bearer token"})
+
+    client.http = httpx.Client(
+        base_url="http://api.test",
+        headers=client.http.headers,
+        transport=httpx.MockTransport(answer),
+    )
+    with pytest.raises(ApiFailure) as caught:
+        client.workflows(None)
+    assert str(caught.value).startswith(f"GET /workflows: 401 invalid bearer token\n  {says}")
+    assert caught.value.hint.startswith(says) and caught.value.status == 401
+    token = tokens.get("api_token") or tokens.get("admin_token")
+    assert sent == [f"Bearer {token}" if token else None]
+    assert token is None or token not in str(caught.value)
 
 
 def test_the_file_the_readme_has_a_newcomer_export_is_ignored_at_the_root_only() -> None:
