@@ -327,14 +327,22 @@ def encode_runs(runs: list[Run]) -> list[Outbound]:
     return messages
 
 
+_new = tuple.__new__
+"""``Outbound``'s own constructor is a Python function (its default): a run's messages are made
+by ``tuple.__new__`` with every field given, a third of the cost."""
+
+
 def _encoded(run: Run) -> list[Outbound]:
     dumps = codec.dumps_outgoing
     messages = [
-        Outbound(action_topic(command["type"]), command["action_id"].encode(), dumps(command))
+        _new(
+            Outbound,
+            (action_topic(command["type"]), command["action_id"].encode(), dumps(command), None),
+        )
         for command in run.command_documents
     ]
     document = run.document
-    messages.append(Outbound(RUNS, document["run_id"].encode(), dumps(document)))
+    messages.append(_new(Outbound, (RUNS, document["run_id"].encode(), dumps(document), None)))
     return messages
 
 
