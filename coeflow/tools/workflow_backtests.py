@@ -33,7 +33,13 @@ from pydantic import ValidationError
 
 from coeflow.logsafe import escape
 from coeflow.redact import without_values
-from topics.backtests import Backtest, BacktestStarted, ChangedOutcome, ReplayedOutcome
+from topics.backtests import (
+    Backtest,
+    BacktestResult,
+    BacktestStarted,
+    ChangedOutcome,
+    ReplayedOutcome,
+)
 
 WINDOW_UNITS: Mapping[str, timedelta] = {
     "h": timedelta(hours=1),
@@ -52,6 +58,10 @@ backtests a few at a time and refuses more than a few queued; two keep its queue
 leave room for someone in the web app."""
 FIRST_CHANGED = 5
 """Changed records shown per workflow (the API pages the rest)."""
+CHANGED_PAGE, CHANGED_READ_MAX = 1_000, 10_000
+"""The changed events a finished backtest is read for, a page at a time, to count and show
+first those that issue other actions (the API keeps ``COEFLOW_BACKTEST_MAX_CHANGED``, a
+thousand by default); past ``CHANGED_READ_MAX`` the count is of the first read."""
 POLL_FIRST, POLL_MAX = 0.2, 2.0
 """Seconds between two reads of a running backtest: quick at first, for short ones."""
 BUSY_PAUSE, BUSY_WAIT_MAX = 1.0, 300.0
@@ -68,7 +78,16 @@ WAIT_MAX = 3600.0
 Ending = Literal["done", "not_backtested", "failed", "cancelled"]
 
 
-def parse_window(text: str) -> timedelta:
+@dataclass(frozen=True, slots=True)
+class Window:
+    """``--backtest``'s window: its length, and its text as given (``24h`` is said ``24h``,
+    not ``1d``)."""
+
+    span: timedelta
+    text: str
+
+
+def parse_window(text: str) -> Window:
     """``--backtest``'s window: a whole number and a unit of ``WINDOW_UNITS``, at most
     ``MAX_WINDOW``."""
     match = _WINDOW.fullmatch(text.strip())
@@ -83,7 +102,7 @@ def parse_window(text: str) -> timedelta:
         raise argparse.ArgumentTypeError(
             f"{text.strip()} is longer than the longest window, {MAX_WINDOW.days}d"
         )
-    return window
+    return Window(window, match.group(0))
 
 
 class Api(Protocol):
@@ -277,7 +296,7 @@ class Backtests:
             if backtest.status == "done":
                 if backtest.result is None:
                     return Outcome(workflow_id, "failed", backtest, "done without a result")
-                return Outcome(workflow_id, "done", backtest)
+                return self._with_changed(workflow_id, path, backtest)
             if backtest.status in ("failed", "cancelled"):
                 reason = escape(backtest.error or backtest.status)
                 return Outcome(workflow_id, _ending(backtest), backtest, reason)
@@ -285,6 +304,45 @@ class Backtests:
                 self._cancel(path)
                 return Outcome(workflow_id, "failed", reason=f"not finished after {WAIT_MAX:.0f} s")
             self.progress.update(workflow_id, progress_of(backtest))
+
+    def _with_changed(self, workflow_id: str, path: str, backtest: Backtest) -> Outcome:
+        """A finished backtest with its kept changed events (the reads while it ran asked
+        for the first few only), up to ``CHANGED_READ_MAX``."""
+        assert backtest.result is not None
+        result = backtest.result
+        if len(result.changed) >= result.changed_count:
+            return Outcome(workflow_id, "done", backtest)
+        changed: list[ChangedOutcome] = []
+        missed = 0
+        while len(changed) < CHANGED_READ_MAX:
+            if self.stopping.is_set():
+                return Outcome(workflow_id, "cancelled", reason="interrupted")
+            limit = min(CHANGED_PAGE, CHANGED_READ_MAX - len(changed))
+            try:
+                page = Backtest.model_validate(
+                    self.api.call(
+                        "GET", f"{path}?changed_offset={len(changed)}&changed_limit={limit}"
+                    )
+                ).result
+            except ValidationError as exc:
+                return Outcome(workflow_id, "failed", reason=f"unreadable answer: {_short(exc)}")
+            except Exception as exc:
+                status = getattr(exc, "status", None)
+                missed += 1
+                if (status is None or status >= 500) and missed < MISSED_READS:
+                    self.stopping.wait(self.poll_first)
+                    continue
+                return Outcome(workflow_id, "failed", reason=_reason(exc))
+            missed = 0
+            if page is None:
+                return Outcome(workflow_id, "failed", reason="done without a result")
+            changed += page.changed[:limit]
+            if len(page.changed) < limit:
+                break  # the last page
+        whole = backtest.model_copy(
+            update={"result": result.model_copy(update={"changed": changed})}
+        )
+        return Outcome(workflow_id, "done", whole)
 
     def _cancel(self, path: str) -> None:
         """``DELETE`` a backtest; one that has ended or is gone already is fine."""
@@ -320,8 +378,10 @@ def _ending(backtest: Backtest) -> Ending:
 
 def _reason(exc: Exception) -> str:
     """A refusal in one line: the API's problems (``version: a scheduled workflow is not
-    backtested: …``), else its error, else the exception."""
+    backtested: …``), else its error (and what to do, for a refused token), else the
+    exception."""
     answer = getattr(exc, "answer", None)
+    hint = getattr(exc, "hint", "")
     if isinstance(answer, dict):
         problems = answer.get("problems")
         if isinstance(problems, list) and problems:
@@ -332,7 +392,7 @@ def _reason(exc: Exception) -> str:
             ]
             return escape("; ".join(said))[:1000]
         if isinstance(answer.get("error"), str):
-            return escape(answer["error"])[:1000]
+            return escape(answer["error"] + (f": {hint}" if hint else ""))[:1000]
     return escape(str(exc))[:1000]
 
 
@@ -352,7 +412,7 @@ def _short(exc: ValidationError) -> str:
 # The report
 
 
-def report(outcome: Outcome, window: timedelta) -> str:
+def report(outcome: Outcome, window: Window) -> str:
     """One workflow's behavioural diff as text: the counts of both versions side by side,
     how many records changed and the first of them; or why there is none."""
     name = outcome.workflow_id
@@ -364,7 +424,7 @@ def report(outcome: Outcome, window: timedelta) -> str:
     result = outcome.backtest.result
     covered = result.window
     lines = [
-        f"backtest of {name} over {_duration(window)} "
+        f"backtest of {name} over {window.text} "
         f"({_time(covered.since)} to {_time(covered.until)}): "
         f"{_count(result.events_scanned, 'record change')}"
         + (f", {_count(result.timers_fired, 'timer')} due" if result.timers_fired else "")
@@ -380,17 +440,56 @@ def report(outcome: Outcome, window: timedelta) -> str:
             f"  {_count(result.changes_untracked, 'record change')} without their records' "
             "timers (too many records to follow)"
         )
+    if result.baseline.version is None:
+        lines.append("  no version runs yet: every run it would start is a change")
     lines += _columns(result.candidate, result.baseline)
     if result.changed_count == 0:
         lines.append("  changed: none, both versions did the same")
     else:
-        shown = result.changed[:FIRST_CHANGED]
-        more = f" (the first {len(shown)} below)" if len(shown) < result.changed_count else ""
-        if result.changed_truncated:
-            more = f"{more[:-1]}; the API keeps the first {result.changed_cap:,})"
-        lines.append(f"  changed: {_count(result.changed_count, 'event')}{more}")
-        lines += [f"    {_changed(c)}" for c in shown]
+        lines += _changed_lines(result)
     return "\n".join(lines) + "\n"
+
+
+def _changed_lines(result: BacktestResult) -> list[str]:
+    """How many events changed and how many of them issue other actions, then the first
+    few, those that issue other actions first: a version that only lets another set of
+    records fail its conditions changes little, one that emails others changes much."""
+    kept = result.changed
+    acting = [c for c in kept if issues_other_actions(c)]
+    rest = [c for c in kept if not issues_other_actions(c)]
+    shown = (acting + rest)[:FIRST_CHANGED]
+    of = (
+        "of them"
+        if len(kept) >= result.changed_count
+        else f"of the first {len(kept):,}"  # the API kept (or this read) fewer
+    )
+    if not acting:
+        which = f"none {of} issues other actions"
+    elif len(acting) == len(kept) == result.changed_count:
+        which = "all of them issue other actions"
+    else:
+        which = f"{len(acting):,} {of} issue other actions"
+    notes = []
+    if len(shown) < result.changed_count:
+        notes.append(
+            f"the first {len(shown)} below"
+            + (", those first" if 0 < len(acting) < len(kept) else "")
+        )
+    if result.changed_truncated:
+        notes.append(f"the API keeps the first {result.changed_cap:,}")
+    more = f" ({'; '.join(notes)})" if notes else ""
+    head = f"  changed: {_count(result.changed_count, 'event')}, {which}{more}"
+    return [head, *(f"    {_changed(c)}" for c in shown)]
+
+
+def issues_other_actions(change: ChangedOutcome) -> bool:
+    """Whether the two versions issue other actions for the event: actions in one and not
+    the other, other types or steps, or other rendered parameters."""
+
+    def issued(outcome: ReplayedOutcome | None) -> list[tuple[int, str, dict[str, Any]]]:
+        return [] if outcome is None else [(a.step, a.type, a.params) for a in outcome.actions]
+
+    return issued(change.candidate) != issued(change.baseline)
 
 
 def _columns(candidate: Any, baseline: Any) -> list[str]:
@@ -461,7 +560,7 @@ def _actions(outcome: ReplayedOutcome) -> str:
 
 
 def _params_changed(before: ReplayedOutcome, after: ReplayedOutcome) -> str:
-    """Which parameters of which steps differ, by name only."""
+    """Which parameters of which actions differ, by name only."""
     old = {a.step: a for a in before.actions}
     parts = []
     for action in after.actions:
@@ -473,7 +572,8 @@ def _params_changed(before: ReplayedOutcome, after: ReplayedOutcome) -> str:
             for k in action.params.keys() | previous.params.keys()
             if action.params.get(k) != previous.params.get(k)
         )
-        parts.append(f"step {action.step} {escape(action.type)} ({', '.join(names[:5])})")
+        # Numbered from 1, as the builder and the run pages number actions ("Action 1").
+        parts.append(f"action {action.step + 1} {escape(action.type)} ({', '.join(names[:5])})")
     return "; ".join(parts) or "the actions"
 
 
@@ -492,15 +592,10 @@ def _time(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def _duration(window: timedelta) -> str:
-    hours = int(window.total_seconds()) // 3600
-    return f"{hours // 24}d" if hours % 24 == 0 else f"{hours}h"
-
-
 def _count(n: int, what: str) -> str:
     return f"{n:,} {what}" + ("" if n == 1 else "s")
 
 
-def since(window: timedelta, now: datetime | None = None) -> datetime:
+def since(window: Window, now: datetime | None = None) -> datetime:
     """The window's start: ``window`` before now."""
-    return (now or datetime.now(UTC)) - window
+    return (now or datetime.now(UTC)) - window.span

@@ -16,7 +16,6 @@ import sys
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal, TextIO
 
@@ -233,7 +232,7 @@ def apply(
     path: Path,
     dry_run: bool,
     out: TextIO,
-    backtest: timedelta | None = None,
+    backtest: backtests.Window | None = None,
     progress: TextIO | None = None,
 ) -> int:
     """Apply a file; with ``backtest``, each change's behavioural diff over that window
@@ -272,7 +271,7 @@ def _diffs(changes: Sequence[Change], out: TextIO) -> list[backtests.Outcome]:
 def _with_backtests(
     client: AdminClient,
     changes: Sequence[Change],
-    window: timedelta,
+    window: backtests.Window,
     out: TextIO,
     terminal: TextIO | None,
 ) -> list[backtests.Outcome]:

@@ -1,6 +1,7 @@
 """``coeflow workflows apply -f FILE --backtest 7d`` against a running worker and its backtests:
-a week of a tenant's leads, a file that raises an active workflow's condition, adds one and
-adds a scheduled one; the behavioural diffs are the counts the leads' scores say."""
+a week of a tenant's leads, a file that raises an active workflow's condition, adds one (whose
+every run is a change, those that email listed first) and adds a scheduled one; the
+behavioural diffs are the counts the leads' scores say."""
 
 from __future__ import annotations
 
@@ -20,7 +21,9 @@ import pytest
 import yaml
 from aiohttp import web
 
+from coeflow.tools import workflow_backtests as backtests
 from coeflow.tools.broker import free_port
+from processor.core.backtest import NOT_BACKTESTED
 from tests.integration.harness import Api, lead_created, publish, seed_workflow, tenant
 from topics.catalog import RECORD_CHANGES
 
@@ -82,7 +85,7 @@ async def test_apply_with_a_backtest_shows_each_changes_behaviour_and_a_dry_run_
 
     raised = {**active, "name": "Only the best leads"}
     raised["conditions"] = {"all": [{"field": "score", "op": "gte", "value": 80}]}
-    every = scored(acme, 0, id=f"wf-every-{acme}", name="Every lead", status="draft")
+    best = scored(acme, 95, id=f"wf-best-{acme}", name="The very best leads", status="draft")
     ticking = scored(
         acme,
         0,
@@ -91,7 +94,7 @@ async def test_apply_with_a_backtest_shows_each_changes_behaviour_and_a_dry_run_
         trigger={"type": "scheduled", "cron": "0 9 * * *"},
     )
     file = tmp_path / "workflows.yaml"
-    file.write_text(yaml.safe_dump({"workflows": [raised, every, ticking]}, sort_keys=False))
+    file.write_text(yaml.safe_dump({"workflows": [raised, best, ticking]}, sort_keys=False))
 
     dry = await asyncio.to_thread(
         coeflow, admin, "apply", "-f", str(file), "--dry-run", "--backtest", "7d"
@@ -103,23 +106,28 @@ async def test_apply_with_a_backtest_shows_each_changes_behaviour_and_a_dry_run_
     marks = [
         f"+++ file/{raised['id']}",
         f"backtest of {raised['id']} over 7d",
-        f"+++ file/{every['id']}",
-        f"backtest of {every['id']} over 7d",
+        f"+++ file/{best['id']}",
+        f"backtest of {best['id']} over 7d",
         f"+++ file/{ticking['id']}",
-        f"backtest of {ticking['id']}: not backtested: version: a scheduled workflow is not "
-        "backtested",
+        f"backtest of {ticking['id']}: not backtested: version: ",
     ]
-    assert [out.index(m) for m in marks] == sorted(out.index(m) for m in marks), out
+    assert [out.find(m) for m in marks] == sorted(out.find(m) for m in marks), out
+    assert -1 not in [out.find(m) for m in marks], out
+    assert NOT_BACKTESTED["scheduled"] in out  # the API's reason, as it says it
 
     fifty = sum(score(n) >= 50 for n in range(LEADS))
     eighty = sum(score(n) >= 80 for n in range(LEADS))
-    first, second = _report(out, raised["id"]), _report(out, every["id"])
+    top = sum(score(n) >= 95 for n in range(LEADS))
+    first, second = _report(out, raised["id"]), _report(out, best["id"])
     assert first[0].endswith(f"): {LEADS} record changes")
     assert _row(first, "this file") == ["v1", "(active)"]
     assert _row(first, "actions_issued") == [str(eighty), str(fifty)]
     assert _row(first, "conditions_not_met") == [str(LEADS - eighty), str(LEADS - fifty)]
     assert _row(first, "send_email") == [str(eighty), str(fifty)]
-    assert f"  changed: {fifty - eighty} events (the first 5 below)" in first
+    assert (
+        f"  changed: {fifty - eighty} events, all of them issue other actions (the first 5 below)"
+        in first
+    )
     changed = [line for line in first if line.startswith("    lead L-")]
     assert len(changed) == 5
     for line in changed:
@@ -127,10 +135,19 @@ async def test_apply_with_a_backtest_shows_each_changes_behaviour_and_a_dry_run_
         assert "(this file: score gte 80 not met); actions send_email -> none" in line
     assert "@example.com" not in out  # the records' values stay in the API
 
+    assert "  no version runs yet: every run it would start is a change" in second
     assert _row(second, "this file") == ["no", "active", "version"]
-    assert _row(second, "actions_issued") == [str(LEADS), "0"]
-    assert f"  changed: {LEADS} events (the first 5 below)" in second
-    assert "runs only with this file (actions_issued)" in second[-1]
+    assert _row(second, "actions_issued") == [str(top), "0"]
+    assert _row(second, "conditions_not_met") == [str(LEADS - top), "0"]
+    assert 0 < top < backtests.FIRST_CHANGED < LEADS - top
+    assert (
+        f"  changed: {LEADS} events, {top} of them issue other actions (the first 5 below, "
+        "those first)"
+    ) in second
+    shown = [line for line in second if line.startswith("    lead L-")]
+    assert len(shown) == 5
+    assert all("runs only with this file (actions_issued)" in line for line in shown[:top])
+    assert all("runs only with this file (conditions_not_met)" in line for line in shown[top:])
 
     assert out.endswith(
         "would create 2, would update 1, unchanged 0\n"

@@ -16,14 +16,22 @@ import pytest
 import yaml
 
 from coeflow.tools import workflow_backtests as backtests
-from coeflow.tools.workflow_backtests import Asked, Backtests, Outcome, parse_window, report
+from coeflow.tools.workflow_backtests import (
+    Asked,
+    Backtests,
+    Outcome,
+    Window,
+    parse_window,
+    report,
+)
 from coeflow.tools.workflow_files import BACKTEST_FAILED, ApiFailure, apply
 from tests.factories import SEED_WORKFLOW
-from topics.backtests import Backtest
+from topics.backtests import Backtest, ChangedOutcome
 
 SEED = {k: v for k, v in SEED_WORKFLOW.items() if k != "version"}
 SINCE = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 UNTIL = SINCE + timedelta(days=7)
+WEEK = parse_window("7d")
 
 
 @pytest.mark.parametrize(
@@ -36,7 +44,7 @@ UNTIL = SINCE + timedelta(days=7)
     ],
 )
 def test_a_window_is_a_whole_number_and_a_unit(text: str, window: timedelta) -> None:
-    assert parse_window(text) == window
+    assert parse_window(text) == Window(window, text.strip())
 
 
 @pytest.mark.parametrize(
@@ -140,7 +148,7 @@ def test_the_report_shows_both_columns_and_the_first_changed_records() -> None:
             {"send_email": 100, "add_note": 3},
         ),
         timers_fired=2,
-        changed_count=23,
+        changed_count=3,
         changed=[
             changed(1, ["status", "actions"], not_met, issued),
             changed(2, ["started"], None, issued),
@@ -149,7 +157,7 @@ def test_the_report_shows_both_columns_and_the_first_changed_records() -> None:
             ),
         ],
     )
-    assert report(outcome_of(answer), timedelta(days=7)).splitlines() == [
+    assert report(outcome_of(answer), WEEK).splitlines() == [
         "backtest of wf-a over 7d (2026-11-24 12:00:00 UTC to 2026-12-01 12:00:00 UTC): "
         "12,345 record changes, 2 timers due",
         "                        this file  v4 (active)",
@@ -159,12 +167,12 @@ def test_the_report_shows_both_columns_and_the_first_changed_records() -> None:
         "  actions                      80          103",
         "    add_note                    0            3",
         "    send_email                 80          100",
-        "  changed: 23 events (the first 3 below)",
+        "  changed: 3 events, all of them issue other actions",
         "    lead L-1  2026-11-24 13:00:00 UTC  record_created: status actions_issued -> "
         "conditions_not_met (this file: score gte 80 not met); actions send_email -> none",
         "    lead L-2  2026-11-24 14:00:00 UTC  record_created: runs only in the active one "
         "(actions_issued)",
-        "    lead L-3  2026-11-24 15:00:00 UTC  record_created: parameters of step 0 send_email "
+        "    lead L-3  2026-11-24 15:00:00 UTC  record_created: parameters of action 1 send_email "
         "(subject)",
     ]
 
@@ -184,8 +192,8 @@ def test_the_report_says_what_differs_without_the_records_values() -> None:
             },
         ],
     )
-    text = report(outcome_of(answer), timedelta(days=7))
-    assert "parameters of step 0 send_email (subject, to)" in text
+    text = report(outcome_of(answer), WEEK)
+    assert "parameters of action 1 send_email (subject, to)" in text
     assert (
         "status conditions_not_met -> actions_issued (the active one: score gte 80 not met)" in text
     )
@@ -205,32 +213,100 @@ def test_the_report_of_a_new_workflow_an_unchanged_behaviour_and_the_notes() -> 
         },
         stopped_early="max_events (1,000,000) reached",
     )
-    lines = report(outcome_of(answer), timedelta(hours=36)).splitlines()
-    issued = {"status": "actions_issued", "actions": [email("ada@example.com")]}
-    first = changed(1, ["started"], issued, None)
-    many = done("wf-a", changed_count=2_000, changed_truncated=True, changed=[first])
-    assert report(outcome_of(many), timedelta(days=7)).splitlines()[-2:] == [
-        "  changed: 2,000 events (the first 1 below; the API keeps the first 1,000)",
-        "    lead L-1  2026-11-24 13:00:00 UTC  record_created: runs only with this file "
-        "(actions_issued)",
-    ]
+    lines = report(outcome_of(answer), parse_window("36h")).splitlines()
     assert lines[0].startswith("backtest of wf-new over 36h (")
-    assert lines[1:3] == [
+    assert lines[1:4] == [
         "  note: the retained history starts at 2026-11-27T00:00:00 UTC, after since",
         "  stopped early: max_events (1,000,000) reached",
+        "  no version runs yet: every run it would start is a change",
     ]
-    assert lines[3].endswith("this file  no active version")
-    assert lines[4] == "  runs                        120                  0"
+    assert lines[4].endswith("this file  no active version")
+    assert lines[5] == "  runs                        120                  0"
     assert lines[-1] == "  changed: none, both versions did the same"
+
+
+@pytest.mark.parametrize("text", ["24h", "36h", "14d", "2w", "90d"])
+def test_the_window_is_said_as_it_was_given(text: str) -> None:
+    header = report(outcome_of(done("wf-a")), parse_window(text)).splitlines()[0]
+    assert header.startswith(f"backtest of wf-a over {text} (2026-11-24 12:00:00 UTC to ")
+
+
+NOT_MET = {"status": "conditions_not_met", "conditions": [condition(False)]}
+ISSUED = {"status": "actions_issued", "actions": [email("ada@example.com")]}
+
+
+def test_a_new_workflow_counts_and_lists_first_the_changes_that_issue_actions() -> None:
+    """Every run of a workflow without a version that runs is a change; most only fail its
+    conditions, and those that email someone are the ones to read."""
+    kept = [changed(n, ["started"], NOT_MET, None) for n in range(1, 9)]
+    kept[5] = changed(6, ["started"], ISSUED, None)
+    kept[7] = changed(8, ["started"], ISSUED, None)
+    answer = done(
+        "wf-new",
+        candidate=side(None, None, {"actions_issued": 2, "conditions_not_met": 6}, {}),
+        baseline=side(None, None, {}, {}),
+        changed_count=8,
+        changed=kept,
+    )
+    lines = report(outcome_of(answer), WEEK).splitlines()
+    assert lines[1] == "  no version runs yet: every run it would start is a change"
+    first = lines.index(next(line for line in lines if line.startswith("  changed: ")))
+    assert lines[first:] == [
+        "  changed: 8 events, 2 of them issue other actions (the first 5 below, those first)",
+        "    lead L-6  2026-11-24 18:00:00 UTC  record_created: runs only with this file "
+        "(actions_issued)",
+        "    lead L-8  2026-11-24 20:00:00 UTC  record_created: runs only with this file "
+        "(actions_issued)",
+        *(
+            f"    lead L-{n}  2026-11-24 {12 + n}:00:00 UTC  record_created: runs only with "
+            "this file (conditions_not_met)"
+            for n in (1, 2, 3)
+        ),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("candidate", "baseline", "differences", "issues"),
+    [
+        (ISSUED, None, ["started"], True),
+        (None, ISSUED, ["started"], True),
+        (NOT_MET, None, ["started"], False),
+        (NOT_MET, ISSUED, ["status", "actions"], True),
+        ({**ISSUED, "actions": [email("ada@example.com", "Hi")]}, ISSUED, ["params"], True),
+        ({**ISSUED, "status": "failed", "actions": []}, NOT_MET, ["status"], False),
+    ],
+)
+def test_which_changes_issue_other_actions(
+    candidate: Any, baseline: Any, differences: list[str], issues: bool
+) -> None:
+    change = ChangedOutcome.model_validate(changed(1, differences, candidate, baseline))
+    assert backtests.issues_other_actions(change) is issues
+
+
+def test_a_changed_list_the_api_cut_is_counted_over_what_it_kept() -> None:
+    kept = [changed(n, ["started"], NOT_MET, None) for n in range(1000)]
+    kept[700] = changed(700, ["started"], ISSUED, None)
+    many = done("wf-a", changed_count=2_000, changed_truncated=True, changed=kept)
+    lines = report(outcome_of(many), WEEK).splitlines()
+    assert lines[-6:-4] == [
+        "  changed: 2,000 events, 1 of the first 1,000 issue other actions (the first 5 below, "
+        "those first; the API keeps the first 1,000)",
+        "    lead L-700  2026-12-23 16:00:00 UTC  record_created: runs only with this file "
+        "(actions_issued)",
+    ]
+    none = done("wf-a", changed_count=3, changed=kept[:3])
+    assert report(outcome_of(none), WEEK).splitlines()[-4] == (
+        "  changed: 3 events, none of them issues other actions"
+    )
 
 
 def test_a_workflow_not_backtested_or_a_failed_backtest_is_one_line_with_the_reason() -> None:
     refused = Outcome("wf-s", "not_backtested", reason="scheduled workflows are not backtested")
     failed = Outcome("wf-f", "failed", reason="the child process died")
-    assert report(refused, timedelta(days=7)) == (
+    assert report(refused, WEEK) == (
         "backtest of wf-s: not backtested: scheduled workflows are not backtested\n"
     )
-    assert report(failed, timedelta(days=7)) == "backtest of wf-f: failed: the child process died\n"
+    assert report(failed, WEEK) == "backtest of wf-f: failed: the child process died\n"
 
 
 class FakeApi:
@@ -250,6 +326,9 @@ class FakeApi:
         self.lock = threading.Lock()
         self.current: list[dict[str, Any]] = []
         self.on_running: Any = None
+        self.changes: dict[str, list[dict[str, Any]]] = {}
+        """A backtest's changed events, paged as the API pages them."""
+        self.pages_failing = 0
 
     def workflows(self, tenant: str | None) -> list[dict[str, Any]]:
         return self.current
@@ -264,6 +343,10 @@ class FakeApi:
                 problem = {"loc": "version", "msg": "a scheduled workflow is not backtested: ticks"}
                 refusal: dict[str, Any] = {"error": "invalid workflow", "problems": [problem]}
                 raise ApiFailure(f"{method} {path}: 422 invalid workflow", 422, refusal)
+            if ending == "revoked":  # the token revoked since the apply began
+                hint = "the token in COEFLOW_API_TOKEN was refused"
+                said = {"error": "invalid bearer token"}
+                raise ApiFailure(f"{method} {path}: 401 invalid bearer token", 401, said, hint)
             if ending == "busy":
                 with self.lock:
                     self.busy_left -= 1
@@ -287,11 +370,19 @@ class FakeApi:
             }
         if method == "GET" and path.startswith("/backtests/"):
             workflow_id = path.split("/")[2].split("?")[0].removeprefix("bt-")
-            assert path.endswith(f"?changed_limit={backtests.FIRST_CHANGED}")
+            query = dict(q.split("=") for q in path.split("?")[1].split("&"))
+            offset, limit = int(query.pop("changed_offset", 0)), int(query.pop("changed_limit"))
+            assert not query, path
+            if limit != backtests.FIRST_CHANGED and self.pages_failing > 0:
+                self.pages_failing -= 1
+                raise ApiFailure(f"cannot reach the admin API at {path}")
             with self.lock:
                 self.reads[workflow_id] = self.reads.get(workflow_id, 0) + 1
                 reads = self.reads[workflow_id]
-            answer = done(workflow_id)
+            kept = self.changes.get(workflow_id, [])
+            answer = done(
+                workflow_id, changed_count=len(kept), changed=kept[offset : offset + limit]
+            )
             ending = self.endings.get(workflow_id, "done")
             if reads <= self.polls or ending == "never":
                 return {
@@ -334,15 +425,60 @@ def test_backtests_run_a_few_at_a_time_and_answer_in_the_order_asked() -> None:
 
 
 def test_a_refusal_or_a_failure_is_reported_and_the_others_go_on() -> None:
-    api = FakeApi({"wf-s": "refuse", "wf-f": "fail", "wf-e": "empty"})
+    api = FakeApi({"wf-s": "refuse", "wf-f": "fail", "wf-e": "empty", "wf-r": "revoked"})
     runner = Backtests(api, SINCE, poll_first=0.001)
-    outcomes = list(runner.run(asked("wf-s", "wf-f", "wf-e", "wf-ok")))
+    outcomes = list(runner.run(asked("wf-s", "wf-f", "wf-e", "wf-r", "wf-ok")))
     assert [(o.ending, o.reason) for o in outcomes] == [
         ("not_backtested", "version: a scheduled workflow is not backtested: ticks"),
         ("failed", "the replay crashed"),
         ("not_backtested", "no record change of this tenant happened inside the window"),
+        ("failed", "invalid bearer token: the token in COEFLOW_API_TOKEN was refused"),
         ("done", ""),
     ]
+
+
+def test_a_finished_backtests_changed_list_is_read_in_pages_and_shows_the_actions_first(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(backtests, "CHANGED_PAGE", 4)
+    api = FakeApi(polls=0)
+    api.changes["wf-new"] = [changed(n, ["started"], NOT_MET, None) for n in range(1, 11)]
+    api.changes["wf-new"][9] = changed(10, ["started"], ISSUED, None)  # on the last page
+    api.pages_failing = 1  # a page read fails a moment: tried again
+    [outcome] = Backtests(api, SINCE, poll_first=0.001).run(asked("wf-new"))
+    assert outcome.ending == "done" and outcome.backtest and outcome.backtest.result
+    assert [c.record.id for c in outcome.backtest.result.changed] == [
+        f"L-{n}" for n in range(1, 11)
+    ]
+    reads = [p for m, p in api.calls if m == "GET"]
+    assert reads == [
+        "/backtests/bt-wf-new?changed_limit=5",
+        "/backtests/bt-wf-new?changed_offset=0&changed_limit=4",
+        "/backtests/bt-wf-new?changed_offset=0&changed_limit=4",
+        "/backtests/bt-wf-new?changed_offset=4&changed_limit=4",
+        "/backtests/bt-wf-new?changed_offset=8&changed_limit=4",
+    ]
+    lines = report(outcome, WEEK).splitlines()
+    assert (
+        "  changed: 10 events, 1 of them issue other actions (the first 5 below, those first)"
+        in lines
+    )
+    assert lines[-5].startswith("    lead L-10 ")
+
+    monkeypatch.setattr(backtests, "CHANGED_READ_MAX", 6)  # a bound on what is read
+    capped = FakeApi(polls=0)
+    capped.changes["wf-new"] = api.changes["wf-new"]
+    [outcome] = Backtests(capped, SINCE, poll_first=0.001).run(asked("wf-new"))
+    assert outcome.backtest and outcome.backtest.result
+    assert len(outcome.backtest.result.changed) == 6
+    assert "  changed: 10 events, none of the first 6 issues other actions (the first 5 below)" in (
+        report(outcome, WEEK).splitlines()
+    )
+    down = FakeApi(polls=0)
+    down.changes["wf-new"] = api.changes["wf-new"]
+    down.pages_failing = backtests.MISSED_READS
+    [outcome] = Backtests(down, SINCE, poll_first=0.001).run(asked("wf-new"))
+    assert outcome.ending == "failed" and "cannot reach the admin API" in outcome.reason
 
 
 def test_a_full_queue_is_asked_again_until_there_is_room(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -419,7 +555,7 @@ def test_apply_shows_each_diff_then_its_backtest_and_a_dry_run_changes_nothing(
         tmp_path, SEED, {**SEED, "id": "wf-b", "name": "Renamed"}, {**SEED, "id": "wf-c"}
     )
     out = io.StringIO()
-    assert apply(api, path, True, out, timedelta(days=7)) == 0  # type: ignore[arg-type]
+    assert apply(api, path, True, out, WEEK) == 0  # type: ignore[arg-type]
     text = out.getvalue()
     assert (
         text.index("+++ file/wf-b")
@@ -445,7 +581,7 @@ def test_a_failed_backtest_changes_nothing_and_says_so_in_the_exit_status(
         tmp_path, {**SEED, "id": "wf-f"}, {**SEED, "id": "wf-s"}, {**SEED, "id": "wf-ok"}
     )
     out = io.StringIO()
-    assert apply(api, path, False, out, timedelta(days=7)) == BACKTEST_FAILED  # type: ignore[arg-type]
+    assert apply(api, path, False, out, WEEK) == BACKTEST_FAILED  # type: ignore[arg-type]
     assert ("POST", "/workflows") not in api.calls
     assert "backtest of wf-f: failed: the replay crashed\n" in out.getvalue()
     assert out.getvalue().endswith(
@@ -458,7 +594,7 @@ def test_a_workflow_not_backtested_does_not_stop_the_apply(tmp_path: Path) -> No
     api = FakeApi({"wf-s": "refuse"})
     path = file_of(tmp_path, {**SEED, "id": "wf-s"}, {**SEED, "id": "wf-ok"})
     out = io.StringIO()
-    assert apply(api, path, False, out, timedelta(days=7)) == 0  # type: ignore[arg-type]
+    assert apply(api, path, False, out, WEEK) == 0  # type: ignore[arg-type]
     assert api.calls.count(("POST", "/workflows")) == 2
     assert out.getvalue().endswith(
         "created 2, updated 0, unchanged 0\n"
@@ -477,7 +613,7 @@ def test_ctrl_c_cancels_the_running_backtests_and_changes_nothing(tmp_path: Path
     path = file_of(tmp_path, *({**SEED, "id": f"wf-{n}"} for n in range(4)))
     began = time.monotonic()
     with pytest.raises(KeyboardInterrupt):
-        apply(api, path, False, io.StringIO(), timedelta(days=7))  # type: ignore[arg-type]
+        apply(api, path, False, io.StringIO(), WEEK)  # type: ignore[arg-type]
     assert time.monotonic() - began < 5
     deleted = sorted(p for m, p in api.calls if m == "DELETE")
     assert deleted == ["/backtests/bt-wf-0", "/backtests/bt-wf-1"]
