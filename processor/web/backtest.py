@@ -262,7 +262,8 @@ def params_text(params: Any, marked: Sequence[str] = ()) -> list[tuple[str, bool
     keys = sorted(params, key=str)
     for n, key in enumerate(keys):
         value = _json(params[key], indent=True).replace("\n", "\n  ")
-        pieces.append((f"  {_json(str(key))}: {value}", str(key) in marked))
+        pieces.append(("  ", False))
+        pieces.append((f"{_json(str(key))}: {value}", str(key) in marked))
         pieces.append((",\n" if n < len(keys) - 1 else "\n", False))
     pieces.append(("}", False))
     return pieces

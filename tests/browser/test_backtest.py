@@ -149,6 +149,73 @@ async def backtest_an_edit(browsing: Browsing, page: Page, workflow_id: str) -> 
     await expect(counts.locator("thead th").nth(1)).to_have_text("Backtested Your unsaved changes")
 
 
+async def test_the_running_version_alone_and_a_parameter_only_change(
+    browsing: Browsing, signed_in: SignIn, shared_worker: WorkerProcess, bootstrap: str
+) -> None:
+    tenant = f"t-backtest-{uuid.uuid4().hex[:8]}"
+    client = await Api(shared_worker.url).as_tenant(tenant)
+    workflow = await client.create(seed_workflow(tenant))
+    now = datetime.now(UTC)
+    leads = [
+        (
+            f"L-{n}".encode(),
+            lead_created(
+                tenant, n, score=score, occurred_at=(now - timedelta(hours=n)).isoformat()
+            ),
+        )
+        for n, score in enumerate((60, 75), start=1)
+    ]
+    await publish(bootstrap, RECORD_CHANGES, leads)
+    page = await signed_in(client.token or "")
+    try:
+        await alone_then_a_parameter(browsing, page, workflow["id"])
+    except Exception:
+        await browsing.shot(page, "failed-here")
+        (browsing.shots / "failed-here.html").write_text(await page.content())
+        raise
+    browsing.watch.assert_clean()
+
+
+async def alone_then_a_parameter(browsing: Browsing, page: Page, workflow_id: str) -> None:
+    await page.goto(f"/workflows/{workflow_id}/edit")
+    await expect(page.locator("#state")).to_have_text("Active")
+
+    # No edit: version 1, the one that runs, beside nothing (no version ran before it)
+    await page.get_by_label("Last 24 hours").check()
+    await posted(page, page.get_by_role("button", name="Backtest", exact=True).click())
+    await expect(page.locator("#backtest-status")).to_have_text("Done", timeout=BACKTEST_WITHIN_MS)
+    alone = page.locator("#backtest-alone")
+    await expect(alone).to_contain_text("This is the version that runs; no earlier version ran")
+    counts = page.locator("#backtest-counts")
+    await expect(counts.locator("thead th").nth(1)).to_have_text("Backtested Version 1 (active)")
+    await expect(counts.locator("thead th").nth(2)).to_have_text(
+        "Compared with No earlier active version (does nothing)"
+    )
+    await browsing.shot(page, "backtest-running-version-alone")
+
+    # Another subject, unsaved: the same runs, other parameters, named and marked
+    subject = page.get_by_label("Subject")
+    await subject.fill("Another subject for {{record.name}}")
+    await subject.press("Tab")
+    await expect(page.locator("#backtest-stale")).to_be_visible()
+    await posted(page, page.get_by_role("button", name="Backtest", exact=True).click())
+    await expect(page.locator("#backtest-status")).to_have_text("Done", timeout=BACKTEST_WITHIN_MS)
+    await expect(alone).to_have_count(0)
+    await expect(page.locator("#backtest-stale")).to_have_count(0)
+    changed = page.locator("#backtest-changed > li")
+    await expect(changed).to_have_count(2)
+    first = changed.nth(0)
+    await expect(first.locator("summary")).to_contain_text("Action 1 Send Email: subject")
+    await expect(first.locator("summary")).to_contain_text("Actions issued in both")
+    await first.locator("summary").click()
+    marks = first.locator("pre.params mark")
+    await expect(marks).to_have_count(2)
+    await expect(marks.nth(0)).to_contain_text("Another subject for Lead 2")
+    await expect(marks.nth(1)).to_contain_text("Welcome")
+    await browsing.shot(page, "backtest-parameters-differ")
+    await browsing.assert_labelled(page)
+
+
 async def row(table: Locator, label: str) -> list[str]:
     """The two counts of the row named ``label``."""
     header = table.page.get_by_role("rowheader", name=label, exact=True)

@@ -424,7 +424,7 @@ async def test_the_csv_is_the_apis_as_a_download(
     await post(client, f"/workflows/{workflow_id}/edit", raised_to(form, 80), "backtest")
     response = await client.get(f"/workflows/{workflow_id}/backtests/bt-1/csv")
     assert response.status == 200
-    assert response.content_type == "text/csv"
+    assert response.content_type == "text/csv" and response.charset == "utf-8"
     assert response.headers["Content-Disposition"] == 'attachment; filename="backtest-bt-1.csv"'
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     assert response.headers["Cache-Control"] == "no-store"
@@ -536,8 +536,8 @@ def hostile_backtest(text: str, status: str = "done") -> dict[str, Any]:
     }
 
 
-def panel_html(text: str, status: str) -> str:
-    panel = backtest.Panel("wf-1", hostile_backtest(text, status), offset=20)
+def panel_html(text: str, status: str, stale: bool = False) -> str:
+    panel = backtest.Panel("wf-1", hostile_backtest(text, status), offset=20, stale=stale)
     return templates.get_template("builder_backtest.html").render(panel=panel)
 
 
@@ -545,7 +545,10 @@ def panel_html(text: str, status: str) -> str:
 @given(st.text(min_size=1, max_size=60))
 def test_whatever_a_record_holds_never_changes_the_panels_markup(text: str) -> None:
     for status in ("done", "running", "failed"):
-        assert structure(panel_html(text, status)) == structure(panel_html(PLAIN, status))
+        for stale in (False, True):
+            assert structure(panel_html(text, status, stale)) == structure(
+                panel_html(PLAIN, status, stale)
+            )
 
 
 def test_the_classic_payloads_render_as_text_in_the_panel() -> None:
@@ -749,8 +752,8 @@ async def test_a_parameter_only_change_names_the_keys_and_marks_them_in_both_col
     assert "instead of" not in words
     marks = [unescape(m) for m in re.findall(r"<mark>(.*?)</mark>", changed[0], re.S)]
     assert marks == [
-        '  "subject": "Another subject"',
-        '  "subject": "Welcome — Thanks for your interest"',
+        '"subject": "Another subject"',
+        '"subject": "Welcome — Thanks for your interest"',
     ]
     assert "· other subject" in text_of(changed[0])
 
@@ -777,3 +780,32 @@ async def test_a_refused_condition_is_named_as_the_builders_list_names_it(
     assert "conditions.all" not in words and "leaf.field" not in words
     # the same name as the list of problems at the top
     assert '<a href="#f-conditions.1.field">Condition 2 · Field</a>' in html
+
+
+def test_hostile_parameter_keys_and_values_are_marked_as_text() -> None:
+    hostile = hostile_backtest(PLAIN)
+    (changed,) = hostile["result"]["changed"]
+    for side, value in (("candidate", XSS), ("baseline", "plain")):
+        changed[side] = {
+            "status": "actions_issued",
+            "actions": [{"step": 0, "type": "send_email", "params": {XSS: value, "n": 2**70}}],
+            "conditions": [],
+        }
+    changed["differences"] = ["params"]
+    panel = backtest.Panel("wf-1", hostile)
+    html = templates.get_template("builder_backtest.html").render(panel=panel)
+    assert XSS not in html
+    marks = [unescape(m) for m in re.findall(r"<mark>(.*?)</mark>", html, re.S)]
+    assert marks == [f'"{XSS}": "{XSS}"', f'"{XSS}": "plain"']
+    assert str(2**70) in html  # past orjson's integers: written all the same
+
+
+def test_the_parameters_in_pieces_read_as_the_json_they_were() -> None:
+    params = {"to": "a@example.com", "cc": ["b@example.com"], "data": {"k": [1, {"x": None}]}}
+    pieces = backtest.params_text(params, ("cc",))
+    assert (
+        "".join(text for text, _ in pieces)
+        == orjson.dumps(params, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode()
+    )
+    assert [text for text, marked in pieces if marked] == ['"cc": [\n    "b@example.com"\n  ]']
+    assert backtest.params_text({}) == [("{}", False)]
