@@ -51,6 +51,7 @@ from processor.core.backtest_versions import ChosenVersions
 from processor.core.compiler import compile_workflow
 from processor.core.pipeline import decode_change
 from processor.replica import write_fences
+from topics import codec
 from topics.backtests import Backtest, BacktestProgress, BacktestResult, BacktestState
 from topics.catalog import RECORD_CHANGES
 from topics.workflows import Workflow
@@ -389,6 +390,9 @@ class _Entry:
     """Bytes of its result as the child sent it (for ``MAX_KEPT_BYTES``)."""
     reported_at: float | None = None
     """Monotonic time its child started or last reported (for ``SILENT_LIMIT``)."""
+    encoded: bytes | None = None
+    """A finished backtest as the API answers it, encoded once: a result can be megabytes,
+    and clients poll."""
 
 
 class Backtests(Service):
@@ -475,6 +479,16 @@ class Backtests(Service):
         if entry is None or (tenant_id is not None and entry.state.tenant_id != tenant_id):
             return None
         return entry.state
+
+    def encoded(self, backtest_id: str) -> bytes | None:
+        """A finished backtest's whole answer, encoded once (``None``: not finished, or not
+        known); ``get`` says first whether the caller may see it."""
+        entry = self.entries.get(backtest_id)
+        if entry is None or entry.state.status not in FINISHED:
+            return None
+        if entry.encoded is None:
+            entry.encoded = codec.dumps(entry.state)
+        return entry.encoded
 
     def cancel(self, backtest_id: str, why: str = "cancelled (DELETE)") -> Backtest | None:
         """Stop a queued or running backtest (its process is terminated); a finished one stays

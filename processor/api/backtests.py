@@ -229,9 +229,12 @@ class OneBacktest(BacktestView):
             )
         if result is not None and (asked.changed_offset or end is not None):
             page = result.changed[asked.changed_offset : end]
-            backtest = backtest.model_copy(
-                update={"result": result.model_copy(update={"changed": page})}
+            return self.reply(
+                backtest.model_copy(update={"result": result.model_copy(update={"changed": page})})
             )
+        encoded = self.backtests.encoded(backtest.backtest_id)  # found: this tenant's
+        if encoded is not None:  # finished: the same answer every time, encoded once
+            return self.bytes(encoded, content_type="application/json")
         return self.reply(backtest)
 
     @operation(

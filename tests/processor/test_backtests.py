@@ -27,7 +27,7 @@ from processor.backtests import (
 from processor.core.backtest_versions import choose_versions
 from tests.factories import NOW, make_event, make_workflow
 from topics import codec
-from topics.backtests import BacktestResult, BacktestWindow, SideSummary
+from topics.backtests import Backtest, BacktestResult, BacktestWindow, SideSummary
 from topics.catalog import FENCE_KEY
 
 SINCE, UNTIL = NOW - timedelta(days=7), NOW
@@ -517,3 +517,18 @@ async def test_a_report_the_worker_cannot_read_fails_the_backtest_not_the_loop()
     await until(lambda: backtests.get(backtest_id, None).status == "failed")  # type: ignore[union-attr]
     assert "internal error" in (backtests.get(backtest_id, None).error or "")  # type: ignore[union-attr]
     assert launcher.children[0].terminated
+
+
+async def test_a_finished_backtest_is_encoded_once_and_a_running_one_not_at_all() -> None:
+    launcher = Launcher()
+    backtests = manager(launcher)
+    backtest_id = start(backtests)
+    assert backtests.encoded(backtest_id) is None and backtests.encoded("bt-unknown") is None
+    (child,) = launcher.children
+    child.report(Finished(result(3).model_dump_json().encode()))
+    state = backtests.get(backtest_id, "acme")
+    assert state is not None
+    await until(lambda: state.status == "done")
+    encoded = backtests.encoded(backtest_id)
+    assert encoded is not None and Backtest.model_validate_json(encoded) == state
+    assert backtests.encoded(backtest_id) is encoded  # the same bytes, not encoded again
