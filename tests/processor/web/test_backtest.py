@@ -617,7 +617,14 @@ async def test_hostile_ids_offsets_and_fields_are_never_a_500(
         response = await client.get(f"/workflows/{workflow_id}/backtests/bt-1?offset={segment}")
         assert response.status == 200
         for field in backtest.FIELDS:
-            for op in ("backtest", "cancel_backtest", f"backtest_page:{text}", "refresh"):
+            for op in (
+                "backtest",
+                "cancel_backtest",
+                f"backtest_page:{text}",
+                "refresh",
+                "backtest_panel",
+                "backtest_intro",
+            ):
                 hostile = {**form, "backtest.window": "between", field: text}
                 status, html = await post(client, f"/workflows/{workflow_id}/edit", hostile, op)
                 assert status < 500, (field, op, status)
