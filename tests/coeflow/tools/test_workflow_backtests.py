@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 import io
+import itertools
+import re
 import signal
 import threading
 import time
@@ -16,6 +18,7 @@ import pytest
 import yaml
 
 from coeflow.tools import workflow_backtests as backtests
+from coeflow.tools.demo import WELCOME_WORKFLOW
 from coeflow.tools.workflow_backtests import (
     Asked,
     Backtests,
@@ -620,3 +623,67 @@ def test_ctrl_c_cancels_the_running_backtests_and_changes_nothing(tmp_path: Path
     assert api.running == set()
     assert ("POST", "/workflows") not in api.calls
     assert ("POST", "/workflows/wf-2/backtest") not in api.calls
+
+
+DOCS = Path(__file__).resolve().parents[3] / "docs" / "command-line.md"
+_ROW = re.compile(r"  (runs|actions|  [a-z_]+) +[\d,]+ +[\d,]+")
+"""A row of the two columns: a total (runs, actions) or a part of the one above it."""
+_SHAPES = (
+    _ROW,
+    *(
+        re.compile(shape)
+        for shape in (
+            r"--- api/\S+",  # the textual diff begins
+            r"backtest of \S+ over [1-9][0-9]*[hdw] \(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC to "
+            r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC\): [\d,]+ record changes?(, [\d,]+ timers? due)?",
+            r"  note: .+",
+            r"  no version runs yet: every run it would start is a change",
+            r" +this file  (v\d+ \(\w+\)|no active version)",
+            r"  changed: none, both versions did the same",
+            r"  changed: [\d,]+ events?, (all of them|none of (them|the first [\d,]+)|[\d,]+ of "
+            r"(them|the first [\d,]+)) issues? other actions( \(.+\))?",
+            r"    \S+ \S+  \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC  [a-z_]+: .+",
+            r"    …",
+            r"would create \d+, would update \d+, unchanged \d+",
+            r"backtested \d+ \(\d+ behaving differently\), not backtested \d+, failed \d+",
+        )
+    ),
+)
+
+
+def _documented_reports() -> list[list[str]]:
+    """The text samples of command-line.md's "Backtesting a file"."""
+    text = DOCS.read_text(encoding="utf-8")
+    section = text.split("### Backtesting a file", 1)[1].split("\n#", 1)[0]
+    return [block.split("\n```", 1)[0].splitlines() for block in section.split("```text\n")[1:]]
+
+
+def test_the_documented_output_has_the_shape_the_report_prints() -> None:
+    """The sample was a real run of the demo's workflows: every line is one the report prints,
+    its counts add up, and the demo's welcome workflow shows both of its action types."""
+    samples = _documented_reports()
+    assert samples, "no sample under 'Backtesting a file'"
+    welcome = {a["type"] for a in WELCOME_WORKFLOW["actions"]}
+    seen_welcome = False
+    for lines in samples:
+        in_diff = False
+        for line in lines:
+            in_diff = (in_diff or line.startswith("--- api/")) and not line.startswith("backtest")
+            if not in_diff:
+                assert any(shape.fullmatch(line) for shape in _SHAPES), line
+        rows = [line.split() for line in lines if _ROW.fullmatch(line)]
+        for total in ("runs", "actions"):
+            if not any(r[0] == total for r in rows):
+                continue
+            start = next(i for i, r in enumerate(rows) if r[0] == total)
+            parts = list(
+                itertools.takewhile(lambda r: r[0] not in ("runs", "actions"), rows[start + 1 :])
+            )
+            for column in (1, 2):
+                counts = [int(r[column].replace(",", "")) for r in parts]
+                assert sum(counts) == int(rows[start][column].replace(",", "")), (total, lines)
+        if any(line.startswith(f"backtest of {WELCOME_WORKFLOW['id']} over ") for line in lines):
+            seen_welcome = True
+            start = next(i for i, r in enumerate(rows) if r[0] == "actions")
+            assert {r[0] for r in rows[start + 1 :]} == welcome
+    assert seen_welcome, "the sample backtests the demo's welcome workflow, as the README does"
