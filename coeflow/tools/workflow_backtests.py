@@ -9,9 +9,13 @@ an apply keeps only ``AT_ONCE`` of its own started. A workflow that cannot be ba
 (the API says why) or a backtest that fails is reported and the others go on; Ctrl-C cancels
 the started ones (``DELETE``).
 
-The report names what differs in each changed record (its status, its actions, which
-parameters) without the values: the output of an apply lands in CI logs, and the values are
-the records' own (the API, its CSV and the web app show them to those who may see them).
+The report counts the changed events that issue other actions (actions in one version and
+not the other, other types, other parameters) and shows those first: a version that only lets
+other records fail its conditions changes little, one that emails others changes much, and a
+new workflow's every run is a change. It names what differs in each changed record (its
+status, its actions, which parameters) without the values: the output of an apply lands in
+CI logs, and the values are the records' own (the API, its CSV and the web app show them to
+those who may see them).
 """
 
 from __future__ import annotations
