@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -230,6 +233,37 @@ def seed_workflow(tenant_id: str, **overrides: Any) -> dict[str, Any]:
         "status": "active",
         **overrides,
     }
+
+
+EMAIL_ONLY = [
+    {"type": "send_email", "to": "{{record.email}}", "subject": "Hi", "body": "Hi {{record.name}}"}
+]
+"""Actions that change no CRM record: a workflow with only these starts no follow-on change."""
+
+
+def email_workflow(tenant_id: str, at_least: int, **overrides: Any) -> dict[str, Any]:
+    """A lead workflow of ``tenant_id`` that only emails the leads scoring ``at_least`` or more."""
+    return seed_workflow(
+        tenant_id,
+        conditions={"all": [{"field": "score", "op": "gte", "value": at_least}]},
+        actions=EMAIL_ONLY,
+        **overrides,
+    )
+
+
+def coeflow_workflows(
+    api: Api, *args: str, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """``coeflow workflows ARGS`` against ``api``'s worker with its token, as a user runs it."""
+    env = {**os.environ, "COEFLOW_API_URL": api.base_url, "COEFLOW_API_TOKEN": api.token or ""}
+    return subprocess.run(
+        [sys.executable, "-m", "coeflow", "workflows", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def lead_created(tenant_id: str, n: int, *, score: int = 72, **fields: Any) -> dict[str, Any]:

@@ -26,10 +26,10 @@ from processor.core.pipeline import decode_change
 from tests.integration.harness import (
     Api,
     Record,
+    email_workflow,
     own_broker,
     publish,
     read_until,
-    seed_workflow,
     tenant,
 )
 from topics.backtests import BacktestResult
@@ -41,9 +41,6 @@ pytestmark = pytest.mark.integration
 W = "/api/v1/workflows"
 B = "/api/v1/backtests"
 EVENTS = 300
-EMAIL_ONLY = [
-    {"type": "send_email", "to": "{{record.email}}", "subject": "Hi", "body": "Hi {{record.name}}"}
-]
 
 
 def week_of_leads(acme: str, now: datetime) -> list[tuple[bytes, dict[str, Any]]]:
@@ -85,12 +82,7 @@ def lead(
 
 def scored(acme: str, score: int, **overrides: Any) -> dict[str, Any]:
     """A lead workflow of ``acme`` that only emails (no CRM change of its own)."""
-    return seed_workflow(
-        acme,
-        conditions={"all": [{"field": "score", "op": "gte", "value": score}]},
-        actions=EMAIL_ONLY,
-        **overrides,
-    )
+    return email_workflow(acme, score, **overrides)
 
 
 async def finished(api: Api, backtest_id: str, within: float = 60.0) -> dict[str, Any]:

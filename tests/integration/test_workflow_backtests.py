@@ -24,38 +24,29 @@ from aiohttp import web
 from coeflow.tools import workflow_backtests as backtests
 from coeflow.tools.broker import free_port
 from processor.core.backtest import NOT_BACKTESTED
-from tests.integration.harness import Api, lead_created, publish, seed_workflow, tenant
+from tests.integration.harness import (
+    Api,
+    coeflow_workflows,
+    email_workflow,
+    lead_created,
+    publish,
+    tenant,
+)
 from topics.catalog import RECORD_CHANGES
 
 pytestmark = pytest.mark.integration
 
 LEADS = 60
-EMAIL_ONLY = [
-    {"type": "send_email", "to": "{{record.email}}", "subject": "Hi", "body": "Hi {{record.name}}"}
-]
 
 
 def coeflow(api: Api, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "COEFLOW_API_URL": api.base_url, "COEFLOW_API_TOKEN": api.token or ""}
-    return subprocess.run(
-        [sys.executable, "-m", "coeflow", "workflows", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
+    return coeflow_workflows(api, *args, timeout=180)  # a backtest or two each
 
 
 def scored(acme: str, at_least: int, **overrides: Any) -> dict[str, Any]:
     """A lead workflow of ``acme`` that emails leads scoring ``at_least`` or more, as a file
     holds it."""
-    workflow = seed_workflow(
-        acme,
-        conditions={"all": [{"field": "score", "op": "gte", "value": at_least}]},
-        actions=EMAIL_ONLY,
-        **overrides,
-    )
+    workflow = email_workflow(acme, at_least, **overrides)
     return {k: v for k, v in workflow.items() if k not in ("tenant_id", "version")}
 
 

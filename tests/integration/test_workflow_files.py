@@ -4,29 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.integration.harness import Api, seed_workflow, tenant
+from tests.integration.harness import Api, coeflow_workflows, seed_workflow, tenant
 
 pytestmark = pytest.mark.integration
-
-
-def coeflow(api: Api, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "COEFLOW_API_URL": api.base_url, "COEFLOW_API_TOKEN": api.token or ""}
-    return subprocess.run(
-        [sys.executable, "-m", "coeflow", "workflows", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 def portable(workflow: dict) -> dict:
@@ -43,30 +28,32 @@ async def test_apply_is_idempotent_shows_a_diff_and_export_gives_the_file_back(
     file = tmp_path / "workflows.yaml"
     file.write_text(yaml.safe_dump({"workflows": [welcome, second]}, sort_keys=False))
 
-    first = await asyncio.to_thread(coeflow, admin, "apply", "-f", str(file))
+    first = await asyncio.to_thread(coeflow_workflows, admin, "apply", "-f", str(file))
     assert first.returncode == 0, first.stderr
     assert first.stdout.endswith("created 2, updated 0, unchanged 0\n")
     assert f"+++ file/{second['id']}" in first.stdout
 
-    again = await asyncio.to_thread(coeflow, admin, "apply", "-f", str(file))
+    again = await asyncio.to_thread(coeflow_workflows, admin, "apply", "-f", str(file))
     assert again.returncode == 0 and again.stdout == "created 0, updated 0, unchanged 2\n"
 
     file.write_text(yaml.safe_dump([welcome, {**second, "name": "Second, renamed"}]))
-    dry = await asyncio.to_thread(coeflow, admin, "apply", "-f", str(file), "--dry-run")
+    dry = await asyncio.to_thread(coeflow_workflows, admin, "apply", "-f", str(file), "--dry-run")
     assert "-name: Second\n+name: Second, renamed\n" in dry.stdout
     assert dry.stdout.endswith("would create 0, would update 1, unchanged 1\n")
-    changed = await asyncio.to_thread(coeflow, admin, "apply", "-f", str(file))
+    changed = await asyncio.to_thread(coeflow_workflows, admin, "apply", "-f", str(file))
     assert changed.stdout.endswith("created 0, updated 1, unchanged 1\n")
     status, saved = await admin.call("GET", f"/api/v1/workflows/{second['id']}")
     assert status == 200 and (saved["name"], saved["version"]) == ("Second, renamed", 2)
 
-    exported = await asyncio.to_thread(coeflow, admin, "export")
+    exported = await asyncio.to_thread(coeflow_workflows, admin, "export")
     assert exported.returncode == 0, exported.stderr
     listed = yaml.safe_load(exported.stdout)["workflows"]
     assert [w["name"] for w in listed] == ["Second, renamed", welcome["name"]]
     assert all("version" not in w and "updated_at" not in w for w in listed)
     out = tmp_path / "exported.json"
-    assert (await asyncio.to_thread(coeflow, admin, "export", "-o", str(out))).returncode == 0
+    assert (
+        await asyncio.to_thread(coeflow_workflows, admin, "export", "-o", str(out))
+    ).returncode == 0
     assert out.read_text().startswith('{\n  "workflows": [')
 
 
@@ -79,7 +66,7 @@ async def test_an_invalid_file_changes_nothing_and_lists_every_problem(
     bad = {**good, "id": f"wf-bad-{acme}", "conditions": {"field": "score", "op": "bigger"}}
     file = tmp_path / "workflows.json"
     file.write_text(json.dumps([good, bad, {"name": "no id"}]))
-    result = await asyncio.to_thread(coeflow, admin, "apply", "-f", str(file))
+    result = await asyncio.to_thread(coeflow_workflows, admin, "apply", "-f", str(file))
     assert result.returncode == 1 and result.stdout == ""
     assert result.stderr.startswith("invalid workflow file; nothing was changed:\n")
     for where in ("workflows.1.conditions.op", "workflows.2.id", "workflows.2.trigger"):
@@ -89,5 +76,5 @@ async def test_an_invalid_file_changes_nothing_and_lists_every_problem(
 
     reader = await api.as_tenant(acme, "read")
     file.write_text(json.dumps([good]))
-    refused = await asyncio.to_thread(coeflow, reader, "apply", "-f", str(file))
+    refused = await asyncio.to_thread(coeflow_workflows, reader, "apply", "-f", str(file))
     assert refused.returncode == 2 and "403 this token's scope is 'read'" in refused.stderr
