@@ -121,6 +121,18 @@ class Browsing:
         await page.screenshot(path=str(path), full_page=True)
         return path
 
+    async def walk(self, page: Page, scenario: Awaitable[None]) -> None:
+        """Run ``scenario`` on ``page``; if it fails, the page as it was then is kept
+        (``failed-here.png`` and ``.html``) for the person reading the failure. Then no
+        console error, failed request or server error may have happened."""
+        try:
+            await scenario
+        except Exception:
+            await self.shot(page, "failed-here")
+            (self.shots / "failed-here.html").write_text(await page.content())
+            raise
+        self.watch.assert_clean()
+
     async def assert_labelled(self, page: Page) -> None:
         """Every control of the page has a name a screen reader says: a label, an
         aria-label, or (a button) its text."""

@@ -47,13 +47,7 @@ async def test_a_backtest_of_an_unsaved_edit_shows_what_would_differ(
         leads.append((f"L-{n}".encode(), event))
     await publish(bootstrap, RECORD_CHANGES, leads)
     page = await signed_in(client.token or "")
-    try:
-        await backtest_an_edit(browsing, page, workflow["id"])
-    except Exception:
-        await browsing.shot(page, "failed-here")
-        (browsing.shots / "failed-here.html").write_text(await page.content())
-        raise
-    browsing.watch.assert_clean()
+    await browsing.walk(page, backtest_an_edit(browsing, page, workflow["id"]))
 
 
 async def backtest_an_edit(browsing: Browsing, page: Page, workflow_id: str) -> None:
@@ -167,13 +161,7 @@ async def test_the_running_version_alone_and_a_parameter_only_change(
     ]
     await publish(bootstrap, RECORD_CHANGES, leads)
     page = await signed_in(client.token or "")
-    try:
-        await alone_then_a_parameter(browsing, page, workflow["id"])
-    except Exception:
-        await browsing.shot(page, "failed-here")
-        (browsing.shots / "failed-here.html").write_text(await page.content())
-        raise
-    browsing.watch.assert_clean()
+    await browsing.walk(page, alone_then_a_parameter(browsing, page, workflow["id"]))
 
 
 async def alone_then_a_parameter(browsing: Browsing, page: Page, workflow_id: str) -> None:

@@ -71,13 +71,7 @@ async def test_the_seed_workflow_built_by_clicking_and_typing(
     tenant = f"t-builder-{uuid.uuid4().hex[:8]}"
     client = await Api(shared_worker.url).as_tenant(tenant)
     page = await signed_in(client.token or "")
-    try:
-        await build_test_activate_and_run(browsing, page, tenant, bootstrap)
-    except Exception:
-        await browsing.shot(page, "failed-here")
-        (browsing.shots / "failed-here.html").write_text(await page.content())
-        raise
-    browsing.watch.assert_clean()
+    await browsing.walk(page, build_test_activate_and_run(browsing, page, tenant, bootstrap))
 
 
 async def build_test_activate_and_run(

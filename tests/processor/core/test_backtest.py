@@ -326,17 +326,21 @@ def test_an_invoice_due_again_on_the_same_date_fires_one_run_as_live() -> None:
     assert result.changed_count == 1
 
 
-def test_a_deleted_invoice_never_comes_due() -> None:
-    created = invoice(0.5, "INV-1", "2026-11-02")
-    deleted = make_event(
-        record_type="invoice",
-        record_id="INV-1",
+def deleted(days: float, record: ChangeEvent) -> ChangeEvent:
+    """The deletion of ``record`` (its last snapshot as ``before``)."""
+    return make_event(
+        record_type=record.record_type,
+        record_id=record.record_id,
         operation="deleted",
-        occurred_at=at(1),
-        before=created.after,
+        occurred_at=at(days),
+        before=record.after,
         after=None,
     )
-    result = replay([created, deleted], spec(overdue(), None))
+
+
+def test_a_deleted_invoice_never_comes_due() -> None:
+    created = invoice(0.5, "INV-1", "2026-11-02")
+    result = replay([created, deleted(1, created)], spec(overdue(), None))
     assert result.timers_fired == 0 and result.candidate.runs_total == 0
 
 
@@ -454,15 +458,7 @@ def test_a_result_is_taken_once() -> None:
 
 def test_a_deleted_record_stops_stalling() -> None:
     created = deal(0, "D-1", "proposal")
-    deleted = make_event(
-        record_type="deal",
-        record_id="D-1",
-        operation="deleted",
-        occurred_at=at(1),
-        before=created.after,
-        after=None,
-    )
-    result = replay([created, deleted], spec(stalled(1, "2d"), None))
+    result = replay([created, deleted(1, created)], spec(stalled(1, "2d"), None))
     assert result.timers_fired == 0 and result.candidate.runs_total == 0
 
 
