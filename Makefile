@@ -49,7 +49,7 @@ bench: $(STAMP)
 
 ## 30 minutes at half the measured maximum, memory sampled (after a short benchmark).
 soak: $(STAMP)
-	$(BIN)/coeflow bench --events 50000 --scale-workflows 100 --scale-events 5000 --soak-seconds 1800 --output bench-results/soak
+	$(BIN)/coeflow bench --events 50000 --scale-workflows 100 --scale-events 5000 --soak-seconds 1800 --backtest-history 0 --output bench-results/soak
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -30,7 +30,8 @@ there:
    tenants no event touches);
 7. a backtest (``bench/backtest.py``): live processing alone and beside a backtest over a
    tenant's ``--backtest-history`` record changes, the backtest's own speed and the pure
-   fold's; ``--only-backtest`` runs this alone (figures in ``bench-backtest.json``).
+   fold's; ``--only-backtest`` runs this alone (figures in ``bench-backtest.json``),
+   ``--backtest-history 0`` leaves it out (``make soak``).
 
 Every reader here fetches with ``COEFLOW_FETCH_WAIT`` as the workers do: with the clients'
 default wait the embedded broker would add its own delay to every figure of 4.
@@ -799,7 +800,8 @@ async def run(options: Options, bootstrap: str, workdir: Path) -> Figures:
         )
         figures.by_workflow_count[str(count)] = measured.events_per_second
         progress.done(f"{count:,} workflows: {figures.by_workflow_count[str(count)]:,} events/s")
-    figures.backtest = await backtest_section(bootstrap, options, workdir)
+    if options.backtest_history:
+        figures.backtest = await backtest_section(bootstrap, options, workdir)
     if options.soak_seconds:
         await bench.load(workflows(options.workflows, options.tenants))
         mixed = figures.workloads.get(MIXED)
@@ -813,6 +815,13 @@ async def run(options: Options, bootstrap: str, workdir: Path) -> Figures:
             f"{figures.soak['rss_mb_last_tenth']} MB in the last; runs {figures.soak['runs']}"
         )
     return figures
+
+
+def _not_negative(text: str) -> int:
+    number = int(text)
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"{number} is negative")
+    return number
 
 
 async def backtest_section(bootstrap: str, options: Options, workdir: Path) -> BacktestFigures:
@@ -956,13 +965,13 @@ def main(argv: Sequence[str]) -> int:
     )
     parser.add_argument(
         "--backtest-history",
-        type=int,
+        type=_not_negative,
         default=defaults.backtest_history,
-        help="a tenant's record changes the backtest section replays",
+        help="a tenant's record changes the backtest section replays (0: no backtest section)",
     )
     parser.add_argument(
         "--backtest-live",
-        type=int,
+        type=_not_negative,
         default=defaults.backtest_live,
         help="live events of each round beside the backtest",
     )
