@@ -354,10 +354,11 @@ class Bench:
         label: str,
         processes: int = 1,
         keep: bool = False,
+        roles: str = "processor",
     ) -> tuple[Measured, list[WorkerProcess]]:
-        """A worker with the processor role alone (``coeflow worker --processes processes``)
-        through the ``events`` from ``start``: timed from holding its partitions to the
-        ``expected``-th run record."""
+        """A worker with ``roles`` (the processor role alone unless told; ``coeflow worker
+        --processes processes``) through the ``events`` from ``start``: timed from holding its
+        partitions to the ``expected``-th run record."""
         group = f"bench-{label.replace(' ', '-')}-{uuid.uuid4().hex[:6]}"
         await position_worker(self.bootstrap, group, start)
         counter = RunCounter(self.bootstrap, await fences(self.bootstrap, [RUNS]))
@@ -368,7 +369,7 @@ class Bench:
                 group,
                 self.workdir,
                 processes=processes,
-                COEFLOW_ROLES="processor",
+                COEFLOW_ROLES=roles,
             ).start()
         ]
         try:

@@ -19,13 +19,14 @@ then decodes for itself as before.
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
 from coeflow.redact import without_values
-from processor.core.history import IndexedRun
+from processor.core.history import HotIndexedRun, index_fields
 from topics import codec
 from topics.outcomes import ActionOutcome
 
@@ -52,8 +53,10 @@ class TopicReader:
     def __init__(self, name: str, wants: Wants | None, limit: int) -> None:
         self.name, self.wants, self.limit = name, wants, limit
         self.others: list[TopicReader] = []
-        self.left: dict[tuple[int, int], Any] = {}
-        """(partition, offset) → the message decoded by another reader, oldest first."""
+        self.left: OrderedDict[tuple[int, int], Any] = OrderedDict()
+        """(partition, offset) → the message decoded by another reader, oldest first (ordered:
+        a dict would step over the slots of every entry taken from its front to find the
+        oldest, ``RunHistory._runs``)."""
         self.next: dict[int, int] = {}
         """Partition → the offset this reader comes to next."""
         self.decodes = 0
@@ -81,7 +84,7 @@ class TopicReader:
                 left = other.left
                 left[(partition, offset)] = _UNDECODABLE if result is None else result
                 if len(left) > other.limit:
-                    del left[next(iter(left))]
+                    left.popitem(last=False)
         return result
 
     def passed(self, partition: int, offset: int) -> None:
@@ -134,11 +137,11 @@ def decode_outcome(value: bytes) -> ActionOutcome | None:
         return None
 
 
-def index_run(value: bytes) -> IndexedRun | None:
+def index_run(value: bytes) -> HotIndexedRun | None:
     """What the run history and the run tracker read of a run record first (its indexed
     fields, the status among them); ``None``, logged, for a value that is not a run."""
     try:
-        return IndexedRun.model_validate_json(value)
+        return index_fields(value)
     except ValueError as exc:  # pydantic's ValidationError is one
         log.warning("skipping an undecodable run record: %s", without_values(str(exc)))
         return None

@@ -1,18 +1,30 @@
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta, timezone
+from typing import get_args
 
+import msgspec
+import orjson
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from coeflow.errors import InvalidInput
 from processor.core.compiler import compile_workflow
 from processor.core.decide import run_workflow
-from processor.core.history import RunHistory, run_detail
+from processor.core.history import (
+    HotIndexedRun,
+    IndexedRun,
+    RunHistory,
+    index_fields,
+    run_detail,
+)
 from processor.core.progress import track
 from tests.factories import NOW, command_source, make_command, make_event, make_workflow
 from topics import codec
 from topics.outcomes import ActionOutcome, OutcomeStatus
-from topics.runs import RunRecord
+from topics.runs import RunRecord, RunStatus
 
 SEED = compile_workflow(make_workflow())
 
@@ -199,3 +211,74 @@ def test_a_page_stops_at_its_size_and_its_cursor_goes_on() -> None:
     second = runs.page("wf-acme-0", limit=100, cursor=first.next_cursor)
     assert len(second.runs) == 2 and second.next_cursor is None
     assert {r.run_id for r in first.runs + second.runs} == {r.run_id for r in big}
+
+
+_times = st.one_of(
+    st.datetimes(
+        min_value=datetime(1, 1, 2),
+        max_value=datetime(9999, 12, 30),
+        timezones=st.sampled_from([UTC, timezone(timedelta(hours=5, minutes=30))]),
+    ).map(lambda at: at.isoformat()),
+    st.datetimes().map(lambda at: at.isoformat()),  # no offset: pydantic's alone
+    st.sampled_from(["2026-12-01T10:00:00Z", "2026-12-01 10:00:00+00:00", "2026-12-01", ""]),
+    st.integers(0, 2**33),
+    st.none(),
+)
+_texts = st.one_of(st.text(max_size=300), st.integers(-(2**63), 2**63 - 1), st.none())
+
+
+@given(
+    st.fixed_dictionaries(
+        {},  # any of a run record's indexed fields replaced: most stay as the processor wrote
+        optional={
+            "run_id": _texts,
+            "tenant_id": _texts,
+            "workflow_id": _texts,
+            "record": st.one_of(
+                st.fixed_dictionaries({}, optional={"type": _texts, "id": _texts}), _texts
+            ),
+            "status": st.one_of(st.sampled_from(list(get_args(RunStatus))), _texts),
+            "decided_at": _times,
+            "event": st.dictionaries(st.text(max_size=5), st.integers(0, 9), max_size=3),
+        },
+    ),
+    st.sets(st.sampled_from(["run_id", "record", "status", "decided_at"]), max_size=2),
+)
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+def test_the_history_reads_a_run_as_its_model_does(
+    replaced: dict[str, object], dropped: set[str]
+) -> None:
+    """msgspec reads the indexed fields where it can; whatever it reads, pydantic's model reads
+    the same, and whatever it leaves is read (or refused, with the reasons) by the model."""
+    document = {**orjson.loads(codec.dumps(a_run())), **replaced}
+    value = orjson.dumps({k: v for k, v in document.items() if k not in dropped})
+    try:
+        expected = IndexedRun.model_validate_json(value)
+    except ValidationError:
+        expected = None
+    try:
+        hot = msgspec.json.decode(value, type=HotIndexedRun)
+    except msgspec.DecodeError:
+        hot = None
+    if hot is not None:
+        assert expected is not None, value
+        assert (hot.run_id, hot.tenant_id, hot.workflow_id, hot.status) == (
+            expected.run_id,
+            expected.tenant_id,
+            expected.workflow_id,
+            expected.status,
+        )
+        assert (hot.record.type, hot.record.id) == (expected.record.type, expected.record.id)
+        assert hot.decided_at == expected.decided_at
+    if expected is None:
+        with pytest.raises(ValueError):
+            index_fields(value)
+    else:
+        read = index_fields(value)
+        assert read.decided_at.timestamp() == expected.decided_at.timestamp()
+        assert read.run_id == expected.run_id and read.status == expected.status
+
+
+def test_a_run_record_as_the_processor_writes_it_is_read_by_msgspec() -> None:
+    record = a_run()
+    assert isinstance(index_fields(codec.dumps(record)), HotIndexedRun)
