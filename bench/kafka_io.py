@@ -16,6 +16,7 @@ from aiokafka.structs import RecordMetadata
 
 from coeflow.settings import Settings
 from processor.changes import ChangeProcessor
+from processor.key_partitions import murmur2
 from processor.replica import write_fences
 from processor.run_tracker import RunTracker
 from topics.catalog import RUNS
@@ -71,6 +72,34 @@ async def publish(
     finally:
         await producer.stop()
     return first
+
+
+async def publish_batches(
+    bootstrap: str, topic: str, messages: Sequence[tuple[bytes, bytes]]
+) -> None:
+    """Send ``messages`` as whole record batches, each to the partition its key's murmur2
+    picks (as ``publish``'s producer would): a backlog offered at once, at a small part of
+    ``publish``'s CPU, to a worker that is already reading."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, max_batch_size=1 << 20, acks=-1)
+    await producer.start()
+    try:
+        partitions = sorted(await producer.partitions_for(topic))
+        by_partition: dict[int, list[tuple[bytes, bytes]]] = {}
+        for key, value in messages:
+            chosen = partitions[(murmur2(key) & 0x7FFFFFFF) % len(partitions)]
+            by_partition.setdefault(chosen, []).append((key, value))
+        pending: list[asyncio.Future[RecordMetadata]] = []
+        for partition, items in by_partition.items():
+            batch = producer.create_batch()
+            for key, value in items:
+                if batch.append(key=key, value=value, timestamp=None) is None:
+                    pending.append(await producer.send_batch(batch, topic, partition=partition))
+                    batch = producer.create_batch()
+                    batch.append(key=key, value=value, timestamp=None)
+            pending.append(await producer.send_batch(batch, topic, partition=partition))
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
 
 
 def _note_first(first: Offsets, sent: Sequence[RecordMetadata]) -> None:

@@ -26,9 +26,13 @@ there:
    the same for one plain hop (the pipe of 1, in a process of its own, at the same load and
    read the same way), each p50/p95/p99;
 5. ``coeflow worker --processes 2``;
-6. (mixed) the processor with 100, 10,000 and 100,000 workflows (the extra ones belong to
+6. one worker with every role, as ``coeflow dev`` runs it (its run history, run tracker and
+   projections read back every run record it writes), idle first and then given the
+   workload's events afresh: from its first run record to its last, and its CPU until those
+   readers have caught up;
+7. (mixed) the processor with 100, 10,000 and 100,000 workflows (the extra ones belong to
    tenants no event touches);
-7. a backtest (``bench/backtest.py``): live processing alone and beside a backtest over a
+8. a backtest (``bench/backtest.py``): live processing alone and beside a backtest over a
    tenant's ``--backtest-history`` record changes, the backtest's own speed and the pure
    fold's; ``--only-backtest`` runs this alone (figures in ``bench-backtest.json``),
    ``--backtest-history 0`` leaves it out (``make soak``).
@@ -73,6 +77,7 @@ from bench.kafka_io import (
     progress,
     prompt_consumer,
     publish,
+    publish_batches,
     read_from,
 )
 from bench.stages import core_stages, output_bytes, send_us
@@ -204,6 +209,13 @@ class WorkloadFigures:
     two_processes_events_per_second: int = 0
     two_processes_cpu_us: float = 0.0
     scaling_factor: float = 0.0
+    every_role_events_per_second: int = 0
+    """One worker with every role (``coeflow dev``'s: processor, api, executors), from its
+    first run record to its last (``Bench.every_role``)."""
+    every_role_cpu_us: float = 0.0
+    """Its CPU an event until it is idle: its run history, run tracker and projections have
+    read every run record it wrote (``every_role_catch_up_seconds`` after the last one)."""
+    every_role_catch_up_seconds: float = 0.0
 
 
 @dataclass
@@ -396,6 +408,41 @@ class Bench:
             for worker in started:
                 worker.stop()
         return measured, started
+
+    async def every_role(
+        self, events: Sequence[tuple[bytes, bytes]], expected: int, label: str
+    ) -> tuple[Measured, float]:
+        """A worker with every role (as ``coeflow dev`` runs one) given ``events``: its speed
+        from the first run record to the last, its CPU an event until its readers of the runs
+        it wrote have caught up, and how many seconds after the last run record that was.
+
+        The worker is started at the end of the record changes and left to go idle first:
+        its run history and tracker read every run record already on the topic when they
+        start (all the bench's earlier runs, on a broker that keeps everything), which is a
+        start's cost, not an event's. The events then come as whole record batches."""
+        group = f"bench-{label.replace(' ', '-')}-{uuid.uuid4().hex[:6]}"
+        await position_worker(self.bootstrap, group, await fences(self.bootstrap, [RECORD_CHANGES]))
+        worker = WorkerProcess(
+            self.bootstrap, group, self.workdir, COEFLOW_ROLES="processor,api,executors"
+        )
+        counter = RunCounter(self.bootstrap, await fences(self.bootstrap, [RUNS]))
+        try:
+            await worker.start().wait_ready(within=180)
+            await _all_hold_partitions([worker])
+            await _until_idle([worker], within=600)
+            await counter.start()
+            cpu = worker.cpu_seconds()
+            await publish_batches(self.bootstrap, RECORD_CHANGES, events)
+            ended = await counter.until(expected, label)
+            began = counter.first_at or ended
+            await _until_idle([worker], within=600)
+            idle = round(max(time.monotonic() - ended - _IDLE_SAMPLE, 0.0), 1)
+            cpu = worker.cpu_seconds() - cpu
+        finally:
+            await counter.stop()
+            worker.stop()
+        rate = round(len(events) / max(ended - began, 1e-3))
+        return Measured(rate, round(cpu / len(events) * 1e6, 1)), idle
 
     async def soak(self, load: float, seconds: float) -> dict[str, Any]:
         """A worker with the processor and api roles (as deployed: its run history and run
@@ -600,13 +647,17 @@ async def plain_hop(
     return percentiles(arrivals)
 
 
+_IDLE_SAMPLE = 1.0
+"""Seconds over which ``_until_idle`` measures a worker's CPU."""
+
+
 async def _until_idle(workers: Sequence[WorkerProcess], within: float = 120.0) -> None:
     """Until ``workers`` use under a tenth of a core (their readers have caught up), so that
     a latency measured next is not a backlog's."""
     deadline = time.monotonic() + within
     before = sum(w.cpu_seconds() for w in workers)
     while time.monotonic() < deadline:
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(_IDLE_SAMPLE)
         now = sum(w.cpu_seconds() for w in workers)
         if now - before < 0.1:
             return
@@ -771,6 +822,18 @@ async def measure_workload(
     mine.scaling_factor = round(measured.events_per_second / best, 2)
     progress.done(
         f"{name}: coeflow worker --processes 2: {_shown(measured)} (x{mine.scaling_factor})"
+    )
+
+    fresh = list(workload.source.events(options.events, prefix=f"{workload.prefix}-role"))
+    fresh_runs, _ = expected_runs(fresh, index)
+    measured, caught_up = await bench.every_role(fresh, fresh_runs, f"{name} every role")
+    mine.every_role_events_per_second = measured.events_per_second
+    mine.every_role_cpu_us = measured.cpu_us
+    mine.every_role_catch_up_seconds = caught_up
+    progress.done(
+        f"{name}: every role in one worker (as coeflow dev runs): "
+        f"{measured.events_per_second:,} events/s from the first run record to the last, its "
+        f"readers caught up {caught_up} s later; {measured.cpu_us} µs of CPU an event in all"
     )
 
 
