@@ -422,8 +422,12 @@ class Bench:
         start's cost, not an event's. The events then come as whole record batches."""
         group = f"bench-{label.replace(' ', '-')}-{uuid.uuid4().hex[:6]}"
         await position_worker(self.bootstrap, group, await fences(self.bootstrap, [RECORD_CHANGES]))
-        worker = WorkerProcess(
-            self.bootstrap, group, self.workdir, COEFLOW_ROLES="processor,api,executors"
+        worker = WorkerProcess(  # with coeflow dev's line per run (at most 20 a second)
+            self.bootstrap,
+            group,
+            self.workdir,
+            COEFLOW_ROLES="processor,api,executors",
+            COEFLOW_LOG_RUNS="true",
         )
         counter = RunCounter(self.bootstrap, await fences(self.bootstrap, [RUNS]))
         try:

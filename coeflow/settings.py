@@ -121,7 +121,11 @@ class Settings(BaseSettings):
         description="Create the contract's topics at start when they are missing (turn off "
         "where an operator manages topics).",
     )
-    log_runs: bool = Field(default=False, description="Log one line per run (on in `coeflow dev`).")
+    log_runs: bool = Field(
+        default=False,
+        description="Log a line per run, at most 20 a second and then a line counting the rest "
+        "(on in `coeflow dev`).",
+    )
     store: Literal["memory://", "rocksdb://"] = Field(
         default="memory://",
         description="Where the worker keeps its tables (record state, run progress): "

@@ -98,7 +98,7 @@ class RunTracker(BatchProcessor):
                 messages.append(self.store.put(tp.partition, record.key, None))
             if completed is not None:
                 self.runtime.stats.runs[completed.status] += 1
-                if self.settings.log_runs:
+                if self.settings.log_runs and self.runtime.stats.run_lines.take(completed.status):
                     run_log.info(describe_run(completed))
                 messages.append(Outbound(RUNS, record.key, codec.dumps(completed)))
             if messages:

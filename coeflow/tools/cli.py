@@ -387,6 +387,7 @@ class DevReporter(Service):
         stats, seen = self.runtime.stats, self.runtime.stats.events
         while not self.should_stop:
             await self.sleep(PROGRESS_EVERY)
+            stats.run_lines.flush()  # the runs of a burst that ended without their lines
             if stats.events != seen:
                 seen = stats.events
                 runs = ", ".join(f"{n} {status}" for status, n in sorted(stats.runs.items()))

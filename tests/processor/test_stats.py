@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+
+import pytest
+
 from processor.core.compiler import compile_workflow
 from processor.core.decide import run_workflow
-from processor.stats import describe_run
+from processor.stats import RunLines, describe_run
 from tests.factories import NOW, Factory
 
 
@@ -58,3 +62,20 @@ def test_run_lines_carry_no_value_from_the_record(event_factory: Factory, workfl
         update={"status": "failed", "error": "to: 'ada.lovelace@example.com' is not an email"}
     )
     assert describe_run(failed).endswith("failed: to: '…' is not an email")
+
+
+def test_past_its_bound_a_second_the_run_log_counts_the_runs_it_does_not_show(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    now = [100.2]
+    lines = RunLines(per_second=2, clock=lambda: now[0])
+    taken = [lines.take(status) for status in ("failed", "actions_issued", "failed", "failed")]
+    assert taken == [True, True, False, False]
+    now[0] = 101.0
+    with caplog.at_level(logging.INFO, logger="coeflow.runs"):
+        assert lines.take("actions_issued")  # a new second: the count of the last one first
+        lines.flush()  # nothing more to say
+    assert [r.getMessage() for r in caplog.records] == [
+        "2 more runs without a line of their own (2 failed): the log shows at most 2 a "
+        "second; the Runs tab and GET /api/v1/runs show every one"
+    ]
