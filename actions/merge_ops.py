@@ -321,7 +321,7 @@ def text(value: Any, what: str = "the text", limit: int = MAX_VALUE_CHARS) -> st
 
 def plain_text(value: Any, limit: int) -> str:
     """``str(value)`` for the plain-read path, where a value is a record's."""
-    if isinstance(value, list | tuple | dict):
+    if isinstance(value, (list, tuple, dict)):  # a tuple: isinstance of a union is slower
         return _container_text(value, "output", max(limit, 0))
     return str(value)
 

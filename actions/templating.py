@@ -460,6 +460,9 @@ def plain_pieces(text: str) -> tuple[Piece, ...] | None:
     return tuple(pieces)
 
 
+_SCALARS = frozenset({int, float, bool, type(None)})
+
+
 def _render_plain(pieces: tuple[Piece, ...], context: Mapping[str, Any]) -> str:
     """What Jinja renders for ``pieces``: ``str`` of each value, ``""`` for a missing one.
     The fields' length is counted before joining (the literal text is at most the template's),
@@ -467,7 +470,7 @@ def _render_plain(pieces: tuple[Piece, ...], context: Mapping[str, Any]) -> str:
     out = []
     size = 0
     for piece in pieces:
-        if isinstance(piece, str):
+        if type(piece) is str:
             out.append(piece)
             continue
         value: Any = context[piece[0]]
@@ -476,8 +479,12 @@ def _render_plain(pieces: tuple[Piece, ...], context: Mapping[str, Any]) -> str:
                 value = ""
                 break
             value = value[key]
-        if not isinstance(value, str):
-            value = merge_ops.plain_text(value, MAX_RENDERED_CHARS - size)
+        if type(value) is not str:
+            value = (
+                str(value)  # what plain_text gives a number, without the call
+                if type(value) in _SCALARS
+                else merge_ops.plain_text(value, MAX_RENDERED_CHARS - size)
+            )
         out.append(value)
         size += len(value)
         if size > MAX_RENDERED_CHARS:

@@ -89,6 +89,24 @@ def _leaf(leaf: ConditionLeaf, loc: str, problems: list[Problem]) -> Evaluator:
     keys = compile_path(leaf.field)
     test, expected, field, name = op.test, leaf.value, leaf.field, op.name
     uses_before = op.uses_before
+    if len(keys) == 1 and not uses_before:  # the usual leaf: one field of the record as it is
+        key = keys[0]
+
+        def evaluate_field(before: Snapshot, after: Snapshot, out: list[ConditionDoc]) -> bool:
+            now = after.get(key, MISSING) if type(after) is dict else lookup(after, keys)
+            passed = test(MISSING, now, expected)
+            out.append(
+                {
+                    "field": field,
+                    "op": name,
+                    "expected": expected,
+                    "actual": None if now is MISSING else now,
+                    "passed": passed,
+                }
+            )
+            return passed
+
+        return evaluate_field
 
     def evaluate(before: Snapshot, after: Snapshot, out: list[ConditionDoc]) -> bool:
         now = lookup(after, keys)
