@@ -146,6 +146,21 @@ MIXED, EVERY_EVENT = "mixed", "every event runs"
 WORKLOADS = (MIXED, EVERY_EVENT)
 
 
+DEV_LOAD = 5_000
+"""Events a second at which the every-role worker's latency is measured: where `coeflow dev`
+fell behind by two seconds (issue 17)."""
+
+
+@dataclass(frozen=True)
+class EveryRole:
+    """``Bench.every_role``'s figures."""
+
+    measured: Measured
+    catch_up_seconds: float
+    load: int
+    latency_ms: dict[str, dict[str, float]]
+
+
 @dataclass
 class Options:
     workflows: int = 10_000
@@ -216,6 +231,10 @@ class WorkloadFigures:
     """Its CPU an event until it is idle: its run history, run tracker and projections have
     read every run record it wrote (``every_role_catch_up_seconds`` after the last one)."""
     every_role_catch_up_seconds: float = 0.0
+    every_role_load: int = 0
+    every_role_latency_ms: dict[str, dict[str, float]] = field(default_factory=dict)
+    """The every-role worker's "run record" and "action command" latency at
+    ``every_role_load`` events a second (``DEV_LOAD``, or half its speed if less)."""
 
 
 @dataclass
@@ -410,11 +429,17 @@ class Bench:
         return measured, started
 
     async def every_role(
-        self, events: Sequence[tuple[bytes, bytes]], expected: int, label: str
-    ) -> tuple[Measured, float]:
+        self,
+        events: Sequence[tuple[bytes, bytes]],
+        expected: int,
+        label: str,
+        latency: tuple[Source, str, float],
+    ) -> EveryRole:
         """A worker with every role (as ``coeflow dev`` runs one) given ``events``: its speed
         from the first run record to the last, its CPU an event until its readers of the runs
-        it wrote have caught up, and how many seconds after the last run record that was.
+        it wrote have caught up, how many seconds after the last run record that was, and
+        then its latency at ``DEV_LOAD`` events a second (or half its speed, if less) of
+        ``latency``'s source (event ids with its prefix, for its seconds).
 
         The worker is started at the end of the record changes and left to go idle first:
         its run history and tracker read every run record already on the topic when they
@@ -429,24 +454,29 @@ class Bench:
             COEFLOW_ROLES="processor,api,executors",
             COEFLOW_LOG_RUNS="true",
         )
-        counter = RunCounter(self.bootstrap, await fences(self.bootstrap, [RUNS]))
         try:
             await worker.start().wait_ready(within=180)
             await _all_hold_partitions([worker])
             await _until_idle([worker], within=600)
+            counter = RunCounter(self.bootstrap, await fences(self.bootstrap, [RUNS]))
             await counter.start()
-            cpu = worker.cpu_seconds()
-            await publish_batches(self.bootstrap, RECORD_CHANGES, events)
-            ended = await counter.until(expected, label)
-            began = counter.first_at or ended
+            try:
+                cpu = worker.cpu_seconds()
+                await publish_batches(self.bootstrap, RECORD_CHANGES, events)
+                ended = await counter.until(expected, label)
+                began = counter.first_at or ended
+            finally:
+                await counter.stop()
             await _until_idle([worker], within=600)
             idle = round(max(time.monotonic() - ended - _IDLE_SAMPLE, 0.0), 1)
             cpu = worker.cpu_seconds() - cpu
+            rate = round(len(events) / max(ended - began, 1e-3))
+            load = min(DEV_LOAD, rate // 2)
+            source, prefix, seconds = latency
+            latency_ms = await self.latency(load, seconds, source, f"{prefix}dev")
         finally:
-            await counter.stop()
             worker.stop()
-        rate = round(len(events) / max(ended - began, 1e-3))
-        return Measured(rate, round(cpu / len(events) * 1e6, 1)), idle
+        return EveryRole(Measured(rate, round(cpu / len(events) * 1e6, 1)), idle, load, latency_ms)
 
     async def soak(self, load: float, seconds: float) -> dict[str, Any]:
         """A worker with the processor and api roles (as deployed: its run history and run
@@ -830,14 +860,25 @@ async def measure_workload(
 
     fresh = list(workload.source.events(options.events, prefix=f"{workload.prefix}-role"))
     fresh_runs, _ = expected_runs(fresh, index)
-    measured, caught_up = await bench.every_role(fresh, fresh_runs, f"{name} every role")
-    mine.every_role_events_per_second = measured.events_per_second
-    mine.every_role_cpu_us = measured.cpu_us
-    mine.every_role_catch_up_seconds = caught_up
+    role = await bench.every_role(
+        fresh,
+        fresh_runs,
+        f"{name} every role",
+        (workload.source, workload.prefix, options.latency_seconds),
+    )
+    mine.every_role_events_per_second = role.measured.events_per_second
+    mine.every_role_cpu_us = role.measured.cpu_us
+    mine.every_role_catch_up_seconds = role.catch_up_seconds
+    mine.every_role_load, mine.every_role_latency_ms = role.load, role.latency_ms
     progress.done(
         f"{name}: every role in one worker (as coeflow dev runs): "
-        f"{measured.events_per_second:,} events/s from the first run record to the last, its "
-        f"readers caught up {caught_up} s later; {measured.cpu_us} µs of CPU an event in all"
+        f"{role.measured.events_per_second:,} events/s from the first run record to the last, "
+        f"its readers caught up {role.catch_up_seconds} s later; {role.measured.cpu_us} µs of "
+        f"CPU an event in all; latency at {role.load:,} events/s: "
+        + "; ".join(
+            f"{what} " + ", ".join(f"{k} {v:,} ms" for k, v in values.items() if k != "samples")
+            for what, values in role.latency_ms.items()
+        )
     )
 
 
