@@ -21,7 +21,7 @@ from processor.core.pipeline import Outbound
 
 STAGES: dict[str, tuple[str, ...]] = {
     "decode": ("decode_change",),
-    "index": ("kinds_of", "candidates"),
+    "index": ("watching",),
     "decide": ("decide",),
     "encode": ("encode_runs",),
 }

@@ -1,13 +1,15 @@
 """The index of active workflows by (tenant, record type, trigger kind).
 
-An event costs one lookup for its (tenant, record type), then one for the candidates of its
-operation, kept ready for each pair as workflows come and go: the work per event follows the
-workflows that could match it, never the number of unrelated workflows.
+An event costs one lookup for its (tenant, record type) (``watching``), which gives both the
+workflows by trigger kind and the candidates of each operation, kept ready for each pair as
+workflows come and go: the work per event follows the workflows that could match it, never
+the number of unrelated workflows.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 from processor.core.compiler import CompiledWorkflow
 from processor.core.triggers import KINDS_BY_OPERATION
@@ -16,11 +18,19 @@ from topics.events import ChangeEvent
 Bucket = dict[str, tuple[CompiledWorkflow, ...]]
 
 
+class Watching(NamedTuple):
+    """What watches one (tenant, record type), both ways an event needs it: one lookup."""
+
+    kinds: Bucket
+    """Trigger kind → the active workflows of that kind."""
+    by_operation: Bucket
+    """Operation → the active workflows whose kind can fire on it."""
+
+
 class WorkflowIndex:
     def __init__(self) -> None:
         self._by_record_type: dict[tuple[str, str], Bucket] = {}
-        self._by_operation: dict[tuple[str, str], Bucket] = {}
-        """Per (tenant, record type): operation → the workflows whose kind can fire on it."""
+        self._watching: dict[tuple[str, str], Watching] = {}
         self._where: dict[str, tuple[str, str, str]] = {}
 
     def __len__(self) -> int:
@@ -35,7 +45,7 @@ class WorkflowIndex:
         kinds = self._by_record_type.setdefault((tenant, record_type), {})
         kinds[compiled.kind.name] = (*kinds.get(compiled.kind.name, ()), compiled)
         self._where[compiled.id] = (tenant, record_type, compiled.kind.name)
-        self._sort_by_operation((tenant, record_type))
+        self._refresh_watching((tenant, record_type))
 
     def remove(self, workflow_id: str) -> None:
         where = self._where.pop(workflow_id, None)
@@ -50,30 +60,31 @@ class WorkflowIndex:
             del kinds[kind]
             if not kinds:
                 del self._by_record_type[(tenant, record_type)]
-        self._sort_by_operation((tenant, record_type))
+        self._refresh_watching((tenant, record_type))
 
-    def _sort_by_operation(self, pair: tuple[str, str]) -> None:
+    def _refresh_watching(self, pair: tuple[str, str]) -> None:
         kinds = self._by_record_type.get(pair)
         if not kinds:
-            self._by_operation.pop(pair, None)
+            self._watching.pop(pair, None)
             return
-        self._by_operation[pair] = {
+        by_operation = {
             operation: tuple(c for kind in of_operation for c in kinds.get(kind, ()))
             for operation, of_operation in KINDS_BY_OPERATION.items()
         }
+        self._watching[pair] = Watching(kinds, by_operation)
 
     def of_kind(self, tenant: str, record_type: str, kind: str) -> tuple[CompiledWorkflow, ...]:
         """Active workflows of one tenant, record type and trigger kind (timers, schedules)."""
         kinds = self._by_record_type.get((tenant, record_type))  # asked twice per change
         return kinds.get(kind, ()) if kinds else ()
 
-    def kinds_of(self, tenant: str, record_type: str) -> Bucket | None:
-        """The active workflows of one tenant and record type by trigger kind, or ``None``:
-        the one lookup the hot path makes for an event that nothing watches."""
-        return self._by_record_type.get((tenant, record_type))
+    def watching(self, tenant: str, record_type: str) -> Watching | None:
+        """What watches one tenant's record type, or ``None``: the one lookup the hot path
+        makes for an event (an event that nothing watches costs no more)."""
+        return self._watching.get((tenant, record_type))
 
     def candidates(self, event: ChangeEvent) -> Sequence[CompiledWorkflow]:
         """Active workflows of the event's tenant and record type whose trigger kind can fire
         on the event's operation (in the order of ``KINDS_BY_OPERATION``)."""
-        by_operation = self._by_operation.get((event.tenant_id, event.record_type))
-        return by_operation.get(event.operation, ()) if by_operation else ()
+        watching = self._watching.get((event.tenant_id, event.record_type))
+        return watching.by_operation.get(event.operation, ()) if watching else ()

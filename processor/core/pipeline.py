@@ -86,9 +86,10 @@ def process_change(
     except InvalidEvent as exc:
         return dead_letter(key, value, source_of(position), str(exc), settings, now)
     try:
-        kinds = index.kinds_of(event.tenant_id, event.record_type)
-        if not kinds:  # most events: nothing of this tenant watches this record type
+        watching = index.watching(event.tenant_id, event.record_type)
+        if watching is None:  # most events: nothing of this tenant watches this record type
             return Outcome()
+        kinds = watching.kinds
         waiting = kinds.get(RECORD_STALLED, ())
         state = (  # a record state only where a stall workflow needs it
             apply_change(
@@ -100,7 +101,7 @@ def process_change(
             if waiting
             else None
         )
-        candidates = index.candidates(event)
+        candidates = watching.by_operation.get(event.operation, ())
         runs = (  # the source is made a SourcePosition only for the runs it starts
             decide(
                 event,
