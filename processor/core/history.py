@@ -65,31 +65,41 @@ class _HotRecordRef(msgspec.Struct, frozen=True):
 
 
 class HotIndexedRun(msgspec.Struct, frozen=True):
-    """The indexed fields of a run as the history keeps them, read by msgspec where it can (a
-    subset of what ``IndexedRun`` accepts; the rest, a time without its offset say, is read by
-    ``IndexedRun`` and given in this shape: ``index_fields``). Every worker serving the API
-    reads every run record for these fields, and msgspec passes over the fields it does not
-    want (the embedded event, the conditions, the actions) at a third of pydantic's cost.
-    ``tests/processor/core/test_history.py`` shows both read the same values."""
+    """The indexed fields of a run as the history keeps them, read by msgspec where it can
+    (``index_fields``; ``IndexedRun`` reads the rest and its answer is given in this shape).
+    Every worker serving the API reads every run record for these fields, and msgspec passes
+    over the fields it does not want (the embedded event, the conditions, the actions) at a
+    third of pydantic's cost. ``tests/processor/core/test_history.py`` shows that what msgspec
+    reads ``IndexedRun`` reads with the same values, but for two things: a time's seventh
+    fractional digit, which msgspec rounds and pydantic drops (a microsecond, which only orders
+    runs), and the fields passed over, which msgspec does not check (invalid UTF-8 in them,
+    say). A run whose whole record does not decode is left out when it is asked for, as
+    before (``_decoded``)."""
 
     run_id: str
     tenant_id: str
     workflow_id: str
     record: _HotRecordRef
     status: RunStatus
-    decided_at: Annotated[datetime, msgspec.Meta(tz=True)]
+    decided_at: datetime
 
 
 _HOT_INDEXED = msgspec.json.Decoder(HotIndexedRun)
+_BRACKETS = 128
+"""More ``[`` and ``{`` than this in a run record and pydantic reads it: msgspec reads arrays
+nested 200 to 1,000 deep, which pydantic refuses, and raises ``RecursionError`` deeper still.
+A run record as the processor writes it has a few dozen."""
 
 
 def index_fields(value: bytes) -> HotIndexedRun:
     """What the history is indexed by in the run record ``value``; ``ValueError`` (pydantic's
     ``ValidationError``, with the reasons) if it is not a run record."""
     try:
-        return _HOT_INDEXED.decode(value)
-    except msgspec.DecodeError:  # and ValidationError: the careful way says why, or reads it
-        run = IndexedRun.model_validate_json(value)
+        if value.count(b"[") + value.count(b"{") <= _BRACKETS:
+            return _HOT_INDEXED.decode(value)
+    except (msgspec.DecodeError, UnicodeDecodeError):  # the careful way reads it, or says why
+        pass
+    run = IndexedRun.model_validate_json(value)
     record = _HotRecordRef(run.record.type, run.record.id)
     return HotIndexedRun(
         run.run_id, run.tenant_id, run.workflow_id, record, run.status, run.decided_at
