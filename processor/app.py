@@ -59,7 +59,7 @@ _LOGGING = {
 
 class Worker(faust.Worker):
     """Faust's worker without its terminal spinner, which would reset the log handler to the
-    worker's level and hide our INFO lines (``ready``, one line per run)."""
+    worker's level and hide our INFO lines (``ready``, the lines of runs)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -142,6 +142,7 @@ class BatchProcessor(Service):
                     await self._handle(batches)
                 else:
                     await checkpoint.settle()  # nothing new: finish what is in flight
+                self.runtime.stats.run_lines.tick()  # the count of runs shown no line
                 chores = self.housekeeping(self.runtime.clock())
                 if chores:
                     await self._send([(None, chores)], self.runtime.clock())

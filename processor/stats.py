@@ -29,8 +29,8 @@ given every-event-runs events ran at a fifth of its speed without."""
 
 class RunLines:
     """Which runs get their own line: the first ``per_second`` of each second; the others
-    are counted by status and said in one line when the next second's first run comes (or at
-    ``flush``)."""
+    are counted by status and said in one line once their second is over (``tick``, which the
+    batched paths call between fetches, or the next run)."""
 
     def __init__(
         self, per_second: int = RUN_LINES_PER_SECOND, clock: Callable[[], float] = time.monotonic
@@ -53,6 +53,11 @@ class RunLines:
         self.unshown[status] += 1
         return False
 
+    def tick(self) -> None:
+        """Say how many runs of a second that is over went without a line, if any did."""
+        if self.unshown and self.clock() // 1 != self._second:
+            self.flush()
+
     def flush(self) -> None:
         """Say how many runs went without a line, if any did."""
         if not self.unshown:
@@ -60,9 +65,10 @@ class RunLines:
         counts = ", ".join(f"{n:,} {status}" for status, n in self.unshown.most_common())
         total = sum(self.unshown.values())
         run_log.info(
-            "%s more runs without a line of their own (%s): the log shows at most %d a "
-            "second; the Runs tab and GET /api/v1/runs show every one",
+            "%s more %s without a line of their own (%s): the log shows at most %d a second; "
+            "the Runs tab and GET /api/v1/runs have the runs the history keeps",
             f"{total:,}",
+            "run" if total == 1 else "runs",
             counts,
             self.per_second,
         )

@@ -47,7 +47,7 @@ PROGRESS_EVERY = 10.0
 
 def dev_settings(settings: Settings, *, demo: bool = False) -> Settings:
     """``coeflow dev`` defaults: a fast group join on the embedded broker, an admin token, a
-    webhook signing secret, one log line per run, the local outbox and sink (see
+    webhook signing secret, a log line per run (at most 20 a second), the local outbox and sink (see
     ``coeflow/tools/dev_peers.py``) for email and SMS, and with ``demo`` the CRM simulator; anything
     set explicitly in the environment wins."""
     explicit = settings.model_fields_set
@@ -387,7 +387,6 @@ class DevReporter(Service):
         stats, seen = self.runtime.stats, self.runtime.stats.events
         while not self.should_stop:
             await self.sleep(PROGRESS_EVERY)
-            stats.run_lines.flush()  # the runs of a burst that ended without their lines
             if stats.events != seen:
                 seen = stats.events
                 runs = ", ".join(f"{n} {status}" for status, n in sorted(stats.runs.items()))

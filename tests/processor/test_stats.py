@@ -8,7 +8,8 @@ import pytest
 
 from processor.core.compiler import compile_workflow
 from processor.core.decide import run_workflow
-from processor.stats import RunLines, describe_run
+from coeflow.settings import Settings
+from processor.stats import RUN_LINES_PER_SECOND, RunLines, describe_run
 from tests.factories import NOW, Factory
 
 
@@ -71,11 +72,24 @@ def test_past_its_bound_a_second_the_run_log_counts_the_runs_it_does_not_show(
     lines = RunLines(per_second=2, clock=lambda: now[0])
     taken = [lines.take(status) for status in ("failed", "actions_issued", "failed", "failed")]
     assert taken == [True, True, False, False]
-    now[0] = 101.0
     with caplog.at_level(logging.INFO, logger="coeflow.runs"):
+        lines.tick()  # the second is not over
+        assert not caplog.records
+        now[0] = 101.0
         assert lines.take("actions_issued")  # a new second: the count of the last one first
         lines.flush()  # nothing more to say
+        assert lines.take("failed") and not lines.take("failed")
+        lines.tick()
+        now[0] = 102.5
+        lines.tick()  # a second without runs after a burst: its count is said anyway
     assert [r.getMessage() for r in caplog.records] == [
-        "2 more runs without a line of their own (2 failed): the log shows at most 2 a "
-        "second; the Runs tab and GET /api/v1/runs show every one"
+        "2 more runs without a line of their own (2 failed): the log shows at most 2 a second; "
+        "the Runs tab and GET /api/v1/runs have the runs the history keeps",
+        "1 more run without a line of their own (1 failed): the log shows at most 2 a second; "
+        "the Runs tab and GET /api/v1/runs have the runs the history keeps",
     ]
+
+
+def test_the_settings_page_says_the_bound_the_run_log_keeps() -> None:
+    described = Settings.model_fields["log_runs"].description or ""
+    assert f"at most {RUN_LINES_PER_SECOND} a second" in described
