@@ -95,7 +95,8 @@ async def publish_batches(
                 if batch.append(key=key, value=value, timestamp=None) is None:
                     pending.append(await producer.send_batch(batch, topic, partition=partition))
                     batch = producer.create_batch()
-                    batch.append(key=key, value=value, timestamp=None)
+                    if batch.append(key=key, value=value, timestamp=None) is None:
+                        raise ValueError(f"a message of {len(value):,} bytes fits no batch")
             pending.append(await producer.send_batch(batch, topic, partition=partition))
         await asyncio.gather(*pending)
     finally:
@@ -164,12 +165,19 @@ def prompt_consumer(bootstrap: str) -> AIOKafkaConsumer:
     )
 
 
+_DECIDED = b'"completed_at":null'
+"""In a decided run record as the processor encodes it; a completed one has the time."""
+
+
 class RunCounter:
     """Reads ``workflow.runs`` (and the action topics) from ``start`` in the background."""
 
     def __init__(self, bootstrap: str, start: Offsets) -> None:
         self.bootstrap, self.start_at = bootstrap, start
         self.runs = 0
+        self.decided_only = False
+        """Count only decided run records, not those the run tracker writes again once a
+        run's actions are done (a worker with the api role)."""
         self.first_at: float | None = None
         """When the first run record was read (``time.monotonic()``)."""
         self.occurred: dict[str, datetime] = {}
@@ -195,6 +203,8 @@ class RunCounter:
                 messages = [m for m in messages if m.value is not None]  # fences
                 if tp.topic == RUNS:
                     for message in messages:
+                        if self.decided_only and _DECIDED not in message.value:
+                            continue
                         self.runs += 1
                         if self.first_at is None:
                             self.first_at = time.monotonic()
