@@ -6,9 +6,9 @@ import logging
 
 import pytest
 
+from coeflow.settings import Settings
 from processor.core.compiler import compile_workflow
 from processor.core.decide import run_workflow
-from coeflow.settings import Settings
 from processor.stats import RUN_LINES_PER_SECOND, RunLines, describe_run
 from tests.factories import NOW, Factory
 
