@@ -1002,6 +1002,10 @@ def chart(figures: Figures, path: Path) -> None:
         names += [f"{short}: processor", f"{short}: processor ×2"]
         values += [mine.processor_events_per_second, mine.two_processes_events_per_second]
         colours += ["#2f6db5", "#5b9be0"]
+        if mine.every_role_events_per_second:
+            names.append(f"{short}: every role (coeflow dev)")
+            values.append(mine.every_role_events_per_second)
+            colours.append("#8bb8e8")
     left.bar(names, values, color=colours)
     left.tick_params(axis="x", labelsize=7, labelrotation=60)
     left.set_ylabel("events per second")
