@@ -123,8 +123,8 @@ class Settings(BaseSettings):
     )
     log_runs: bool = Field(
         default=False,
-        description="Log a line per run, at most 20 a second and then a line counting the rest "
-        "(on in `coeflow dev`).",
+        description="Log a line per run, at most 20 a second in each process and then a line "
+        "counting the rest (on in `coeflow dev`).",
     )
     store: Literal["memory://", "rocksdb://"] = Field(
         default="memory://",
