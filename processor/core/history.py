@@ -205,7 +205,10 @@ class RunHistory:
         self._tenants.setdefault(run.tenant_id, OrderedDict())[run.run_id] = None
         self._count(run.tenant_id, len(value))
         runs = self._by_workflow.setdefault(run.workflow_id, runs)
-        bisect.insort(runs, position)
+        if not runs or runs[-1] < position:
+            runs.append(position)  # the usual order: a run decided after the workflow's others
+        else:
+            bisect.insort(runs, position)
         of_record = self._by_record.setdefault(record, [])
         of_record.append(run.run_id)
         if len(of_record) > self.per_record:
@@ -375,7 +378,10 @@ class RunHistory:
         if not own:
             del self._tenants[entry.tenant_id], self._tenant_size[entry.tenant_id]
         runs = self._by_workflow[entry.workflow_id]
-        del runs[bisect.bisect_left(runs, entry.position)]
+        if runs[0] == entry.position:
+            del runs[0]  # the usual eviction: the workflow's oldest
+        else:
+            del runs[bisect.bisect_left(runs, entry.position)]
         if not runs:
             del self._by_workflow[entry.workflow_id]
         of_record = self._by_record.get(entry.record)
