@@ -69,8 +69,9 @@ MAX_FINISHED_PER_TENANT = 20
 each holds a result of up to ``COEFLOW_BACKTEST_MAX_CHANGED`` changed events."""
 
 MAX_KEPT_BYTES = 256 << 20
-"""Bytes of results (as the child sent them) one worker keeps in all, every tenant's: past it
-the oldest finished backtests go first, whatever ``COEFLOW_BACKTEST_KEEP`` says."""
+"""Bytes of results one worker keeps in all, every tenant's (as the child sent them, and the
+answer encoded once it is asked for): past it the oldest finished backtests go first, whatever
+``COEFLOW_BACKTEST_KEEP`` says."""
 
 _REPORT_EVERY = 0.25
 """Seconds between the child's progress reports."""
@@ -387,7 +388,8 @@ class _Entry:
     finished_at: float | None = None
     """Monotonic time it finished (for ``COEFLOW_BACKTEST_KEEP``)."""
     size: int = 0
-    """Bytes of its result as the child sent it (for ``MAX_KEPT_BYTES``)."""
+    """Bytes of its result as the child sent it, and of ``encoded`` once made (for
+    ``MAX_KEPT_BYTES``)."""
     reported_at: float | None = None
     """Monotonic time its child started or last reported (for ``SILENT_LIMIT``)."""
     encoded: bytes | None = None
@@ -486,9 +488,12 @@ class Backtests(Service):
         entry = self.entries.get(backtest_id)
         if entry is None or entry.state.status not in FINISHED:
             return None
-        if entry.encoded is None:
-            entry.encoded = codec.dumps(entry.state)
-        return entry.encoded
+        encoded = entry.encoded
+        if encoded is None:
+            encoded = entry.encoded = codec.dumps(entry.state)
+            entry.size += len(encoded)  # a second copy of the result: within the same bound
+            self._bound_finished(entry.state.tenant_id)
+        return encoded
 
     def cancel(self, backtest_id: str, why: str = "cancelled (DELETE)") -> Backtest | None:
         """Stop a queued or running backtest (its process is terminated); a finished one stays

@@ -465,6 +465,13 @@ async def test_each_partition_is_read_from_the_beginning_up_to_a_fence_written_a
     assert all(tp in consumer.paused for tp in consumer.positions), "each stopped at its fence"
 
 
+async def all_done(launcher: Launcher, backtests: Backtests) -> None:
+    """Each started child reports a result of one changed event, in the order started."""
+    for child in launcher.children:
+        child.report(Finished(result(1).model_dump_json().encode()))
+        await until(lambda c=child: backtests.entries[c.job.backtest_id].state.status == "done")
+
+
 async def test_results_are_kept_within_a_bound_of_bytes_the_oldest_going_first(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -475,9 +482,7 @@ async def test_results_are_kept_within_a_bound_of_bytes_the_oldest_going_first(
     launcher = Launcher()
     backtests = manager(launcher, backtest_slots=3)
     ids = [start(backtests, tenant) for tenant in ("acme", "globex", "initech")]
-    for child in launcher.children:
-        child.report(Finished(result(1).model_dump_json().encode()))
-        await until(lambda c=child: backtests.entries[c.job.backtest_id].state.status == "done")
+    await all_done(launcher, backtests)
     assert [backtests.get(i, None) is not None for i in ids] == [False, True, True]
 
 
@@ -532,3 +537,19 @@ async def test_a_finished_backtest_is_encoded_once_and_a_running_one_not_at_all(
     encoded = backtests.encoded(backtest_id)
     assert encoded is not None and Backtest.model_validate_json(encoded) == state
     assert backtests.encoded(backtest_id) is encoded  # the same bytes, not encoded again
+
+
+async def test_an_encoded_answer_counts_toward_the_bound_of_bytes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import processor.backtests
+
+    size = len(result(1).model_dump_json())
+    monkeypatch.setattr(processor.backtests, "MAX_KEPT_BYTES", int(size * 3.5))
+    launcher = Launcher()
+    backtests = manager(launcher, backtest_slots=2)
+    ids = [start(backtests, tenant) for tenant in ("acme", "globex")]
+    await all_done(launcher, backtests)
+    assert all(backtests.get(i, None) is not None for i in ids)  # two results: within the bound
+    assert backtests.encoded(ids[1]) is not None  # the newest encoded: its copy past the bound
+    assert [backtests.get(i, None) is not None for i in ids] == [False, True]
