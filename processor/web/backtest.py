@@ -31,7 +31,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
-import orjson
 from aiohttp import web
 from pydantic import ValidationError
 
@@ -39,7 +38,15 @@ from processor.core.backtest import NOT_BACKTESTED
 from processor.core.backtest_diff import ParamDifference, param_differences
 from processor.web import labels
 from processor.web.forms import Form, form_to_document
-from processor.web.pages import SECURITY_HEADERS, Page, PageError, Redirect, page
+from processor.web.pages import (
+    SECURITY_HEADERS,
+    Page,
+    PageError,
+    Redirect,
+    as_json,
+    edit_url,
+    page,
+)
 from topics.backtests import ReplayedOutcome
 
 FIELDS = (
@@ -77,8 +84,9 @@ POLL_SECONDS = 1
 RUNNING = frozenset({"queued", "running"})
 
 _BACKTEST_ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
-_DIGEST = re.compile(r"[0-9a-f]{64}")
 """What a backtest id the form carries back may look like (it is echoed into a URL)."""
+_DIGEST = re.compile(r"[0-9a-f]{64}")
+"""What the digest of a backtested definition the form carries back may look like."""
 _MAX_TIME_TEXT = 40
 _MAX_OFFSET = 10_000_000
 
@@ -257,24 +265,16 @@ def params_text(params: Any, marked: Sequence[str] = ()) -> list[tuple[str, bool
     """An action's parameters as indented JSON in pieces, each top-level key's piece ``True``
     when it is among ``marked`` (drawn highlighted in both columns)."""
     if not isinstance(params, dict) or not params:
-        return [(_json(params, indent=True), False)]
+        return [(as_json(params, indent=True), False)]
     pieces: list[tuple[str, bool]] = [("{\n", False)]
     keys = sorted(params, key=str)
     for n, key in enumerate(keys):
-        value = _json(params[key], indent=True).replace("\n", "\n  ")
+        value = as_json(params[key], indent=True).replace("\n", "\n  ")
         pieces.append(("  ", False))
-        pieces.append((f"{_json(str(key))}: {value}", str(key) in marked))
+        pieces.append((f"{as_json(str(key))}: {value}", str(key) in marked))
         pieces.append((",\n" if n < len(keys) - 1 else "\n", False))
     pieces.append(("}", False))
     return pieces
-
-
-def _json(value: Any, indent: bool = False) -> str:
-    option = orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS if indent else 0
-    try:
-        return orjson.dumps(value, option=option, default=str).decode()
-    except TypeError:  # an integer past 64 bits, or nesting past orjson's
-        return repr(value)
 
 
 @dataclass
@@ -309,7 +309,7 @@ class Panel:
     @property
     def edit_url(self) -> str:
         """The builder's, which the panel posts the form to (to follow its edits)."""
-        return f"/workflows/{quote(self.workflow_id, safe='')}/edit"
+        return edit_url(self.workflow_id)
 
     @property
     def progress(self) -> dict[str, Any]:

@@ -31,20 +31,9 @@ from aiohttp import web
 from processor.web import backtest, forms, labels
 from processor.web.calls import Answer
 from processor.web.forms import Control, Form, document_to_form, form_to_document
-from processor.web.pages import Page, PageError, Redirect, page, templates
+from processor.web.pages import Page, PageError, Redirect, edit_url, page
 from processor.web.sessions import CSRF_FIELD
 from topics.types import MAX_NESTING, within_nesting
-
-
-def _as_json(value: Any, indent: bool = False) -> str:
-    """A value as JSON text, for autoescape to escape like any text (``tojson`` writes
-    ``<`` as ``\\u003c``, which a person should not have to read)."""
-    option = orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS if indent else 0
-    return orjson.dumps(value, option=option, default=str).decode()
-
-
-templates.filters["as_json"] = _as_json
-
 
 # --------------------------------------------------------------------------------------------
 # Edits: pure functions over the workflow document, one per builder button
@@ -601,7 +590,7 @@ async def _render(
     errors = forms.problems_at_controls(problems, forms.control_names(form))
     samples, runs = await _samples(page, form, workflow_id)
     builder = build(form, errors, samples)
-    action = f"/workflows/{quote(workflow_id, safe='')}/edit" if workflow_id else "/workflows/new"
+    action = edit_url(workflow_id) if workflow_id else "/workflows/new"
     dirty = workflow is not None and _differs(form, workflow)
     panel = await _backtest_panel(page, form, workflow_id)
     context = {
@@ -647,10 +636,6 @@ async def _backtest_panel(page: Page, form: Form, workflow_id: str | None) -> ba
     if panel is not None:
         panel.stale = backtest.is_stale(form, definition_digest(form))
     return panel
-
-
-def _edit_url(workflow: Mapping[str, Any]) -> str:
-    return f"/workflows/{quote(str(workflow['id']), safe='')}/edit"
 
 
 def _is_webhook(workflow: Mapping[str, Any]) -> bool:
@@ -802,7 +787,7 @@ async def change_workflow(page: Page) -> web.StreamResponse:
     if name == "backtest_intro":  # after an edit typed
         return page.render(
             "builder_backtest_intro.html",
-            action=_edit_url(workflow),
+            action=edit_url(str(workflow["id"])),
             workflow=workflow,
             dirty=_differs(form, workflow),
         )

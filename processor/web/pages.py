@@ -100,15 +100,23 @@ def _when(value: Any) -> str:
     return at.strftime("%Y-%m-%d %H:%M:%S") + (" UTC" if at.tzinfo is not None else "")
 
 
-def _json(value: Any) -> str:
-    """A JSON value, indented, for ``<pre>`` (escaped by autoescape like any text)."""
-    return orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode()
+def as_json(value: Any, indent: bool = False) -> str:
+    """A value as JSON text, for autoescape to escape like any text (``tojson`` writes ``<``
+    as ``\\u003c``, which a person should not have to read); indented for ``<pre>``. A value
+    JSON cannot hold (an integer past 64 bits, nesting past orjson's) is written as Python
+    writes it, never an error page."""
+    option = orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS if indent else 0
+    try:
+        return orjson.dumps(value, option=option, default=str).decode()
+    except TypeError:
+        return repr(value)
 
 
 templates.filters["q"] = lambda value: quote(str(value), safe="")
 """``{{ id|q }}``: a value as one URL path segment."""
 templates.filters["when"] = _when
-templates.filters["json"] = _json
+templates.filters["json"] = lambda value: as_json(value, indent=True)
+templates.filters["as_json"] = as_json
 labels.install(templates)  # the display names: trigger, action, op, words…
 
 Handler = Callable[["Page"], Awaitable[web.StreamResponse]]
@@ -125,6 +133,11 @@ class PageSpec:
 
 PAGES: dict[str, dict[str, PageSpec]] = {}
 """path → method → page: every page and fragment of the web app."""
+
+
+def edit_url(workflow_id: str) -> str:
+    """The builder of one workflow: where its form posts (the panels' own requests too)."""
+    return f"/workflows/{quote(workflow_id, safe='')}/edit"
 
 
 def page(

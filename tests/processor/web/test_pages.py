@@ -18,7 +18,7 @@ from pydantic import SecretStr
 
 import processor.web.shell  # noqa: F401  (registers the shell's pages)
 from processor.core.access import mint
-from processor.web.pages import CONTENT_SECURITY_POLICY
+from processor.web.pages import CONTENT_SECURITY_POLICY, as_json, templates
 from processor.web.sessions import CSRF_HEADER, SESSION_COOKIE, SIGN_IN_COOKIE, SessionStore
 from tests.processor.web.conftest import OpenClient, pages_app
 
@@ -235,3 +235,11 @@ async def test_a_form_past_its_size_is_a_page_saying_so(
     assert response.status == 413
     assert response.content_type == "text/html"
     assert "Content-Security-Policy" in response.headers
+
+
+def test_a_value_json_cannot_hold_is_shown_as_python_writes_it_not_an_error() -> None:
+    assert as_json({"n": 2**70}) == repr({"n": 2**70})
+    indented = templates.from_string("{{ v|json }}").render(v={"a": 1})
+    assert indented == "{\n  &#34;a&#34;: 1\n}"  # and escaped, as any text
+    inline = templates.from_string("{{ v|as_json }}").render(v=[1, "<b>"])
+    assert inline == "[1,&#34;&lt;b&gt;&#34;]"
