@@ -37,6 +37,7 @@ from pydantic import ValidationError
 
 from coeflow.logsafe import escape
 from coeflow.redact import without_values
+from processor.core.backtest_diff import param_differences
 from topics.backtests import (
     Backtest,
     BacktestResult,
@@ -564,20 +565,13 @@ def _actions(outcome: ReplayedOutcome) -> str:
 
 
 def _params_changed(before: ReplayedOutcome, after: ReplayedOutcome) -> str:
-    """Which parameters of which actions differ, by name only."""
-    old = {a.step: a for a in before.actions}
-    parts = []
-    for action in after.actions:
-        previous = old.get(action.step)
-        if previous is None or previous.params == action.params:
-            continue
-        names = sorted(
-            escape(k)
-            for k in action.params.keys() | previous.params.keys()
-            if action.params.get(k) != previous.params.get(k)
-        )
+    """Which parameters of which actions differ, by name only (``param_differences``, as the
+    web app's panel and the CSV name them)."""
+    parts = [
         # Numbered from 1, as the builder and the run pages number actions ("Action 1").
-        parts.append(f"action {action.step + 1} {escape(action.type)} ({', '.join(names[:5])})")
+        f"action {d.position + 1} {escape(d.type)} ({', '.join(escape(k) for k in d.keys[:5])})"
+        for d in param_differences(after, before)
+    ]
     return "; ".join(parts) or "the actions"
 
 
