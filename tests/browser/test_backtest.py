@@ -11,6 +11,7 @@ import io
 import re
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from playwright.async_api import Locator, Page, expect
@@ -30,22 +31,31 @@ SCORES = (10, 60, 75, 90)
 L-3 change."""
 
 
-async def test_a_backtest_of_an_unsaved_edit_shows_what_would_differ(
-    browsing: Browsing, signed_in: SignIn, shared_worker: WorkerProcess, bootstrap: str
-) -> None:
+async def a_tenant_with_leads(
+    shared_worker: WorkerProcess, bootstrap: str, scores: tuple[int, ...], *, xss_name: int = 0
+) -> tuple[Api, dict[str, Any]]:
+    """A new tenant with the active seed workflow and leads L-1, L-2, … of ``scores``,
+    created an hour apart before now (lead ``xss_name`` named ``XSS``)."""
     tenant = f"t-backtest-{uuid.uuid4().hex[:8]}"
     client = await Api(shared_worker.url).as_tenant(tenant)
     workflow = await client.create(seed_workflow(tenant))
     now = datetime.now(UTC)
     leads = []
-    for n, score in enumerate(SCORES, start=1):
+    for n, score in enumerate(scores, start=1):
         event = lead_created(
             tenant, n, score=score, occurred_at=(now - timedelta(hours=n)).isoformat()
         )
-        if n == 2:
+        if n == xss_name:
             event["after"]["name"] = XSS
         leads.append((f"L-{n}".encode(), event))
     await publish(bootstrap, RECORD_CHANGES, leads)
+    return client, workflow
+
+
+async def test_a_backtest_of_an_unsaved_edit_shows_what_would_differ(
+    browsing: Browsing, signed_in: SignIn, shared_worker: WorkerProcess, bootstrap: str
+) -> None:
+    client, workflow = await a_tenant_with_leads(shared_worker, bootstrap, SCORES, xss_name=2)
     page = await signed_in(client.token or "")
     await browsing.walk(page, backtest_an_edit(browsing, page, workflow["id"]))
 
@@ -146,20 +156,7 @@ async def backtest_an_edit(browsing: Browsing, page: Page, workflow_id: str) -> 
 async def test_the_running_version_alone_and_a_parameter_only_change(
     browsing: Browsing, signed_in: SignIn, shared_worker: WorkerProcess, bootstrap: str
 ) -> None:
-    tenant = f"t-backtest-{uuid.uuid4().hex[:8]}"
-    client = await Api(shared_worker.url).as_tenant(tenant)
-    workflow = await client.create(seed_workflow(tenant))
-    now = datetime.now(UTC)
-    leads = [
-        (
-            f"L-{n}".encode(),
-            lead_created(
-                tenant, n, score=score, occurred_at=(now - timedelta(hours=n)).isoformat()
-            ),
-        )
-        for n, score in enumerate((60, 75), start=1)
-    ]
-    await publish(bootstrap, RECORD_CHANGES, leads)
+    client, workflow = await a_tenant_with_leads(shared_worker, bootstrap, (60, 75))
     page = await signed_in(client.token or "")
     await browsing.walk(page, alone_then_a_parameter(browsing, page, workflow["id"]))
 

@@ -236,16 +236,21 @@ def invoice(days: float, number: str, due: str, status: str = "sent", **fields: 
     )
 
 
-def paid(days: float, before: ChangeEvent) -> ChangeEvent:
+def updated(days: float, before: ChangeEvent, **changes: Any) -> ChangeEvent:
+    """The record of ``before`` changed ``days`` in: its fields as ``changes`` say."""
     assert before.after is not None
     return make_event(
-        record_type="invoice",
+        record_type=before.record_type,
         record_id=before.record_id,
         operation="updated",
         occurred_at=at(days),
         before=before.after,
-        after={**before.after, "status": "paid"},
+        after={**before.after, **changes},
     )
+
+
+def paid(days: float, before: ChangeEvent) -> ChangeEvent:
+    return updated(days, before, status="paid")
 
 
 def test_overdue_timers_fire_where_they_come_due_inside_the_window() -> None:
@@ -286,14 +291,7 @@ def test_an_invoice_overdue_already_when_the_window_sees_it_fires_then() -> None
     is, however old the due date."""
     created = invoice(1, "INV-1", "2026-10-20")  # created on 11-02, overdue since 10-21
     sent = invoice(-3, "INV-2", "2026-11-20")
-    moved = make_event(  # its due date moved back on 11-03 to one long past
-        record_type="invoice",
-        record_id="INV-2",
-        operation="updated",
-        occurred_at=at(2),
-        before=sent.after,
-        after={**(sent.after or {}), "due_date": "2026-10-01"},
-    )
+    moved = updated(2, sent, due_date="2026-10-01")  # moved back on 11-03 to one long past
     early = invoice(-2, "INV-3", "2026-10-20")  # fired on 10-30, before the window
     result = replay([created, sent, moved, early], spec(overdue(), None))
     assert result.timers_fired == 2
@@ -305,22 +303,8 @@ def test_an_invoice_due_again_on_the_same_date_fires_one_run_as_live() -> None:
     """One firing per invoice per due date: live, a second firing for the same date (voided,
     then sent again) has the first's fire id, so the same run id, and counts one run."""
     sent = invoice(0.5, "INV-1", "2026-11-02")  # overdue from 11-03
-    voided = make_event(
-        record_type="invoice",
-        record_id="INV-1",
-        operation="updated",
-        occurred_at=at(3),
-        before=sent.after,
-        after={**(sent.after or {}), "status": "void"},
-    )
-    again = make_event(
-        record_type="invoice",
-        record_id="INV-1",
-        operation="updated",
-        occurred_at=at(4),
-        before=voided.after,
-        after={**(voided.after or {}), "status": "sent"},
-    )
+    voided = updated(3, sent, status="void")
+    again = updated(4, voided, status="sent")
     result = replay([sent, voided, again], spec(overdue(), None))
     assert result.candidate.runs == {"actions_issued": 1}
     assert result.changed_count == 1

@@ -25,6 +25,24 @@ def outcome(status: str, score_passed: bool, *actions: ActionOutline) -> Replaye
     )
 
 
+def a_change(
+    candidate: ReplayedOutcome | None,
+    baseline: ReplayedOutcome | None,
+    *differences: str,
+    record_id: str = "L-1",
+) -> ChangedOutcome:
+    """One changed lead creation, ``evt-1`` at ``AT``."""
+    return ChangedOutcome(
+        record=RecordRef(type="lead", id=record_id),
+        event_id="evt-1",
+        occurred_at=AT,
+        trigger="record_created",
+        candidate=candidate,
+        baseline=baseline,
+        differences=list(differences),
+    )
+
+
 def rows(text: str) -> list[list[str]]:
     assert text.startswith(BOM)
     return list(csv.reader(io.StringIO(text.removeprefix(BOM))))
@@ -36,14 +54,11 @@ def cells(row: list[str]) -> dict[str, str]:
 
 def test_one_row_per_changed_event_with_both_outcomes_and_the_conditions_that_differ() -> None:
     email = ActionOutline(step=0, type="send_email", params={"to": "a@example.com", "b": 1})
-    changed = ChangedOutcome(
-        record=RecordRef(type="lead", id="L-1"),
-        event_id="evt-1",
-        occurred_at=AT,
-        trigger="record_created",
-        candidate=outcome("conditions_not_met", False),
-        baseline=outcome("actions_issued", True, email),
-        differences=["status", "actions"],
+    changed = a_change(
+        outcome("conditions_not_met", False),
+        outcome("actions_issued", True, email),
+        "status",
+        "actions",
     )
     started = changed.model_copy(update={"candidate": None, "differences": ["started"]})
     header, first, second = rows(changed_csv([changed, started], 2, 1))
@@ -72,15 +87,7 @@ def test_one_row_per_changed_event_with_both_outcomes_and_the_conditions_that_di
 
 
 def test_the_versions_name_an_unsaved_candidate_and_a_missing_baseline() -> None:
-    changed = ChangedOutcome(
-        record=RecordRef(type="lead", id="L-1"),
-        event_id="evt-1",
-        occurred_at=AT,
-        trigger="record_created",
-        candidate=outcome("actions_issued", True),
-        baseline=None,
-        differences=["started"],
-    )
+    changed = a_change(outcome("actions_issued", True), None, "started")
     row = cells(rows(changed_csv([changed], None, None))[1])
     assert (row["candidate_version"], row["baseline_version"]) == ("unsaved", "none")
 
@@ -89,15 +96,7 @@ def test_a_condition_the_baseline_lacks_is_not_in_baseline() -> None:
     added = ConditionResult(field="country", op="eq", expected="DE", actual="FR", passed=False)
     candidate = outcome("conditions_not_met", True)
     candidate.conditions.append(added)
-    changed = ChangedOutcome(
-        record=RecordRef(type="lead", id="L-1"),
-        event_id="evt-1",
-        occurred_at=AT,
-        trigger="record_created",
-        candidate=candidate,
-        baseline=outcome("actions_issued", True),
-        differences=["status"],
-    )
+    changed = a_change(candidate, outcome("actions_issued", True), "status")
     row = cells(rows(changed_csv([changed], 2, 1))[1])
     assert row["conditions_that_differ"] == (
         'country eq "DE" (actual "FR"): candidate failed, not in baseline'
@@ -109,14 +108,11 @@ def test_the_parameters_that_differ_name_each_actions_keys() -> None:
     mine = ActionOutline(step=0, type="send_email", params={**email, "subject": "Hello"})
     theirs = ActionOutline(step=0, type="send_email", params=email)
     task = ActionOutline(step=1, type="create_task", params={"title": "T", "due": "1d"})
-    changed = ChangedOutcome(
-        record=RecordRef(type="lead", id="L-1"),
-        event_id="evt-1",
-        occurred_at=AT,
-        trigger="record_created",
-        candidate=outcome("actions_issued", True, mine, task),
-        baseline=outcome("actions_issued", True, theirs, task.model_copy(update={"params": {}})),
-        differences=["params"],
+    untitled = task.model_copy(update={"params": {}})
+    changed = a_change(
+        outcome("actions_issued", True, mine, task),
+        outcome("actions_issued", True, theirs, untitled),
+        "params",
     )
     row = cells(rows(changed_csv([changed], 2, 1))[1])
     assert row["parameters_that_differ"] == "0 send_email: subject\n1 create_task: due, title"
@@ -131,15 +127,7 @@ def test_the_text_starts_with_a_byte_order_mark_for_excel() -> None:
 @pytest.mark.parametrize("start", ["=", "+", "-", "@", "\t", "\r"])
 def test_a_cell_a_spreadsheet_would_run_as_a_formula_gets_an_apostrophe(start: str) -> None:
     assert safe_cell(f"{start}HYPERLINK(1)") == f"'{start}HYPERLINK(1)"
-    changed = ChangedOutcome(
-        record=RecordRef(type="lead", id=f"{start}cmd"),
-        event_id="evt-1",
-        occurred_at=AT,
-        trigger="record_created",
-        candidate=None,
-        baseline=outcome("actions_issued", True),
-        differences=["started"],
-    )
+    changed = a_change(None, outcome("actions_issued", True), "started", record_id=f"{start}cmd")
     assert rows(changed_csv([changed], 1, None))[1][1] == f"'{start}cmd"
 
 
