@@ -70,6 +70,19 @@ def test_the_codec_writes_utc_times_with_z(event_factory: Factory) -> None:
     assert b'"occurred_at":"2026-11-25T19:00:00Z"' in codec.dumps(event_factory())
 
 
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"run_id": "r-1", "at": datetime(2026, 11, 25, 19, tzinfo=UTC), "n": [1, 2.5, None]},
+        {"params": {1: "a key that is a number", "b": True}},  # the fallback's option
+        {"event": ChangeEvent.model_validate(CONTRACT_EVENT)},  # the fallback's hook
+    ],
+    ids=["plain data", "a key that is not text", "a model inside"],
+)
+def test_the_outgoing_encoder_writes_what_dumps_writes(value: dict[str, object]) -> None:
+    assert codec.dumps_outgoing(value) == codec.dumps(value)
+
+
 def test_workflows_refuse_unknown_top_level_fields_and_blank_names() -> None:
     with pytest.raises(ValidationError, match="trigerr"):
         Workflow.model_validate({**SEED_WORKFLOW, "trigerr": {}})
