@@ -54,6 +54,14 @@ class Settings(BaseSettings):
         "fetch allowed 0.5 s (the Kafka clients' default) answered 200 ms late, one allowed "
         "0.05 s within a few ms. Lower answers sooner; an idle worker then asks more often.",
     )
+    compression: Literal["none", "snappy", "gzip", "lz4", "zstd"] = Field(
+        default="snappy",
+        description="The codec of the record batches a worker writes: run records, commands, "
+        "outcomes and its other messages (every Kafka client reads them all). JSON shrinks "
+        "several times, which spares the broker's disk, network and CPU; snappy costs the "
+        "worker least of the codecs (docs/performance.md has the measurement), `none` writes "
+        "the batches as they are.",
+    )
     processes: Annotated[int, Field(ge=1, le=64)] = Field(
         default=1,
         description="Worker processes `coeflow worker` starts on this machine, in one consumer "
@@ -291,6 +299,11 @@ class Settings(BaseSettings):
     @property
     def admin_api_url(self) -> str:
         return self.api_url or f"http://127.0.0.1:{self.web_port}"
+
+    @property
+    def compression_type(self) -> str | None:
+        """``compression`` as the Kafka clients' producers take it."""
+        return None if self.compression == "none" else self.compression
 
     @property
     def bootstrap(self) -> str:

@@ -104,6 +104,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> App:
         # Outputs are not awaited one by one (see processor/delivery.py), so batching them for
         # a few milliseconds costs little latency and saves a request per message.
         producer_linger=0.005,
+        producer_compression_type=settings.compression_type,
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,
         web_enabled=True,

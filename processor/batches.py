@@ -89,7 +89,8 @@ class BatchProcessor(Service):
             client_id=client_id,
             acks="all",
             linger_ms=0,  # batches are built here, full: sent as soon as each is handed over
-            max_batch_size=1 << 20,
+            max_batch_size=1 << 20,  # before compression: what aiokafka measures
+            compression_type=settings.compression_type,
         )
         consumer = AIOKafkaConsumer(
             bootstrap_servers=settings.bootstrap,

@@ -11,6 +11,14 @@ from coeflow.settings import EMBEDDED_BOOTSTRAP, Settings
 SETTINGS_PAGE = Path(__file__).parents[2] / "docs" / "settings.md"
 
 
+def test_compression_none_is_no_codec_for_the_producers(monkeypatch) -> None:
+    monkeypatch.delenv("COEFLOW_COMPRESSION", raising=False)
+    assert Settings(_env_file=None).compression_type == "snappy"
+    assert Settings(_env_file=None, compression="none").compression_type is None
+    with pytest.raises(ValueError, match="compression"):
+        Settings(_env_file=None, compression="brotli")
+
+
 def test_settings_come_from_coeflow_environment_variables(monkeypatch) -> None:
     monkeypatch.setenv("COEFLOW_KAFKA_BOOTSTRAP", "kafka:9092")
     monkeypatch.setenv("COEFLOW_ADMIN_TOKEN", "s3cret")

@@ -1,6 +1,7 @@
 """Every compression codec Kafka has, produced by librdkafka (confluent-kafka) as platform
 teams' producers do, read on the batched path (record changes) and by a Faust agent (the
-executors' commands); and a worker that cannot decode a partition holds that one only.
+executors' commands); what the worker writes, written with ``COEFLOW_COMPRESSION``'s codec;
+and a worker that cannot decode a partition holds that one only.
 
 Each test first reads the stored batches back raw and checks their compression attribute: the
 broker must hand the consumer the batches compressed, or these tests would prove nothing (the
@@ -23,6 +24,7 @@ from aiokafka.protocol.fetch import FetchRequest
 from aiokafka.record.memory_records import MemoryRecords
 from confluent_kafka import Producer
 
+from coeflow.settings import Settings
 from coeflow.tools.processes import WorkerProcess
 from tests.factories import make_command
 from tests.integration.harness import (
@@ -153,7 +155,13 @@ async def test_every_codec_is_read_on_record_changes_and_by_the_executors(
     def succeeded(r: Record) -> bool:
         return mine(r) and r.value["action_id"] in want and r.value["status"] == "succeeded"
 
-    await read_until(bootstrap, [ACTION_OUTCOMES], lambda rs: len(rs) >= len(want), keep=succeeded)
+    outcomes = await read_until(
+        bootstrap, [ACTION_OUTCOMES], lambda rs: len(rs) >= len(want), keep=succeeded
+    )
+    # What the worker wrote, in the codec of COEFLOW_COMPRESSION (snappy unless the environment
+    # says otherwise): the run records on the batched path, the outcomes by a Faust agent.
+    written = [(r.topic, r.partition, r.offset) for r in [*records, *outcomes]]
+    assert await stored_codecs(bootstrap, written) == {CODECS[Settings().compression]}
     assert shared_worker.process is not None and shared_worker.process.poll() is None
     health = await shared_worker.health()
     assert health["ready"] and health["held_partitions"] == []
@@ -171,8 +179,13 @@ async def test_a_partition_the_worker_cannot_decode_is_held_and_the_others_flow(
     with own_broker(workdir) as broker:
         bootstrap = broker.bootstrap
         app_id = f"coeflow-it-codecs-{uuid.uuid4().hex[:6]}"
-        worker = WorkerProcess(
-            bootstrap, app_id, workdir, COEFLOW_ROLES="processor,api", PYTHONPATH=path
+        worker = WorkerProcess(  # it writes as it must then: uncompressed
+            bootstrap,
+            app_id,
+            workdir,
+            COEFLOW_ROLES="processor,api",
+            COEFLOW_COMPRESSION="none",
+            PYTHONPATH=path,
         )
         await worker.start().wait_ready()
         try:
