@@ -12,7 +12,10 @@ there:
    record batches (as the processor sends), no matching; the most any processor can do on
    this broker and machine. On the mixed workload next to it two variants (``PIPES``): one
    ``send`` per event (the usual way to write a pipe, about 2.5 times the CPU), and validation
-   into ``ChangeEvent`` instead of the parse (what the contract's schema alone costs);
+   into ``ChangeEvent`` instead of the parse (what the contract's schema alone costs); on
+   the every-event-runs workload the same pipe writing, for each event, the messages the
+   processor writes for one, compressed as it compresses (``SIZED``: what the broker's side of
+   the processor's output costs);
 2. the processor: ``coeflow worker`` with the processor role alone (``COEFLOW_ROLES=processor``:
    record changes in, runs and commands out; no admin API, run history or run tracker, which
    are the api role's), the goal's figure, in a fresh consumer group, timed from the moment it
@@ -82,7 +85,7 @@ from bench.kafka_io import (
     publish_batches,
     read_from,
 )
-from bench.stages import core_stages, output_bytes, send_us
+from bench.stages import core_stages, output_bytes, outputs_by_event, send_us
 from bench.workload import (
     CreatedLeads,
     EventSource,
@@ -113,6 +116,8 @@ from topics.runs import SourcePosition
 from topics.workflows import Workflow
 
 PIPE_OUT = "bench.pipe-out"
+Written = list[tuple[bytes | None, bytes | None]]
+"""The (key, value) of each message the processor writes for one event."""
 
 
 @dataclass(frozen=True)
@@ -124,6 +129,10 @@ class Pipe:
     send_per_event: bool = False
     """One ``producer.send`` per event, batched by the producer (linger 5 ms), instead of
     record batches built whole (``create_batch`` / ``send_batch``, as the processor sends)."""
+    sized: bool = False
+    """Instead of each event, the messages the processor writes for an event (its run record,
+    and a command for about half of them), those of the profiled events in turn, compressed
+    as the processor compresses (``COEFLOW_COMPRESSION``)."""
 
 
 PLAIN = Pipe("plain", orjson.loads)
@@ -135,6 +144,10 @@ PIPES = (
     Pipe("send per event", orjson.loads, send_per_event=True),
     Pipe("validating", ChangeEvent.model_validate_json),
 )
+SIZED = Pipe("plain, the processor's output", orjson.loads, sized=True)
+"""(a) writing what the processor writes, as it writes it: where every event runs, the
+processor writes three times the bytes it reads, which the broker on the same cores must
+take."""
 
 
 @dataclass(frozen=True)
@@ -286,9 +299,16 @@ async def complete_actions(bootstrap: str, start: Offsets) -> None:
         await consumer.stop()
 
 
-async def plain_pipe(bootstrap: str, start: Offsets, expected: int, pipe: Pipe = PLAIN) -> Measured:
+async def plain_pipe(
+    bootstrap: str,
+    start: Offsets,
+    expected: int,
+    pipe: Pipe = PLAIN,
+    written: Sequence[Written] = (),
+) -> Measured:
     """Consume → read each event → produce, doing nothing else; the events go on as record
-    batches, one or more per input partition, unless ``pipe.send_per_event``."""
+    batches, one or more per input partition, unless ``pipe.send_per_event``; ``written``'s
+    messages in their place if ``pipe.sized``."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
         group_id=None,
@@ -301,6 +321,8 @@ async def plain_pipe(bootstrap: str, start: Offsets, expected: int, pipe: Pipe =
         linger_ms=5 if pipe.send_per_event else 0,
         max_batch_size=1 << 20,
         acks=-1,
+        # the processor's bytes as the processor writes them; the plain pipe's as they came
+        compression_type=Settings().compression_type if pipe.sized else None,
     )
     label = f"pipe, {pipe.name}"
     await consumer.start()
@@ -323,7 +345,9 @@ async def plain_pipe(bootstrap: str, start: Offsets, expected: int, pipe: Pipe =
                 else:
                     # One input partition to one output partition: each key keeps its order.
                     partition = out[tp.partition % len(out)]
-                    pending += await _read_and_send_batches(pipe, producer, messages, partition)
+                    pending += await _read_and_send_batches(
+                        pipe, producer, messages, partition, written
+                    )
             await asyncio.gather(*pending)
             progress.show(f"  {label}: {seen:,}/{expected:,}")
         return Measured(
@@ -336,18 +360,26 @@ async def plain_pipe(bootstrap: str, start: Offsets, expected: int, pipe: Pipe =
 
 
 async def _read_and_send_batches(
-    pipe: Pipe, producer: AIOKafkaProducer, messages: list[ConsumerRecord], partition: int
+    pipe: Pipe,
+    producer: AIOKafkaProducer,
+    messages: list[ConsumerRecord],
+    partition: int,
+    written: Sequence[Written] = (),
 ) -> list[asyncio.Future[RecordMetadata]]:
-    """Read each message and append it to record batches for ``partition``; the batches'
-    futures."""
+    """Read each message and append it, or if ``pipe.sized`` the messages of ``written`` in its
+    place (by its offset), to record batches for ``partition``; the batches' futures."""
     futures = []
     batch = producer.create_batch()
     for message in messages:
         pipe.read(message.value)
-        if batch.append(key=message.key, value=message.value, timestamp=None) is None:
-            futures.append(await producer.send_batch(batch, PIPE_OUT, partition=partition))
-            batch = producer.create_batch()
-            batch.append(key=message.key, value=message.value, timestamp=None)
+        sent = (
+            written[message.offset % len(written)] if pipe.sized else [(message.key, message.value)]
+        )
+        for key, value in sent:
+            if batch.append(key=key, value=value, timestamp=None) is None:
+                futures.append(await producer.send_batch(batch, PIPE_OUT, partition=partition))
+                batch = producer.create_batch()
+                batch.append(key=key, value=value, timestamp=None)
     futures.append(await producer.send_batch(batch, PIPE_OUT, partition=partition))
     return futures
 
@@ -753,7 +785,7 @@ def workloads_of(options: Options) -> list[Workload]:
             every_event_workflows(options.tenants),
             CreatedLeads(options.tenants),
             "latc",
-            (PLAIN,),
+            (PLAIN, SIZED),
         ),
     }
     return [made[name] for name in options.workloads]
@@ -779,12 +811,14 @@ async def measure_workload(
         f"{mine.event_bytes:.0f} bytes, {mine.matching_share:.1%} matching, {runs:,} run "
         f"records expected; the pure core alone: {mine.core_events_per_second:,} events/s"
     )
+    profiled = events[: options.stage_events]
+    written = outputs_by_event(profiled, index) if SIZED in workload.pipes else []
     await bench.load(workload.workflows)
     start = await publish(bench.bootstrap, RECORD_CHANGES, events, f"{name} events")
     kept: list[WorkerProcess] = []
     for n in range(1, options.rounds + 1):
         for pipe in workload.pipes:
-            measured = await plain_pipe(bench.bootstrap, start, len(events), pipe)
+            measured = await plain_pipe(bench.bootstrap, start, len(events), pipe, written)
             mine.pipe_rounds.setdefault(pipe.name, []).append(measured)
             progress.done(f"{name}, round {n}: pipe, {pipe.name}: {_shown(measured)}")
         last = n == options.rounds  # its worker stays for the latency
@@ -808,7 +842,6 @@ async def measure_workload(
         + ")"
     )
 
-    profiled = events[: options.stage_events]
     mine.output_bytes_per_event = output_bytes(profiled, index)
     mine.cpu_us_by_stage = core_stages(profiled, index)
     producer = AIOKafkaProducer(bootstrap_servers=bench.bootstrap)

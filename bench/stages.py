@@ -66,6 +66,17 @@ def core_stages(events: Sequence[tuple[bytes, bytes]], index: WorkflowIndex) -> 
     return figures
 
 
+def outputs_by_event(
+    events: Sequence[tuple[bytes, bytes]], index: WorkflowIndex
+) -> list[list[tuple[bytes | None, bytes | None]]]:
+    """The (key, value) of every message the core writes for each of ``events``."""
+    settings = Settings(_env_file=None, kafka_bootstrap="stages:0")
+    return [
+        [(m.key, m.value) for m in outcome.messages]
+        for outcome in core_outcomes(events, index, settings)
+    ]
+
+
 def output_bytes(events: Sequence[tuple[bytes, bytes]], index: WorkflowIndex) -> float:
     """Bytes the core writes an event (values and keys): what the broker must take, and on a
     broker that writes slower than the core decides, what bounds the processor."""
