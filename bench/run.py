@@ -14,8 +14,8 @@ there:
    ``send`` per event (the usual way to write a pipe, about 2.5 times the CPU), and validation
    into ``ChangeEvent`` instead of the parse (what the contract's schema alone costs); on
    the every-event-runs workload the same pipe writing, for each event, the messages the
-   processor writes for one, compressed as it compresses (``SIZED``: what the broker's side of
-   the processor's output costs);
+   processor writes for one, compressed with its codec (``SIZED``: about what taking the
+   processor's output costs the broker);
 2. the processor: ``coeflow worker`` with the processor role alone (``COEFLOW_ROLES=processor``:
    record changes in, runs and commands out; no admin API, run history or run tracker, which
    are the api role's), the goal's figure, in a fresh consumer group, timed from the moment it
@@ -85,7 +85,14 @@ from bench.kafka_io import (
     publish_batches,
     read_from,
 )
-from bench.stages import core_stages, output_bytes, outputs_by_event, send_us
+from bench.stages import (
+    CODECS,
+    codec_costs,
+    core_stages,
+    output_bytes,
+    outputs_by_event,
+    send_us,
+)
 from bench.workload import (
     CreatedLeads,
     EventSource,
@@ -98,6 +105,7 @@ from bench.workload import (
 from coeflow.settings import Settings
 from coeflow.tools.broker import EmbeddedBroker, free_port
 from coeflow.tools.processes import WorkerProcess
+from processor.batches import MAX_BATCH_BYTES
 from processor.core.index import WorkflowIndex
 from processor.topic_creation import create_missing, ensure_topics
 from topics import codec
@@ -132,7 +140,8 @@ class Pipe:
     sized: bool = False
     """Instead of each event, the messages the processor writes for an event (its run record,
     and a command for about half of them), those of the profiled events in turn, compressed
-    as the processor compresses (``COEFLOW_COMPRESSION``)."""
+    with the processor's codec (``COEFLOW_COMPRESSION``); batched as the pipe batches (by input
+    partition, where the processor batches by output topic and partition)."""
 
 
 PLAIN = Pipe("plain", orjson.loads)
@@ -145,9 +154,9 @@ PIPES = (
     Pipe("validating", ChangeEvent.model_validate_json),
 )
 SIZED = Pipe("plain, the processor's output", orjson.loads, sized=True)
-"""(a) writing what the processor writes, as it writes it: where every event runs, the
-processor writes three times the bytes it reads, which the broker on the same cores must
-take."""
+"""(a) writing the processor's output bytes, compressed with its codec, in the pipe's batches:
+where every event runs, the processor writes three times the bytes it reads, which the broker
+on the same cores must take (the figure includes the pipe's compression)."""
 
 
 @dataclass(frozen=True)
@@ -227,7 +236,11 @@ class WorkloadFigures:
     """What the core writes an event (run records, commands, state): the broker's load."""
     cpu_us_by_stage: dict[str, float] = field(default_factory=dict)
     """µs of CPU an event: the core's stages (decode, index, decide, encode, other), send (the
-    appends to record batches), and the worker beyond them (its measured CPU less the rest)."""
+    appends to record batches and their compression, as the worker's ``COEFLOW_COMPRESSION``),
+    and the worker beyond them (its measured CPU less the rest)."""
+    codec_costs: dict[str, dict[str, float]] = field(default_factory=dict)
+    """For each codec ``COEFLOW_COMPRESSION`` offers: "us", the send's µs an event with it, and
+    "bytes", the record batches' bytes an event (``bench/stages.py``, ``codec_costs``)."""
     offered_load: float = 0.0
     latency_ms: dict[str, dict[str, float]] = field(default_factory=dict)
     """At ``offered_load``: "run record" and "action command" (send → read back, through the
@@ -319,7 +332,7 @@ async def plain_pipe(
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap,
         linger_ms=5 if pipe.send_per_event else 0,
-        max_batch_size=1 << 20,
+        max_batch_size=MAX_BATCH_BYTES,
         acks=-1,
         # the processor's bytes as the processor writes them; the plain pipe's as they came
         compression_type=Settings().compression_type if pipe.sized else None,
@@ -844,12 +857,16 @@ async def measure_workload(
 
     mine.output_bytes_per_event = output_bytes(profiled, index)
     mine.cpu_us_by_stage = core_stages(profiled, index)
-    producer = AIOKafkaProducer(bootstrap_servers=bench.bootstrap)
-    await producer.start()
-    try:
-        mine.cpu_us_by_stage["send"] = send_us(profiled, index, producer)
-    finally:
-        await producer.stop()
+    producers = {  # batches are only built, never sent: none is started
+        codec: AIOKafkaProducer(
+            bootstrap_servers=bench.bootstrap,
+            compression_type=None if codec == "none" else codec,
+            max_batch_size=MAX_BATCH_BYTES,
+        )
+        for codec in CODECS
+    }
+    mine.cpu_us_by_stage["send"] = send_us(profiled, index, producers[Settings().compression])
+    mine.codec_costs = codec_costs(profiled, index, producers.__getitem__)
     accounted = mine.cpu_us_by_stage["core"] + mine.cpu_us_by_stage["send"]
     mine.cpu_us_by_stage["worker beyond these"] = round(
         max(mine.processor_cpu_us - accounted, 0.0), 2
@@ -859,7 +876,9 @@ async def measure_workload(
         + ", ".join(f"{stage} {us}" for stage, us in mine.cpu_us_by_stage.items())
         + f" (the worker's measured: {mine.processor_cpu_us}); "
         f"{mine.output_bytes_per_event:,.0f} bytes written an event "
-        f"(the pipe: {mine.event_bytes:,.0f})"
+        f"(the pipe: {mine.event_bytes:,.0f}); by codec, µs an event to build the batches and "
+        "their bytes an event: "
+        + ", ".join(f"{c} {v['us']} µs {v['bytes']:,.0f} B" for c, v in mine.codec_costs.items())
     )
 
     mine.offered_load = round(options.latency_load or best / 2)
@@ -979,6 +998,13 @@ def _not_negative(text: str) -> int:
     number = int(text)
     if number < 0:
         raise argparse.ArgumentTypeError(f"{number} is negative")
+    return number
+
+
+def _positive(text: str) -> int:
+    number = int(text)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{number} is not 1 or more")
     return number
 
 
@@ -1107,7 +1133,7 @@ def main(argv: Sequence[str]) -> int:
     )
     parser.add_argument(
         "--stage-events",
-        type=int,
+        type=_positive,
         default=defaults.stage_events,
         help="events of each workload the pure core is profiled over, by stage",
     )

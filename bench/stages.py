@@ -86,20 +86,49 @@ def output_bytes(events: Sequence[tuple[bytes, bytes]], index: WorkflowIndex) ->
 
 
 def send_us(events: Sequence[tuple[bytes, bytes]], index: WorkflowIndex, producer: Any) -> float:
-    """µs of CPU an event to append the core's outputs to record batches (``producer``'s
-    ``create_batch``, as ``RecordBatchSender`` builds them; nothing is sent)."""
+    """µs of CPU an event to append the core's outputs to record batches and build them
+    (``producer``'s ``create_batch``, compressed with its codec, as ``RecordBatchSender`` builds
+    them; nothing is sent)."""
     _, outputs = _core(events, index)
+    seconds, _ = _built(outputs, producer)
+    return round(seconds / len(events) * 1e6, 2)
+
+
+CODECS = ("none", "snappy", "lz4", "zstd", "gzip")
+"""The codecs ``COEFLOW_COMPRESSION`` offers, each measured by ``codec_costs``."""
+
+
+def codec_costs(
+    events: Sequence[tuple[bytes, bytes]], index: WorkflowIndex, producer_of: Any
+) -> dict[str, dict[str, float]]:
+    """For each codec: µs of CPU an event to append the core's outputs to record batches and
+    build them, and the bytes written an event (as stored), from ``producer_of(codec)``."""
+    _, outputs = _core(events, index)
+    costs = {}
+    for codec in CODECS:
+        seconds, written = _built(outputs, producer_of(codec))
+        costs[codec] = {
+            "us": round(seconds / len(events) * 1e6, 2),
+            "bytes": round(written / len(events), 1),
+        }
+    return costs
+
+
+def _built(outputs: Sequence[Outbound], producer: Any) -> tuple[float, int]:
+    """Seconds of CPU to append ``outputs`` to record batches, by topic and partition, and
+    build each, and the bytes of the batches built."""
     began = time.process_time()
     batches: dict[tuple[str, int | None], Any] = {}
+    written = 0
     for message in outputs:
         where = (message.topic, message.partition)
         batch = batches.get(where)
         if batch is None:
             batch = batches[where] = producer.create_batch()
         if batch.append(key=message.key, value=message.value, timestamp=None) is None:
-            batch._build()  # what send_batch does with a full batch
+            written += len(batch._build())  # what send_batch does with a full batch
             batch = batches[where] = producer.create_batch()
             batch.append(key=message.key, value=message.value, timestamp=None)
     for batch in batches.values():
-        batch._build()
-    return round((time.process_time() - began) / len(events) * 1e6, 2)
+        written += len(batch._build())
+    return time.process_time() - began, written

@@ -40,7 +40,13 @@ from processor.stores import ChangelogStore
 
 log = logging.getLogger(__name__)
 
-__all__ = ["BatchProcessor", "HeldPartition", "OutputsByInput"]
+__all__ = ["MAX_BATCH_BYTES", "BatchProcessor", "HeldPartition", "OutputsByInput"]
+
+MAX_BATCH_BYTES = (1 << 20) - (16 << 10)
+"""The record batches' size before compression (what aiokafka measures), 16 KiB under the
+1 MiB Kafka takes by default (``message.max.bytes``): aiokafka's C builder compresses even
+what does not shrink, and snappy grows a megabyte it cannot compress by a few hundred bytes
+(a refused batch is sent again a message at a time, slowly)."""
 
 
 class BatchProcessor(Service):
@@ -89,7 +95,7 @@ class BatchProcessor(Service):
             client_id=client_id,
             acks="all",
             linger_ms=0,  # batches are built here, full: sent as soon as each is handed over
-            max_batch_size=1 << 20,  # before compression: what aiokafka measures
+            max_batch_size=MAX_BATCH_BYTES,
             compression_type=settings.compression_type,
         )
         consumer = AIOKafkaConsumer(

@@ -207,6 +207,26 @@ def test_timers_that_fail_leave_the_runs_and_say_so_in_a_letter(
     assert [m.topic for m in outcome.messages].count(DEAD_LETTER) == 1
 
 
+def test_what_the_core_builds_is_encoded_without_the_fallback_to_what_dumps_writes(
+    index, settings, monkeypatch, event_factory: Factory
+) -> None:
+    """The hot path's encoding (no non-text keys, no models' hook) takes everything the core
+    builds, a run record embedding its event's bytes and its commands, and writes the bytes
+    of the careful ``dumps``."""
+    careful = codec.dumps
+
+    def no_fallback(value):
+        raise AssertionError("the hot path fell back to codec.dumps")
+
+    monkeypatch.setattr("topics.codec.dumps", no_fallback)
+    value = careful(event_factory())
+    outcome = process(value, index, settings)
+    [run] = outcome.runs
+    assert run.status == "actions_issued" and run.command_documents
+    documents = [*run.command_documents, {**run.document, "event": codec.loads(value)}]
+    assert [m.value for m in outcome.messages] == [careful(d) for d in documents]
+
+
 def test_a_run_that_cannot_be_encoded_becomes_a_failed_run(
     index, settings, monkeypatch, event_factory: Factory
 ) -> None:
