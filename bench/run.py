@@ -153,7 +153,7 @@ PIPES = (
     Pipe("send per event", orjson.loads, send_per_event=True),
     Pipe("validating", ChangeEvent.model_validate_json),
 )
-SIZED = Pipe("plain, the processor's output", orjson.loads, sized=True)
+SIZED = Pipe("outputs", orjson.loads, sized=True)
 """(a) writing the processor's output bytes, compressed with its codec, in the pipe's batches:
 where every event runs, the processor writes three times the bytes it reads, which the broker
 on the same cores must take (the figure includes the pipe's compression)."""
@@ -865,8 +865,12 @@ async def measure_workload(
         )
         for codec in CODECS
     }
-    mine.cpu_us_by_stage["send"] = send_us(profiled, index, producers[Settings().compression])
-    mine.codec_costs = codec_costs(profiled, index, producers.__getitem__)
+    try:
+        mine.cpu_us_by_stage["send"] = send_us(profiled, index, producers[Settings().compression])
+        mine.codec_costs = codec_costs(profiled, index, producers.__getitem__)
+    finally:
+        for producer in producers.values():
+            await producer.stop()  # never started: only marks it closed
     accounted = mine.cpu_us_by_stage["core"] + mine.cpu_us_by_stage["send"]
     mine.cpu_us_by_stage["worker beyond these"] = round(
         max(mine.processor_cpu_us - accounted, 0.0), 2
