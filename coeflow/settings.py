@@ -57,10 +57,10 @@ class Settings(BaseSettings):
     compression: Literal["none", "snappy", "gzip", "lz4", "zstd"] = Field(
         default="snappy",
         description="The codec of the record batches a worker writes: run records, commands, "
-        "outcomes and its other messages (every Kafka client reads them all). JSON shrinks "
+        "outcomes, record state and timers (every Kafka client reads them all). JSON shrinks "
         "several times, which spares the broker's disk, network and CPU; snappy costs the "
-        "worker least of the codecs (docs/performance.md has the measurement), `none` writes "
-        "the batches as they are.",
+        "worker least of the codecs that compress (docs/performance.md has the measurement), "
+        "`none` writes the batches as they are.",
     )
     processes: Annotated[int, Field(ge=1, le=64)] = Field(
         default=1,
