@@ -29,8 +29,9 @@ class Watching(NamedTuple):
 
 class WorkflowIndex:
     def __init__(self) -> None:
-        self._by_record_type: dict[tuple[str, str], Bucket] = {}
         self._watching: dict[tuple[str, str], Watching] = {}
+        """(tenant, record type) → what watches it; each replaced whole when a workflow of
+        the pair comes or goes, never changed in place."""
         self._where: dict[str, tuple[str, str, str]] = {}
 
     def __len__(self) -> int:
@@ -41,29 +42,31 @@ class WorkflowIndex:
         self.remove(compiled.id)
         if not compiled.active:
             return
-        tenant, record_type = compiled.workflow.tenant_id, compiled.trigger.record_type
-        kinds = self._by_record_type.setdefault((tenant, record_type), {})
+        pair = (compiled.workflow.tenant_id, compiled.trigger.record_type)
+        kinds = self._kinds(pair)
         kinds[compiled.kind.name] = (*kinds.get(compiled.kind.name, ()), compiled)
-        self._where[compiled.id] = (tenant, record_type, compiled.kind.name)
-        self._refresh_watching((tenant, record_type))
+        self._where[compiled.id] = (*pair, compiled.kind.name)
+        self._watch(pair, kinds)
 
     def remove(self, workflow_id: str) -> None:
         where = self._where.pop(workflow_id, None)
         if where is None:
             return
         tenant, record_type, kind = where
-        kinds = self._by_record_type[(tenant, record_type)]
+        kinds = self._kinds((tenant, record_type))
         remaining = tuple(c for c in kinds[kind] if c.id != workflow_id)
         if remaining:
             kinds[kind] = remaining
         else:
             del kinds[kind]
-            if not kinds:
-                del self._by_record_type[(tenant, record_type)]
-        self._refresh_watching((tenant, record_type))
+        self._watch((tenant, record_type), kinds)
 
-    def _refresh_watching(self, pair: tuple[str, str]) -> None:
-        kinds = self._by_record_type.get(pair)
+    def _kinds(self, pair: tuple[str, str]) -> Bucket:
+        """A copy of the pair's workflows by kind, to change and ``_watch``."""
+        watching = self._watching.get(pair)
+        return dict(watching.kinds) if watching else {}
+
+    def _watch(self, pair: tuple[str, str], kinds: Bucket) -> None:
         if not kinds:
             self._watching.pop(pair, None)
             return
@@ -75,8 +78,8 @@ class WorkflowIndex:
 
     def of_kind(self, tenant: str, record_type: str, kind: str) -> tuple[CompiledWorkflow, ...]:
         """Active workflows of one tenant, record type and trigger kind (timers, schedules)."""
-        kinds = self._by_record_type.get((tenant, record_type))  # asked twice per change
-        return kinds.get(kind, ()) if kinds else ()
+        watching = self._watching.get((tenant, record_type))  # asked twice per change
+        return watching.kinds.get(kind, ()) if watching else ()
 
     def watching(self, tenant: str, record_type: str) -> Watching | None:
         """What watches one tenant's record type, or ``None``: the one lookup the hot path
@@ -85,6 +88,7 @@ class WorkflowIndex:
 
     def candidates(self, event: ChangeEvent) -> Sequence[CompiledWorkflow]:
         """Active workflows of the event's tenant and record type whose trigger kind can fire
-        on the event's operation (in the order of ``KINDS_BY_OPERATION``)."""
+        on the event's operation (in the order of ``KINDS_BY_OPERATION``): what
+        ``process_change`` takes from ``watching``, for a caller with one event."""
         watching = self._watching.get((event.tenant_id, event.record_type))
         return watching.by_operation.get(event.operation, ()) if watching else ()

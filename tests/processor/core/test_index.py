@@ -68,4 +68,4 @@ def test_removal_leaves_no_empty_buckets(event_factory: Factory, workflow_factor
     assert ids(index, event_factory()) == ["b"]
     index.remove("b")
     index.remove("never-there")
-    assert index._by_record_type == {} and index._watching == {}
+    assert index._watching == {} and index._where == {}
