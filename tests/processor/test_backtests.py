@@ -472,17 +472,26 @@ async def all_done(launcher: Launcher, backtests: Backtests) -> None:
         await until(lambda c=child: backtests.entries[c.job.backtest_id].state.status == "done")
 
 
-async def test_results_are_kept_within_a_bound_of_bytes_the_oldest_going_first(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+async def finished_within(
+    monkeypatch: pytest.MonkeyPatch, results: float, tenants: tuple[str, ...]
+) -> tuple[Backtests, list[str]]:
+    """A backtest of each of ``tenants``, all run at once and finished with one changed event
+    each, in a worker that keeps ``results`` times one such result's bytes."""
     import processor.backtests
 
     size = len(result(1).model_dump_json())
-    monkeypatch.setattr(processor.backtests, "MAX_KEPT_BYTES", int(size * 2.5))
+    monkeypatch.setattr(processor.backtests, "MAX_KEPT_BYTES", int(size * results))
     launcher = Launcher()
-    backtests = manager(launcher, backtest_slots=3)
-    ids = [start(backtests, tenant) for tenant in ("acme", "globex", "initech")]
+    backtests = manager(launcher, backtest_slots=len(tenants))
+    ids = [start(backtests, tenant) for tenant in tenants]
     await all_done(launcher, backtests)
+    return backtests, ids
+
+
+async def test_results_are_kept_within_a_bound_of_bytes_the_oldest_going_first(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    backtests, ids = await finished_within(monkeypatch, 2.5, ("acme", "globex", "initech"))
     assert [backtests.get(i, None) is not None for i in ids] == [False, True, True]
 
 
@@ -542,14 +551,7 @@ async def test_a_finished_backtest_is_encoded_once_and_a_running_one_not_at_all(
 async def test_an_encoded_answer_counts_toward_the_bound_of_bytes(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import processor.backtests
-
-    size = len(result(1).model_dump_json())
-    monkeypatch.setattr(processor.backtests, "MAX_KEPT_BYTES", int(size * 3.5))
-    launcher = Launcher()
-    backtests = manager(launcher, backtest_slots=2)
-    ids = [start(backtests, tenant) for tenant in ("acme", "globex")]
-    await all_done(launcher, backtests)
+    backtests, ids = await finished_within(monkeypatch, 3.5, ("acme", "globex"))
     assert all(backtests.get(i, None) is not None for i in ids)  # two results: within the bound
     assert backtests.encoded(ids[1]) is not None  # the newest encoded: its copy past the bound
     assert [backtests.get(i, None) is not None for i in ids] == [False, True]
