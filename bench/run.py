@@ -102,7 +102,7 @@ from bench.workload import (
     unrelated_workflows,
     workflows,
 )
-from coeflow.settings import Settings
+from coeflow.settings import Compression, Settings, producer_codec
 from coeflow.tools.broker import EmbeddedBroker, free_port
 from coeflow.tools.processes import WorkerProcess
 from processor.batches import MAX_BATCH_BYTES
@@ -318,10 +318,11 @@ async def plain_pipe(
     expected: int,
     pipe: Pipe = PLAIN,
     written: Sequence[Written] = (),
+    compression: Compression = "none",
 ) -> Measured:
     """Consume → read each event → produce, doing nothing else; the events go on as record
     batches, one or more per input partition, unless ``pipe.send_per_event``; ``written``'s
-    messages in their place if ``pipe.sized``."""
+    messages in their place, compressed with ``compression``, if ``pipe.sized``."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
         group_id=None,
@@ -335,7 +336,7 @@ async def plain_pipe(
         max_batch_size=MAX_BATCH_BYTES,
         acks=-1,
         # the processor's bytes as the processor writes them; the plain pipe's as they came
-        compression_type=Settings().compression_type if pipe.sized else None,
+        compression_type=producer_codec(compression) if pipe.sized else None,
     )
     label = f"pipe, {pipe.name}"
     await consumer.start()
@@ -392,7 +393,8 @@ async def _read_and_send_batches(
             if batch.append(key=key, value=value, timestamp=None) is None:
                 futures.append(await producer.send_batch(batch, PIPE_OUT, partition=partition))
                 batch = producer.create_batch()
-                batch.append(key=key, value=value, timestamp=None)
+                if batch.append(key=key, value=value, timestamp=None) is None:
+                    raise ValueError(f"a message of {len(value or b''):,} bytes fits no batch")
     futures.append(await producer.send_batch(batch, PIPE_OUT, partition=partition))
     return futures
 
@@ -826,12 +828,15 @@ async def measure_workload(
     )
     profiled = events[: options.stage_events]
     written = outputs_by_event(profiled, index) if SIZED in workload.pipes else []
+    compression = Settings().compression  # the workers', from the same environment
     await bench.load(workload.workflows)
     start = await publish(bench.bootstrap, RECORD_CHANGES, events, f"{name} events")
     kept: list[WorkerProcess] = []
     for n in range(1, options.rounds + 1):
         for pipe in workload.pipes:
-            measured = await plain_pipe(bench.bootstrap, start, len(events), pipe, written)
+            measured = await plain_pipe(
+                bench.bootstrap, start, len(events), pipe, written, compression
+            )
             mine.pipe_rounds.setdefault(pipe.name, []).append(measured)
             progress.done(f"{name}, round {n}: pipe, {pipe.name}: {_shown(measured)}")
         last = n == options.rounds  # its worker stays for the latency
@@ -860,13 +865,13 @@ async def measure_workload(
     producers = {  # batches are only built, never sent: none is started
         codec: AIOKafkaProducer(
             bootstrap_servers=bench.bootstrap,
-            compression_type=None if codec == "none" else codec,
+            compression_type=producer_codec(codec),
             max_batch_size=MAX_BATCH_BYTES,
         )
         for codec in CODECS
     }
     try:
-        mine.cpu_us_by_stage["send"] = send_us(profiled, index, producers[Settings().compression])
+        mine.cpu_us_by_stage["send"] = send_us(profiled, index, producers[compression])
         mine.codec_costs = codec_costs(profiled, index, producers.__getitem__)
     finally:
         for producer in producers.values():

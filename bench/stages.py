@@ -12,10 +12,10 @@ import cProfile
 import pstats
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, get_args
 
 from bench.workload import core_outcomes
-from coeflow.settings import Settings
+from coeflow.settings import Compression, Settings
 from processor.core.index import WorkflowIndex
 from processor.core.pipeline import Outbound
 
@@ -94,7 +94,7 @@ def send_us(events: Sequence[tuple[bytes, bytes]], index: WorkflowIndex, produce
     return round(seconds / len(events) * 1e6, 2)
 
 
-CODECS = ("none", "snappy", "lz4", "zstd", "gzip")
+CODECS: tuple[Compression, ...] = get_args(Compression)
 """The codecs ``COEFLOW_COMPRESSION`` offers, each measured by ``codec_costs``."""
 
 
@@ -104,7 +104,7 @@ def codec_costs(
     """For each codec: µs of CPU an event to append the core's outputs to record batches and
     build them, and the bytes written an event (as stored), from ``producer_of(codec)``."""
     _, outputs = _core(events, index)
-    costs = {}
+    costs: dict[str, dict[str, float]] = {}
     for codec in CODECS:
         seconds, written = _built(outputs, producer_of(codec))
         costs[codec] = {

@@ -18,6 +18,12 @@ from coeflow.clock import Clock, scaled_clock, utc_now
 EMBEDDED_BOOTSTRAP = "127.0.0.1:9092"
 
 Role = Literal["processor", "api", "executors", "crm-simulator"]
+Compression = Literal["none", "snappy", "gzip", "lz4", "zstd"]
+
+
+def producer_codec(compression: Compression) -> str | None:
+    """``compression`` as the Kafka clients' producers take it (``None``: uncompressed)."""
+    return None if compression == "none" else compression
 
 
 class Settings(BaseSettings):
@@ -54,7 +60,7 @@ class Settings(BaseSettings):
         "fetch allowed 0.5 s (the Kafka clients' default) answered 200 ms late, one allowed "
         "0.05 s within a few ms. Lower answers sooner; an idle worker then asks more often.",
     )
-    compression: Literal["none", "snappy", "gzip", "lz4", "zstd"] = Field(
+    compression: Compression = Field(
         default="snappy",
         description="The codec of the record batches a worker writes: run records, commands, "
         "outcomes, record state and timers (every Kafka client reads them all). JSON shrinks "
@@ -303,7 +309,7 @@ class Settings(BaseSettings):
     @property
     def compression_type(self) -> str | None:
         """``compression`` as the Kafka clients' producers take it."""
-        return None if self.compression == "none" else self.compression
+        return producer_codec(self.compression)
 
     @property
     def bootstrap(self) -> str:
