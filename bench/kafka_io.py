@@ -74,6 +74,27 @@ async def publish(
     return first
 
 
+async def append_or_send(
+    producer: AIOKafkaProducer,
+    batch: Any,
+    message: tuple[bytes | None, bytes | None],
+    where: tuple[str, int],
+    pending: list[asyncio.Future[RecordMetadata]],
+) -> Any:
+    """Append ``message`` (key, value) to ``batch``; if it is full, send it to ``where``
+    (topic, partition), its future into ``pending``, and start the next with the message.
+    The batch to append to next; ``ValueError`` for a message no batch holds."""
+    key, value = message
+    if batch.append(key=key, value=value, timestamp=None) is not None:
+        return batch
+    topic, partition = where
+    pending.append(await producer.send_batch(batch, topic, partition=partition))
+    batch = producer.create_batch()
+    if batch.append(key=key, value=value, timestamp=None) is None:
+        raise ValueError(f"a message of {len(value or b''):,} bytes fits no batch")
+    return batch
+
+
 async def publish_batches(
     bootstrap: str, topic: str, messages: Sequence[tuple[bytes, bytes]]
 ) -> None:
@@ -91,12 +112,8 @@ async def publish_batches(
         pending: list[asyncio.Future[RecordMetadata]] = []
         for partition, items in by_partition.items():
             batch = producer.create_batch()
-            for key, value in items:
-                if batch.append(key=key, value=value, timestamp=None) is None:
-                    pending.append(await producer.send_batch(batch, topic, partition=partition))
-                    batch = producer.create_batch()
-                    if batch.append(key=key, value=value, timestamp=None) is None:
-                        raise ValueError(f"a message of {len(value):,} bytes fits no batch")
+            for item in items:
+                batch = await append_or_send(producer, batch, item, (topic, partition), pending)
             pending.append(await producer.send_batch(batch, topic, partition=partition))
         await asyncio.gather(*pending)
     finally:

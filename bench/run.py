@@ -76,6 +76,7 @@ from bench.backtest import measure as measure_backtest
 from bench.kafka_io import (
     Offsets,
     RunCounter,
+    append_or_send,
     fences,
     position_group,
     position_worker,
@@ -382,19 +383,15 @@ async def _read_and_send_batches(
 ) -> list[asyncio.Future[RecordMetadata]]:
     """Read each message and append it, or if ``pipe.sized`` the messages of ``written`` in its
     place (by its offset), to record batches for ``partition``; the batches' futures."""
-    futures = []
+    futures: list[asyncio.Future[RecordMetadata]] = []
     batch = producer.create_batch()
     for message in messages:
         pipe.read(message.value)
         sent = (
             written[message.offset % len(written)] if pipe.sized else [(message.key, message.value)]
         )
-        for key, value in sent:
-            if batch.append(key=key, value=value, timestamp=None) is None:
-                futures.append(await producer.send_batch(batch, PIPE_OUT, partition=partition))
-                batch = producer.create_batch()
-                if batch.append(key=key, value=value, timestamp=None) is None:
-                    raise ValueError(f"a message of {len(value or b''):,} bytes fits no batch")
+        for item in sent:
+            batch = await append_or_send(producer, batch, item, (PIPE_OUT, partition), futures)
     futures.append(await producer.send_batch(batch, PIPE_OUT, partition=partition))
     return futures
 
