@@ -173,7 +173,7 @@ def crashed_run(
         "and the worker log has the details"
     )
     document = _run_document(
-        compiled, event, _run_id(compiled, event), "failed", source, now, error=reason
+        compiled, event, _run_id(compiled, event), event.depth, "failed", source, now, error=reason
     )
     document["event"] = embeddable(event) if embedded is None else embedded
     return Run(document, (), exc)
@@ -222,14 +222,15 @@ def run_workflow(
     """The run of a workflow whose trigger matched ``event``; its merge fields render within
     ``budget`` (a deadline of its own if none is given). ``embedded``: as in ``decide``."""
     run_id = _run_id(compiled, event)
+    depth = event.depth  # a property: read once
     conditions: list[ConditionDoc] = []
     commands: tuple[Document, ...] = ()
     error = None
     status: RunStatus
-    if event.depth > max_depth:
+    if depth > max_depth:
         status = "loop_blocked"
         error = (
-            f"causation depth {event.depth} exceeds the limit of {max_depth} "
+            f"causation depth {depth} exceeds the limit of {max_depth} "
             "(COEFLOW_MAX_CAUSATION_DEPTH): workflows are triggering each other in a loop"
         )
     elif compiled.condition is not None and not compiled.condition(
@@ -238,12 +239,12 @@ def run_workflow(
         status = "conditions_not_met"
     else:
         try:
-            commands = build_commands(compiled, event, run_id, now, budget or Budget())
+            commands = build_commands(compiled, event, run_id, depth, now, budget or Budget())
             status = "actions_issued"
         except ActionRenderError as exc:
             status, error = "failed", str(exc)
     document = _run_document(
-        compiled, event, run_id, status, source, now, conditions, commands, error
+        compiled, event, run_id, depth, status, source, now, conditions, commands, error
     )
     document["event"] = embeddable(event) if embedded is None else embedded
     return Run(document, commands)
@@ -258,6 +259,7 @@ def _run_document(
     compiled: CompiledWorkflow,
     event: ChangeEvent,
     run_id: str,
+    depth: int,
     status: RunStatus,
     source: Position | None,
     now: datetime,
@@ -294,7 +296,7 @@ def _run_document(
         if commands
         else [],
         "error": error,
-        "depth": event.depth,
+        "depth": depth,
         "source": (
             None
             if source is None
@@ -308,13 +310,18 @@ def _run_document(
 
 
 def build_commands(
-    compiled: CompiledWorkflow, event: ChangeEvent, run_id: str, now: datetime, budget: Budget
+    compiled: CompiledWorkflow,
+    event: ChangeEvent,
+    run_id: str,
+    depth: int,
+    now: datetime,
+    budget: Budget,
 ) -> tuple[Document, ...]:
-    """Render every action for ``event``; all or nothing (``ActionRenderError`` names the step).
-    Each is an ``ActionCommand`` as plain data."""
+    """Render every action for ``event`` (whose causation ``depth`` is given); all or nothing
+    (``ActionRenderError`` names the step). Each is an ``ActionCommand`` as plain data."""
     workflow = compiled.workflow
     context = merge_context(compiled, event)
-    causation = {"run_id": run_id, "workflow_id": workflow.id, "depth": event.depth + 1}
+    causation = {"run_id": run_id, "workflow_id": workflow.id, "depth": depth + 1}
     record = {"type": event.record_type, "id": event.record_id}
     commands = []
     for step in compiled.actions:

@@ -109,7 +109,7 @@ def process_change(
                 max_depth=settings.max_causation_depth,
                 source=position,
                 now=now,
-                embedded=orjson.Fragment(cast(bytes, value)),  # the bytes as read (not None)
+                embedded=orjson.Fragment(value),  # type: ignore[arg-type]  # decoded: bytes
             )
             if candidates
             else []
@@ -120,7 +120,8 @@ def process_change(
     try:
         if INVOICE_OVERDUE in kinds:
             outcome.messages += timer_change(event, index)
-        outcome.messages += stall_change(event, state, index, now)
+        if state is not None:
+            outcome.messages += stall_change(event, state, index, now)
     except Exception as exc:  # the runs go out; the letter says which timers could not be set
         letter = crashed(key, value, position, exc, settings, now, what="arming its timers")
         outcome.messages += letter.messages
@@ -217,11 +218,10 @@ def timer_change(event: ChangeEvent, index: WorkflowIndex) -> list[Outbound]:
 
 
 def stall_change(
-    event: ChangeEvent, state: StateChange | None, index: WorkflowIndex, now: datetime
+    event: ChangeEvent, state: StateChange, index: WorkflowIndex, now: datetime
 ) -> list[Outbound]:
-    """The stall timers a record's new state arms, re-arms or cancels (none for a replay)."""
-    if state is None:
-        return []
+    """The stall timers a record's new state arms, re-arms or cancels (a replay has no new
+    state, and no call)."""
     waiting = index.of_kind(event.tenant_id, event.record_type, RECORD_STALLED)
     return [_timer_message(*change) for change in stall_timers(event, state, waiting, now)]
 
@@ -287,7 +287,7 @@ def decode_change(value: bytes | None, max_bytes: int) -> ChangeEvent:
     except Exception:  # nothing in the bytes may make this raise: the careful way says why
         fast = None
     if fast is not None:
-        return cast(ChangeEvent, fast)  # duck-typed: the same fields and properties
+        return fast  # type: ignore[return-value]  # duck-typed: the same fields and properties
     try:
         document = orjson.loads(value)
     except orjson.JSONDecodeError as exc:

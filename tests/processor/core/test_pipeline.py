@@ -199,6 +199,8 @@ def test_timers_that_fail_leave_the_runs_and_say_so_in_a_letter(
     def explode(*args, **kwargs):
         raise OverflowError("date value out of range")
 
+    stalled = {"type": "record_stalled", "record_type": "lead", "field": "score", "for": "1d"}
+    index.put(compile_workflow(make_workflow(id="wf-stall", trigger=stalled)))  # state: timers
     monkeypatch.setattr("processor.core.pipeline.stall_change", explode)
     outcome = process(codec.dumps(event_factory()), index, settings)
     assert [run.record.status for run in outcome.runs] == ["actions_issued"]
