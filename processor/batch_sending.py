@@ -22,7 +22,7 @@ from aiokafka.structs import ConsumerRecord
 from coeflow.settings import Settings
 from processor.core.pipeline import Outbound, Outcome
 from processor.delivery import Fallback, dead_letter_fallback, deliver
-from processor.key_partitions import murmur2, murmur2_many
+from processor.key_partitions import murmur2_many
 
 _PARTITIONER = DefaultPartitioner()
 
@@ -45,10 +45,8 @@ class RecordBatchSender:
         producer = self.producer
         by_partition: dict[tuple[str, int], list[tuple[int, Outbound]]] = {}
         failed: set[int] = set()
-        # murmur2 by key, once, all keys at once: a run's record and its commands share their
-        # key, the run id
-        keys = list({m.key: None for _, ms in outputs for m in ms if m.partition is None and m.key})
-        hashes = dict(zip(keys, murmur2_many(keys), strict=True))
+        keyed: list[tuple[int, Outbound, list[int]]] = []
+        """Outputs whose partition their key picks: hashed below, all keys at once."""
         for n, (_, messages) in enumerate(outputs):
             for message in messages:
                 partition = message.partition  # record states have their change's
@@ -60,15 +58,17 @@ class RecordBatchSender:
                         except KafkaError:
                             failed.add(n)
                             continue
-                    key = message.key
-                    if key is None:
-                        partition = int(_PARTITIONER(None, partitions, partitions))
-                    else:
-                        hashed = hashes.get(key)
-                        if hashed is None:  # b"", left out of keys above
-                            hashed = hashes[key] = murmur2(key)
-                        partition = partitions[(hashed & 0x7FFFFFFF) % len(partitions)]
+                    if message.key is not None:
+                        keyed.append((n, message, partitions))
+                        continue
+                    partition = int(_PARTITIONER(None, partitions, partitions))
                 by_partition.setdefault((message.topic, partition), []).append((n, message))
+        # murmur2 of every key in one call: keys of one length (run ids, the keys of nearly
+        # every output) are hashed together; keyed outputs keep their order among themselves
+        hashes = murmur2_many([message.key for _, message, _ in keyed])  # type: ignore[misc]
+        for (n, message, partitions), hashed in zip(keyed, hashes, strict=True):
+            partition = partitions[(hashed & 0x7FFFFFFF) % len(partitions)]
+            by_partition.setdefault((message.topic, partition), []).append((n, message))
         sent: list[tuple[set[int], asyncio.Future[Any]]] = []
         for (topic, partition), items in by_partition.items():
             batch, members = producer.create_batch(), set[int]()
