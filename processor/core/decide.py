@@ -92,6 +92,11 @@ class Run(NamedTuple):
         return tuple(ActionCommand.model_validate(c) for c in self.command_documents)
 
 
+_new_run = tuple.__new__
+"""``Run``'s own constructor is a Python function (its defaults): the hot path makes a run by
+``tuple.__new__`` with every field given."""
+
+
 @dataclass(frozen=True, slots=True)
 class Decision:
     """Everything the processor would decide for one workflow and event (the dry run)."""
@@ -247,7 +252,7 @@ def run_workflow(
         compiled, event, run_id, depth, status, source, now, conditions, commands, error
     )
     document["event"] = embeddable(event) if embedded is None else embedded
-    return Run(document, commands)
+    return _new_run(Run, (document, commands, None))
 
 
 def _run_id(compiled: CompiledWorkflow, event: ChangeEvent) -> str:

@@ -335,13 +335,10 @@ by ``tuple.__new__`` with every field given, a third of the cost."""
 
 def _encoded(run: Run) -> list[Outbound]:
     dumps = codec.dumps_outgoing
-    messages = [
-        _new(
-            Outbound,
-            (action_topic(command["type"]), command["action_id"].encode(), dumps(command), None),
-        )
-        for command in run.command_documents
-    ]
+    messages = []
+    for command in run.command_documents:  # a loop: most runs have none or one
+        key = command["action_id"].encode()
+        messages.append(_new(Outbound, (action_topic(command["type"]), key, dumps(command), None)))
     document = run.document
     messages.append(_new(Outbound, (RUNS, document["run_id"].encode(), dumps(document), None)))
     return messages
