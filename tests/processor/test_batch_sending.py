@@ -18,6 +18,8 @@ class Producer:
 
     def __init__(self) -> None:
         self.sent: list[tuple[str, int, list[bytes | None]]] = []
+        self.values: list[bytes | None] = []
+        """Every value sent, in the order of the batches sent and their contents."""
         self.asked = 0
 
     def create_batch(self) -> FakeBatch:
@@ -29,6 +31,7 @@ class Producer:
 
     async def send_batch(self, batch: FakeBatch, topic: str, partition: int) -> Any:
         self.sent.append((topic, partition, [k for k, _ in batch.items]))
+        self.values += [v for _, v in batch.items]
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         future.set_result(None)
         return future
@@ -49,3 +52,23 @@ async def test_keyed_outputs_go_where_the_default_partitioner_puts_their_keys() 
     placed = {(topic, key): p for topic, p, batch in producer.sent for key in batch}
     assert placed == expected
     assert producer.asked == len(PARTITIONS)  # each topic's partitions asked once
+
+
+async def test_an_empty_key_is_hashed_and_outputs_keep_their_order_in_a_partition() -> None:
+    """A timer armed and then cancelled in one batch must reach its partition in that order;
+    an empty key is a key (hashed), not the absence of one (spread at random)."""
+    producer = Producer()
+    sender = RecordBatchSender(producer, Settings(_env_file=None), "store")  # type: ignore[arg-type]
+    keys = [b"", *(f"t-{n % 5}".encode() for n in range(40)), b""]
+    outputs = [(None, [Outbound("workflow.runs", key, b"%d" % n)]) for n, key in enumerate(keys)]
+    await sender.hand_over(outputs)  # type: ignore[arg-type]
+    partitioner = DefaultPartitioner()
+    for topic, partition, batch in producer.sent:
+        assert topic == "workflow.runs"
+        assert all(partitioner(k, list(range(8)), list(range(8))) == partition for k in batch)
+    sent = [int(v) for v in producer.values if v is not None]  # the outputs' places
+    for key in set(keys):  # each key's outputs in the order they were handed over
+        assert [n for n in sent if keys[n] == key] == [n for n, k in enumerate(keys) if k == key]
+    assert sorted(sent) == list(range(len(keys)))
+    empty = partitioner(b"", list(range(8)), list(range(8)))
+    assert [p for _, p, batch in producer.sent if b"" in batch] == [empty]
