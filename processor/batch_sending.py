@@ -45,8 +45,10 @@ class RecordBatchSender:
         producer = self.producer
         by_partition: dict[tuple[str, int], list[tuple[int, Outbound]]] = {}
         failed: set[int] = set()
-        keyed: list[tuple[int, Outbound, list[int]]] = []
-        """Outputs whose partition their key picks: hashed below, all keys at once."""
+        keyed: list[tuple[int, Outbound, bytes, list[int]]] = []
+        """Outputs whose partition their key picks, hashed below, all keys at once. They follow
+        the outputs placed without a hash in a partition's batch: a topic's outputs are keyed or
+        placed, but for dead letters, of which some have no key and whose order is no one's."""
         for n, (_, messages) in enumerate(outputs):
             for message in messages:
                 partition = message.partition  # record states have their change's
@@ -58,15 +60,16 @@ class RecordBatchSender:
                         except KafkaError:
                             failed.add(n)
                             continue
-                    if message.key is not None:
-                        keyed.append((n, message, partitions))
+                    key = message.key
+                    if key is not None:
+                        keyed.append((n, message, key, partitions))
                         continue
                     partition = int(_PARTITIONER(None, partitions, partitions))
                 by_partition.setdefault((message.topic, partition), []).append((n, message))
         # murmur2 of every key in one call: keys of one length (run ids, the keys of nearly
         # every output) are hashed together; keyed outputs keep their order among themselves
-        hashes = murmur2_many([message.key for _, message, _ in keyed])  # type: ignore[misc]
-        for (n, message, partitions), hashed in zip(keyed, hashes, strict=True):
+        hashes = murmur2_many([key for _, _, key, _ in keyed])
+        for (n, message, _, partitions), hashed in zip(keyed, hashes, strict=True):
             partition = partitions[(hashed & 0x7FFFFFFF) % len(partitions)]
             by_partition.setdefault((message.topic, partition), []).append((n, message))
         sent: list[tuple[set[int], asyncio.Future[Any]]] = []

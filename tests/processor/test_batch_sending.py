@@ -59,7 +59,7 @@ async def test_an_empty_key_is_hashed_and_outputs_keep_their_order_in_a_partitio
     an empty key is a key (hashed), not the absence of one (spread at random)."""
     producer = Producer()
     sender = RecordBatchSender(producer, Settings(_env_file=None), "store")  # type: ignore[arg-type]
-    keys = [b"", *(f"t-{n % 5}".encode() for n in range(40)), b""]
+    keys = [b"", *(f"t-{n % 5}".encode() if n % 4 else b"" for n in range(40)), b""]
     outputs = [(None, [Outbound("workflow.runs", key, b"%d" % n)]) for n, key in enumerate(keys)]
     await sender.hand_over(outputs)  # type: ignore[arg-type]
     partitioner = DefaultPartitioner()
@@ -67,6 +67,11 @@ async def test_an_empty_key_is_hashed_and_outputs_keep_their_order_in_a_partitio
         assert topic == "workflow.runs"
         assert all(partitioner(k, list(range(8)), list(range(8))) == partition for k in batch)
     sent = [int(v) for v in producer.values if v is not None]  # the outputs' places
+    start = 0
+    for _, _, batch in producer.sent:  # within each batch, in the order handed over
+        places = sent[start : start + len(batch)]
+        assert places == sorted(places)
+        start += len(batch)
     for key in set(keys):  # each key's outputs in the order they were handed over
         assert [n for n in sent if keys[n] == key] == [n for n, k in enumerate(keys) if k == key]
     assert sorted(sent) == list(range(len(keys)))
