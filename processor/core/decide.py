@@ -126,13 +126,16 @@ def decide(
     as the run records carry it (its original bytes as an ``orjson.Fragment``; ``None``: the
     event itself)."""
     runs = []
-    budget = Budget()  # one deadline for the merge fields of every run the event starts
+    budget = None  # one deadline for the merge fields of every run the event starts
+    tenant = event.tenant_id
     for compiled in candidates:
         try:
-            if compiled.workflow.tenant_id != event.tenant_id or not compiled.kind.matches(
+            if compiled.workflow.tenant_id != tenant or not compiled.kind.matches(
                 compiled.trigger, event
             ):
-                continue
+                continue  # most candidates: no run, and nothing made for one
+            if budget is None:
+                budget = Budget()
             run = run_workflow(
                 compiled,
                 event,

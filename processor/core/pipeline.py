@@ -114,7 +114,7 @@ def process_change(
             if candidates
             else []
         )
-        outcome = Outcome(messages=encode_runs(runs), runs=runs, state=state)
+        outcome = Outcome(encode_runs(runs), runs, None, state) if runs else Outcome(state=state)
     except Exception as exc:  # a bug or a pathological event: never lose it, never stop
         return crashed(key, value, position, exc, settings, now)
     try:
