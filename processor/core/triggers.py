@@ -47,8 +47,8 @@ class FieldChangeParams(TriggerParams):
         return compile_path(self.field)
 
     def wants(self, before: Any, after: Any) -> bool:
-        if same(before, after):
-            return False
+        if (type(before) is type(after) and before == after) or same(before, after):
+            return False  # the usual change: of another field (the first test is ``same``'s)
         if "from_" in self.model_fields_set and not same(before, self.from_):
             return False
         return "to" not in self.model_fields_set or same(after, self.to)
@@ -209,7 +209,11 @@ def _record_updated(_p: TriggerParams, event: ChangeEvent) -> bool:
 
 
 def _field_changed(p: FieldChangeParams, event: ChangeEvent) -> bool:
-    return p.wants(lookup(event.before, p.keys), lookup(event.after, p.keys))
+    keys, before, after = p.keys, event.before, event.after
+    if len(keys) == 1 and type(before) is dict and type(after) is dict:  # a field of the record
+        key = keys[0]
+        return p.wants(before.get(key, MISSING), after.get(key, MISSING))
+    return p.wants(lookup(before, keys), lookup(after, keys))
 
 
 def _score_crosses(p: LeadScoreThresholdParams, event: ChangeEvent) -> bool:

@@ -9,7 +9,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from coeflow.errors import InvalidWorkflow
-from processor.core.triggers import KINDS_BY_OPERATION, REGISTRY, explain_trigger, resolve_trigger
+from processor.core.paths import lookup
+from processor.core.triggers import (
+    KINDS_BY_OPERATION,
+    REGISTRY,
+    FieldChangeParams,
+    explain_trigger,
+    resolve_trigger,
+)
 from tests.factories import make_event
 from topics.events import ChangeEvent
 from topics.workflows import TriggerSpec
@@ -33,6 +40,9 @@ def updated(
 def created(after: dict[str, Any], record_type: str = "deal") -> ChangeEvent:
     return make_event(operation="created", after=after, record_type=record_type)
 
+
+JSON_VALUES = st.none() | st.booleans() | st.integers(-2, 2) | st.sampled_from([1.0, "1", "a"])
+"""Values a field holds, among them the pairs only ``same`` tells apart (``True`` and ``1``)."""
 
 RECORD_CHANGE_KINDS = {
     "record_created",
@@ -159,6 +169,23 @@ class TestFieldValueChanged:
         trigger = {**self.trigger, "to": None}
         assert fires(trigger, updated({"amount": 1}, {"amount": None}))
         assert not fires(trigger, updated({"amount": 1}, {"amount": 2}))
+
+    def test_a_boolean_is_not_a_number(self) -> None:
+        assert fires(self.trigger, updated({"amount": True}, {"amount": 1}))
+        assert fires(self.trigger, updated({"amount": 0}, {"amount": False}))
+        assert not fires(self.trigger, updated({"amount": 1}, {"amount": 1.0}))
+
+    @given(
+        st.dictionaries(st.sampled_from(["amount", "x"]), JSON_VALUES, max_size=2),
+        st.dictionaries(st.sampled_from(["amount", "x"]), JSON_VALUES, max_size=2),
+    )
+    def test_a_top_level_field_is_read_as_any_path_is(
+        self, before: dict[str, Any], after: dict[str, Any]
+    ) -> None:
+        _, params = resolve_trigger(TriggerSpec.model_validate(self.trigger))
+        assert isinstance(params, FieldChangeParams)
+        read_as_a_path = params.wants(lookup(before, ("amount",)), lookup(after, ("amount",)))
+        assert fires(self.trigger, updated(before, after)) is read_as_a_path
 
     def test_nested_fields(self) -> None:
         trigger = {**self.trigger, "field": "owner.id"}
