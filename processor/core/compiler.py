@@ -8,7 +8,7 @@ is what the API calls before saving, so a workflow that reaches the topic compil
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
@@ -19,6 +19,7 @@ from actions.registry import REGISTRY, resolve_action
 from actions.templating import ROOTS, compile_tree, merge_roots
 from coeflow.addresses import Allowlist, refused_url
 from coeflow.errors import InvalidWorkflow, Problem, problems_from
+from processor.core import ids
 from processor.core.conditions import Evaluator, compile_condition
 from processor.core.triggers import TriggerKind, TriggerParams, resolve_trigger
 from topics.workflows import ActionSpec, Condition, TriggerSpec, Workflow
@@ -42,6 +43,12 @@ class CompiledWorkflow:
     merge_roots: frozenset[str] = ROOTS
     """The roots of the merge context its actions' templates can read: an event's context is
     built with these alone (``processor.core.decide.merge_context``)."""
+    run_id_prefix: bytes = field(init=False)
+    """What its run ids hash before the event's id (``ids.run_id_prefix``), made once."""
+
+    def __post_init__(self) -> None:
+        prefix = ids.run_id_prefix(self.workflow.id, self.workflow.version)
+        object.__setattr__(self, "run_id_prefix", prefix)  # frozen: set once, here
 
     @property
     def id(self) -> str:

@@ -229,7 +229,7 @@ def run_workflow(
 ) -> Run:
     """The run of a workflow whose trigger matched ``event``; its merge fields render within
     ``budget`` (a deadline of its own if none is given). ``embedded``: as in ``decide``."""
-    run_id = _run_id(compiled, event)
+    run_id = ids.run_id_after(compiled.run_id_prefix, event.event_id)
     depth = event.depth  # a property: read once
     conditions: list[ConditionDoc] = []
     commands: tuple[Document, ...] = ()
@@ -259,8 +259,7 @@ def run_workflow(
 
 
 def _run_id(compiled: CompiledWorkflow, event: ChangeEvent) -> str:
-    workflow = compiled.workflow
-    return ids.run_id(workflow.id, workflow.version, event.event_id)
+    return ids.run_id_after(compiled.run_id_prefix, event.event_id)
 
 
 def _run_document(

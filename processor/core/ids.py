@@ -19,21 +19,32 @@ _HASHED_NAMESPACE = hashlib.sha1(_NAMESPACE, usedforsecurity=False)
 _VARIANT = {digit: "89ab"[int(digit, 16) & 0x3] for digit in "0123456789abcdef"}
 
 
-def _uuid5(name: str) -> str:
+def _uuid5(name: bytes) -> str:
     digest = _HASHED_NAMESPACE.copy()
-    digest.update(name.encode())
+    digest.update(name)
     h = digest.hexdigest()
     return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"
 
 
 def run_id(workflow_id: str, workflow_version: int, event_id: str) -> str:
-    return _uuid5(f"run\x1f{workflow_id}\x1f{workflow_version}\x1f{event_id}")
+    return run_id_after(run_id_prefix(workflow_id, workflow_version), event_id)
+
+
+def run_id_prefix(workflow_id: str, workflow_version: int) -> bytes:
+    """The part of a run id's name that one workflow version's runs share: made when the
+    workflow is compiled (``CompiledWorkflow.run_id_prefix``), not for every event."""
+    return f"run\x1f{workflow_id}\x1f{workflow_version}\x1f".encode()
+
+
+def run_id_after(prefix: bytes, event_id: str) -> str:
+    """``run_id`` of the workflow version whose ``run_id_prefix`` is ``prefix``."""
+    return _uuid5(prefix + event_id.encode())
 
 
 def action_id(run: str, step: int) -> str:
-    return _uuid5(f"action\x1f{run}\x1f{step}")
+    return _uuid5(f"action\x1f{run}\x1f{step}".encode())
 
 
 def derived_id(kind: str, source: str) -> str:
     """A stable id for something made from ``source`` (say, the change an action made)."""
-    return _uuid5(f"{kind}\x1f{source}")
+    return _uuid5(f"{kind}\x1f{source}".encode())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from processor.core import ids
 from processor.core.compiler import compile_workflow
 from processor.core.decide import decide, dry_run
 from processor.core.index import WorkflowIndex
@@ -71,6 +72,19 @@ def test_ids_are_deterministic_and_distinct(
     assert next_version.record.run_id != first.record.run_id
     other_event = run_all(workflow_factory(), event=event_factory())[0]
     assert other_event.record.run_id != first.record.run_id
+
+
+def test_a_run_id_is_the_id_of_its_workflow_version_and_event(
+    event_factory: Factory, workflow_factory: Factory
+) -> None:
+    """The compiled workflow keeps its part of the name; the id is still ``ids.run_id``'s."""
+    event = event_factory()
+    workflow = workflow_factory(version=7)
+    [run] = run_all(workflow, event=event)
+    assert run.run_id == ids.run_id(workflow.id, 7, event.event_id)
+    assert [c.action_id for c in run.commands] == [
+        ids.action_id(run.run_id, step) for step in (0, 1)
+    ]
 
 
 def test_failed_conditions_give_a_run_with_the_actual_values_and_no_commands(
