@@ -16,7 +16,6 @@ workload::
 
 from __future__ import annotations
 
-import gc
 import sys
 from collections.abc import Sequence
 
@@ -28,6 +27,7 @@ from bench.workload import (
     index_of,
     workflows,
 )
+from coeflow.collector import as_in_a_worker
 from coeflow.settings import Settings
 
 EVENTS = 3000
@@ -47,13 +47,12 @@ def main(argv: Sequence[str]) -> int:
     else:
         index = index_of(every_event_workflows(1_000))
         events = list(CreatedLeads(1_000).events(EVENTS))
-    gc.freeze()  # as a worker does once its definitions are loaded
-    gc.set_threshold(20_000, 20, 20)  # the workers' thresholds (coeflow/tools/cli.py)
     settings = Settings(_env_file=None, kafka_bootstrap="instructions:0")
-    for _ in core_outcomes(events[:WARM], index, settings):
-        pass
-    for _ in core_outcomes(events[:count], index, settings):
-        pass
+    with as_in_a_worker():  # what it holds frozen, as a worker once its definitions are in
+        for _ in core_outcomes(events[:WARM], index, settings):
+            pass
+        for _ in core_outcomes(events[:count], index, settings):
+            pass
     return 0
 
 

@@ -1,9 +1,11 @@
 """Where a processor's CPU goes, by stage: the pure core over a workload's events in the
-bench's own process, profiled, each stage's share of the profile scaled to the core's time
-measured without the profiler (a profiler slows small calls most, so its shares, not its
-times, are kept); and the CPU of appending the outputs to record batches, as the processor's
-sender does. What a worker spends beyond these (fetching, the network side of sending,
-committing, the event loop) is its measured CPU an event less their sum.
+bench's own process, with the collector as a worker has it (``as_in_a_worker``: the bench's
+own data, which grows through a run, is not walked by each full collection), profiled, each
+stage's share of the profile scaled to the core's time measured without the profiler (a
+profiler slows small calls most, so its shares, not its times, are kept); and the CPU of
+appending the outputs to record batches, as the processor's sender does. What a worker spends
+beyond these (fetching, the network side of sending, committing, the event loop) is its
+measured CPU an event less their sum.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections.abc import Sequence
 from typing import Any, get_args
 
 from bench.workload import core_outcomes
+from coeflow.collector import as_in_a_worker
 from coeflow.settings import Compression, Settings
 from processor.core.index import WorkflowIndex
 from processor.core.pipeline import Outbound
@@ -43,12 +46,14 @@ def _core(
 
 
 def core_stages(events: Sequence[tuple[bytes, bytes]], index: WorkflowIndex) -> dict[str, float]:
-    """µs of CPU an event in each stage of the core ("core": all of it, "other": the rest)."""
-    seconds, _ = _core(events, index)
-    profile = cProfile.Profile()
-    profile.enable()
-    _core(events, index)
-    profile.disable()
+    """µs of CPU an event in each stage of the core ("core": all of it, "other": the rest),
+    with the collector as a worker has it (the bench's own data frozen)."""
+    with as_in_a_worker():
+        seconds, _ = _core(events, index)
+        profile = cProfile.Profile()
+        profile.enable()
+        _core(events, index)
+        profile.disable()
     stats: dict[tuple[str, int, str], Any] = pstats.Stats(profile).stats  # type: ignore[attr-defined]
     total = sum(tottime for _, _, tottime, _, _ in stats.values()) or 1.0
     per_event = seconds / len(events) * 1e6

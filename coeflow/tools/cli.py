@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import atexit
 import errno
-import gc
 import logging
 import secrets
 import sys
@@ -26,6 +25,7 @@ from mode import Service, ServiceT
 from mode import Worker as ModeWorker
 from pydantic import SecretStr
 
+from coeflow.collector import tune_for_a_worker
 from coeflow.errors import BrokerError
 from coeflow.settings import Settings
 from coeflow.tools.broker import EmbeddedBroker, can_listen
@@ -204,13 +204,6 @@ def _sms_to_sink(settings: Settings) -> bool:
     return (settings.sms_api_url or "").startswith(sink_url("/", settings.dev_sink_port))
 
 
-GC_THRESHOLDS = (20_000, 20, 20)
-"""The cyclic collector's thresholds in a worker (Python's are 700, 10, 10). Deciding a change
-allocates dozens of short-lived containers, and with the defaults a young collection ran every
-few changes: a large share of the core's time (docs/performance.md). Fewer, larger young
-collections free the same cycles a little later."""
-
-
 def main() -> None:
     survive_closed_pipes()  # `coeflow dev | tee log`: Ctrl-C ends tee, and must still end us
     if sys.argv[1:2] == ["bench"]:
@@ -228,7 +221,7 @@ def main() -> None:
         sys.argv[2:] = rest
     if sys.argv[1:2] == ["dev"]:
         settings = dev_settings(settings, demo="--demo" in sys.argv[2:])
-    gc.set_threshold(*GC_THRESHOLDS)
+    tune_for_a_worker()
     create_app(settings, clock=settings.clock()).main()
 
 
