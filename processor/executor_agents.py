@@ -32,7 +32,7 @@ from processor.delivery import deliver, producer_send
 from processor.ownership import OwnedWork, TopicPartitionName, register_owned_work
 from processor.replica import OutcomeReplica
 from topics import codec
-from topics.catalog import ACTION_OUTCOMES, action_topic
+from topics.catalog import ACTION_OUTCOMES, FENCE_KEY, action_topic
 from topics.commands import ActionCommand
 from topics.outcomes import ActionOutcome
 from topics.runs import SourcePosition
@@ -130,6 +130,9 @@ def _register_agent(app: faust.App, role: ExecutorRole, action_type: str) -> Non
     async def execute(stream: faust.StreamT[bytes]) -> None:
         async for event in cast(Stream[bytes], stream).noack().events():
             message = event.message
+            if message.value is None and message.key == FENCE_KEY:  # a reader's mark of "now"
+                event.ack()
+                continue
             source = source_of(message)
             try:
                 command = decode_command(message.value, action_type)

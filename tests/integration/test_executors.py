@@ -28,7 +28,14 @@ from tests.integration.harness import (
     until,
 )
 from tests.peers import Received
-from topics.catalog import ACTION_OUTCOMES, DEAD_LETTER, RECORD_CHANGES, RUNS, action_topic
+from topics.catalog import (
+    ACTION_OUTCOMES,
+    DEAD_LETTER,
+    FENCE_KEY,
+    RECORD_CHANGES,
+    RUNS,
+    action_topic,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -470,3 +477,20 @@ async def test_a_bad_command_is_dead_lettered_and_the_next_one_performed(
     ]
     assert all(r.value["source"]["topic"] == topic for r in letters)
     await until(lambda: peers.http.to(f"/ok/after-bad-{acme}"))
+
+
+async def test_a_fence_on_an_action_topic_is_passed_over(
+    bootstrap: str, shared_worker: WorkerProcess
+) -> None:
+    """A fence (a null value keyed ``FENCE_KEY``: a reader's mark of where "now" is, as the
+    bench writes one to time its commands) is no bad command. The bad command behind it in its
+    partition is dead-lettered, so the fence was read first; it has no letter of its own."""
+    topic = action_topic("send_sms")
+    await publish(bootstrap, topic, [(FENCE_KEY, None), (FENCE_KEY, b"{not json")])
+    letters = await read_until(
+        bootstrap,
+        [DEAD_LETTER],
+        lambda rs: any(r.value["error"].startswith("not valid UTF-8 JSON") for r in rs),
+        keep=lambda r: r.key == FENCE_KEY and r.value["source"]["topic"] == topic,
+    )
+    assert [r.value["error"].split(":")[0] for r in letters] == ["not valid UTF-8 JSON"]
