@@ -25,7 +25,8 @@ def tune_for_a_worker() -> None:
 @contextmanager
 def as_in_a_worker() -> Iterator[None]:
     """The collector as a worker's while the block runs: what the process holds frozen, the
-    worker's thresholds; both undone after."""
+    worker's thresholds; both undone after. For a process that has frozen nothing else:
+    unfreezing gives back everything frozen."""
     thresholds = gc.get_threshold()
     gc.collect()
     gc.freeze()

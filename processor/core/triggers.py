@@ -48,7 +48,7 @@ class FieldChangeParams(TriggerParams):
 
     def wants(self, before: Any, after: Any) -> bool:
         if (type(before) is type(after) and before == after) or same(before, after):
-            return False  # the usual change: of another field (the first test is ``same``'s)
+            return False  # the usual change: of another field (the first test implies ``same``)
         if "from_" in self.model_fields_set and not same(before, self.from_):
             return False
         return "to" not in self.model_fields_set or same(after, self.to)
