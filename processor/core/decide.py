@@ -180,8 +180,9 @@ def crashed_run(
         f"the run could not be decided ({type(exc).__name__}: {exc}); nothing was issued, "
         "and the worker log has the details"
     )
+    run_id = ids.run_id_after(compiled.run_id_prefix, event.event_id)
     document = _run_document(
-        compiled, event, _run_id(compiled, event), event.depth, "failed", source, now, error=reason
+        compiled, event, run_id, event.depth, "failed", source, now, error=reason
     )
     document["event"] = embeddable(event) if embedded is None else embedded
     return Run(document, (), exc)
@@ -256,10 +257,6 @@ def run_workflow(
     )
     document["event"] = embeddable(event) if embedded is None else embedded
     return _new_run(Run, (document, commands, None))
-
-
-def _run_id(compiled: CompiledWorkflow, event: ChangeEvent) -> str:
-    return ids.run_id_after(compiled.run_id_prefix, event.event_id)
 
 
 def _run_document(
