@@ -23,8 +23,10 @@ there:
    events, says how many to expect); 1 and 2 alternate for
    ``--rounds`` rounds, and each reports its best round (this machine's speed drifts from
    minute to minute; every round is kept in the figures);
-3. where the CPU goes: the pure core profiled here by stage, and the batches' appends
-   (``bench/stages.py``), against the worker's measured CPU an event;
+3. where the CPU goes: one more pass of the processor worker, sampled by py-spy from outside
+   (``bench/worker_profile.py``; ``--profile-rate 0`` leaves it out), its own CPU an event by
+   stage, the network side included; and the pure core profiled here by stage, and the
+   batches' appends (``bench/stages.py``), against the worker's measured CPU an event;
 4. latency at half the measured maximum: send → run record and send → action command, and
    the same for one plain hop (the pipe of 1, in a process of its own, at the same load and
    read the same way), each p50/p95/p99;
@@ -44,7 +46,9 @@ there:
 Every reader here fetches with ``COEFLOW_FETCH_WAIT`` as the workers do: with the clients'
 default wait the embedded broker would add its own delay to every figure of 4.
 
-Figures go to ``bench-results/bench.json`` and a chart to ``bench-results/bench.png``.
+Figures go to ``bench-results/bench.json`` and a chart to ``bench-results/bench.png``; the
+worker's profile of each workload to ``bench-results/worker-profile-*.txt`` (py-spy's raw
+format, for a flame graph).
 """
 
 from __future__ import annotations
@@ -94,6 +98,7 @@ from bench.stages import (
     outputs_by_event,
     send_us,
 )
+from bench.worker_profile import Sampling, shares, us_by_stage
 from bench.workload import (
     CreatedLeads,
     EventSource,
@@ -203,6 +208,8 @@ class Options:
     """Events a second offered for the latency; 0: half the processor's measured maximum."""
     stage_events: int = 20_000
     """Events of each workload the core is profiled over, by stage."""
+    profile_rate: int = 100
+    """Samples a second of the profiled pass of the worker (py-spy); 0: no such pass."""
     soak_seconds: float = 0.0
     soak_load: float = 0.0
     """Events a second in the soak; 0: half the processor's measured maximum (mixed)."""
@@ -240,6 +247,13 @@ class WorkloadFigures:
     """µs of CPU an event: the core's stages (decode, index, decide, encode, other), send (the
     appends to record batches and their compression, as the worker's ``COEFLOW_COMPRESSION``),
     and the worker beyond them (its measured CPU less the rest)."""
+    worker_cpu_us_by_stage: dict[str, float] = field(default_factory=dict)
+    """µs of CPU an event by stage from a profile of the worker itself, in a pass of its own
+    (``bench/worker_profile.py``): the core's stages, the hand-over, producing, fetching,
+    settling and committing, reading responses, and the rest (the event loop)."""
+    worker_profile_samples: int = 0
+    worker_profile_error: str | None = None
+    """Why there is no profile of the worker (no py-spy, no permission to attach)."""
     codec_costs: dict[str, dict[str, float]] = field(default_factory=dict)
     """For each codec ``COEFLOW_COMPRESSION`` offers: "us", the send's µs an event with it, and
     "bytes", the record batches' bytes an event (``bench/stages.py``, ``codec_costs``)."""
@@ -433,10 +447,12 @@ class Bench:
         processes: int = 1,
         keep: bool = False,
         roles: str = "processor",
+        sampled: Callable[[int], Sampling] | None = None,
     ) -> tuple[Measured, list[WorkerProcess]]:
         """A worker with ``roles`` (the processor role alone unless told; ``coeflow worker
         --processes processes``) through the ``events`` from ``start``: timed from holding its
-        partitions to the ``expected``-th run record."""
+        partitions to the ``expected``-th run record; ``sampled``, given the worker's pid, the
+        profile recording it from its start to that record (one process only)."""
         group = f"bench-{label.replace(' ', '-')}-{uuid.uuid4().hex[:6]}"
         await position_worker(self.bootstrap, group, start)
         counter = RunCounter(self.bootstrap, await fences(self.bootstrap, [RUNS]))
@@ -454,11 +470,18 @@ class Bench:
             await asyncio.gather(*(w.wait_ready(within=180) for w in started))
             # From here on the workers' CPU is their processing: the definitions are loaded,
             # and waiting for partitions costs next to nothing.
+            sampling = None
+            if sampled is not None:
+                assert started[0].process is not None and processes == 1
+                sampling = sampled(started[0].process.pid)
+                await sampling.start()
             began_cpu = sum(w.cpu_seconds() for w in started)
             await _all_hold_partitions(started)
             began = time.monotonic()
             ended = await counter.until(expected, label)
             cpu = sum(w.cpu_seconds() for w in started) - began_cpu
+            if sampling is not None:
+                await sampling.stop()
             # A worker starts as soon as it holds its partitions, which the poll above sees a
             # little later: the first run record may come before it.
             if counter.first_at is not None:
@@ -804,6 +827,45 @@ def workloads_of(options: Options) -> list[Workload]:
     return [made[name] for name in options.workloads]
 
 
+async def profile_worker(
+    bench: Bench,
+    start: Offsets,
+    events: int,
+    runs: int,
+    name: str,
+    options: Options,
+    mine: WorkloadFigures,
+) -> None:
+    """One more pass of the processor role alone, sampled by py-spy (``bench/worker_profile.py``):
+    the worker's CPU an event by stage, into ``mine``. Not one of the rounds: sampling costs the
+    machine a little, and the rounds are the figures of speed."""
+    made: list[Sampling] = []
+
+    def sampled(pid: int) -> Sampling:
+        made.append(
+            Sampling(
+                pid,
+                options.output / f"worker-profile-{name.replace(' ', '-')}.txt",
+                options.profile_rate,
+            )
+        )
+        return made[0]
+
+    measured, _ = await bench.processor(start, events, runs, f"{name} profiled", sampled=sampled)
+    stage_shares, samples = shares(made[0].raw if made else "")
+    mine.worker_profile_samples = samples
+    mine.worker_profile_error = made[0].error if made else "the worker was never sampled"
+    if stage_shares:
+        mine.worker_cpu_us_by_stage = us_by_stage(stage_shares, measured.cpu_us)
+        progress.done(
+            f"{name}: the worker's own CPU µs an event by stage, from {samples:,} samples of it "
+            f"(py-spy; {measured.cpu_us} µs an event in that pass): "
+            + ", ".join(f"{stage} {us}" for stage, us in mine.worker_cpu_us_by_stage.items())
+        )
+    else:
+        progress.done(f"{name}: no profile of the worker ({mine.worker_profile_error})")
+
+
 async def measure_workload(
     bench: Bench, workload: Workload, options: Options, mine: WorkloadFigures
 ) -> None:
@@ -858,6 +920,9 @@ async def measure_workload(
         + "".join(f"; to {p} {r:.0%}" for p, r in mine.ratio.items() if p != PLAIN.name)
         + ")"
     )
+
+    if options.profile_rate:
+        await profile_worker(bench, start, len(events), runs, name, options, mine)
 
     mine.output_bytes_per_event = output_bytes(profiled, index)
     mine.cpu_us_by_stage = core_stages(profiled, index)
@@ -1144,6 +1209,13 @@ def main(argv: Sequence[str]) -> int:
         type=_positive,
         default=defaults.stage_events,
         help="events of each workload the pure core is profiled over, by stage",
+    )
+    parser.add_argument(
+        "--profile-rate",
+        type=_not_negative,
+        default=defaults.profile_rate,
+        help="samples a second of a pass of the processor worker profiled by py-spy, for its "
+        "own CPU by stage (0: no such pass)",
     )
     parser.add_argument(
         "--soak-seconds",
