@@ -208,7 +208,7 @@ class Options:
     """Events a second offered for the latency; 0: half the processor's measured maximum."""
     stage_events: int = 20_000
     """Events of each workload the core is profiled over, by stage."""
-    profile_rate: int = 100
+    profile_rate: int = 250
     """Samples a second of the profiled pass of the worker (py-spy); 0: no such pass."""
     soak_seconds: float = 0.0
     soak_load: float = 0.0
@@ -248,9 +248,8 @@ class WorkloadFigures:
     appends to record batches and their compression, as the worker's ``COEFLOW_COMPRESSION``),
     and the worker beyond them (its measured CPU less the rest)."""
     worker_cpu_us_by_stage: dict[str, float] = field(default_factory=dict)
-    """µs of CPU an event by stage from a profile of the worker itself, in a pass of its own
-    (``bench/worker_profile.py``): the core's stages, the hand-over, producing, fetching,
-    settling and committing, reading responses, and the rest (the event loop)."""
+    """µs of CPU an event by stage (``bench.worker_profile.STAGES``) from a profile of the
+    worker itself, in a pass of its own."""
     worker_profile_samples: int = 0
     worker_profile_error: str | None = None
     """Why there is no profile of the worker (no py-spy, no permission to attach)."""
@@ -455,6 +454,7 @@ class Bench:
         profile recording it from its start to that record (one process only)."""
         group = f"bench-{label.replace(' ', '-')}-{uuid.uuid4().hex[:6]}"
         await position_worker(self.bootstrap, group, start)
+        sampling: Sampling | None = None
         counter = RunCounter(self.bootstrap, await fences(self.bootstrap, [RUNS]))
         await counter.start()
         started = [
@@ -470,7 +470,6 @@ class Bench:
             await asyncio.gather(*(w.wait_ready(within=180) for w in started))
             # From here on the workers' CPU is their processing: the definitions are loaded,
             # and waiting for partitions costs next to nothing.
-            sampling = None
             if sampled is not None:
                 assert started[0].process is not None and processes == 1
                 sampling = sampled(started[0].process.pid)
@@ -488,6 +487,8 @@ class Bench:
                 began = min(began, counter.first_at)
             measured = Measured(round(events / (ended - began)), round(cpu / events * 1e6, 1))
         except BaseException:
+            if sampling is not None:
+                await sampling.stop()  # py-spy ended and reaped, whatever was recorded
             for worker in started:
                 worker.stop()
             raise

@@ -11,9 +11,11 @@ the CPU the worker was measured to spend an event in the same pass.
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import signal
 import sys
+from asyncio import selector_events
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,9 @@ from processor.core.index import WorkflowIndex
 from processor.core.pipeline import decode_change, encode_runs, process_change
 from topics.hot_events import fast_change
 
+_SOCKET_TRANSPORT = getattr(selector_events, "_SelectorSocketTransport")  # noqa: B009  # private
+"""asyncio's transport of a socket, whose ``_read_ready`` takes in what the broker sent."""
+
 _FUNCTIONS: Mapping[str, tuple[Callable[..., Any], ...]] = {
     "decode": (decode_change, fast_change),  # the second alone where a sample lost a frame
     "index": (WorkflowIndex.watching,),
@@ -47,18 +52,20 @@ _FUNCTIONS: Mapping[str, tuple[Callable[..., Any], ...]] = {
         Checkpoint.follow,
         GroupCoordinator._do_commit_offsets,
     ),
-    "reading responses": (AIOKafkaConnection._read,),
+    "reading responses": (AIOKafkaConnection._read, _SOCKET_TRANSPORT._read_ready),
 }
 STAGES: Mapping[str, frozenset[str]] = {
     stage: frozenset(f.__qualname__ for f in functions) for stage, functions in _FUNCTIONS.items()
 }
-"""Each stage by the functions whose samples are its own, by their qualified names (py-spy's):
-a sample is the stage of the innermost of its frames named here, so a call one stage makes to
-another (``process_change`` calling ``decide``) counts for the inner one. They are the functions
-themselves above, so that one renamed fails here rather than falling into the rest."""
+"""Each stage by the functions whose samples are its own, by their qualified names (py-spy's;
+none of them is a name the libraries in these stacks use elsewhere): a sample is the stage of
+the innermost of its frames named here, so a call one stage makes to another
+(``process_change`` calling ``decide``) counts for the inner one, and a sample caught while a
+call is being made counts for the caller. They are the functions themselves above, so that one
+renamed fails here rather than falling into the rest."""
 THE_REST = "the loop and the rest"
-"""Samples under none of them: the event loop's own work, the selector, timers, Faust's
-services."""
+"""Samples under none of them: mostly the event loop's own work (its callbacks, the selector),
+and timers, heartbeats and Faust's services."""
 
 
 def stage_of(stack: Iterable[str]) -> str:
@@ -87,7 +94,7 @@ def shares(raw: str) -> tuple[dict[str, float], int]:
 
 def us_by_stage(stage_shares: Mapping[str, float], cpu_us: float) -> dict[str, float]:
     """``stage_shares`` of ``cpu_us``, the worker's measured CPU an event."""
-    return {stage: round(share * cpu_us, 2) for stage, share in stage_shares.items()}
+    return {stage: round(share * cpu_us, 1) for stage, share in stage_shares.items()}
 
 
 def py_spy() -> str | None:
@@ -96,17 +103,23 @@ def py_spy() -> str | None:
     return str(beside) if beside.exists() else shutil.which("py-spy")
 
 
+ATTACHED = "Sampling process"
+"""What py-spy writes (on its standard output) once it is attached and sampling."""
+
+
 class Sampling:
-    """py-spy recording one process until ``stop``; ``raw`` is what it wrote (``""``, and
-    ``error`` says why, when it could not: no py-spy, no permission to attach)."""
+    """py-spy recording one process from ``start`` (which returns once it samples, or has
+    failed) until ``stop``; ``raw`` is what it recorded (``""``, and ``error`` says why, when
+    it could not: no py-spy, no permission to attach, no such process, no samples)."""
 
     def __init__(self, pid: int, output: Path, rate: int) -> None:
         self.pid, self.output, self.rate = pid, output, rate
         self.raw = ""
         self.error: str | None = None
         self._process: asyncio.subprocess.Process | None = None
+        self._said: list[str] = []
 
-    async def start(self) -> None:
+    async def start(self, within: float = 20.0) -> None:
         tool = py_spy()
         if tool is None:
             self.error = "py-spy is not installed (pip install py-spy)"
@@ -116,23 +129,53 @@ class Sampling:
             *(tool, "record", "--pid", str(self.pid), "--rate", str(self.rate)),
             *("--nonblocking", "--format", "raw", "--output", str(self.output)),
             stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,  # its progress; its errors, with its own
+            stderr=asyncio.subprocess.STDOUT,
+            env={**os.environ, "RUST_BACKTRACE": "0"},  # its reason, not a Rust backtrace
         )
+        try:
+            await asyncio.wait_for(self._until_attached(), within)
+        except TimeoutError:
+            self.error = f"py-spy did not attach within {within:g} s"
+            await self._end()
+
+    async def _until_attached(self) -> None:
+        assert self._process is not None and self._process.stdout is not None
+        while line := (await self._process.stdout.readline()).decode(errors="replace"):
+            if ATTACHED in line:
+                return  # sampling; a SIGINT from here on makes it write its file
+            if line.strip():
+                self._said.append(line.strip())
+        await self._process.wait()  # it ended without sampling: its lines say why
+        self.error = f"py-spy could not sample the process: {self._reason()}"
 
     async def stop(self) -> None:
+        """Stop sampling and read what was recorded; safe to call whatever ``start`` did."""
         if self._process is None:
             return
         if self._process.returncode is None:
             self._process.send_signal(signal.SIGINT)  # py-spy writes its file and exits
         try:
-            _, stderr = await asyncio.wait_for(self._process.communicate(), 30)
+            said, _ = await asyncio.wait_for(self._process.communicate(), 30)
         except TimeoutError:
-            self._process.kill()
             self.error = "py-spy did not stop within 30 s"
+            await self._end()
+            return
+        self._said += [s.strip() for s in said.decode(errors="replace").splitlines() if s.strip()]
+        if self.error is not None:
             return
         if self.output.exists():
             self.raw = self.output.read_text()
-        else:
-            lines = stderr.decode(errors="replace").strip().splitlines()
-            self.error = f"py-spy wrote nothing: {lines[-1] if lines else 'no reason given'}"
+        if not shares(self.raw)[1]:
+            self.error = f"py-spy recorded no samples: {self._reason()}"
+
+    async def _end(self) -> None:
+        assert self._process is not None
+        if self._process.returncode is None:
+            self._process.kill()
+        await self._process.wait()
+
+    def _reason(self) -> str:
+        """py-spy's own line of error, else its last line."""
+        errors = [line for line in self._said if line.startswith("Error")]
+        return (errors or self._said or ["it gave no reason"])[-1]
