@@ -79,8 +79,6 @@ CANCEL_WAIT = 30.0
 """Seconds Ctrl-C waits for the started backtests to be deleted."""
 WAIT_MAX = 3600.0
 """Seconds after which a backtest still unfinished is cancelled and reported as failed."""
-SIGNAL_CHECK = 0.25
-"""Seconds between two looks at a pending Ctrl-C while an apply waits for its backtests."""
 
 Ending = Literal["done", "not_backtested", "failed", "cancelled"]
 
@@ -179,17 +177,6 @@ class Progress:
             self._shown = False
 
 
-def _result(future: Future[Outcome]) -> Outcome:
-    """``future.result()``, waited for in short steps: a Ctrl-C that lands just before a wait
-    without a timeout begins is only handled once the wait ends, which for a backtest still
-    running may be never; between steps Python handles it."""
-    while True:
-        try:
-            return future.result(timeout=SIGNAL_CHECK)
-        except TimeoutError:
-            continue
-
-
 def progress_of(backtest: Backtest) -> str:
     """A running backtest's state in a few words."""
     if backtest.status != "running":
@@ -232,7 +219,7 @@ class Backtests:
             try:
                 futures += (pool.submit(self.one, a) for a in asked)
                 for future in futures:
-                    yield _result(future)
+                    yield future.result()
             except BaseException:
                 self.stopping.set()
                 for future in futures:
