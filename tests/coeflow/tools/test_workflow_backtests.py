@@ -10,7 +10,6 @@ import re
 import signal
 import threading
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -606,18 +605,6 @@ def test_a_workflow_not_backtested_does_not_stop_the_apply(tmp_path: Path) -> No
     )
 
 
-@pytest.fixture
-def python_handles_ctrl_c() -> Iterator[None]:
-    """Python's own Ctrl-C, however the suite was started: a shell without job control starts
-    a command run with ``&`` with SIGINT ignored, and Python then keeps it ignored."""
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-@pytest.mark.usefixtures("python_handles_ctrl_c")
 def test_ctrl_c_cancels_the_running_backtests_and_changes_nothing(tmp_path: Path) -> None:
     api = FakeApi({f"wf-{n}": "never" for n in range(4)})
 
