@@ -446,15 +446,14 @@ class Bench:
         processes: int = 1,
         keep: bool = False,
         roles: str = "processor",
-        sampled: Callable[[int], Sampling] | None = None,
+        sampling: Sampling | None = None,
     ) -> tuple[Measured, list[WorkerProcess]]:
         """A worker with ``roles`` (the processor role alone unless told; ``coeflow worker
         --processes processes``) through the ``events`` from ``start``: timed from holding its
-        partitions to the ``expected``-th run record; ``sampled``, given the worker's pid, the
-        profile recording it from its start to that record (one process only)."""
+        partitions to the ``expected``-th run record; ``sampling`` records the worker from its
+        start to that record (one process only)."""
         group = f"bench-{label.replace(' ', '-')}-{uuid.uuid4().hex[:6]}"
         await position_worker(self.bootstrap, group, start)
-        sampling: Sampling | None = None
         counter = RunCounter(self.bootstrap, await fences(self.bootstrap, [RUNS]))
         await counter.start()
         started = [
@@ -470,10 +469,9 @@ class Bench:
             await asyncio.gather(*(w.wait_ready(within=180) for w in started))
             # From here on the workers' CPU is their processing: the definitions are loaded,
             # and waiting for partitions costs next to nothing.
-            if sampled is not None:
+            if sampling is not None:
                 assert started[0].process is not None and processes == 1
-                sampling = sampled(started[0].process.pid)
-                await sampling.start()
+                await sampling.start(started[0].process.pid)
             began_cpu = sum(w.cpu_seconds() for w in started)
             await _all_hold_partitions(started)
             began = time.monotonic()
@@ -840,22 +838,13 @@ async def profile_worker(
     """One more pass of the processor role alone, sampled by py-spy (``bench/worker_profile.py``):
     the worker's CPU an event by stage, into ``mine``. Not one of the rounds: sampling costs the
     machine a little, and the rounds are the figures of speed."""
-    made: list[Sampling] = []
-
-    def sampled(pid: int) -> Sampling:
-        made.append(
-            Sampling(
-                pid,
-                options.output / f"worker-profile-{name.replace(' ', '-')}.txt",
-                options.profile_rate,
-            )
-        )
-        return made[0]
-
-    measured, _ = await bench.processor(start, events, runs, f"{name} profiled", sampled=sampled)
-    stage_shares, samples = shares(made[0].raw if made else "")
+    sampling = Sampling(
+        options.output / f"worker-profile-{name.replace(' ', '-')}.txt", options.profile_rate
+    )
+    measured, _ = await bench.processor(start, events, runs, f"{name} profiled", sampling=sampling)
+    stage_shares, samples = shares(sampling.raw)
     mine.worker_profile_samples = samples
-    mine.worker_profile_error = made[0].error if made else "the worker was never sampled"
+    mine.worker_profile_error = sampling.error
     if stage_shares:
         mine.worker_cpu_us_by_stage = us_by_stage(stage_shares, measured.cpu_us)
         progress.done(

@@ -63,6 +63,9 @@ the innermost of its frames named here, so a call one stage makes to another
 (``process_change`` calling ``decide``) counts for the inner one, and a sample caught while a
 call is being made counts for the caller. They are the functions themselves above, so that one
 renamed fails here rather than falling into the rest."""
+_STAGE_OF_NAME: Mapping[str, str] = {
+    name: stage for stage, names in STAGES.items() for name in names
+}
 THE_REST = "the loop and the rest"
 """Samples under none of them: mostly the event loop's own work (its callbacks, the selector),
 and timers, heartbeats and Faust's services."""
@@ -72,10 +75,9 @@ def stage_of(stack: Iterable[str]) -> str:
     """The stage of one sample, its frames from the outermost to the innermost (py-spy's raw
     format: ``qualified.name (path:line)``)."""
     for frame in reversed(list(stack)):
-        name = frame.split(" (", 1)[0]
-        for stage, names in STAGES.items():
-            if name in names:
-                return stage
+        stage = _STAGE_OF_NAME.get(frame.split(" (", 1)[0])
+        if stage is not None:
+            return stage
     return THE_REST
 
 
@@ -112,21 +114,21 @@ class Sampling:
     failed) until ``stop``; ``raw`` is what it recorded (``""``, and ``error`` says why, when
     it could not: no py-spy, no permission to attach, no such process, no samples)."""
 
-    def __init__(self, pid: int, output: Path, rate: int) -> None:
-        self.pid, self.output, self.rate = pid, output, rate
+    def __init__(self, output: Path, rate: int) -> None:
+        self.output, self.rate = output, rate
         self.raw = ""
         self.error: str | None = None
         self._process: asyncio.subprocess.Process | None = None
         self._said: list[str] = []
 
-    async def start(self, within: float = 20.0) -> None:
+    async def start(self, pid: int, within: float = 20.0) -> None:
         tool = py_spy()
         if tool is None:
             self.error = "py-spy is not installed (pip install py-spy)"
             return
         self.output.unlink(missing_ok=True)
         self._process = await asyncio.create_subprocess_exec(
-            *(tool, "record", "--pid", str(self.pid), "--rate", str(self.rate)),
+            *(tool, "record", "--pid", str(pid), "--rate", str(self.rate)),
             *("--nonblocking", "--format", "raw", "--output", str(self.output)),
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,  # its progress; its errors, with its own

@@ -81,8 +81,8 @@ async def test_py_spy_records_a_running_process_until_stopped(tmp_path: Path) ->
     )
     try:
         assert busy.stdout is not None and (await busy.stdout.readline()).strip() == b"ready"
-        sampling = Sampling(busy.pid, tmp_path / "profile.txt", rate=200)
-        await sampling.start()
+        sampling = Sampling(tmp_path / "profile.txt", rate=200)
+        await sampling.start(busy.pid)
         _skip_without_permission(sampling)
         await asyncio.sleep(1.5)
         await sampling.stop()
@@ -100,8 +100,8 @@ async def test_py_spy_records_a_running_process_until_stopped(tmp_path: Path) ->
 async def test_a_process_that_is_gone_gives_py_spys_reason_and_no_profile(tmp_path: Path) -> None:
     gone = await asyncio.create_subprocess_exec(sys.executable, "-c", "pass")
     await gone.wait()
-    sampling = Sampling(gone.pid, tmp_path / "profile.txt", rate=100)
-    await sampling.start()  # returns once py-spy has given up
+    sampling = Sampling(tmp_path / "profile.txt", rate=100)
+    await sampling.start(gone.pid)  # returns once py-spy has given up
     assert sampling.error is not None and "could not sample" in sampling.error
     assert "Error" in sampling.error  # py-spy's own line, not a backtrace's last
     await sampling.stop()
@@ -112,7 +112,7 @@ async def test_without_py_spy_there_is_a_reason_and_stopping_is_harmless(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr("bench.worker_profile.py_spy", lambda: None)
-    sampling = Sampling(1, tmp_path / "profile.txt", rate=100)
-    await sampling.start()
+    sampling = Sampling(tmp_path / "profile.txt", rate=100)
+    await sampling.start(1)
     await sampling.stop()
     assert sampling.raw == "" and sampling.error is not None and "not installed" in sampling.error
