@@ -26,7 +26,9 @@ there:
 3. where the CPU goes: one more pass of the processor worker, sampled by py-spy from outside
    (``bench/worker_profile.py``; ``--profile-rate 0`` leaves it out), its own CPU an event by
    stage, the network side included; and the pure core profiled here by stage, and the
-   batches' appends (``bench/stages.py``), against the worker's measured CPU an event;
+   batches' appends (``bench/stages.py``), against the worker's measured CPU an event; where
+   every event runs, the pure core beside the least Python that writes its outputs
+   (``bench/floor.py``);
 4. latency at half the measured maximum: send → run record and send → action command, and
    the same for one plain hop (the pipe of 1, in a process of its own, at the same load and
    read the same way), each p50/p95/p99;
@@ -77,6 +79,7 @@ from aiokafka.structs import ConsumerRecord, RecordMetadata
 from actions.registry import REGISTRY as ACTION_TYPES
 from bench.backtest import BacktestFigures
 from bench.backtest import measure as measure_backtest
+from bench.floor import bare_and_core
 from bench.kafka_io import (
     Offsets,
     RunCounter,
@@ -253,6 +256,10 @@ class WorkloadFigures:
     worker_profile_samples: int = 0
     worker_profile_error: str | None = None
     """Why there is no profile of the worker (no py-spy, no permission to attach)."""
+    bare_and_core_us: dict[str, float] = field(default_factory=dict)
+    """(every event runs) µs of CPU an event of "bare", the least Python that writes what the
+    core writes, and of "core", alternated (``bench/floor.py``): what the core costs beyond its
+    work, and what the work itself costs in CPython here."""
     codec_costs: dict[str, dict[str, float]] = field(default_factory=dict)
     """For each codec ``COEFLOW_COMPRESSION`` offers: "us", the send's µs an event with it, and
     "bytes", the record batches' bytes an event (``bench/stages.py``, ``codec_costs``)."""
@@ -916,6 +923,13 @@ async def measure_workload(
 
     mine.output_bytes_per_event = output_bytes(profiled, index)
     mine.cpu_us_by_stage = core_stages(profiled, index)
+    if workload.name == EVERY_EVENT:
+        mine.bare_and_core_us = bare_and_core(profiled, workload.workflows, index)
+        progress.done(
+            f"{name}: the least Python that writes the core's outputs, "
+            f"{mine.bare_and_core_us['bare']} µs an event, beside the core's "
+            f"{mine.bare_and_core_us['core']} (medians of alternated passes in this process)"
+        )
     producers = {  # batches are only built, never sent: none is started
         codec: AIOKafkaProducer(
             bootstrap_servers=bench.bootstrap,

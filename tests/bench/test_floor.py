@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import orjson
+import pytest
+
+from bench.floor import bare_and_core, bare_every_event_runs, bare_index
+from bench.workload import CreatedLeads, core_outcomes, every_event_workflows, index_of, workflows
+from coeflow.settings import Settings
+
+_TIMES = ("decided_at", "issued_at")
+"""The times of deciding, which the core takes from its clock."""
+
+
+def _comparable(value: bytes) -> dict[str, object]:
+    document = orjson.loads(value)
+    for name in _TIMES:
+        document.pop(name, None)
+    return document
+
+
+def test_the_bare_work_writes_what_the_core_writes_message_for_message() -> None:
+    events = list(CreatedLeads(30).events(600))
+    made = every_event_workflows(30)
+    settings = Settings(_env_file=None, kafka_bootstrap="floor:0")
+    core = [m for o in core_outcomes(events, index_of(made), settings) for m in o.messages]
+    bare = list(bare_every_event_runs(events, bare_index(made), datetime.now(UTC)))
+    assert len(bare) == len(core) > len(events)  # a run each, and a command for about half
+    for (topic, key, value), message in zip(bare, core, strict=True):
+        assert (topic, key) == (message.topic, message.key)
+        assert _comparable(value) == _comparable(message.value)
+
+
+def test_the_bare_work_refuses_workflows_it_does_not_do() -> None:
+    with pytest.raises(ValueError, match="not a workflow of the every-event-runs workload"):
+        bare_index(workflows(10, 10))
+
+
+def test_both_are_timed_over_the_same_events() -> None:
+    made = every_event_workflows(10)
+    figures = bare_and_core(list(CreatedLeads(10).events(200)), made, index_of(made), rounds=2)
+    assert set(figures) == {"bare", "core"} and all(us > 0 for us in figures.values())
