@@ -924,7 +924,7 @@ async def measure_workload(
     mine.output_bytes_per_event = output_bytes(profiled, index)
     mine.cpu_us_by_stage = core_stages(profiled, index)
     if workload.name == EVERY_EVENT:
-        mine.bare_and_core_us = bare_and_core(profiled, workload.workflows, index)
+        mine.bare_and_core_us = bare_and_core(profiled, workload.workflows)
         progress.done(
             f"{name}: the least Python that writes the core's outputs, "
             f"{mine.bare_and_core_us['bare']} µs an event, beside the core's "
