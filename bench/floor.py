@@ -113,6 +113,7 @@ def bare_every_event_runs(
                     "error": None,
                 }
             )
+        # written out, not made by the core's ``_run_document``: that call would time the core
         run = {
             "run_id": run_id,
             "tenant_id": workflow.tenant_id,
