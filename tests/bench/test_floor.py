@@ -40,6 +40,6 @@ def test_the_bare_work_refuses_workflows_it_does_not_do() -> None:
         bare_index([one.model_copy(update={"status": "inactive"})])
 
 
-def test_both_are_timed_over_the_same_events() -> None:
+def test_the_bare_work_and_the_core_are_both_timed() -> None:
     figures = bare_and_core(list(CreatedLeads(10).events(200)), every_event_workflows(10), rounds=2)
     assert set(figures) == {"bare", "core"} and all(us > 0 for us in figures.values())
