@@ -42,13 +42,16 @@ AUTH = {"Authorization": "Bearer any"}
 
 
 def lead(n: int, score: int, name: str = "") -> dict[str, Any]:
+    """A lead created ``n`` hours before the wall clock's now: the builder reads its window
+    ("the last 24 hours") from the wall clock, so the events must be placed by it too, not by
+    ``NOW`` (which they drifted out of a day after it)."""
     return {
         "event_id": f"evt-{n}",
         "tenant_id": "t-1",
         "record_type": "lead",
         "record_id": f"L-{n}",
         "operation": "created",
-        "occurred_at": (NOW - timedelta(hours=n)).isoformat(),
+        "occurred_at": (datetime.now(UTC) - timedelta(hours=n)).isoformat(),
         "before": None,
         "after": {
             "name": name or f"Lead {n}",
